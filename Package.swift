@@ -1,0 +1,36 @@
+// swift-tools-version: 6.0
+// Tern: a Kafka-compatible distributed replicated log. Toolchain only: no package dependencies.
+import PackageDescription
+
+
+let package = Package(
+    name: "Tern",
+    products: [
+        .executable(name: "tern", targets: ["tern"]),
+    ],
+    targets: [
+        // C shims: the CPU's CRC32 instruction (pure computation), and the syscalls Glibc's module lacks.
+        .target(name: "CChecksum", cSettings: [.unsafeFlags(["-O3"])]),
+        .target(name: "CSystem"),
+
+        // Deterministic core: never touches the OS, the clock, threads or a global random source.
+        .target(name: "TernCore", dependencies: ["CChecksum"], linkerSettings: [.linkedLibrary("m")]),
+        .target(name: "KafkaProtocol", dependencies: ["TernCore"]),
+        .target(name: "LogStorage", dependencies: ["TernCore", "KafkaProtocol"]),
+
+        // The two shells: real IO, and the deterministic simulator.
+        .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "CSystem"]),
+        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage"],
+                path: "Simulation/Sources/Simulator"),
+
+        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "Runtime", "Simulator"]),
+
+        .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
+        .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Simulator"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "LogStorage", "tern"]),
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
+                    path: "Simulation/Tests/SimulatorTests"),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,103 @@
+/// Builds big-endian integers, varints and byte runs into a growable array. Lengths and checksums
+/// that precede their data are written as placeholders and patched with `set`.
+public struct ByteWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public var count: Int { bytes.count }
+
+    @inline(__always)
+    public mutating func writeInteger<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.bigEndian) { bytes.append(contentsOf: $0) }
+    }
+
+    public mutating func writeInt8(_ value: Int8) { bytes.append(UInt8(bitPattern: value)) }
+    public mutating func writeUInt8(_ value: UInt8) { bytes.append(value) }
+    public mutating func writeInt16(_ value: Int16) { writeInteger(value) }
+    public mutating func writeInt32(_ value: Int32) { writeInteger(value) }
+    public mutating func writeUInt32(_ value: UInt32) { writeInteger(value) }
+    public mutating func writeInt64(_ value: Int64) { writeInteger(value) }
+    public mutating func writeBool(_ value: Bool) { bytes.append(value ? 1 : 0) }
+
+    public mutating func writeUnsignedVarint(_ value: UInt32) {
+        var remaining = value
+        while remaining >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
+            remaining >>= 7
+        }
+        bytes.append(UInt8(remaining))
+    }
+
+    public mutating func writeUnsignedVarlong(_ value: UInt64) {
+        var remaining = value
+        while remaining >= 0x80 {
+            bytes.append(UInt8(truncatingIfNeeded: remaining) | 0x80)
+            remaining >>= 7
+        }
+        bytes.append(UInt8(remaining))
+    }
+
+    public mutating func writeVarint(_ value: Int32) {
+        writeUnsignedVarint(UInt32(bitPattern: (value << 1) ^ (value >> 31)))
+    }
+
+    public mutating func writeVarlong(_ value: Int64) {
+        writeUnsignedVarlong(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+    }
+
+    public mutating func writeBytes<C: Collection>(_ data: C) where C.Element == UInt8 {
+        bytes.append(contentsOf: data)
+    }
+
+    public mutating func writeString(_ text: String) {
+        bytes.append(contentsOf: text.utf8)
+    }
+
+    /// Overwrites a big-endian integer at `index` (a placeholder written earlier).
+    public mutating func set<T: FixedWidthInteger>(_ value: T, at index: Int) {
+        precondition(index >= 0 && index + MemoryLayout<T>.size <= bytes.count, "patch outside the written bytes")
+        bytes.withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: index, as: T.self) }
+    }
+
+    public mutating func removeAll(keepingCapacity: Bool = true) {
+        bytes.removeAll(keepingCapacity: keepingCapacity)
+    }
+
+    /// Hands the bytes over and leaves the writer empty.
+    public mutating func take() -> [UInt8] {
+        defer { bytes = [] }
+        return bytes
+    }
+}
+
+/// Number of bytes `writeUnsignedVarint` uses for `value`.
+public func unsignedVarintSize(_ value: UInt64) -> Int {
+    var size = 1
+    var remaining = value >> 7
+    while remaining != 0 { size += 1; remaining >>= 7 }
+    return size
+}
+
+/// Number of bytes `writeVarint`/`writeVarlong` uses for `value` after zig-zag encoding.
+public func varintSize(_ value: Int64) -> Int {
+    unsignedVarintSize(UInt64(bitPattern: (value << 1) ^ (value >> 63)))
+}
+
+/// Big-endian integer access on raw byte arrays, for headers read and patched in place.
+extension Array where Element == UInt8 {
+    @inline(__always)
+    public func loadBigEndian<T: FixedWidthInteger>(_: T.Type, at index: Int) -> T {
+        precondition(index >= 0 && index + MemoryLayout<T>.size <= count, "load outside the buffer")
+        return withUnsafeBytes { T(bigEndian: $0.loadUnaligned(fromByteOffset: index, as: T.self)) }
+    }
+
+    @inline(__always)
+    public mutating func storeBigEndian<T: FixedWidthInteger>(_ value: T, at index: Int) {
+        precondition(index >= 0 && index + MemoryLayout<T>.size <= count, "store outside the buffer")
+        withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: index, as: T.self) }
+    }
+}
