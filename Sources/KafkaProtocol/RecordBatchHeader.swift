@@ -84,19 +84,23 @@ public struct RecordBatchHeader: Equatable, Sendable {
     }
 
     /// The structural checks a log applies to every stored batch: magic, length within `available`,
-    /// offset-delta/count agreement, and the CRC over bytes 21..end.
+    /// the CRC over bytes 21..end, and offset-delta/count agreement.
+    ///
+    /// The CRC is checked before the fields it covers, so any damage to bytes 21..end is reported
+    /// as corruption (`crcMismatch`, Kafka's retriable CORRUPT_MESSAGE) and never mistaken for a
+    /// malformed batch.
     public static func validateFraming(_ bytes: [UInt8], at start: Int = 0) throws(RecordBatchError) -> RecordBatchHeader {
         let header = try read(bytes, at: start)
         guard header.magic == RecordBatchLayout.currentMagic else { throw .unsupportedMagic(header.magic) }
         guard header.totalSize <= bytes.count - start else {
             throw .truncated(available: bytes.count - start)
         }
+        let computed = CRC32C.checksum(bytes, range: (start + RecordBatchLayout.crcCoveredStart)..<(start + header.totalSize))
+        guard computed == header.crc else { throw .crcMismatch(stored: header.crc, computed: computed) }
         guard header.recordsCount > 0, header.lastOffsetDelta >= 0,
               Int64(header.lastOffsetDelta) + 1 == Int64(header.recordsCount) else {
             throw .recordCountMismatch(lastOffsetDelta: header.lastOffsetDelta, recordsCount: header.recordsCount)
         }
-        let computed = CRC32C.checksum(bytes, range: (start + RecordBatchLayout.crcCoveredStart)..<(start + header.totalSize))
-        guard computed == header.crc else { throw .crcMismatch(stored: header.crc, computed: computed) }
         return header
     }
 
@@ -104,6 +108,27 @@ public struct RecordBatchHeader: Equatable, Sendable {
     public static func assign(baseOffset: Int64, partitionLeaderEpoch: Int32, in bytes: inout [UInt8], at start: Int = 0) {
         bytes.storeBigEndian(baseOffset, at: start + RecordBatchLayout.baseOffset)
         bytes.storeBigEndian(partitionLeaderEpoch, at: start + RecordBatchLayout.partitionLeaderEpoch)
+    }
+
+    /// Recomputes the CRC of the batch at `start` from its `batchLength` and stores it. For bytes
+    /// this process wrote or rewrote itself: the batch must lie inside `bytes`.
+    public static func sealCRC(in bytes: inout [UInt8], at start: Int = 0) {
+        precondition(start >= 0 && bytes.count - start >= RecordBatchLayout.headerSize, "sealing a batch outside the buffer")
+        let batchLength = bytes.loadBigEndian(Int32.self, at: start + RecordBatchLayout.batchLength)
+        let end = start + RecordBatchLayout.logOverhead + Int(batchLength)
+        precondition(batchLength >= 0 && end <= bytes.count, "sealing a batch whose length runs past the buffer")
+        let crc = CRC32C.checksum(bytes, range: (start + RecordBatchLayout.crcCoveredStart)..<end)
+        bytes.storeBigEndian(crc, at: start + RecordBatchLayout.crc)
+    }
+
+    /// The LogAppendTime rewrite of a topic with `message.timestamp.type=LogAppendTime`: sets the
+    /// timestamp-type bit and maxTimestamp, both inside the CRC, then reseals the CRC. Records
+    /// keep their deltas; consumers read every record's time as maxTimestamp.
+    public static func assignLogAppendTime(_ timestamp: Int64, in bytes: inout [UInt8], at start: Int = 0) {
+        let attributes = bytes.loadBigEndian(Int16.self, at: start + RecordBatchLayout.attributes)
+        bytes.storeBigEndian(attributes | RecordBatchAttributes.logAppendTimeBit, at: start + RecordBatchLayout.attributes)
+        bytes.storeBigEndian(timestamp, at: start + RecordBatchLayout.maxTimestamp)
+        sealCRC(in: &bytes, at: start)
     }
 }
 
@@ -118,6 +143,16 @@ public enum RecordBatchError: Error, Equatable, Sendable, CustomStringConvertibl
     case invalidProducerFields(String)
     case invalidControlBatch(String)
     case tooLarge(size: Int, limit: Int)
+    /// A client batch must arrive with baseOffset 0; the leader assigns the real one.
+    case invalidBaseOffset(Int64)
+    /// Compression bits 5, 6 and 7 name no codec.
+    case unsupportedCompression(codecID: Int)
+    /// The records of a compressed batch were asked for; Tern keeps such batches opaque.
+    case recordsAreCompressed(CompressionCodec)
+    /// Record `index` carries offsetDelta `offsetDelta`; in a valid batch the two are equal.
+    case recordOffsetMismatch(index: Int32, offsetDelta: Int32)
+    /// Bytes followed the batch where exactly one batch was expected (a produce partition).
+    case trailingBytes(count: Int)
 
     public var description: String {
         switch self {
@@ -131,6 +166,13 @@ public enum RecordBatchError: Error, Equatable, Sendable, CustomStringConvertibl
         case let .invalidProducerFields(reason): return "invalid producer fields: \(reason)"
         case let .invalidControlBatch(reason): return "invalid control batch: \(reason)"
         case let .tooLarge(size, limit): return "record batch of \(size) bytes exceeds the limit of \(limit)"
+        case let .invalidBaseOffset(offset): return "a client record batch must have baseOffset 0, not \(offset)"
+        case let .unsupportedCompression(codecID): return "compression codec \(codecID) is not supported"
+        case let .recordsAreCompressed(codec):
+            return "the records of a \(codec)-compressed batch are kept opaque and cannot be decoded"
+        case let .recordOffsetMismatch(index, offsetDelta):
+            return "record \(index) has offsetDelta \(offsetDelta), expected \(index)"
+        case let .trailingBytes(count): return "\(count) bytes follow the record batch"
         }
     }
 }
