@@ -1,0 +1,144 @@
+import TernCore
+import KafkaProtocol
+
+extension PartitionLog {
+    /// Removes every batch whose last offset is at or after `offset` (a batch containing it goes
+    /// whole) and returns the new log end offset. A follower calls this with the end offset of the
+    /// leader's epoch, never with its own high watermark.
+    ///
+    /// Truncating below the durable offset is a barrier: appends are refused until the truncated
+    /// files, the directory and a lowered checkpoint are durable. Otherwise new data written over
+    /// the truncated range could reach the disk by writeback while the old checkpoint still
+    /// vouches for that range, and recovery would trust a mix of old and new bytes.
+    @discardableResult
+    public func truncate(to offset: Offset) throws(LogError) -> Offset {
+        if let failure { throw .offline(reason: failure) }
+        guard offset < logEndOffset else { return logEndOffset }
+        var touched: [DiskFile] = []
+        while segments.count > 1, segments[segments.count - 1].baseOffset >= offset {
+            let removed = segments.removeLast()
+            delete(removed)
+        }
+        do {
+            try truncateActiveSegment(keepingBelow: offset)
+        } catch {
+            throw fail("truncation of \(activeSegment.logPath) failed: \(error)")
+        }
+        touched.append(activeSegment.logFile)
+        touched.append(activeSegment.indexFile)
+        if let corruption, corruption.offset >= logEndOffset { self.corruption = nil }
+        afterRemovingTail(touched: touched)
+        return logEndOffset
+    }
+
+    /// Empties the log and restarts it at `offset` (a follower whose log does not overlap the
+    /// leader's, or a replica being rebuilt after corruption).
+    public func truncateFully(startingAt offset: Offset, now: Instant) throws(LogError) {
+        if let failure { throw .offline(reason: failure) }
+        for segment in segments { delete(segment) }
+        segments.removeAll()
+        do { segments.append(try createSegment(baseOffset: offset, now: now)) } catch {
+            throw fail("segment creation failed: \(error)")
+        }
+        logStartOffset = offset
+        highWatermark = offset
+        leaderEpochs = LeaderEpochCache()
+        corruption = nil
+        afterRemovingTail(touched: [activeSegment.logFile, activeSegment.indexFile], restartingAt: offset)
+    }
+
+    /// Bookkeeping shared by both truncations: high watermark, epochs and the durability barrier.
+    private func afterRemovingTail(touched: [DiskFile], restartingAt restart: Offset? = nil) {
+        let end = logEndOffset
+        highWatermark = min(highWatermark, end)
+        leaderEpochs.truncate(fromEnd: end)
+        flushedOffset = min(flushedOffset, end)
+        let needsBarrier = restart != nil || end < durableOffset
+        durability.truncate(to: min(end, restart.map { _ in durableOffset } ?? end))
+        guard needsBarrier else { return }
+        var tokens = touched.map { disk.sync($0) }
+        tokens.append(disk.syncDirectory(directory))
+        truncationBarrier = .max
+        let generation = checkpoint()
+        truncationBarrier = generation
+        durability.enqueue(target: max(durableOffset, end), tokens: tokens, checkpointGeneration: generation)
+        flushedOffset = end
+    }
+
+    /// Cuts the active segment before the first batch whose last offset reaches `offset`.
+    private func truncateActiveSegment(keepingBelow offset: Offset) throws(DiskError) {
+        var segment = activeSegment
+        let start = segment.scanStart(for: offset)
+        let cut: Int64
+        var maxTimestamp = segment.index.floorEntry(position: UInt32(clamping: start.position))?.maxTimestamp ?? -1
+        var lastPosition: Int64 = -1
+        var lastBase = segment.baseOffset
+        var nextOffset = start.offset
+        let end = try scanSegmentFile(segment.logFile, size: segment.size, from: start.position, verifyChecksums: false,
+                                      bufferBytes: configuration.scanBufferBytes, disk: disk) { at, header in
+            guard Offset(header.lastOffset) < offset else { return false }
+            maxTimestamp = max(maxTimestamp, header.maxTimestamp)
+            lastPosition = at
+            lastBase = Offset(header.baseOffset)
+            nextOffset = Offset(header.nextOffset)
+            return true
+        }
+        switch end {
+        case .endOfFile: cut = segment.size
+        case let .stopped(position), let .torn(position), let .invalid(position, _): cut = position
+        }
+        try disk.truncate(segment.logFile, to: cut)
+        if let indexSize = segment.index.truncate(atPosition: UInt32(clamping: cut)) {
+            try disk.truncate(segment.indexFile, to: indexSize)
+        }
+        segment.indexNeedsSync = true
+        segment.size = cut
+        segment.nextOffset = cut == 0 ? segment.baseOffset : nextOffset
+        segment.maxTimestamp = cut == 0 ? -1 : maxTimestamp
+        segment.lastBatchPosition = cut == 0 ? -1 : lastPosition
+        segment.lastBatchBaseOffset = cut == 0 ? segment.baseOffset : lastBase
+        segment.bytesSinceIndexEntry = Int(cut - Int64(segment.index.last?.position ?? 0))
+        if cut == 0 { segment.rollTimestamp = nil }
+        activeSegment = segment
+    }
+
+    func delete(_ segment: LogSegment) {
+        disk.close(segment.logFile)
+        disk.close(segment.indexFile)
+        // A removal that does not reach the disk before a crash is harmless: recovery drops
+        // segments below the log start and segments that do not continue the log.
+        try? disk.remove(segment.logPath)
+        try? disk.remove(segment.indexPath)
+    }
+
+    /// Moves the log start forward (DeleteRecords, retention): offsets below it are no longer
+    /// served, and whole segments below it are deleted. Never past the high watermark.
+    public func advanceLogStartOffset(to offset: Offset) {
+        guard offset > logStartOffset else { return }
+        precondition(offset <= highWatermark, "log start \(offset) may not pass the high watermark \(highWatermark)")
+        logStartOffset = offset
+        while segments.count > 1, segments[1].baseOffset <= offset {
+            delete(segments.removeFirst())
+        }
+        leaderEpochs.truncate(fromStart: offset)
+    }
+
+    /// Deletes whole sealed segments that retention by time or size allows, oldest first, and only
+    /// below the high watermark. Returns how many were deleted.
+    @discardableResult
+    public func applyRetention(now: Instant) -> Int {
+        var deleted = 0
+        var total = sizeInBytes
+        while segments.count > 1, segments[0].nextOffset <= highWatermark {
+            let oldest = segments[0]
+            let expiredByTime = configuration.retentionMilliseconds >= 0
+                && oldest.maxTimestamp < now.milliseconds - configuration.retentionMilliseconds
+            let overSize = configuration.retentionBytes >= 0 && total - oldest.size >= configuration.retentionBytes
+            guard expiredByTime || overSize else { break }
+            total -= oldest.size
+            advanceLogStartOffset(to: oldest.nextOffset)
+            deleted += 1
+        }
+        return deleted
+    }
+}

@@ -1,0 +1,315 @@
+import TernCore
+import KafkaProtocol
+
+/// What an append wrote.
+public struct AppendInfo: Equatable, Sendable {
+    public var firstOffset: Offset
+    public var lastOffset: Offset
+    public var batchCount: Int
+    public var maxTimestamp: Int64
+    public var bytes: Int
+}
+
+/// A segmented, append-only partition log over a `Disk`: RecordBatch v2 bytes stored as they
+/// arrived, a sparse offset index per segment, leader-epoch history, and crash recovery.
+///
+/// Durability is explicit. `append` writes to the page cache; `flush` requests a sync of
+/// everything appended so far (callers flush once per event-loop turn: that is group commit);
+/// completions come back through `handle(_:)`, and `durableOffset` says how far the log is
+/// durable. Nothing below `durableOffset` can be lost by a crash; recovery scans from the last
+/// checkpointed durable offset (the recovery point).
+public final class PartitionLog {
+    public let directory: String
+    public let configuration: LogConfiguration
+    let disk: any Disk
+    var segments: [LogSegment]
+    public internal(set) var logStartOffset: Offset
+    public internal(set) var highWatermark: Offset
+    public internal(set) var leaderEpochs: LeaderEpochCache
+    var durability: DurabilityQueue
+    var checkpointWriter: AtomicFileWriter
+    /// Another checkpoint was asked for while one was in flight.
+    var checkpointWanted = false
+    var lastWrittenCheckpoint: PartitionCheckpoint?
+    /// Log end offset covered by the last flush request.
+    var flushedOffset: Offset
+    /// A truncation below the durable offset is waiting for this checkpoint generation.
+    var truncationBarrier: UInt64?
+    /// Corruption found below the recovery point: nothing at or past its offset is served.
+    public internal(set) var corruption: LogCorruption?
+    /// Set when a write or sync failed; the log then refuses all work.
+    public internal(set) var failure: String?
+    public internal(set) var recoveryReport = RecoveryReport()
+    /// Segment files past a corruption, kept for repair and removed by `discardFromCorruption`.
+    var orphanedPaths: [String] = []
+
+    init(directory: String, configuration: LogConfiguration, disk: any Disk, segments: [LogSegment],
+         logStartOffset: Offset, highWatermark: Offset, leaderEpochs: LeaderEpochCache, durableOffset: Offset) {
+        precondition(!segments.isEmpty, "a log always has an active segment")
+        self.directory = directory
+        self.configuration = configuration
+        self.disk = disk
+        self.segments = segments
+        self.logStartOffset = logStartOffset
+        self.highWatermark = highWatermark
+        self.leaderEpochs = leaderEpochs
+        self.durability = DurabilityQueue(durableOffset: durableOffset)
+        self.checkpointWriter = AtomicFileWriter(path: joinPath(directory, PartitionCheckpoint.fileName))
+        self.flushedOffset = durableOffset
+    }
+
+    // MARK: State
+
+    public var logEndOffset: Offset { segments[segments.count - 1].nextOffset }
+    /// Every offset below this is on stable storage.
+    public var durableOffset: Offset { durability.durableOffset }
+    public var segmentCount: Int { segments.count }
+    public var sizeInBytes: Int64 { segments.reduce(0) { $0 + $1.size } }
+    public var segmentBaseOffsets: [Offset] { segments.map(\.baseOffset) }
+    /// No sync, checkpoint or truncation barrier outstanding.
+    public var isIdle: Bool { durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && truncationBarrier == nil }
+    public var isTruncating: Bool { truncationBarrier != nil }
+
+    var activeSegment: LogSegment {
+        get { segments[segments.count - 1] }
+        set { segments[segments.count - 1] = newValue }
+    }
+
+    func ensureWritable() throws(LogError) {
+        if let failure { throw .offline(reason: failure) }
+        if let corruption { throw .corrupt(corruption) }
+        if truncationBarrier != nil { throw .truncationInProgress }
+    }
+
+    /// A write or sync failed: the page cache may now disagree with the disk, so the log stops.
+    func fail(_ reason: String) -> LogError {
+        if failure == nil { failure = reason }
+        return .offline(reason: failure ?? reason)
+    }
+
+    // MARK: Append
+
+    /// Appends client batches as the leader: each gets the next offsets and the leader's epoch.
+    /// The caller has validated them (framing, CRC, producer rules); `batches` may hold several
+    /// back to back and is rewritten in place (base offset, partition leader epoch).
+    @discardableResult
+    public func appendAsLeader(_ batches: inout [UInt8], leaderEpoch: LeaderEpoch, now: Instant) throws(LogError) -> AppendInfo {
+        try ensureWritable()
+        guard leaderEpochs.accepts(epoch: leaderEpoch) else {
+            preconditionFailure("leader epoch \(leaderEpoch) is older than the log's latest \(String(describing: leaderEpochs.latestEpoch))")
+        }
+        var next = logEndOffset
+        var position = 0
+        while position < batches.count {
+            let header: RecordBatchHeader
+            do { header = try RecordBatchHeader.read(batches, at: position) } catch { throw .invalidBatch(error) }
+            guard header.totalSize <= batches.count - position else { throw .invalidBatch(.truncated(available: batches.count - position)) }
+            RecordBatchHeader.assign(baseOffset: next.rawValue, partitionLeaderEpoch: leaderEpoch.rawValue, in: &batches, at: position)
+            next = next + Int64(header.lastOffsetDelta) + 1
+            position += header.totalSize
+        }
+        return try write(batches, now: now)
+    }
+
+    /// Appends batches fetched from the leader, offsets and epochs as they are. They must start at
+    /// the log end offset, be contiguous, carry valid CRCs and never go back in epoch.
+    @discardableResult
+    public func appendAsFollower(_ batches: [UInt8], now: Instant) throws(LogError) -> AppendInfo {
+        try ensureWritable()
+        var expected = logEndOffset
+        var epochs = leaderEpochs
+        var failure: LogError?
+        let walk = walkBatches(in: batches, from: 0, verifyChecksums: true) { _, header in
+            guard Offset(header.baseOffset) == expected else {
+                failure = .nonContiguousAppend(expected: expected, received: Offset(header.baseOffset))
+                return false
+            }
+            guard epochs.assign(epoch: LeaderEpoch(header.partitionLeaderEpoch), startOffset: expected) else {
+                failure = .invalidBatch(.invalidRecord("leader epoch \(header.partitionLeaderEpoch) goes backwards"))
+                return false
+            }
+            expected = Offset(header.nextOffset)
+            return true
+        }
+        if let failure { throw failure }
+        switch walk.stop {
+        case .endOfBuffer, .stoppedByVisitor: break
+        case let .invalid(error): throw .invalidBatch(error)
+        case .incomplete: throw .invalidBatch(.truncated(available: batches.count - walk.position))
+        }
+        return try write(batches, now: now)
+    }
+
+    /// Writes framed batches (offsets already final) at the log end, rolling segments as needed.
+    private func write(_ batches: [UInt8], now: Instant) throws(LogError) -> AppendInfo {
+        precondition(!batches.isEmpty, "an append carries at least one batch")
+        let first = logEndOffset
+        var info = AppendInfo(firstOffset: first, lastOffset: first, batchCount: 0, maxTimestamp: -1, bytes: batches.count)
+        var runStart = 0
+        var position = 0
+        while position < batches.count {
+            let header: RecordBatchHeader
+            do { header = try RecordBatchHeader.read(batches, at: position) } catch { throw .invalidBatch(error) }
+            guard Int64(header.totalSize) <= configuration.segmentBytes else {
+                throw .batchTooLarge(size: header.totalSize, segmentBytes: configuration.segmentBytes)
+            }
+            let pendingRun = Int64(position - runStart)
+            if shouldRoll(adding: pendingRun + Int64(header.totalSize), firstTimestamp: header.maxTimestamp, now: now) {
+                try writeRun(batches, runStart..<position)
+                runStart = position
+                try roll(now: now)
+            }
+            info.batchCount += 1
+            info.lastOffset = Offset(header.lastOffset)
+            info.maxTimestamp = max(info.maxTimestamp, header.maxTimestamp)
+            position += header.totalSize
+        }
+        try writeRun(batches, runStart..<position)
+        return info
+    }
+
+    /// Writes whole batches into the active segment with one write, then records them.
+    private func writeRun(_ batches: [UInt8], _ range: Range<Int>) throws(LogError) {
+        guard !range.isEmpty else { return }
+        let start = activeSegment.size
+        let outcome = batches.withUnsafeBytes { raw in
+            Result { () throws(DiskError) in
+                try disk.write(activeSegment.logFile, at: start, UnsafeRawBufferPointer(rebasing: raw[range]))
+            }
+        }
+        if case let .failure(error) = outcome { throw fail("write to \(activeSegment.logPath) failed: \(error)") }
+        var position = range.lowerBound
+        while position < range.upperBound {
+            let header = try! RecordBatchHeader.read(batches, at: position)
+            let segmentPosition = start + Int64(position - range.lowerBound)
+            leaderEpochs.assign(epoch: LeaderEpoch(header.partitionLeaderEpoch), startOffset: Offset(header.baseOffset))
+            activeSegment.recordAppended(header, at: segmentPosition, indexIntervalBytes: configuration.indexIntervalBytes)
+            position += header.totalSize
+        }
+    }
+
+    private func shouldRoll(adding bytes: Int64, firstTimestamp: Int64, now: Instant) -> Bool {
+        let segment = activeSegment
+        guard !segment.isEmpty else { return false }
+        if segment.size + bytes > configuration.segmentBytes { return true }
+        let rollBase = segment.rollTimestamp ?? segment.openedAtMilliseconds
+        return now.milliseconds - rollBase >= configuration.segmentMilliseconds
+    }
+
+    /// Seals the active segment and starts a new one at the log end offset. The sealed segment's
+    /// data and index and the new file's directory entry must be durable before anything after
+    /// the roll counts as durable.
+    func roll(now: Instant) throws(LogError) {
+        let base = logEndOffset
+        activeSegment.addSealEntry()
+        do { try activeSegment.writeIndex(disk: disk) } catch { throw fail("index write failed: \(error)") }
+        activeSegment.indexNeedsSync = false
+        let sealed = activeSegment
+        let segment: LogSegment
+        do { segment = try createSegment(baseOffset: base, now: now) } catch { throw fail("segment creation failed: \(error)") }
+        segments.append(segment)
+        let tokens = [disk.sync(sealed.logFile), disk.sync(sealed.indexFile), disk.syncDirectory(directory)]
+        durability.enqueue(target: base, tokens: tokens)
+        flushedOffset = base
+    }
+
+    func createSegment(baseOffset: Offset, now: Instant) throws(DiskError) -> LogSegment {
+        let logPath = joinPath(directory, LogSegment.fileName(baseOffset: baseOffset, suffix: ".log"))
+        let indexPath = joinPath(directory, LogSegment.fileName(baseOffset: baseOffset, suffix: ".index"))
+        let logFile = try disk.open(logPath, create: true)
+        let indexFile = try disk.open(indexPath, create: true)
+        try disk.truncate(logFile, to: 0)
+        try disk.truncate(indexFile, to: 0)
+        return LogSegment(baseOffset: baseOffset, directory: directory, logFile: logFile, indexFile: indexFile,
+                          openedAtMilliseconds: now.milliseconds)
+    }
+
+    // MARK: Durability
+
+    /// Requests a sync of everything appended since the last flush. Cheap when nothing changed.
+    public func flush() {
+        guard failure == nil, logEndOffset > flushedOffset else { return }
+        let token = disk.sync(activeSegment.logFile)
+        flushedOffset = logEndOffset
+        durability.enqueue(target: logEndOffset, tokens: [token])
+    }
+
+    /// Feeds a sync completion. Returns false if the token is not this log's.
+    @discardableResult
+    public func handle(_ completion: SyncCompletion) -> Bool {
+        if durability.complete(completion.token) {
+            if case let .failure(error) = completion.result { _ = fail("sync failed: \(error)") }
+            return true
+        }
+        let progress: AtomicFileWriter.Progress
+        do {
+            progress = try checkpointWriter.handle(completion, disk: disk)
+        } catch {
+            _ = fail("checkpoint write failed: \(error)")
+            return true
+        }
+        switch progress {
+        case .notMine: return false
+        case .inProgress: return true
+        case let .completed(generation):
+            durability.checkpointCompleted(generation: generation)
+            if truncationBarrier.map({ $0 <= generation }) == true { truncationBarrier = nil }
+            if checkpointWanted { startCheckpoint() }
+            return true
+        }
+    }
+
+    /// Writes the checkpoint (recovery point = durable offset, high watermark, log start, epochs)
+    /// if it changed. Returns the generation that will carry the current state.
+    @discardableResult
+    public func checkpoint() -> UInt64 {
+        guard failure == nil else { return checkpointWriter.currentGeneration }
+        if !checkpointWriter.isIdle {
+            checkpointWanted = true
+            return checkpointWriter.currentGeneration + 1
+        }
+        return startCheckpoint()
+    }
+
+    @discardableResult
+    private func startCheckpoint() -> UInt64 {
+        checkpointWanted = false
+        let state = PartitionCheckpoint(logStartOffset: logStartOffset, recoveryPoint: durableOffset,
+                                        highWatermark: min(highWatermark, durableOffset),
+                                        leaderEpochs: leaderEpochs.entries.filter { $0.startOffset < logEndOffset })
+        if state == lastWrittenCheckpoint && truncationBarrier == nil { return checkpointWriter.completedGeneration }
+        // The index entries below the recovery point must be durable before the checkpoint vouches
+        // for them: recovery starts its scan at the indexed batch at or before the recovery point.
+        var prerequisites: [SyncToken] = []
+        do {
+            for position in segments.indices {
+                try segments[position].writeIndex(disk: disk)
+                guard segments[position].indexNeedsSync else { continue }
+                segments[position].indexNeedsSync = false
+                prerequisites.append(disk.sync(segments[position].indexFile))
+            }
+            let generation = try checkpointWriter.start(contents: state.encode(), after: prerequisites, disk: disk)
+            lastWrittenCheckpoint = state
+            return generation
+        } catch {
+            _ = fail("checkpoint write failed: \(error)")
+            return checkpointWriter.currentGeneration
+        }
+    }
+
+    /// Records the high watermark (the replication layer decides it). It never passes the log end.
+    public func updateHighWatermark(_ offset: Offset) {
+        precondition(offset <= logEndOffset, "high watermark \(offset) beyond log end \(logEndOffset)")
+        highWatermark = max(offset, logStartOffset)
+    }
+
+    /// Closes every file. Callers wanting a clean reopen flush and checkpoint first and wait for
+    /// `isIdle`.
+    public func close() {
+        for segment in segments {
+            disk.close(segment.logFile)
+            disk.close(segment.indexFile)
+        }
+        segments.removeAll()
+    }
+}
