@@ -65,8 +65,8 @@ extension PartitionLog {
         var position = segment.scanStart(for: result.nextOffset).position
         let readAhead = Int64(configuration.indexIntervalBytes) + 65_536
         while position < segment.size {
-            let budget = result.bytes.isEmpty ? 0 : Int64(maxBytes - result.bytes.count)
-            let wanted = min(segment.size - position, max(budget, 0) + readAhead)
+            let budget = result.bytes.isEmpty ? 0 : Int64(max(0, maxBytes - result.bytes.count))
+            let wanted = min(segment.size - position, min(budget, segment.size) + readAhead)
             let chunk: [UInt8]
             do { chunk = try disk.read(segment.logFile, at: position, count: Int(wanted)) } catch {
                 throw fail("read of \(segment.logPath) failed: \(error)")
@@ -75,7 +75,7 @@ extension PartitionLog {
             let walk = walkBatches(in: chunk, from: 0, verifyChecksums: true) { start, header in
                 if Offset(header.lastOffset) < result.nextOffset { return true }
                 if Offset(header.nextOffset) > upper { done = true; return false }
-                if !result.bytes.isEmpty && result.bytes.count + header.totalSize > maxBytes { done = true; return false }
+                if !result.bytes.isEmpty && header.totalSize > maxBytes - result.bytes.count { done = true; return false }
                 if result.firstBatchOffset == nil { result.firstBatchOffset = Offset(header.baseOffset) }
                 result.bytes.append(contentsOf: chunk[start..<(start + header.totalSize)])
                 result.nextOffset = Offset(header.nextOffset)
@@ -89,7 +89,7 @@ extension PartitionLog {
             case let .incomplete(needed):
                 // A batch runs past the chunk: read again from it, large enough to hold it whole,
                 // unless it would not fit the byte budget anyway.
-                if !result.bytes.isEmpty && result.bytes.count + needed > maxBytes { return false }
+                if !result.bytes.isEmpty && needed > maxBytes - result.bytes.count { return false }
                 let batchStart = position + Int64(walk.position)
                 guard batchStart + Int64(needed) <= segment.size else {
                     throw .corrupt(LogCorruption(file: segment.logPath, position: batchStart, offset: result.nextOffset,

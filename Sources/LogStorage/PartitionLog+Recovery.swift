@@ -47,13 +47,8 @@ extension PartitionLog {
             throw fail("repair of \(found.file) failed: \(error)")
         }
         corruption = nil
-        truncationBarrier = .max
-        let generation = checkpoint()
-        truncationBarrier = generation
         durability.truncate(to: logEndOffset)
-        durability.enqueue(target: logEndOffset, tokens: [disk.sync(activeSegment.logFile), disk.syncDirectory(directory)],
-                           checkpointGeneration: generation)
-        flushedOffset = logEndOffset
+        raiseTruncationBarrier(syncing: [activeSegment.logFile])
     }
 }
 
@@ -106,6 +101,11 @@ private struct Recovery {
         // Files created or cut here, and the directory itself, reach the disk only with their
         // directories; bytes read back after a process crash may still be only in the page cache.
         log.durability.enqueue(target: durable, tokens: [disk.syncDirectory(directory), disk.syncDirectory(parentDirectory(of: directory))])
+        if let checkpoint, logEnd < checkpoint.recoveryPoint {
+            // A truncation reached the disk but its checkpoint did not: until a lowered one is
+            // durable, the old checkpoint would vouch for whatever is written next below it.
+            log.raiseTruncationBarrier(syncing: [segments[segments.count - 1].logFile])
+        }
         log.flush()
         return log
     }

@@ -56,13 +56,20 @@ extension PartitionLog {
         let needsBarrier = restart != nil || end < durableOffset
         durability.truncate(to: min(end, restart.map { _ in durableOffset } ?? end))
         guard needsBarrier else { return }
-        var tokens = touched.map { disk.sync($0) }
+        raiseTruncationBarrier(syncing: touched)
+    }
+
+    /// Refuses appends until `files`, the directory and a checkpoint of the current state are
+    /// durable: the disk must stop vouching for offsets the log no longer holds before any new
+    /// data can land on them.
+    func raiseTruncationBarrier(syncing files: [DiskFile]) {
+        var tokens = files.map { disk.sync($0) }
         tokens.append(disk.syncDirectory(directory))
         truncationBarrier = .max
         let generation = checkpoint()
         truncationBarrier = generation
-        durability.enqueue(target: max(durableOffset, end), tokens: tokens, checkpointGeneration: generation)
-        flushedOffset = end
+        durability.enqueue(target: max(durableOffset, logEndOffset), tokens: tokens, checkpointGeneration: generation)
+        flushedOffset = logEndOffset
     }
 
     /// Cuts the active segment before the first batch whose last offset reaches `offset`.
