@@ -1,1 +1,49 @@
-print("tern")
+// The `tern` command line. Each subcommand lives in its own file; this file only dispatches.
+#if canImport(Glibc)
+import Glibc
+#endif
+
+let usage = """
+    usage: tern <command> [options]
+
+    commands:
+      bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
+      demo log DIR               append, crash-free reopen and read back a small log in DIR
+      help                       this text
+
+    internal:
+      storage-crash-child DIR SEED   append and sync until killed, printing each durable offset (used by tests)
+    """
+
+func fail(_ message: String) -> Never {
+    var standardError = StandardError()
+    print("tern: \(message)", to: &standardError)
+    exit(2)
+}
+
+struct StandardError: TextOutputStream {
+    mutating func write(_ text: String) {
+        var bytes = Array(text.utf8)
+        _ = bytes.withUnsafeMutableBytes { Glibc.write(2, $0.baseAddress, $0.count) }
+    }
+}
+
+var arguments = Array(CommandLine.arguments.dropFirst())
+guard let command = arguments.first else { print(usage); exit(2) }
+arguments.removeFirst()
+
+switch command {
+case "bench":
+    guard arguments.first == "log" else { fail("unknown benchmark '\(arguments.first ?? "")'; try 'tern bench log'") }
+    runLogBenchmark(Array(arguments.dropFirst()))
+case "demo":
+    guard arguments.first == "log", arguments.count == 2 else { fail("usage: tern demo log DIR") }
+    runLogDemo(directory: arguments[1])
+case "storage-crash-child":
+    guard arguments.count == 2, let seed = UInt64(arguments[1]) else { fail("usage: tern storage-crash-child DIR SEED") }
+    runStorageCrashChild(directory: arguments[0], seed: seed)
+case "help", "--help", "-h":
+    print(usage)
+default:
+    fail("unknown command '\(command)'\n\(usage)")
+}
