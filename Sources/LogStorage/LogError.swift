@@ -24,8 +24,9 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A follower append does not start at the log end offset.
     case nonContiguousAppend(expected: Offset, received: Offset)
     case invalidBatch(RecordBatchError)
-    /// A truncation below the durable offset is being made durable; appends wait for it.
-    case truncationInProgress
+    /// A truncation below the durable offset, or the state recovery found, is being made durable;
+    /// appends wait for it (see `PartitionLog.hasDurabilityBarrier`).
+    case durabilityBarrierPending
     /// A sync failed; the log no longer accepts writes (an fsync error cannot be retried safely).
     case offline(reason: String)
     case batchTooLarge(size: Int, segmentBytes: Int64)
@@ -39,7 +40,7 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
         case let .nonContiguousAppend(expected, received):
             return "append starts at offset \(received), log end offset is \(expected)"
         case let .invalidBatch(error): return "invalid record batch: \(error)"
-        case .truncationInProgress: return "a truncation is being made durable; retry the append"
+        case .durabilityBarrierPending: return "a truncation or recovery is being made durable; retry the append"
         case let .offline(reason): return "log is offline: \(reason)"
         case let .batchTooLarge(size, segmentBytes): return "batch of \(size) bytes does not fit in a segment of \(segmentBytes) bytes"
         }

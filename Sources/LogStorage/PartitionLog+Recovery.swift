@@ -48,7 +48,7 @@ extension PartitionLog {
         }
         corruption = nil
         durability.truncate(to: logEndOffset)
-        raiseTruncationBarrier(syncing: [activeSegment.logFile])
+        raiseDurabilityBarrier(syncing: [activeSegment.logFile])
     }
 }
 
@@ -64,6 +64,8 @@ private struct Recovery {
     var epochs = LeaderEpochCache()
     var corruption: LogCorruption?
     var orphanedPaths: [String] = []
+    /// Log files of the segments recovery read or cut: their state must be made durable.
+    var scannedFiles: [DiskFile] = []
 
     init(directory: String, configuration: LogConfiguration, disk: any Disk, now: Instant) throws(DiskError) {
         self.directory = directory
@@ -85,6 +87,7 @@ private struct Recovery {
         try openSegments(kept)
         if segments.isEmpty {
             segments.append(try makeSegment(baseOffset: logStart, create: true))
+            scannedFiles.append(segments[0].logFile)
         }
         try recoverSegments(recoveryPoint: recoveryPoint)
         try readRollTimestamp()
@@ -98,14 +101,11 @@ private struct Recovery {
         log.corruption = corruption
         log.orphanedPaths = orphanedPaths
         log.recoveryReport = report
-        // Files created or cut here, and the directory itself, reach the disk only with their
-        // directories; bytes read back after a process crash may still be only in the page cache.
-        log.durability.enqueue(target: durable, tokens: [disk.syncDirectory(directory), disk.syncDirectory(parentDirectory(of: directory))])
-        if let checkpoint, logEnd < checkpoint.recoveryPoint {
-            // A truncation reached the disk but its checkpoint did not: until a lowered one is
-            // durable, the old checkpoint would vouch for whatever is written next below it.
-            log.raiseTruncationBarrier(syncing: [segments[segments.count - 1].logFile])
-        }
+        // What recovery read may be only in the page cache (after a process kill): cuts, removals
+        // and bytes that a later power loss could still undo. Make exactly this state durable, the
+        // directory entries and the checkpoint included, before anything new is appended on it.
+        log.durability.enqueue(target: durable, tokens: [disk.syncDirectory(parentDirectory(of: directory))])
+        log.raiseDurabilityBarrier(syncing: scannedFiles.filter { file in segments.contains { $0.logFile == file } })
         log.flush()
         return log
     }
@@ -267,6 +267,7 @@ private struct Recovery {
     /// segment on; below it the checkpoint's epochs stand and the scan only checks them.
     mutating func scanSegment(_ position: Int, recoveryPoint: Offset, rebuildingEpochs: Bool) throws(DiskError) -> Bool {
         var segment = segments[position]
+        scannedFiles.append(segment.logFile)
         let fileSize = segment.size
         var start: (position: Int64, offset: Offset, maxTimestamp: Int64) = (0, segment.baseOffset, -1)
         let indexSize = try disk.size(segment.indexFile)

@@ -33,8 +33,9 @@ public final class PartitionLog {
     var lastWrittenCheckpoint: PartitionCheckpoint?
     /// Log end offset covered by the last flush request.
     var flushedOffset: Offset
-    /// A truncation below the durable offset is waiting for this checkpoint generation.
-    var truncationBarrier: UInt64?
+    /// A truncation below the durable offset, or a fresh recovery, is waiting for this checkpoint
+    /// generation; appends are refused until it is durable.
+    var durabilityBarrier: UInt64?
     /// Corruption found below the recovery point: nothing at or past its offset is served.
     public internal(set) var corruption: LogCorruption?
     /// Set when a write or sync failed; the log then refuses all work.
@@ -67,18 +68,21 @@ public final class PartitionLog {
     public var sizeInBytes: Int64 { segments.reduce(0) { $0 + $1.size } }
     public var segmentBaseOffsets: [Offset] { segments.map(\.baseOffset) }
     /// No sync, checkpoint or truncation barrier outstanding.
-    public var isIdle: Bool { durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && truncationBarrier == nil }
-    public var isTruncating: Bool { truncationBarrier != nil }
+    public var isIdle: Bool { durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && durabilityBarrier == nil }
+    public var hasDurabilityBarrier: Bool { durabilityBarrier != nil }
 
     var activeSegment: LogSegment {
         get { segments[segments.count - 1] }
         set { segments[segments.count - 1] = newValue }
+        // Mutate in place: get+set would copy the segment, so its index arrays would be shared
+        // and every index append would copy the whole index (quadratic in segment size).
+        _modify { yield &segments[segments.count - 1] }
     }
 
     func ensureWritable() throws(LogError) {
         if let failure { throw .offline(reason: failure) }
         if let corruption { throw .corrupt(corruption) }
-        if truncationBarrier != nil { throw .truncationInProgress }
+        if durabilityBarrier != nil { throw .durabilityBarrierPending }
     }
 
     /// A write or sync failed: the page cache may now disagree with the disk, so the log stops.
@@ -253,7 +257,7 @@ public final class PartitionLog {
         case .inProgress: return true
         case let .completed(generation):
             durability.checkpointCompleted(generation: generation)
-            if truncationBarrier.map({ $0 <= generation }) == true { truncationBarrier = nil }
+            if durabilityBarrier.map({ $0 <= generation }) == true { durabilityBarrier = nil }
             if checkpointWanted { startCheckpoint() }
             return true
         }
@@ -277,7 +281,7 @@ public final class PartitionLog {
         let state = PartitionCheckpoint(logStartOffset: logStartOffset, recoveryPoint: durableOffset,
                                         highWatermark: min(highWatermark, durableOffset),
                                         leaderEpochs: leaderEpochs.entries.filter { $0.startOffset < logEndOffset })
-        if state == lastWrittenCheckpoint && truncationBarrier == nil { return checkpointWriter.completedGeneration }
+        if state == lastWrittenCheckpoint && durabilityBarrier == nil { return checkpointWriter.completedGeneration }
         // The index entries below the recovery point must be durable before the checkpoint vouches
         // for them: recovery starts its scan at the indexed batch at or before the recovery point.
         var prerequisites: [SyncToken] = []

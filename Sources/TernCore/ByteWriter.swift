@@ -89,13 +89,13 @@ public func varintSize(_ value: Int64) -> Int {
 
 /// Big-endian integer access on raw byte arrays, for headers read and patched in place.
 extension Array where Element == UInt8 {
-    @inline(__always)
+    @inlinable @inline(__always)
     public func loadBigEndian<T: FixedWidthInteger>(_: T.Type, at index: Int) -> T {
         precondition(index >= 0 && index + MemoryLayout<T>.size <= count, "load outside the buffer")
         return withUnsafeBytes { T(bigEndian: $0.loadUnaligned(fromByteOffset: index, as: T.self)) }
     }
 
-    @inline(__always)
+    @inlinable @inline(__always)
     public mutating func storeBigEndian<T: FixedWidthInteger>(_ value: T, at index: Int) {
         precondition(index >= 0 && index + MemoryLayout<T>.size <= count, "store outside the buffer")
         withUnsafeMutableBytes { $0.storeBytes(of: value.bigEndian, toByteOffset: index, as: T.self) }

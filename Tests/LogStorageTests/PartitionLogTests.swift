@@ -26,6 +26,7 @@ import Testing
     @Test func leaderAppendAssignsOffsetsAndEpoch() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var first = makeBatch(records: 3)
         var second = makeBatch(records: 2, seed: 2)
         let a = try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(4), now: testEpoch)
@@ -44,6 +45,7 @@ import Testing
     @Test func readStartsWithTheBatchContainingTheOffsetAndHonoursLimits() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var sizes: [Int] = []
         for index in 0..<40 {
             var batch = makeBatch(records: 5, valueBytes: 40, seed: UInt64(index))
@@ -70,6 +72,7 @@ import Testing
     @Test func durableOffsetFollowsSyncCompletions() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var batch = makeBatch(records: 4)
         try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
         #expect(log.durableOffset == .zero)
@@ -83,6 +86,7 @@ import Testing
         let disk = makeDisk()
         let configuration = smallSegments()
         let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         for index in 0..<60 {
             var batch = makeBatch(records: 3, valueBytes: 50, seed: UInt64(index))
             try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 20)), now: testEpoch)
@@ -97,6 +101,7 @@ import Testing
         log.close()
         disk.crash()
         let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(180))
         #expect(reopened.highWatermark == Offset(150))
         #expect(reopened.leaderEpochs == epochs)
@@ -108,6 +113,7 @@ import Testing
     @Test func unsyncedTailIsLostAndSyncedPrefixKept() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         for index in 0..<5 {
             var batch = makeBatch(records: 2, seed: UInt64(index))
             try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
@@ -118,13 +124,15 @@ import Testing
         try log.appendAsLeader(&late, leaderEpoch: LeaderEpoch(1), now: testEpoch)
         disk.crash()
         let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(10))
         #expect(reopened.leaderEpochs.latestEpoch == LeaderEpoch(0))
     }
 
-    @Test func truncationBelowDurableIsABarrier() throws {
+    @Test func truncationIsADurabilityBarrier() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        settle(log, on: disk)
         for index in 0..<30 {
             var batch = makeBatch(records: 2, valueBytes: 60, seed: UInt64(index))
             try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 10)), now: testEpoch)
@@ -137,11 +145,11 @@ import Testing
         #expect(end == Offset(30))
         #expect(log.durableOffset == Offset(30))
         #expect(log.leaderEpochs.entries.map(\.epoch) == [LeaderEpoch(0), LeaderEpoch(1)])
-        #expect(log.isTruncating)
+        #expect(log.hasDurabilityBarrier)
         var blocked = makeBatch(records: 1, seed: 500)
-        #expect(throws: LogError.truncationInProgress) { try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), now: testEpoch) }
+        #expect(throws: LogError.durabilityBarrierPending) { try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), now: testEpoch) }
         settle(log, on: disk)
-        #expect(!log.isTruncating)
+        #expect(!log.hasDurabilityBarrier)
         try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), now: testEpoch)
         #expect(log.logEndOffset == Offset(31))
         log.flush()
@@ -149,6 +157,7 @@ import Testing
         log.close()
         disk.crash()
         let reopened = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(31))
         #expect(reopened.leaderEpochs.entries.map(\.epoch) == [LeaderEpoch(0), LeaderEpoch(1), LeaderEpoch(7)])
         #expect(reopened.leaderEpochs.endOffset(for: LeaderEpoch(1), logEndOffset: reopened.logEndOffset).endOffset == Offset(30))
@@ -157,6 +166,7 @@ import Testing
     @Test func truncateFullyRestartsTheLog() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var batch = makeBatch(records: 5)
         try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(2), now: testEpoch)
         log.flush()
@@ -172,6 +182,7 @@ import Testing
         log.close()
         disk.crash()
         let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
         #expect(reopened.logStartOffset == Offset(1000))
         #expect(reopened.logEndOffset == Offset(1002))
         #expect(reopened.segmentBaseOffsets == [Offset(1000)])
@@ -180,6 +191,7 @@ import Testing
     @Test func followerAppendRejectsGapsBadChecksumsAndEpochRegressions() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         let first = makeBatch(records: 2, epoch: 5, baseOffset: 0)
         try log.appendAsFollower(first, now: testEpoch)
         let gap = makeBatch(records: 2, epoch: 5, baseOffset: 3)
@@ -201,6 +213,7 @@ import Testing
         configuration.retentionBytes = 8192
         configuration.retentionMilliseconds = -1
         let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         for index in 0..<100 {
             var batch = makeBatch(records: 1, valueBytes: 200, seed: UInt64(index))
             try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
@@ -220,6 +233,7 @@ import Testing
         var configuration = smallSegments()
         configuration.retentionMilliseconds = 60_000
         let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         let old = testEpoch.milliseconds - 3_600_000
         for index in 0..<30 {
             var batch = makeBatch(records: 1, valueBytes: 300, timestamp: index < 20 ? old : testEpoch.milliseconds, seed: UInt64(index))
@@ -235,6 +249,7 @@ import Testing
         var configuration = LogConfiguration()
         configuration.segmentMilliseconds = 1000
         let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var first = makeBatch(records: 1, timestamp: testEpoch.milliseconds)
         try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(0), now: testEpoch)
         var second = makeBatch(records: 1, timestamp: testEpoch.milliseconds)
@@ -248,6 +263,7 @@ import Testing
     @Test func tornTailAfterTheRecoveryPointIsCut() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         for index in 0..<4 {
             var batch = makeBatch(records: 2, seed: UInt64(index))
             try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
@@ -263,6 +279,7 @@ import Testing
         try disk.write(file, at: size, torn)
         disk.close(file)
         let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(8))
         #expect(reopened.recoveryReport.truncatedBytes == 40)
         #expect(reopened.corruption == nil)
@@ -274,6 +291,7 @@ import Testing
         var configuration = smallSegments()
         configuration.indexIntervalBytes = indexIntervalBytes
         let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(log, on: disk)
         var sizes: [Int] = []
         for index in 0..<10 {
             var batch = makeBatch(records: 2, valueBytes: 30, seed: UInt64(index))
@@ -292,7 +310,9 @@ import Testing
         byte[0] ^= 0xFF
         try disk.write(file, at: position, byte)
         disk.close(file)
-        return (try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch), disk, sizes, path)
+        let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(reopened, on: disk)
+        return (reopened, disk, sizes, path)
     }
 
     func expectRefusesPastCorruption(_ log: PartitionLog, disk: SimDisk, sizes: [Int], path: String) throws {

@@ -10,8 +10,8 @@ import Glibc
 /// The storage engine's crash property, over many seeds of the simulated disk: append random
 /// batches, flush, checkpoint and truncate at random, crash (power loss that keeps a random prefix
 /// of unsynced writes, torn and garbled, or a process kill), recover, and check that
-/// - the recovered log is a prefix of a history the log really had (every truncation starts a new
-///   one; a crash may land before a truncation reached the disk),
+/// - the recovered log is a prefix of a history the log really had (every truncation or recovery
+///   starts a new one; until its durability barrier completes, a crash may bring the old one back),
 /// - it holds every batch that was durable when the crash hit, byte for byte,
 /// - every offset reads back from the batch that contains it (the index is right),
 /// - the leader-epoch history equals the one the recovered batches carry.
@@ -100,7 +100,7 @@ import Glibc
         }
 
         mutating func append() throws {
-            if log.isTruncating { return }
+            if log.hasDurabilityBarrier { return }
             if random.chance(0.1) { epoch += 1 }
             batchSeed += 1
             var builder = RecordBatchBuilder(baseTimestamp: now.milliseconds)
@@ -119,17 +119,21 @@ import Glibc
             now += .milliseconds(Int64(random.int(in: 0...6)))
             disk.advance(to: Instant(nanoseconds: disk.now.nanoseconds + Int64(random.int(in: 0...6_000_000))))
             var completions: [SyncCompletion] = []
+            let barrierBefore = log.hasDurabilityBarrier
             disk.pollCompletions(into: &completions)
             for completion in completions { #expect(log.handle(completion), "\(context): every completion belongs to the log") }
             if !completions.isEmpty { trace("completed \(completions.map(\.token)) durable \(log.durableOffset)") }
+            // Once a barrier (after a truncation or a recovery) is durable, the disk holds exactly
+            // the current history: older ones can no longer come back.
+            if barrierBefore && !log.hasDurabilityBarrier { pastHistories.removeAll() }
         }
 
         mutating func truncate() throws {
-            guard !history.isEmpty, !log.isTruncating else { return }
+            guard !history.isEmpty, !log.hasDurabilityBarrier else { return }
             let target = Offset(random.int64(in: 0...log.logEndOffset.rawValue))
             pastHistories.append(history)
             let end = try log.truncate(to: target)
-            trace("truncate to \(target) -> \(end) durable \(log.durableOffset) barrier \(log.isTruncating)")
+            trace("truncate to \(target) -> \(end) durable \(log.durableOffset) barrier \(log.hasDurabilityBarrier)")
             history.removeAll { $0.nextOffset > end.rawValue }
             #expect(history.last.map { $0.nextOffset } ?? 0 == end.rawValue, "\(context): truncation ends on a batch boundary")
             // A new leader follows a truncation: its epoch is higher than any before.
@@ -157,8 +161,9 @@ import Glibc
             try checkEveryOffsetReadsBack(recovered)
             #expect(log.leaderEpochs.entries == epochEntries(of: recovered), "\(context): leader epochs disagree with the batches")
             #expect(log.durableOffset.rawValue <= log.logEndOffset.rawValue)
+            // Until recovery's barrier is durable, a crash may still bring back older histories.
+            if recovered != history { pastHistories.append(history) }
             history = recovered
-            pastHistories.removeAll()
             epoch = max(epoch, log.leaderEpochs.latestEpoch?.rawValue ?? 0) + 1
         }
 
