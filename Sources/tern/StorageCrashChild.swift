@@ -70,6 +70,7 @@ func runStorageCrashChild(directory: String, seed: UInt64) -> Never {
         fail("cannot open the log in \(directory): \(error)")
     }
     if let corruption = log.corruption { fail("recovered log is corrupt: \(corruption)") }
+    guard disk.drive(log, until: { !log.hasDurabilityBarrier }) else { fail("log failed: \(log.failure ?? "")") }
     announce("ready \(log.logEndOffset.rawValue)")
 
     // Scheduling choices differ from run to run on one directory (the start offset differs), while
