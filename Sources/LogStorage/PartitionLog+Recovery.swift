@@ -299,6 +299,10 @@ private struct Recovery {
                 problem = "batch at offset \(header.baseOffset) where \(segment.nextOffset) was expected"
                 return false
             }
+            guard segment.baseOffset.distance(to: Offset(header.lastOffset)) <= Int64(UInt32.max) else {
+                problem = "batch ends at offset \(header.lastOffset), beyond what segment \(segment.baseOffset) can index"
+                return false
+            }
             guard epochs.assign(epoch: LeaderEpoch(header.partitionLeaderEpoch), startOffset: Offset(header.baseOffset)) else {
                 problem = "leader epoch \(header.partitionLeaderEpoch) goes backwards"
                 return false

@@ -158,7 +158,7 @@ public final class PartitionLog {
                 throw .batchTooLarge(size: header.totalSize, segmentBytes: configuration.segmentBytes)
             }
             let pendingRun = Int64(position - runStart)
-            if shouldRoll(adding: pendingRun + Int64(header.totalSize), firstTimestamp: header.maxTimestamp, now: now) {
+            if shouldRoll(adding: pendingRun + Int64(header.totalSize), lastOffset: Offset(header.lastOffset), now: now) {
                 try writeRun(batches, runStart..<position)
                 runStart = position
                 try roll(now: now)
@@ -192,10 +192,12 @@ public final class PartitionLog {
         }
     }
 
-    private func shouldRoll(adding bytes: Int64, firstTimestamp: Int64, now: Instant) -> Bool {
+    private func shouldRoll(adding bytes: Int64, lastOffset: Offset, now: Instant) -> Bool {
         let segment = activeSegment
         guard !segment.isEmpty else { return false }
         if segment.size + bytes > configuration.segmentBytes { return true }
+        // Index entries hold offsets relative to the segment base in 32 bits.
+        if segment.baseOffset.distance(to: lastOffset) > Int64(UInt32.max) { return true }
         let rollBase = segment.rollTimestamp ?? segment.openedAtMilliseconds
         return now.milliseconds - rollBase >= configuration.segmentMilliseconds
     }
