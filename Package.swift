@@ -17,17 +17,24 @@ let package = Package(
         .target(name: "TernCore", dependencies: ["CChecksum"], linkerSettings: [.linkedLibrary("m")]),
         .target(name: "KafkaProtocol", dependencies: ["TernCore"]),
         .target(name: "LogStorage", dependencies: ["TernCore", "KafkaProtocol"]),
+        // The contract between node state machines and the two shells.
+        .target(name: "NodeKit", dependencies: ["TernCore", "LogStorage"]),
+        .target(name: "Raft", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit"]),
+        .target(name: "Controller", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft"]),
+        .target(name: "Broker", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller"]),
 
         // The two shells: real IO, and the deterministic simulator.
         .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "CSystem"]),
-        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage"],
+        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker"],
                 path: "Simulation/Sources/Simulator"),
 
-        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "Runtime", "Simulator"]),
+        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Runtime", "Simulator"]),
 
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
         .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Simulator"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "Simulator"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "LogStorage", "tern"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),

@@ -9,6 +9,12 @@ let usage = """
     commands:
       bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
       demo log DIR               append, crash-free reopen and read back a small log in DIR
+      simulate [options]         deterministic cluster simulation under faults:
+                                   --seed N | --seeds A..B   one run with a summary, or a sweep
+                                   --profile none|network|crash|disk|all   (default all)
+                                   --controllers N --brokers M | --combined N   (default 3 + 5)
+                                   --safety-seconds S --liveness-seconds L      (default 60, 30)
+                                   --trace FILE              write every event, one line each
       help                       this text
 
     internal:
@@ -39,6 +45,8 @@ case "bench":
 case "demo":
     guard arguments.first == "log", arguments.count == 2 else { fail("usage: tern demo log DIR") }
     runLogDemo(directory: arguments[1])
+case "simulate":
+    runSimulate(arguments)
 case "storage-crash-child":
     guard arguments.count == 2, let seed = UInt64(arguments[1]) else { fail("usage: tern storage-crash-child DIR SEED") }
     runStorageCrashChild(directory: arguments[0], seed: seed)

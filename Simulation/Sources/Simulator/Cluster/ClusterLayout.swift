@@ -1,0 +1,98 @@
+import Broker
+import Controller
+import NodeKit
+import Raft
+import TernCore
+
+/// Which processes a simulated cluster has and how each is built: `controllers` dedicated
+/// controllers (ids 1...), `brokers` dedicated brokers (ids 101...), or `combined` processes with
+/// both roles (ids 1...), plus one admin client (id 1000) that creates topics while the cluster runs.
+public struct ClusterLayout: Sendable {
+    public var controllers: Int
+    public var brokers: Int
+    public var combined: Int
+    public var clusterID = "tern-sim"
+    public var topics = 6
+    public var partitionsPerTopic: Int32 = 3
+    public var uncleanLeaderElection = false
+
+    public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
+        precondition(controllers + combined >= 1, "a cluster needs a controller")
+        precondition(controllers == 0 || combined == 0, "mixing dedicated and combined controllers is not modelled")
+        self.controllers = controllers
+        self.brokers = brokers
+        self.combined = combined
+    }
+
+    public static let adminClientID = NodeID(1000)
+
+    public var controllerIDs: [NodeID] {
+        combined > 0 ? (1...combined).map { NodeID(Int32($0)) } : (1...max(1, controllers)).map { NodeID(Int32($0)) }
+    }
+
+    public var brokerIDs: [NodeID] {
+        combined > 0 ? controllerIDs : (0..<brokers).map { NodeID(Int32(101 + $0)) }
+    }
+
+    public var nodes: [NodeSpecification] {
+        var nodes: [NodeSpecification] = []
+        if combined > 0 {
+            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: [.controller, .broker]) }
+        } else {
+            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: .controller) }
+            nodes += brokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
+        }
+        nodes.append(NodeSpecification(id: Self.adminClientID, roles: .client))
+        return nodes
+    }
+
+    public var replicationFactor: Int16 { Int16(min(3, brokerIDs.count)) }
+
+    /// Shorter than Kafka's defaults so that a 60 s run sees many sessions expire and recover.
+    public var controllerConfiguration: ControllerConfiguration {
+        var configuration = ControllerConfiguration(clusterID: clusterID)
+        configuration.brokerSessionTimeout = .milliseconds(3_000)
+        configuration.defaultReplicationFactor = replicationFactor
+        configuration.uncleanLeaderElectionEnabled = uncleanLeaderElection
+        return configuration
+    }
+
+    /// Builds the process for a node id, as the simulator asks at every (re)start.
+    public func makeNode(_ environment: NodeEnvironment) -> any NodeStateMachine {
+        let id = environment.nodeID
+        if id == Self.adminClientID {
+            return AdminClientNode(environment: environment, controllers: controllerIDs, topics: topics,
+                                   partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor)
+        }
+        let isController = controllerIDs.contains(id)
+        let isBroker = brokerIDs.contains(id)
+        if isController && isBroker {
+            return CombinedNode(controller: makeController(environment), broker: makeBroker(environment))
+        }
+        return isController ? makeController(environment) : makeBroker(environment)
+    }
+
+    func makeController(_ environment: NodeEnvironment) -> ControllerNode {
+        let raft = RaftNode.Configuration(raft: RaftConfiguration(nodeID: environment.nodeID, voters: controllerIDs))
+        return ControllerNode(environment: environment,
+                              configuration: ControllerNode.Configuration(raft: raft, controller: controllerConfiguration))
+    }
+
+    func makeBroker(_ environment: NodeEnvironment) -> BrokerNode {
+        var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
+        configuration.heartbeatInterval = .milliseconds(500)
+        return BrokerNode(configuration: configuration, environment: environment)
+    }
+}
+
+/// The controller part of a process, if it has one.
+public func controllerPart(of node: (any NodeStateMachine)?) -> ControllerNode? {
+    if let controller = node as? ControllerNode { return controller }
+    return (node as? CombinedNode)?.controller
+}
+
+/// The broker part of a process, if it has one.
+public func brokerPart(of node: (any NodeStateMachine)?) -> BrokerNode? {
+    if let broker = node as? BrokerNode { return broker }
+    return (node as? CombinedNode)?.broker
+}

@@ -1,0 +1,92 @@
+import TernCore
+
+/// The scheduler's bounded priority queue, ordered by (time, sequence). The heap holds only plain
+/// 24-byte keys (no references, so sifting moves bytes without retain/release or generic
+/// dispatch); the events themselves wait in a slab of slots reused through a free list. The
+/// generic `BoundedHeap` from TernCore is not specialised across the module boundary and cost
+/// close to half of a run's time; this one is concrete.
+struct EventQueue<Payload> {
+    private struct Key {
+        let time: Int64
+        let sequence: UInt64
+        let slot: Int32
+
+        @inline(__always)
+        func precedes(_ other: Key) -> Bool {
+            time != other.time ? time < other.time : sequence < other.sequence
+        }
+    }
+
+    private var heap: [Key] = []
+    private var slots: [Payload?] = []
+    private var freeSlots: [Int32] = []
+    let capacity: Int
+
+    init(capacity: Int) {
+        precondition(capacity > 0 && capacity <= Int(Int32.max), "the event queue capacity must fit a slot index")
+        self.capacity = capacity
+    }
+
+    var count: Int { heap.count }
+    var isEmpty: Bool { heap.isEmpty }
+
+    /// The earliest entry's time, if any.
+    var earliestTime: Instant? { heap.first.map { Instant(nanoseconds: $0.time) } }
+
+    /// Returns false (and stores nothing) when the queue is full.
+    mutating func insert(_ payload: Payload, time: Instant, sequence: UInt64) -> Bool {
+        guard heap.count < capacity else { return false }
+        let slot: Int32
+        if let reused = freeSlots.popLast() {
+            slot = reused
+            slots[Int(slot)] = payload
+        } else {
+            slot = Int32(slots.count)
+            slots.append(payload)
+        }
+        heap.append(Key(time: time.nanoseconds, sequence: sequence, slot: slot))
+        siftUp(heap.count - 1)
+        return true
+    }
+
+    mutating func popMin() -> (time: Instant, sequence: UInt64, payload: Payload)? {
+        guard let first = heap.first else { return nil }
+        let last = heap.removeLast()
+        if !heap.isEmpty {
+            heap[0] = last
+            siftDown(0)
+        }
+        let slot = Int(first.slot)
+        let payload = slots[slot].take()!
+        freeSlots.append(first.slot)
+        return (Instant(nanoseconds: first.time), first.sequence, payload)
+    }
+
+    private mutating func siftUp(_ start: Int) {
+        var child = start
+        let moving = heap[child]
+        while child > 0 {
+            let parent = (child - 1) / 2
+            guard moving.precedes(heap[parent]) else { break }
+            heap[child] = heap[parent]
+            child = parent
+        }
+        heap[child] = moving
+    }
+
+    private mutating func siftDown(_ start: Int) {
+        var parent = start
+        let moving = heap[parent]
+        let count = heap.count
+        while true {
+            let left = 2 * parent + 1
+            guard left < count else { break }
+            let right = left + 1
+            let smaller = right < count && heap[right].precedes(heap[left]) ? right : left
+            guard heap[smaller].precedes(moving) else { break }
+            heap[parent] = heap[smaller]
+            parent = smaller
+        }
+        heap[parent] = moving
+    }
+}

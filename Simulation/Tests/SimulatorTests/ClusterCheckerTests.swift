@@ -1,0 +1,171 @@
+import Controller
+import Raft
+import Simulator
+import TernCore
+import Testing
+
+/// Every cluster checker must be able to fail: each test feeds it a bad history and expects the
+/// violation, next to a good history it accepts.
+@Suite struct RaftSafetyCheckerTests {
+    func entries(_ terms: [Int64]) -> [RaftLogEntry] {
+        terms.enumerated().map { RaftLogEntry(index: LogIndex(Int64($0.offset + 1)), term: Term($0.element), payload: [UInt8($0.offset)]) }
+    }
+
+    func observation(_ node: Int32, term: Int64, leader: Bool, commit: Int64, log: [RaftLogEntry], incarnation: Int = 1)
+        -> RaftSafetyChecker.Observation {
+        .init(node: NodeID(node), incarnation: incarnation, term: Term(term), isLeader: leader, commitIndex: LogIndex(commit), entries: log)
+    }
+
+    @Test func twoLeadersInOneTermAreCaught() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(1, term: 3, leader: true, commit: 0, log: [])) == .ok)
+        #expect(checker.check(observation(1, term: 3, leader: true, commit: 0, log: [])) == .ok, "the same leader again is fine")
+        guard case .violation = checker.check(observation(2, term: 3, leader: true, commit: 0, log: [])) else {
+            Issue.record("a second leader in term 3 was not reported")
+            return
+        }
+    }
+
+    @Test func aCommittedEntryThatChangesIsCaught() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(1, term: 2, leader: false, commit: 2, log: entries([1, 2]))) == .ok)
+        #expect(checker.check(observation(2, term: 2, leader: false, commit: 2, log: entries([1, 2]))) == .ok)
+        // Node 3 claims index 2 committed with another term: the committed log changed.
+        guard case .violation = checker.check(observation(3, term: 3, leader: false, commit: 2, log: entries([1, 3]))) else {
+            Issue.record("a changed committed entry was not reported")
+            return
+        }
+    }
+
+    @Test func aCommittedEntryLostAcrossARestartIsCaught() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(1, term: 2, leader: false, commit: 3, log: entries([1, 2, 2]))) == .ok)
+        // After a restart node 1 becomes leader without entry 3, which had committed.
+        guard case .violation = checker.check(observation(1, term: 4, leader: true, commit: 0, log: entries([1, 2]), incarnation: 2)) else {
+            Issue.record("a leader missing a committed entry was not reported")
+            return
+        }
+    }
+
+    @Test func logMatchingViolationIsCaught() {
+        let checker = RaftSafetyChecker()
+        var divergent = entries([1, 1, 2])
+        divergent[0].payload = [99]
+        let good = [observation(1, term: 2, leader: false, commit: 0, log: entries([1, 1, 2])),
+                    observation(2, term: 2, leader: false, commit: 0, log: entries([1, 1, 3]))]
+        #expect(checker.checkLogMatching(good) == .ok, "logs may differ after their last matching entry")
+        let bad = [observation(1, term: 2, leader: false, commit: 0, log: entries([1, 1, 2])),
+                   observation(2, term: 2, leader: false, commit: 0, log: divergent)]
+        guard case .violation = checker.checkLogMatching(bad) else {
+            Issue.record("entries that differ below a matching entry were not reported")
+            return
+        }
+    }
+}
+
+@Suite struct MetadataCheckerTests {
+    let topicID = TopicID(bytes: Array(repeating: 7, count: 16))
+
+    func register(_ broker: Int32, epoch: Int64) -> MetadataRecord {
+        .registerBroker(BrokerRegistrationRecord(brokerID: NodeID(broker), brokerEpoch: BrokerEpoch(epoch),
+                                                 incarnationID: IncarnationID(high: 1, low: UInt64(broker)), endpoints: [], rack: nil))
+    }
+
+    func unfence(_ broker: Int32, epoch: Int64) -> MetadataRecord {
+        .unfenceBroker(BrokerAndEpoch(brokerID: NodeID(broker), brokerEpoch: BrokerEpoch(epoch)))
+    }
+
+    /// Two unfenced brokers and a topic whose partition 0 is led by broker 1.
+    func goodHistory() -> [PeerMessage.MetadataEntry] {
+        [
+            .init(offset: Offset(0), records: [register(1, epoch: 1), register(2, epoch: 2)]),
+            .init(offset: Offset(2), records: [unfence(1, epoch: 1), unfence(2, epoch: 2)]),
+            .init(offset: Offset(4), records: [
+                .topic(TopicRecord(name: "t", topicID: topicID, configs: [])),
+                .partition(PartitionRecord(topicID: topicID, partition: 0, replicas: [NodeID(1), NodeID(2)],
+                                           isr: [NodeID(1), NodeID(2)], leader: NodeID(1),
+                                           leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))),
+            ]),
+        ]
+    }
+
+    @Test func aGoodHistoryPasses() {
+        let checker = MetadataChecker()
+        for entry in goodHistory() { #expect(checker.extendReference(with: entry) == .ok) }
+        #expect(checker.checkImage(checker.referenceImage, of: "broker") == .ok)
+    }
+
+    @Test func aLeaderOutsideItsISRIsCaught() {
+        let checker = MetadataChecker()
+        for entry in goodHistory() { _ = checker.extendReference(with: entry) }
+        let bad = PeerMessage.MetadataEntry(offset: Offset(6), records: [
+            .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .elected(NodeID(2)), isr: [NodeID(1)],
+                                                   leaderEpoch: LeaderEpoch(1), partitionEpoch: PartitionEpoch(1))),
+        ])
+        guard case .violation = checker.extendReference(with: bad) else {
+            Issue.record("a leader outside its ISR was not reported")
+            return
+        }
+    }
+
+    @Test func epochsGoingBackwardsAreCaught() {
+        let checker = MetadataChecker()
+        for entry in goodHistory() { _ = checker.extendReference(with: entry) }
+        let bump = PeerMessage.MetadataEntry(offset: Offset(6), records: [
+            .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .elected(NodeID(2)),
+                                                   leaderEpoch: LeaderEpoch(5), partitionEpoch: PartitionEpoch(1))),
+        ])
+        #expect(checker.extendReference(with: bump) == .ok)
+        let back = PeerMessage.MetadataEntry(offset: Offset(7), records: [
+            .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .elected(NodeID(1)),
+                                                   leaderEpoch: LeaderEpoch(3), partitionEpoch: PartitionEpoch(2))),
+        ])
+        guard case .violation = checker.extendReference(with: back) else {
+            Issue.record("a leader epoch going backwards was not reported")
+            return
+        }
+    }
+
+    @Test func aBrokerImageThatDiffersFromTheLogIsCaught() {
+        let checker = MetadataChecker()
+        let history = goodHistory()
+        for entry in history { _ = checker.extendReference(with: entry) }
+        // The broker applied the first two entries but lost the second broker's unfencing.
+        var image = MetadataImage.empty
+        try! image.apply(register(1, epoch: 1), at: Offset(0))
+        try! image.apply(register(2, epoch: 2), at: Offset(1))
+        try! image.apply(unfence(1, epoch: 1), at: Offset(2))
+        try! image.apply(.fenceBroker(BrokerAndEpoch(brokerID: NodeID(1), brokerEpoch: BrokerEpoch(1))), at: Offset(3))
+        guard case .violation = checker.checkImage(image, of: "broker n7") else {
+            Issue.record("an image that is not the committed log applied was not reported")
+            return
+        }
+    }
+
+    @Test func aControllerThatCommittedSomethingElseIsCaught() {
+        let checker = MetadataChecker()
+        let history = goodHistory()
+        #expect(checker.observeController(NodeID(1), incarnation: 1, entries: Array(history.prefix(2)), image: .empty) == .ok)
+        var other = Array(history.prefix(2))
+        other[1] = .init(offset: Offset(2), records: [unfence(2, epoch: 2), unfence(1, epoch: 1)])
+        guard case .violation = checker.observeController(NodeID(2), incarnation: 1, entries: other, image: .empty) else {
+            Issue.record("two controllers with different committed entries were not reported")
+            return
+        }
+    }
+}
+
+@Suite struct ClusterLivenessTests {
+    @Test func aClusterGivenNoTimeToConvergeFailsLiveness() {
+        let simulation = ClusterSimulation(seed: 1, profile: .none, safetyPhase: .milliseconds(100), livenessPhase: .milliseconds(100))
+        let outcome = simulation.run()
+        #expect(outcome.report.violation?.kind == .liveness)
+    }
+
+    @Test func aHealthyClusterConverges() {
+        let simulation = ClusterSimulation(seed: 1, profile: .none, safetyPhase: .seconds(5), livenessPhase: .seconds(20))
+        let outcome = simulation.run()
+        #expect(outcome.report.passed, "\(String(describing: outcome.report.violation))")
+        #expect(outcome.elections >= 1 && outcome.committedMetadataRecords > 0)
+    }
+}

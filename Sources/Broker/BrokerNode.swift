@@ -1,0 +1,226 @@
+import Controller
+import NodeKit
+import TernCore
+
+/// Settings of a broker's control-plane side (Kafka's names where Kafka has one).
+public struct BrokerConfiguration: Sendable {
+    public var brokerID: NodeID
+    public var clusterID: String
+    /// `controller.quorum.voters`: where to look for the active controller.
+    public var controllerVoters: [NodeID]
+    public var endpoints: [BrokerEndpoint]
+    public var rack: String?
+    /// `broker.heartbeat.interval.ms`
+    public var heartbeatInterval: Duration = .milliseconds(2000)
+    /// A request without an answer after this is given up and sent again (to the next controller).
+    public var requestTimeout: Duration = .milliseconds(2000)
+    /// Pause between metadata fetches once caught up (a fetch that returns entries is followed at once).
+    public var metadataFetchInterval: Duration = .milliseconds(200)
+    /// Wait before registering again after a refusal.
+    public var retryBackoff: Duration = .milliseconds(200)
+    public var tickInterval: Duration = .milliseconds(50)
+
+    public init(brokerID: NodeID, clusterID: String, controllerVoters: [NodeID], endpoints: [BrokerEndpoint] = []) {
+        precondition(!controllerVoters.isEmpty, "a broker needs at least one controller voter")
+        self.brokerID = brokerID
+        self.clusterID = clusterID
+        self.controllerVoters = controllerVoters.sorted()
+        self.endpoints = endpoints
+    }
+}
+
+/// The broker's control plane: it registers with the active controller (getting a new broker
+/// epoch each time it starts), heartbeats with how far it has applied the metadata log, and follows
+/// the committed metadata log into its own `MetadataImage`. The data plane joins it later.
+///
+/// It keeps no state on disk yet: after a restart it registers anew and fetches the metadata log
+/// from the start.
+public final class BrokerNode: NodeStateMachine {
+    public let configuration: BrokerConfiguration
+    public var nodeID: NodeID { configuration.brokerID }
+    public var tickInterval: Duration { configuration.tickInterval }
+
+    public private(set) var image = MetadataImage.empty
+    /// The committed offset the controller last reported.
+    public private(set) var knownCommittedOffset = Offset.unknown
+    public private(set) var brokerEpoch: BrokerEpoch?
+    /// As the controller last said; a broker starts fenced.
+    public private(set) var isFenced = true
+    public private(set) var shouldShutDown = false
+    /// Asked for a controlled shutdown (sent with the next heartbeats).
+    public private(set) var wantsShutDown = false
+
+    private var random: DeterministicRandom
+    private var incarnationID: IncarnationID
+    private var controllerIndex = 0
+    private var nextCorrelationID: UInt64 = 1
+    private var pendingControl: PendingRequest?
+    private var pendingFetch: PendingRequest?
+    private var nextControlAt = Instant.zero
+    private var nextFetchAt = Instant.zero
+
+    struct PendingRequest {
+        let correlationID: UInt64
+        let sentAt: Instant
+    }
+
+    public init(configuration: BrokerConfiguration, environment: NodeEnvironment) {
+        precondition(configuration.brokerID == environment.nodeID, "the broker's id is its node's id")
+        self.configuration = configuration
+        self.random = environment.random.stream("broker")
+        self.incarnationID = IncarnationID(high: random.next(), low: random.next())
+    }
+
+    public var currentController: NodeID { configuration.controllerVoters[controllerIndex] }
+
+    /// Starts a controlled shutdown: heartbeats ask for it until the controller says it may stop.
+    public func requestControlledShutdown() { wantsShutDown = true }
+
+    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+        switch event {
+        case .start:
+            incarnationID = IncarnationID(high: random.next(), low: random.next())
+            nextControlAt = now
+            nextFetchAt = now
+            onTick(now: now, effects: &effects)
+        case .tick:
+            onTick(now: now, effects: &effects)
+        case let .message(from, bytes):
+            guard let message = try? PeerMessage(decoding: bytes) else { return }
+            onMessage(message, from: from, now: now, effects: &effects)
+        case .syncCompleted:
+            break
+        }
+    }
+
+    // MARK: Timers
+
+    private func onTick(now: Instant, effects: inout [NodeEffect]) {
+        expireRequests(now: now)
+        if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
+        if pendingFetch == nil, now >= nextFetchAt { sendFetch(now: now, effects: &effects) }
+    }
+
+    /// A request unanswered for `requestTimeout` is lost: try the next controller.
+    private func expireRequests(now: Instant) {
+        if let pending = pendingControl, now - pending.sentAt >= configuration.requestTimeout {
+            pendingControl = nil
+            rotateController(hint: nil)
+        }
+        if let pending = pendingFetch, now - pending.sentAt >= configuration.requestTimeout {
+            pendingFetch = nil
+        }
+    }
+
+    private func sendControlRequest(now: Instant, effects: inout [NodeEffect]) {
+        let request: ControllerRequest
+        if let brokerEpoch {
+            request = .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: nodeID, brokerEpoch: brokerEpoch,
+                                                              metadataOffset: image.offset, wantShutDown: wantsShutDown))
+        } else {
+            request = .brokerRegistration(BrokerRegistrationRequest(brokerID: nodeID, clusterID: configuration.clusterID,
+                                                                    incarnationID: incarnationID,
+                                                                    endpoints: configuration.endpoints, rack: configuration.rack))
+        }
+        let correlationID = takeCorrelationID()
+        pendingControl = PendingRequest(correlationID: correlationID, sentAt: now)
+        effects.append(.send(to: currentController,
+                             bytes: PeerMessage.controllerRequest(correlationID: correlationID, request: request).encoded()))
+    }
+
+    private func sendFetch(now: Instant, effects: inout [NodeEffect]) {
+        let correlationID = takeCorrelationID()
+        pendingFetch = PendingRequest(correlationID: correlationID, sentAt: now)
+        effects.append(.send(to: currentController,
+                             bytes: PeerMessage.fetchMetadata(correlationID: correlationID, fromOffset: image.offset + 1).encoded()))
+    }
+
+    private func takeCorrelationID() -> UInt64 {
+        defer { nextCorrelationID += 1 }
+        return nextCorrelationID
+    }
+
+    private func rotateController(hint: NodeID?) {
+        if let hint, let index = configuration.controllerVoters.firstIndex(of: hint) {
+            controllerIndex = index
+        } else {
+            controllerIndex = (controllerIndex + 1) % configuration.controllerVoters.count
+        }
+    }
+
+    // MARK: Messages
+
+    private func onMessage(_ message: PeerMessage, from sender: NodeID, now: Instant, effects: inout [NodeEffect]) {
+        switch message {
+        case let .controllerResponse(correlationID, response):
+            guard pendingControl?.correlationID == correlationID else { return }
+            pendingControl = nil
+            onControlResponse(response, now: now)
+        case let .notController(correlationID, leaderHint):
+            if pendingControl?.correlationID == correlationID {
+                pendingControl = nil
+                nextControlAt = now + configuration.retryBackoff
+            } else if pendingFetch?.correlationID == correlationID {
+                pendingFetch = nil
+                nextFetchAt = now + configuration.retryBackoff
+            } else {
+                return
+            }
+            if currentController == sender { rotateController(hint: leaderHint) }
+        case let .metadataEntries(correlationID, committedOffset, entries):
+            guard pendingFetch?.correlationID == correlationID else { return }
+            pendingFetch = nil
+            onMetadataEntries(entries, committedOffset: committedOffset, now: now, effects: &effects)
+        case .raft, .controllerRequest, .fetchMetadata:
+            return
+        }
+    }
+
+    private func onControlResponse(_ response: ControllerResponse, now: Instant) {
+        switch response {
+        case let .brokerRegistration(reply):
+            if reply.error == .none {
+                brokerEpoch = reply.brokerEpoch
+                nextControlAt = now
+            } else {
+                nextControlAt = now + configuration.retryBackoff
+            }
+        case let .brokerHeartbeat(reply):
+            switch reply.error {
+            case .none:
+                isFenced = reply.isFenced
+                shouldShutDown = reply.shouldShutDown
+                nextControlAt = now + configuration.heartbeatInterval
+            case .staleBrokerEpoch, .brokerIDNotRegistered:
+                // The controller no longer knows this incarnation: register again.
+                brokerEpoch = nil
+                isFenced = true
+                nextControlAt = now + configuration.retryBackoff
+            default:
+                nextControlAt = now + configuration.retryBackoff
+            }
+        default:
+            nextControlAt = now + configuration.retryBackoff
+        }
+    }
+
+    /// Applies entries that continue the image, in order; anything else waits for the next fetch.
+    private func onMetadataEntries(_ entries: [PeerMessage.MetadataEntry], committedOffset: Offset, now: Instant,
+                                   effects: inout [NodeEffect]) {
+        knownCommittedOffset = max(knownCommittedOffset, committedOffset)
+        for entry in entries where !entry.records.isEmpty && entry.lastOffset > image.offset {
+            guard entry.offset == image.offset + 1, entry.lastOffset <= committedOffset else { break }
+            var next = image
+            do {
+                for (position, record) in entry.records.enumerated() { try next.apply(record, at: entry.offset + Int64(position)) }
+            } catch {
+                effects.append(.halt(reason: "broker \(nodeID) cannot apply committed metadata at \(entry.offset): \(error)"))
+                return
+            }
+            image = next
+        }
+        let behind = image.offset < knownCommittedOffset
+        nextFetchAt = behind ? now : now + configuration.metadataFetchInterval
+        if behind { sendFetch(now: now, effects: &effects) }
+    }
+}

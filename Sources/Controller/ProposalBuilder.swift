@@ -1,0 +1,89 @@
+import TernCore
+
+/// Collects the records of one controller decision and applies each to a working copy of the image
+/// as it goes, so later steps of the same decision see earlier ones (the second topic of a request
+/// sees the first; a leader election sees the broker just fenced).
+///
+/// Applying every record here also checks the controller's own output against the image's
+/// invariants: a record the image refuses is a controller bug, and stops the node.
+struct ProposalBuilder {
+    private(set) var image: MetadataImage
+    private(set) var records: [MetadataRecord] = []
+    /// Stand-in offsets for the working image; the real ones come when the records are replayed.
+    private var workingOffset: Offset
+
+    init(image: MetadataImage) {
+        self.image = image
+        self.workingOffset = image.offset
+    }
+
+    mutating func append(_ record: MetadataRecord) {
+        workingOffset = workingOffset + 1
+        do {
+            try image.apply(record, at: workingOffset)
+        } catch {
+            preconditionFailure("the controller proposed a record its own image refuses (\(error)): \(record)")
+        }
+        records.append(record)
+    }
+
+    func result<Reply>(_ reply: Reply) -> ControllerResult<Reply> {
+        ControllerResult(records: records, reply: reply)
+    }
+}
+
+/// How a partition's leader is chosen when its ISR or its brokers change.
+enum LeaderElection {
+    /// Keep the current leader if it is still eligible and in the ISR; otherwise the first eligible
+    /// ISR member in replica order; otherwise, if `unclean`, the first eligible replica (whose log
+    /// becomes the truth: acknowledged records may be lost); otherwise no leader.
+    case keepOrElect(unclean: Bool)
+    /// The first replica, if it is eligible and in the ISR; otherwise no change of leader.
+    case preferred
+}
+
+/// Kafka's PartitionChangeBuilder, reduced to what Tern needs: the record that takes a partition to
+/// a target ISR with a leader chosen by `election`, or nil when nothing changes.
+struct PartitionChangePlanner {
+    let topicID: TopicID
+    let partition: Int32
+    let current: PartitionRegistration
+    /// May this broker lead? (Unfenced, not shutting down, not about to be fenced.)
+    let isEligibleLeader: (NodeID) -> Bool
+
+    /// `targetISR` nil keeps the ISR. An empty target keeps the current ISR too: the last member of
+    /// an ISR stays in it when it dies, so it can come back as a clean leader.
+    func change(targetISR: [NodeID]?, election: LeaderElection) -> PartitionChangeRecord? {
+        var isr = targetISR ?? current.isr
+        if isr.isEmpty { isr = current.isr }
+        var leader: NodeID?
+        switch election {
+        case let .keepOrElect(unclean):
+            leader = electClean(isr: isr)
+            if leader == nil && unclean, let uncleanLeader = current.replicas.first(where: isEligibleLeader) {
+                leader = uncleanLeader
+                isr = [uncleanLeader]
+            }
+        case .preferred:
+            let preferred = current.preferredLeader
+            leader = isEligibleLeader(preferred) && isr.contains(preferred) ? preferred : current.leader
+        }
+        return record(isr: isr, leader: leader)
+    }
+
+    private func electClean(isr: [NodeID]) -> NodeID? {
+        if let leader = current.leader, isr.contains(leader), isEligibleLeader(leader) { return leader }
+        return current.replicas.first { isr.contains($0) && isEligibleLeader($0) }
+    }
+
+    private func record(isr: [NodeID], leader: NodeID?) -> PartitionChangeRecord? {
+        let leaderChanged = leader != current.leader
+        let isrChanged = isr != current.isr
+        guard leaderChanged || isrChanged else { return nil }
+        let leaderChange: LeaderChange = leaderChanged ? (leader.map(LeaderChange.elected) ?? LeaderChange.none) : .unchanged
+        return PartitionChangeRecord(
+            topicID: topicID, partition: partition, leader: leaderChange, isr: isrChanged ? isr : nil,
+            leaderEpoch: leaderChanged ? current.leaderEpoch.next : current.leaderEpoch,
+            partitionEpoch: current.partitionEpoch.next)
+    }
+}

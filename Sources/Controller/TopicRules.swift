@@ -1,0 +1,82 @@
+import TernCore
+
+/// Rules on names, assignments and configuration values that both the image (applying records)
+/// and the controller (validating requests) enforce.
+public enum TopicRules {
+    /// Kafka's limit: the partition directory name `<topic>-<partition>` must fit in 255 bytes.
+    public static let maxTopicNameBytes = 249
+    public static let maxConfigNameBytes = 255
+    public static let maxConfigValueBytes = 4_096
+    /// Bounds a request can ask for, so one request cannot make the controller build millions of records.
+    public static let maxPartitionsPerTopic: Int32 = 10_000
+    public static let maxReplicationFactor = 64
+
+    /// Why `name` is not a legal topic name, or nil when it is (Kafka's rule: 1 to 249 of
+    /// `[a-zA-Z0-9._-]`, and neither `.` nor `..`).
+    public static func topicNameProblem(_ name: String) -> String? {
+        let utf8 = Array(name.utf8)
+        if utf8.isEmpty { return "the name is empty" }
+        if utf8.count > maxTopicNameBytes { return "the name is longer than \(maxTopicNameBytes) bytes" }
+        if name == "." || name == ".." { return "'.' and '..' are not topic names" }
+        for byte in utf8 where !isLegalTopicNameByte(byte) {
+            return "the name contains a character other than ASCII letters, digits, '.', '_' and '-'"
+        }
+        return nil
+    }
+
+    private static func isLegalTopicNameByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+             UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "-"):
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Why `replicas`, `isr` and `leader` do not form a valid partition state, or nil. The ISR is
+    /// never empty (its last member stays when it dies, so it can come back as a clean leader).
+    static func assignmentProblem(replicas: [NodeID], isr: [NodeID], leader: NodeID?) -> String? {
+        if replicas.isEmpty { return "no replicas" }
+        if replicas.count > maxReplicationFactor { return "more than \(maxReplicationFactor) replicas" }
+        if replicas.contains(where: { $0.rawValue < 0 }) { return "negative replica id" }
+        if Set(replicas).count != replicas.count { return "duplicate replicas \(replicas)" }
+        if isr.isEmpty { return "empty ISR" }
+        if Set(isr).count != isr.count { return "duplicate ISR members \(isr)" }
+        if let outsider = isr.first(where: { !replicas.contains($0) }) { return "ISR member \(outsider) is not a replica" }
+        if let leader, !isr.contains(leader) { return "leader \(leader) is not in the ISR \(isr)" }
+        return nil
+    }
+
+    /// Why `value` is not acceptable for the configuration entry `name`, or nil. Entries Tern does
+    /// not interpret are accepted as they are (brokers read them).
+    public static func configProblem(name: String, value: String) -> String? {
+        if name.utf8.isEmpty { return "empty config name" }
+        if name.utf8.count > maxConfigNameBytes { return "config name longer than \(maxConfigNameBytes) bytes" }
+        if value.utf8.count > maxConfigValueBytes { return "config value longer than \(maxConfigValueBytes) bytes" }
+        switch name {
+        case ConfigNames.uncleanLeaderElectionEnable:
+            return parseBoolean(value) == nil ? "expected true or false, got '\(value)'" : nil
+        case ConfigNames.minInsyncReplicas:
+            guard let count = Int32(value), count >= 1 else { return "expected an integer of at least 1, got '\(value)'" }
+            return nil
+        default:
+            return nil
+        }
+    }
+
+    /// Kafka parses booleans case-insensitively.
+    static func parseBoolean(_ value: String) -> Bool? {
+        switch value.lowercased() {
+        case "true": return true
+        case "false": return false
+        default: return nil
+        }
+    }
+}
+
+/// Configuration keys the controller reads, spelled as Kafka spells them.
+public enum ConfigNames {
+    public static let uncleanLeaderElectionEnable = "unclean.leader.election.enable"
+    public static let minInsyncReplicas = "min.insync.replicas"
+}

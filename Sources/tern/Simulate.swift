@@ -1,0 +1,187 @@
+// `tern simulate`: runs the deterministic cluster simulation for one seed or a range of seeds.
+#if canImport(Glibc)
+import Glibc
+#endif
+import Simulator
+import TernCore
+
+struct SimulateOptions {
+    var seeds: ClosedRange<UInt64> = 1...1
+    var isSweep = false
+    var profile = FaultProfile.all
+    var layout = ClusterLayout()
+    var safetySeconds: Int64 = 60
+    var livenessSeconds: Int64 = 30
+    var tracePath: String?
+
+    /// The arguments that replay `seed` exactly.
+    func replayCommand(seed: UInt64) -> String {
+        var command = "tern simulate --seed \(seed) --profile \(profile)"
+        if layout.combined > 0 {
+            command += " --combined \(layout.combined)"
+        } else {
+            command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
+        }
+        command += " --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
+        return command
+    }
+}
+
+func runSimulate(_ arguments: [String]) {
+    let options = parseSimulateOptions(arguments)
+    if options.isSweep { runSweep(options) } else { runSingle(seed: options.seeds.lowerBound, options) }
+}
+
+private func simulation(seed: UInt64, _ options: SimulateOptions) -> ClusterSimulation {
+    ClusterSimulation(seed: seed, profile: options.profile, layout: options.layout,
+                      safetyPhase: .seconds(options.safetySeconds), livenessPhase: .seconds(options.livenessSeconds))
+}
+
+private func runSingle(seed: UInt64, _ options: SimulateOptions) {
+    armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
+    var traceFile: UnsafeMutablePointer<FILE>?
+    if let path = options.tracePath {
+        guard let file = fopen(path, "w") else { fail("cannot write the trace to \(path)") }
+        traceFile = file
+    }
+    let sink: ((String) -> Void)? = traceFile.map { file in { line in fputs(line + "\n", file) } }
+    let start = monotonicSeconds()
+    let outcome = simulation(seed: seed, options).run(traceSink: sink)
+    let wallSeconds = monotonicSeconds() - start
+    if let traceFile { fclose(traceFile) }
+    printSummary(outcome, wallSeconds: wallSeconds, options)
+    if let violation = outcome.report.violation {
+        print("VIOLATION \(violation)")
+        print("replay: \(options.replayCommand(seed: seed))")
+        exit(1)
+    }
+}
+
+private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Double, _ options: SimulateOptions) {
+    let report = outcome.report
+    let simulated = report.simulatedTime.seconds
+    print("seed \(report.seed)  profile \(report.profile)  nodes \(report.nodeCount)")
+    print("  simulated time  \(formatFixed(simulated, places: 3)) s   (wall \(formatFixed(wallSeconds, places: 3)) s, "
+        + "\(formatFixed(wallSeconds > 0 ? simulated / wallSeconds : 0, places: 0))x real time)")
+    print("  events          \(report.eventsDelivered) delivered, \(report.schedulerSteps) scheduler steps")
+    print("  faults          \(report.faultsInjected.total) injected: \(report.faultsInjected)")
+    print("  restarts        \(report.nodeRestarts)")
+    print("  network         \(report.network)")
+    print("  elections       \(outcome.elections) terms with a leader")
+    print("  committed       \(outcome.committedRaftEntries) Raft entries, \(outcome.committedMetadataRecords) metadata records")
+    print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
+    if let start = report.livenessPhaseStart, let converged = report.convergedAt {
+        print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")
+    }
+    print("  trace hash      \(hexadecimal(report.traceHash))  (\(report.traceRecords) records)")
+    print(report.passed ? "  result          PASS" : "  result          FAIL")
+}
+
+private func runSweep(_ options: SimulateOptions) {
+    var failures: [(UInt64, String)] = []
+    let start = monotonicSeconds()
+    var simulatedSeconds = 0.0
+    var done = 0
+    for seed in options.seeds {
+        armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
+        let outcome = simulation(seed: seed, options).run()
+        done += 1
+        simulatedSeconds += outcome.report.simulatedTime.seconds
+        if let violation = outcome.report.violation { failures.append((seed, violation.description)) }
+        let elapsed = monotonicSeconds() - start
+        writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures.count)  "
+            + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+    }
+    writeStandardError("\n")
+    print("swept seeds \(options.seeds.lowerBound)...\(options.seeds.upperBound), profile \(options.profile): "
+        + "\(options.seeds.count - failures.count) passed, \(failures.count) failed")
+    for (seed, violation) in failures {
+        print("FAIL seed \(seed): \(violation)")
+        print("  replay: \(options.replayCommand(seed: seed))")
+    }
+    if !failures.isEmpty { exit(1) }
+}
+
+// MARK: Crash reports
+
+/// What a signal handler prints when a node traps on an assertion: prepared before the run,
+/// because a handler may only call async-signal-safe functions (write).
+nonisolated(unsafe) private var crashMessage: [UInt8] = []
+
+private func armCrashReport(seed: UInt64, command: String) {
+    crashMessage = Array("\nCRASH seed \(seed): a node trapped on an assertion (a violation)\n  replay: \(command)\n".utf8)
+    for signalNumber in [SIGILL, SIGTRAP, SIGABRT, SIGSEGV, SIGBUS] {
+        signal(signalNumber) { received in
+            crashMessage.withUnsafeBytes { _ = write(2, $0.baseAddress, $0.count) }
+            signal(received, SIG_DFL)
+            raise(received)
+        }
+    }
+}
+
+// MARK: Options
+
+private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
+    var options = SimulateOptions()
+    var index = 0
+    func value() -> String {
+        guard index + 1 < arguments.count else { fail("\(arguments[index]) needs a value") }
+        index += 1
+        return arguments[index]
+    }
+    func integer(_ text: String, _ flag: String) -> Int {
+        guard let number = Int(text), number >= 0 else { fail("\(flag) takes a non-negative integer, not '\(text)'") }
+        return number
+    }
+    while index < arguments.count {
+        let flag = arguments[index]
+        switch flag {
+        case "--seed":
+            guard let seed = UInt64(value()) else { fail("--seed takes an integer") }
+            options.seeds = seed...seed
+        case "--seeds":
+            let text = value()
+            let parts = text.split(separator: ".", omittingEmptySubsequences: true)
+            guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high else {
+                fail("--seeds takes a range A..B, not '\(text)'")
+            }
+            options.seeds = low...high
+            options.isSweep = true
+        case "--profile":
+            let text = value()
+            guard let profile = FaultProfile(rawValue: text) else {
+                fail("unknown profile '\(text)'; one of \(FaultProfile.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            options.profile = profile
+        case "--controllers": options.layout.controllers = integer(value(), flag)
+        case "--brokers": options.layout.brokers = integer(value(), flag)
+        case "--combined":
+            options.layout.combined = integer(value(), flag)
+            options.layout.controllers = 0
+            options.layout.brokers = 0
+        case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
+        case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
+        case "--trace": options.tracePath = value()
+        default: fail("unknown option '\(flag)' for simulate")
+        }
+        index += 1
+    }
+    guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
+    return options
+}
+
+private func monotonicSeconds() -> Double {
+    var time = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &time)
+    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+}
+
+private func writeStandardError(_ text: String) {
+    var standardError = StandardError()
+    standardError.write(text)
+}
+
+private func hexadecimal(_ value: UInt64) -> String {
+    let digits = String(value, radix: 16)
+    return String(repeating: "0", count: 16 - digits.count) + digits
+}

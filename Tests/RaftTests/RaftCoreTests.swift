@@ -1,0 +1,141 @@
+import Raft
+import Testing
+import TernCore
+
+/// Single-node properties of `RaftCore` that transcripts do not show well: limits, bounds, the
+/// Ready contract, determinism of the election jitter.
+struct RaftCoreTests {
+    static let voters = [NodeID(1), NodeID(2), NodeID(3)]
+
+    static func core(_ id: Int32 = 1, voters: [NodeID] = voters, seed: UInt64 = 1,
+                     configure: (inout RaftConfiguration) -> Void = { _ in }) -> RaftCore {
+        var configuration = RaftConfiguration(nodeID: NodeID(id), voters: voters)
+        configure(&configuration)
+        return RaftCore(configuration: configuration, random: DeterministicRandom(seed: seed), now: .zero)
+    }
+
+    /// Runs readies with instant storage until none is left.
+    static func drain(_ core: inout RaftCore) -> [RaftReady] {
+        var readies: [RaftReady] = []
+        for _ in 0..<100 where core.hasReady() {
+            let ready = core.ready()
+            readies.append(ready)
+            core.advance(ready)
+        }
+        return readies
+    }
+
+    static func singleNodeLeader(configure: (inout RaftConfiguration) -> Void = { _ in }) throws -> RaftCore {
+        var core = core(voters: [NodeID(1)], configure: configure)
+        try core.step(.campaign, now: .zero)
+        #expect(core.isLeader)
+        _ = drain(&core)
+        #expect(core.commitIndex == LogIndex(1))
+        return core
+    }
+
+    @Test func theLeaderCountsItsOwnEntryOnlyOnceDurable() throws {
+        var core = try Self.singleNodeLeader()
+        let index = try core.propose(Array("x".utf8), now: .zero)
+        #expect(index == LogIndex(2))
+        let ready = core.ready()
+        #expect(ready.entries.map(\.index) == [LogIndex(2)])
+        #expect(core.commitIndex == LogIndex(1), "not committed before storage says it is durable")
+        #expect(!core.hasReady(), "one Ready at a time")
+        core.advance(ready)
+        #expect(core.commitIndex == LogIndex(2))
+        let next = core.ready()
+        #expect(next.committedEntries.map(\.payload) == [Array("x".utf8)])
+        core.advance(next)
+        #expect(core.appliedIndex == LogIndex(2))
+    }
+
+    @Test func proposalsAreRefusedWithReasons() throws {
+        var follower = Self.core()
+        #expect(throws: RaftRequestError.notLeader(leaderID: nil)) { try follower.propose([], now: .zero) }
+
+        var leader = try Self.singleNodeLeader { configuration in
+            configuration.maximumPayloadBytes = 8
+            configuration.maximumUncommittedEntries = 2
+            configuration.maximumLogEntries = 4
+        }
+        #expect(throws: RaftRequestError.payloadTooLarge(bytes: 9, limit: 8)) {
+            try leader.propose([UInt8](repeating: 0, count: 9), now: .zero)
+        }
+        _ = try leader.propose([1], now: .zero)
+        _ = try leader.propose([2], now: .zero)
+        #expect(throws: RaftRequestError.tooManyUncommittedEntries(limit: 2)) { try leader.propose([3], now: .zero) }
+        _ = Self.drain(&leader)
+        _ = try leader.propose([3], now: .zero)
+        _ = Self.drain(&leader)
+        #expect(throws: RaftRequestError.logFull(limit: 4)) { try leader.propose([4], now: .zero) }
+        #expect(throws: RaftRequestError.invalidTransferTarget(NodeID(9))) {
+            try leader.step(.transferLeadership(to: NodeID(9)), now: .zero)
+        }
+    }
+
+    @Test func messagesThatMakeNoSenseAreIgnored() {
+        var core = Self.core()
+        let from2 = NodeID(2)
+        let bad = [
+            RaftMessage(from: from2, to: NodeID(3), term: Term(9), body: .heartbeat(commitIndex: .zero)),  // not for us
+            RaftMessage(from: NodeID(7), to: NodeID(1), term: Term(9), body: .heartbeat(commitIndex: .zero)),  // not a voter
+            RaftMessage(from: NodeID(1), to: NodeID(1), term: Term(9), body: .heartbeat(commitIndex: .zero)),  // from ourselves
+            RaftMessage(from: from2, to: NodeID(1), term: Term(9), body: .appendEntries(RaftAppendEntries(
+                previousIndex: .zero, previousTerm: .zero,
+                entries: [RaftLogEntry(index: LogIndex(2), term: Term(1), payload: [])], leaderCommit: .zero))),  // gap
+        ]
+        for message in bad { try? core.step(.receive(message), now: .zero) }
+        #expect(core.statistics.messagesIgnored == bad.count)
+        #expect(core.term == .zero)
+        #expect(!core.hasReady())
+    }
+
+    @Test func electionTimeoutsAreJitteredFromTheInjectedGenerator() {
+        var deadlines: Set<Int64> = []
+        for seed in 1...50 as ClosedRange<UInt64> {
+            let first = Self.core(seed: seed).nextDeadline
+            #expect(first == Self.core(seed: seed).nextDeadline, "same seed, same timeout")
+            #expect(first >= Instant.zero + .seconds(1) && first < Instant.zero + .seconds(2))
+            deadlines.insert(first.nanoseconds)
+        }
+        #expect(deadlines.count > 40, "timeouts spread over the range")
+    }
+
+    @Test func theOutboxIsBounded() throws {
+        var core = Self.core { configuration in configuration.maximumPendingMessages = 4 }
+        for round in 1...10 {
+            let heartbeat = RaftMessage(from: NodeID(2), to: NodeID(1), term: Term(1), body: .heartbeat(commitIndex: .zero))
+            try core.step(.receive(heartbeat), now: Instant(nanoseconds: Int64(round)))
+        }
+        let ready = core.ready()
+        #expect(ready.messages.count == 4)
+        #expect(core.statistics.messagesDropped == 6)
+    }
+
+    @Test func anUnfinishedTransferEndsAfterAnElectionTimeout() throws {
+        var leader = Self.core()
+        try leader.step(.campaign, now: .zero)
+        for voter in [NodeID(2), NodeID(3)] {
+            try leader.step(.receive(RaftMessage(from: voter, to: NodeID(1), term: Term(1),
+                                                 body: .voteResponse(isPreVote: true, granted: true))), now: .zero)
+            try leader.step(.receive(RaftMessage(from: voter, to: NodeID(1), term: Term(1),
+                                                 body: .voteResponse(isPreVote: false, granted: true))), now: .zero)
+        }
+        #expect(leader.isLeader)
+        try leader.step(.transferLeadership(to: NodeID(2)), now: .zero)
+        #expect(throws: RaftRequestError.leadershipTransferInProgress) { try leader.propose([], now: .zero) }
+        // Followers keep answering heartbeats, so check-quorum keeps the leader in place.
+        var now = Instant.zero
+        for _ in 0..<11 {
+            now += .milliseconds(100)
+            leader.tick(now: now)
+            for voter in [NodeID(2), NodeID(3)] {
+                try leader.step(.receive(RaftMessage(from: voter, to: NodeID(1), term: Term(1), body: .heartbeatResponse)), now: now)
+            }
+        }
+        #expect(leader.isLeader)
+        #expect(leader.leadershipTransferTarget == nil)
+        #expect(try leader.propose([], now: now) == LogIndex(2))
+    }
+}
