@@ -8,7 +8,9 @@ import TernCore
 struct SimulateOptions {
     var seeds: ClosedRange<UInt64> = 1...1
     var isSweep = false
-    var profile = FaultProfile.all
+    /// Sweeps run every profile listed; a single run uses the first.
+    var profiles = [FaultProfile.all]
+    var profile: FaultProfile { profiles[0] }
     var layout = ClusterLayout()
     var safetySeconds: Int64 = 60
     var livenessSeconds: Int64 = 30
@@ -29,7 +31,18 @@ struct SimulateOptions {
 
 func runSimulate(_ arguments: [String]) {
     let options = parseSimulateOptions(arguments)
-    if options.isSweep { runSweep(options) } else { runSingle(seed: options.seeds.lowerBound, options) }
+    guard options.isSweep else { return runSingle(seed: options.seeds.lowerBound, options) }
+    var passed = 0
+    var failed = 0
+    for profile in options.profiles {
+        var oneProfile = options
+        oneProfile.profiles = [profile]
+        let counts = runSweep(oneProfile)
+        passed += counts.passed
+        failed += counts.failed
+    }
+    print("simulation: \(passed) passed, \(failed) failed")
+    if failed > 0 { exit(1) }
 }
 
 private func simulation(seed: UInt64, _ options: SimulateOptions) -> ClusterSimulation {
@@ -77,7 +90,7 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     print(report.passed ? "  result          PASS" : "  result          FAIL")
 }
 
-private func runSweep(_ options: SimulateOptions) {
+private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) {
     var failures: [(UInt64, String)] = []
     let start = monotonicSeconds()
     var simulatedSeconds = 0.0
@@ -99,7 +112,7 @@ private func runSweep(_ options: SimulateOptions) {
         print("FAIL seed \(seed): \(violation)")
         print("  replay: \(options.replayCommand(seed: seed))")
     }
-    if !failures.isEmpty { exit(1) }
+    return (options.seeds.count - failures.count, failures.count)
 }
 
 // MARK: Crash reports
@@ -148,11 +161,13 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
             options.seeds = low...high
             options.isSweep = true
         case "--profile":
-            let text = value()
-            guard let profile = FaultProfile(rawValue: text) else {
-                fail("unknown profile '\(text)'; one of \(FaultProfile.allCases.map(\.rawValue).joined(separator: ", "))")
+            options.profiles = value().split(separator: ",").map { name in
+                guard let profile = FaultProfile(rawValue: String(name)) else {
+                    fail("unknown profile '\(name)'; one of \(FaultProfile.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                return profile
             }
-            options.profile = profile
+            guard !options.profiles.isEmpty else { fail("--profile needs a profile") }
         case "--controllers": options.layout.controllers = integer(value(), flag)
         case "--brokers": options.layout.brokers = integer(value(), flag)
         case "--combined":

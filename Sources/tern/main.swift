@@ -11,7 +11,8 @@ let usage = """
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
                                    --seed N | --seeds A..B   one run with a summary, or a sweep
-                                   --profile none|network|crash|disk|all   (default all)
+                                   --profile none|network|crash|disk|all   (default all;
+                                             a sweep takes a comma-separated list)
                                    --controllers N --brokers M | --combined N   (default 3 + 5)
                                    --safety-seconds S --liveness-seconds L      (default 60, 30)
                                    --trace FILE              write every event, one line each

@@ -147,7 +147,7 @@ private struct StoredBatch {
 }
 
 /// `tern`, built by SwiftPM into the same directory as the test bundle (RuntimeTests depends on it).
-private func ternExecutablePath() -> String? {
+func ternExecutablePath() -> String? {
     var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
     let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
     guard length > 0 else { return nil }
