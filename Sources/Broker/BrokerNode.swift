@@ -19,6 +19,10 @@ public struct BrokerConfiguration: Sendable {
     /// Wait before registering again after a refusal.
     public var retryBackoff: Duration = .milliseconds(200)
     public var tickInterval: Duration = .milliseconds(50)
+    /// For simulations: the chance that a process plans a controlled shutdown (then exits and is
+    /// restarted by its supervisor), and when after its start.
+    public var plannedShutdownProbability = 0.0
+    public var plannedShutdownDelay: ClosedRange<Duration> = .seconds(5)...(.seconds(30))
 
     public init(brokerID: NodeID, clusterID: String, controllerVoters: [NodeID], endpoints: [BrokerEndpoint] = []) {
         precondition(!controllerVoters.isEmpty, "a broker needs at least one controller voter")
@@ -58,6 +62,8 @@ public final class BrokerNode: NodeStateMachine {
     private var pendingFetch: PendingRequest?
     private var nextControlAt = Instant.zero
     private var nextFetchAt = Instant.zero
+    /// When this process will ask for a controlled shutdown, if it plans one.
+    public private(set) var plannedShutdownAt: Instant?
 
     struct PendingRequest {
         let correlationID: UInt64
@@ -82,6 +88,9 @@ public final class BrokerNode: NodeStateMachine {
             incarnationID = IncarnationID(high: random.next(), low: random.next())
             nextControlAt = now
             nextFetchAt = now
+            if random.chance(configuration.plannedShutdownProbability) {
+                plannedShutdownAt = now + random.duration(in: configuration.plannedShutdownDelay)
+            }
             onTick(now: now, effects: &effects)
         case .tick:
             onTick(now: now, effects: &effects)
@@ -96,6 +105,7 @@ public final class BrokerNode: NodeStateMachine {
     // MARK: Timers
 
     private func onTick(now: Instant, effects: inout [NodeEffect]) {
+        if let plannedShutdownAt, now >= plannedShutdownAt { wantsShutDown = true }
         expireRequests(now: now)
         if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
         if pendingFetch == nil, now >= nextFetchAt { sendFetch(now: now, effects: &effects) }
@@ -155,7 +165,7 @@ public final class BrokerNode: NodeStateMachine {
         case let .controllerResponse(correlationID, response):
             guard pendingControl?.correlationID == correlationID else { return }
             pendingControl = nil
-            onControlResponse(response, now: now)
+            onControlResponse(response, now: now, effects: &effects)
         case let .notController(correlationID, leaderHint):
             if pendingControl?.correlationID == correlationID {
                 pendingControl = nil
@@ -176,7 +186,7 @@ public final class BrokerNode: NodeStateMachine {
         }
     }
 
-    private func onControlResponse(_ response: ControllerResponse, now: Instant) {
+    private func onControlResponse(_ response: ControllerResponse, now: Instant, effects: inout [NodeEffect]) {
         switch response {
         case let .brokerRegistration(reply):
             if reply.error == .none {
@@ -191,6 +201,10 @@ public final class BrokerNode: NodeStateMachine {
                 isFenced = reply.isFenced
                 shouldShutDown = reply.shouldShutDown
                 nextControlAt = now + configuration.heartbeatInterval
+                if wantsShutDown && shouldShutDown {
+                    // The controller has moved everything away: the process may stop.
+                    effects.append(.exit(reason: "controlled shutdown of broker \(nodeID) complete"))
+                }
             case .staleBrokerEpoch, .brokerIDNotRegistered:
                 // The controller no longer knows this incarnation: register again.
                 brokerEpoch = nil

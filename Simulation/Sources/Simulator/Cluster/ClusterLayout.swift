@@ -15,6 +15,8 @@ public struct ClusterLayout: Sendable {
     public var topics = 6
     public var partitionsPerTopic: Int32 = 3
     public var uncleanLeaderElection = false
+    /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
+    public var plannedShutdownProbability = 0.3
 
     public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
         precondition(controllers + combined >= 1, "a cluster needs a controller")
@@ -81,6 +83,7 @@ public struct ClusterLayout: Sendable {
     func makeBroker(_ environment: NodeEnvironment) -> BrokerNode {
         var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
         configuration.heartbeatInterval = .milliseconds(500)
+        configuration.plannedShutdownProbability = plannedShutdownProbability
         return BrokerNode(configuration: configuration, environment: environment)
     }
 }

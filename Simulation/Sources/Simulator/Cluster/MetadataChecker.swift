@@ -14,6 +14,14 @@ public final class MetadataChecker: SimulationChecker {
     private var digestAtOffset: [Offset: UInt64] = [:]
     private var epochs: [PartitionKey: (leader: LeaderEpoch, partition: PartitionEpoch)] = [:]
     private var checkedEntries: [NodeID: (incarnation: Int, count: Int)] = [:]
+    /// The image offset last checked per node and role: an image is checked when it moves, not on
+    /// every event (a digest covers the whole image).
+    private var checkedImageOffsets: [ImageOwner: (incarnation: Int, offset: Offset)] = [:]
+
+    struct ImageOwner: Hashable {
+        let node: NodeID
+        let isBroker: Bool
+    }
 
     struct PartitionKey: Hashable {
         let topicID: TopicID
@@ -25,15 +33,22 @@ public final class MetadataChecker: SimulationChecker {
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
         let node = simulation.node(delivered.nodeID)
         let incarnation = simulation.incarnation(of: delivered.nodeID)
-        if let controller = controllerPart(of: node) {
+        if let controller = controllerPart(of: node),
+           isNew(controller.committedImage.offset, ImageOwner(node: delivered.nodeID, isBroker: false), incarnation) {
             let result = observeController(delivered.nodeID, incarnation: incarnation, entries: controller.committedEntries,
                                            image: controller.committedImage)
             if case .violation = result { return result }
         }
-        if let broker = brokerPart(of: node) {
+        if let broker = brokerPart(of: node), isNew(broker.image.offset, ImageOwner(node: delivered.nodeID, isBroker: true), incarnation) {
             return checkImage(broker.image, of: "broker n\(delivered.nodeID)")
         }
         return .ok
+    }
+
+    private func isNew(_ offset: Offset, _ owner: ImageOwner, _ incarnation: Int) -> Bool {
+        if let checked = checkedImageOffsets[owner], checked.incarnation == incarnation, checked.offset == offset { return false }
+        checkedImageOffsets[owner] = (incarnation, offset)
+        return true
     }
 
     /// Extends the reference with a controller's newly committed entries (or checks them against it).
