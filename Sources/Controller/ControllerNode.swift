@@ -144,11 +144,13 @@ public final class ControllerNode: NodeStateMachine {
             activeTerm = nil
             pendingReplies.removeAll()
         }
-        guard active == nil, raft.isLeader, let core = raft.core, core.term(at: core.commitIndex) == raft.term else { return }
+        // The commit index may run ahead of the entries handed to this node; what counts is that
+        // an entry of this term has been applied, so every earlier decision is in the image.
+        guard active == nil, raft.isLeader, raft.hasAppliedEntryOfCurrentTerm else { return }
         active = ControllerStateMachine(image: committedImage, configuration: configuration.controller, now: now)
         activeTerm = raft.term
         nextRecordOffset = committedImage.offset + 1
-        lastProposedIndex = core.commitIndex
+        lastProposedIndex = raft.appliedIndex
     }
 
     // MARK: Requests

@@ -74,6 +74,18 @@ public final class RaftNode: NodeStateMachine {
     public var term: Term { core?.term ?? .zero }
     public var commitIndex: LogIndex { core?.commitIndex ?? .zero }
     public var role: RaftRole { core?.role ?? .follower }
+    /// Entries up to here have been handed out through `takeCommittedEntries` (take them first).
+    /// It trails `commitIndex`: an entry leaves only once the Ready that carries it completes.
+    public var appliedIndex: LogIndex { core?.appliedIndex ?? .zero }
+
+    /// This node leads and has handed out an entry of its own term, hence every entry committed
+    /// in earlier terms too: state built from `takeCommittedEntries` is complete, and the node may
+    /// act on it (KRaft's active controller starts here). Checking `commitIndex` instead would be
+    /// too early: committed entries can still be on their way to the application.
+    public var hasAppliedEntryOfCurrentTerm: Bool {
+        guard let core, core.isLeader, core.appliedIndex > .zero else { return false }
+        return core.term(at: core.appliedIndex) == core.term
+    }
     public var isRunning: Bool { core != nil && stopReason == nil }
 
     /// Committed entries in log order, each once (leader-change entries included: the

@@ -190,3 +190,23 @@ struct RaftNodeTests {
         #expect(node.stopReason == nil)
     }
 }
+
+extension RaftNodeTests {
+    /// A new leader's own entry may be committed before the entries committed in earlier terms
+    /// have reached the application; `hasAppliedEntryOfCurrentTerm` waits for both.
+    @Test func aLeaderIsReadyOnlyOnceItsTermIsApplied() throws {
+        let cluster = SimulatedCluster(nodeCount: 3, seed: 18)
+        cluster.startAll()
+        var readyLeaders: [NodeID] = []
+        cluster.run(for: .seconds(4)) { cluster in
+            for node in cluster.runningNodes where node.hasAppliedEntryOfCurrentTerm {
+                let core = node.core!
+                #expect(core.isLeader)
+                #expect(core.entry(at: core.appliedIndex)?.term == core.term)
+                #expect(core.appliedIndex <= core.commitIndex)
+                if !readyLeaders.contains(node.nodeID) { readyLeaders.append(node.nodeID) }
+            }
+        }
+        #expect(readyLeaders.count == 1)
+    }
+}

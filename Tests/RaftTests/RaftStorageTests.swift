@@ -23,6 +23,15 @@ struct RaftStorageTests {
         #expect(throws: DecodeError.self) { try HardStateFile.decode(bytes + [0]) }
     }
 
+    /// Log and hard state are synced separately: after a crash the log may hold entries of a term
+    /// the hard state never recorded. Recovery adopts that term, without a vote.
+    @Test func recoveryReconcilesTheTermWithTheLog() {
+        let stored = RaftHardState(term: Term(2), votedFor: NodeID(3))
+        #expect(RaftNode.reconcile(stored, lastLogTerm: Term(4)) == RaftHardState(term: Term(4), votedFor: nil))
+        #expect(RaftNode.reconcile(stored, lastLogTerm: Term(2)) == stored)
+        #expect(RaftNode.reconcile(stored, lastLogTerm: Term(1)) == stored)
+    }
+
     @Test func entriesAreKafkaRecordBatches() throws {
         let command = RaftLogEntry(index: LogIndex(5), term: Term(3), payload: Array("record".utf8))
         let bytes = RaftLogStore.encodeBatch(command, timestampMilliseconds: 1_000)

@@ -8,16 +8,17 @@ import TernCore
 /// Whole clusters under faults, one seed each: a safety phase with message loss, duplication and
 /// reordering, partitions, process kills and power losses (adversarial: torn and garbled unsynced
 /// writes survive), then a liveness phase without faults in which the cluster must elect a leader
-/// and commit a final proposal on every node. `RaftSafetyChecker` watches every step.
+/// and commit a final proposal on every node. `RaftNodeSafetyChecker` watches every step.
 ///
 /// Replay one seed: `RAFT_SEED=<seed> swift test --filter RandomizedClusterTests`.
-/// Longer sweep: `RAFT_SEEDS=2000 swift test --filter RandomizedClusterTests`.
+/// Longer sweep: `RAFT_SEEDS=2000 [RAFT_FIRST_SEED=10000] swift test --filter RandomizedClusterTests`.
 struct RandomizedClusterTests {
     static var seeds: [UInt64] {
         let environment = ProcessInfo.processInfo.environment
         if let seed = environment["RAFT_SEED"].flatMap(UInt64.init) { return [seed] }
-        let count = environment["RAFT_SEEDS"].flatMap(Int.init) ?? 60
-        return (1...UInt64(count)).map { $0 }
+        let count = UInt64(environment["RAFT_SEEDS"].flatMap(Int.init) ?? 60)
+        let first = environment["RAFT_FIRST_SEED"].flatMap(UInt64.init) ?? 1
+        return (first..<(first + count)).map { $0 }
     }
 
     @Test func safetyAndLivenessUnderFaults() {

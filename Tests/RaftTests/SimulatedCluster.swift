@@ -7,7 +7,7 @@ import TernCore
 
 /// `RaftNode`s on `SimDisk`s, joined by a tiny simulated network with latency (hence reordering),
 /// loss, duplication and partitions, run by one event loop on one simulated clock. Every message
-/// travels as bytes through `RaftMessageCodec`. A `RaftSafetyChecker` watches every step.
+/// travels as bytes through `RaftMessageCodec`. A `RaftNodeSafetyChecker` watches every step.
 final class SimulatedCluster {
     struct Host {
         let id: NodeID
@@ -43,7 +43,7 @@ final class SimulatedCluster {
     /// Node groups that can talk; empty: everyone can.
     var partitionGroups: [[NodeID]] = []
     var random: DeterministicRandom
-    let checker = RaftSafetyChecker()
+    let checker = RaftNodeSafetyChecker()
     var configure: (inout RaftNode.Configuration) -> Void
     private var packets = BoundedHeap<Packet>(capacity: 1 << 18)
     private var packetSequence: UInt64 = 0

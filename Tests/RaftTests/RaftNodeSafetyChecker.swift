@@ -13,7 +13,7 @@ import TernCore
 /// - Persist before send: a granted vote leaves a node only once the vote is durable on its disk,
 ///   no node ever votes for two candidates in one term, and an acknowledged match index is
 ///   backed by that many entries durable on the follower's disk.
-final class RaftSafetyChecker {
+final class RaftNodeSafetyChecker {
     private(set) var failures: [String] = []
     private var leaderOfTerm: [Term: NodeID] = [:]
     private var committed: [LogIndex: RaftLogEntry] = [:]
