@@ -6,8 +6,8 @@ import TernCore
 /// ends, with the contents current at that moment (so the file never goes back in time).
 ///
 /// Driven by sync completions: `handle` returns whether it owned the token and what happened.
-struct AtomicFileWriter {
-    enum Phase: Equatable {
+public struct AtomicFileWriter: Sendable {
+    public enum Phase: Equatable, Sendable {
         case idle
         /// Syncs that must finish before the contents may be written (e.g. an index file whose
         /// entries the new contents vouch for).
@@ -16,26 +16,26 @@ struct AtomicFileWriter {
         case syncingDirectory(token: SyncToken)
     }
 
-    enum Progress: Equatable {
+    public enum Progress: Equatable, Sendable {
         case notMine
         case inProgress
         /// The write of this generation is durable.
         case completed(generation: UInt64)
     }
 
-    let path: String
-    private(set) var phase: Phase = .idle
+    public let path: String
+    public private(set) var phase: Phase = .idle
     /// Generation of the write in flight (or of the last one finished).
-    private(set) var currentGeneration: UInt64 = 0
-    private(set) var completedGeneration: UInt64 = 0
+    public private(set) var currentGeneration: UInt64 = 0
+    public private(set) var completedGeneration: UInt64 = 0
 
-    init(path: String) { self.path = path }
+    public init(path: String) { self.path = path }
 
-    var isIdle: Bool { phase == .idle }
-    var temporaryPath: String { path + ".tmp" }
+    public var isIdle: Bool { phase == .idle }
+    public var temporaryPath: String { path + ".tmp" }
 
     /// Starts a write; the caller checks `isIdle` first. Returns the generation being written.
-    mutating func start(contents: [UInt8], after prerequisites: [SyncToken], disk: any Disk) throws(DiskError) -> UInt64 {
+    public mutating func start(contents: [UInt8], after prerequisites: [SyncToken], disk: any Disk) throws(DiskError) -> UInt64 {
         precondition(isIdle, "an atomic write of \(path) is already in flight")
         currentGeneration += 1
         if prerequisites.isEmpty {
@@ -59,7 +59,7 @@ struct AtomicFileWriter {
     }
 
     /// Advances on a completion. A failed sync throws; the caller treats that as fatal for the log.
-    mutating func handle(_ completion: SyncCompletion, disk: any Disk) throws(DiskError) -> Progress {
+    public mutating func handle(_ completion: SyncCompletion, disk: any Disk) throws(DiskError) -> Progress {
         switch phase {
         case .idle:
             return .notMine
@@ -90,7 +90,7 @@ struct AtomicFileWriter {
     }
 
     /// Forgets an in-flight write after a crash of the owner (the disk dropped its syncs).
-    mutating func abandon() {
+    public mutating func abandon() {
         phase = .idle
     }
 }

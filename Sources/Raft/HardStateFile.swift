@@ -1,10 +1,9 @@
 import LogStorage
 import TernCore
 
-/// Term and vote in one small file, replaced atomically and durably: write `<path>.tmp`, sync
-/// it, rename it over `<path>`, sync the directory (the pattern of LogStorage's
-/// `AtomicFileWriter`, which is internal there). A crash leaves the old or the new state, never a
-/// mix, and never a vote without its term.
+/// Term and vote in one small file, replaced atomically and durably by LogStorage's
+/// `AtomicFileWriter` (temp file, sync, rename, sync directory). A crash leaves the old or the new
+/// state, never a mix, and never a vote without its term.
 ///
 /// Writes are serialised. A write requested while one is in flight is coalesced: when the
 /// current one ends, the newest requested state is written, under the newest generation, so
@@ -13,32 +12,25 @@ import TernCore
 /// Format (21 bytes): "RAFT" · u8 version (1) · i64 term · i32 votedFor (-1: none) ·
 /// u32 CRC-32C of the preceding bytes; big-endian.
 struct HardStateFile {
-    enum Phase {
-        case idle
-        case syncingFile(token: SyncToken, file: DiskFile)
-        case syncingDirectory(token: SyncToken)
-    }
-
     static let fileName = "quorum-state"
     static let magic: [UInt8] = Array("RAFT".utf8)
     static let version: UInt8 = 1
     static let encodedSize = 21
 
-    let path: String
-    private(set) var phase: Phase = .idle
+    private var writer: AtomicFileWriter
     private var waiting: RaftHardState?
     private var generationInFlight: UInt64 = 0
     private(set) var requestedGeneration: UInt64 = 0
     private(set) var durableGeneration: UInt64 = 0
 
-    init(path: String) { self.path = path }
+    init(path: String) { writer = AtomicFileWriter(path: path) }
 
-    var temporaryPath: String { path + ".tmp" }
+    var path: String { writer.path }
 
     /// Requests that `state` become durable; returns the generation to wait for.
     mutating func write(_ state: RaftHardState, disk: any Disk) throws(DiskError) -> UInt64 {
         requestedGeneration += 1
-        if case .idle = phase {
+        if writer.isIdle {
             try start(state, disk: disk)
         } else {
             waiting = state
@@ -49,34 +41,18 @@ struct HardStateFile {
     private mutating func start(_ state: RaftHardState, disk: any Disk) throws(DiskError) {
         waiting = nil
         generationInFlight = requestedGeneration
-        let file = try disk.open(temporaryPath, create: true)
-        do {
-            try disk.truncate(file, to: 0)
-            try disk.write(file, at: 0, Self.encode(state))
-        } catch {
-            disk.close(file)
-            throw error
-        }
-        phase = .syncingFile(token: disk.sync(file), file: file)
+        _ = try writer.start(contents: Self.encode(state), after: [], disk: disk)
     }
 
     /// Advances on a sync completion. Returns false if the token is not ours; throws if the sync
     /// failed (fatal for the node).
     mutating func handle(_ completion: SyncCompletion, disk: any Disk) throws(DiskError) -> Bool {
-        switch phase {
-        case .idle:
+        switch try writer.handle(completion, disk: disk) {
+        case .notMine:
             return false
-        case let .syncingFile(token, file):
-            guard completion.token == token else { return false }
-            disk.close(file)
-            try completion.result.get()
-            try disk.rename(temporaryPath, to: path)
-            phase = .syncingDirectory(token: disk.syncDirectory(parentDirectory(of: path)))
+        case .inProgress:
             return true
-        case let .syncingDirectory(token):
-            guard completion.token == token else { return false }
-            try completion.result.get()
-            phase = .idle
+        case .completed:
             durableGeneration = generationInFlight
             if let waiting { try start(waiting, disk: disk) }
             return true
