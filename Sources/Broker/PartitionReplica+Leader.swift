@@ -1,0 +1,274 @@
+import KafkaProtocol
+import LogStorage
+import TernCore
+
+/// The leader's answer to a follower fetch.
+public enum FollowerFetchResult: Equatable, Sendable {
+    /// Batches from the fetch offset (possibly none) and the leader's offsets.
+    case records(bytes: [UInt8], highWatermark: Offset, logStartOffset: Offset, leaderLogEndOffset: Offset)
+    /// KIP-320: the follower's log left the leader's. `endOffset` is where the leader's log ends
+    /// for `epoch` (the largest epoch of the leader's at or below the follower's last fetched one).
+    case divergingEpoch(epoch: LeaderEpoch, endOffset: Offset, highWatermark: Offset)
+    /// The fetch offset is below the leader's log start: the follower restarts its log there.
+    case offsetOutOfRange(logStartOffset: Offset, leaderLogEndOffset: Offset)
+    /// Not leader, fenced or unknown epoch, not a replica, or a storage error.
+    case error(KafkaErrorCode)
+}
+
+/// What `handleFollowerFetch` answers and what it changed.
+public struct LeaderFetchOutcome: Equatable, Sendable {
+    public var result: FollowerFetchResult
+    public var update: ReplicaUpdate
+}
+
+extension PartitionReplica {
+    // MARK: Client appends
+
+    /// Appends validated client batches as the leader. With `acks=all` the committed ISR must
+    /// reach `min.insync.replicas` first (NOT_ENOUGH_REPLICAS, nothing appended); the answer then
+    /// waits for the high watermark to cover the batch's last offset.
+    public func appendClientBatch(_ bytes: inout [UInt8], acks: Acks, now: Instant) -> AppendOutcome {
+        guard role == .leader, log.leaderEpochs.accepts(epoch: leaderEpoch) else {
+            return .rejected(.notLeaderOrFollower, logError: nil)
+        }
+        if acks == .all, isr.count < configuration.minInSyncReplicas {
+            return .rejected(.notEnoughReplicas, logError: nil)
+        }
+        let info: AppendInfo
+        do {
+            info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, now: now)
+        } catch {
+            return .rejected(Self.errorCode(for: error), logError: error)
+        }
+        var ticket: AppendTicket?
+        if acks == .all {
+            ticket = AppendTicket(nextTicket)
+            nextTicket += 1
+            pendingAppends.append(PendingAppend(ticket: ticket!, firstOffset: info.firstOffset, lastOffset: info.lastOffset))
+        }
+        // With `.pageCache` (or a lone replica whose log is already durable) the append itself
+        // may move the high watermark.
+        let update = recomputeHighWatermark(now: now)
+        var outcome: AppendOutcome = ticket.map { .pending(info, $0) } ?? .completed(info, error: .none)
+        for completion in update.completions {
+            if completion.ticket == ticket {
+                outcome = .completed(info, error: completion.error)
+            } else {
+                deferredCompletions.append(completion)
+            }
+        }
+        return outcome
+    }
+
+    /// The Produce error code for a log's refusal.
+    static func errorCode(for error: LogError) -> KafkaErrorCode {
+        switch error {
+        case let .invalidBatch(batchError): return batchError.kafkaErrorCode
+        case .batchTooLarge: return .messageTooLarge
+        // A new leader's truncation barrier: retriable, the client refreshes metadata and retries.
+        case .durabilityBarrierPending: return .notLeaderOrFollower
+        case .disk, .corrupt, .offline: return .kafkaStorageError
+        case .offsetOutOfRange, .nonContiguousAppend: return .unknownServerError
+        }
+    }
+
+    // MARK: Follower fetches
+
+    /// Answers a follower's fetch. The fetch offset is the follower's log end offset; the durable
+    /// offset it reports counts toward the high watermark under `.synced`. `currentLeaderEpoch`,
+    /// when given, is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+    public func handleFollowerFetch(follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch,
+                                    followerDurableOffset: Offset, currentLeaderEpoch: LeaderEpoch? = nil,
+                                    now: Instant) -> LeaderFetchOutcome {
+        var update = ReplicaUpdate()
+        update.completions = takeDeferred()
+        func answer(_ result: FollowerFetchResult) -> LeaderFetchOutcome { LeaderFetchOutcome(result: result, update: update) }
+
+        guard role == .leader else { return answer(.error(.notLeaderOrFollower)) }
+        if let current = currentLeaderEpoch, current != .none {
+            if current < leaderEpoch { return answer(.error(.fencedLeaderEpoch)) }
+            if current > leaderEpoch { return answer(.error(.unknownLeaderEpoch)) }
+        }
+        guard follower != localID, followers[follower] != nil else { return answer(.error(.notLeaderOrFollower)) }
+
+        let leaderEnd = log.logEndOffset
+        // KIP-320: does the follower's last fetched epoch end, in the leader's log, before its fetch offset?
+        if lastFetchedEpoch != .none {
+            let (epoch, end) = log.leaderEpochs.endOffset(for: lastFetchedEpoch, logEndOffset: leaderEnd)
+            if epoch == .none || end == .unknown {
+                if fetchOffset > leaderEnd {
+                    return answer(.divergingEpoch(epoch: .none, endOffset: leaderEnd, highWatermark: log.highWatermark))
+                }
+            } else if epoch < lastFetchedEpoch || end < fetchOffset {
+                return answer(.divergingEpoch(epoch: epoch, endOffset: end, highWatermark: log.highWatermark))
+            }
+        }
+        if fetchOffset > leaderEnd {
+            return answer(.divergingEpoch(epoch: .none, endOffset: leaderEnd, highWatermark: log.highWatermark))
+        }
+        if fetchOffset < log.logStartOffset {
+            return answer(.offsetOutOfRange(logStartOffset: log.logStartOffset, leaderLogEndOffset: leaderEnd))
+        }
+
+        recordFetch(of: follower, fetchOffset: fetchOffset, durableOffset: followerDurableOffset, leaderEnd: leaderEnd, now: now)
+        update.merge(recomputeHighWatermark(now: now))
+        if pendingProposal == nil, !isr.contains(follower), isEligibleToJoin(follower) {
+            update.merge(propose(isr: isr + [follower]))
+        }
+
+        let read: LogReadResult
+        do {
+            read = try log.read(from: fetchOffset, maxBytes: configuration.maxFetchBytes, maxOffset: leaderEnd)
+        } catch {
+            update.logError = error
+            return answer(.error(.kafkaStorageError))
+        }
+        return answer(.records(bytes: read.bytes, highWatermark: log.highWatermark,
+                               logStartOffset: log.logStartOffset, leaderLogEndOffset: leaderEnd))
+    }
+
+    /// Kafka's caught-up tracking: a fetch at the leader's end, or at the end the leader had at the
+    /// follower's previous fetch, means the follower was caught up then.
+    func recordFetch(of follower: NodeID, fetchOffset: Offset, durableOffset: Offset, leaderEnd: Offset, now: Instant) {
+        guard var state = followers[follower] else { return }
+        if fetchOffset >= leaderEnd {
+            state.lastCaughtUpTime = max(state.lastCaughtUpTime ?? now, now)
+        } else if state.leaderEndOffsetAtLastFetch != .unknown, fetchOffset >= state.leaderEndOffsetAtLastFetch,
+                  let previous = state.lastFetchTime {
+            state.lastCaughtUpTime = max(state.lastCaughtUpTime ?? previous, previous)
+        }
+        state.leaderEndOffsetAtLastFetch = leaderEnd
+        state.lastFetchTime = now
+        state.logEndOffset = fetchOffset
+        state.durableOffset = min(durableOffset, fetchOffset)
+        followers[follower] = state
+    }
+
+    /// What a follower counts toward the high watermark under the policy.
+    func countedOffset(of follower: NodeID) -> Offset? {
+        guard let state = followers[follower], state.logEndOffset != .unknown else { return nil }
+        switch configuration.durabilityPolicy {
+        case .synced: return state.durableOffset == .unknown ? nil : state.durableOffset
+        case .pageCache: return state.logEndOffset
+        }
+    }
+
+    var leaderCountedOffset: Offset {
+        switch configuration.durabilityPolicy {
+        case .synced: return min(log.durableOffset, log.logEndOffset)
+        case .pageCache: return log.logEndOffset
+        }
+    }
+
+    /// Kafka's expansion rule: the follower reached the high watermark and the start of this
+    /// epoch. Under `.synced` it must hold them durably, so every ISR member has what the high
+    /// watermark vouches for on stable storage.
+    func isEligibleToJoin(_ follower: NodeID) -> Bool {
+        guard replicas.contains(follower), let state = followers[follower], let counted = countedOffset(of: follower) else {
+            return false
+        }
+        return state.logEndOffset >= leaderEpochStartOffset && counted >= log.highWatermark
+    }
+
+    func isCaughtUp(_ follower: NodeID, now: Instant) -> Bool {
+        guard let caughtUp = followers[follower]?.lastCaughtUpTime else { return false }
+        return now - caughtUp <= configuration.replicaLagTimeMax
+    }
+
+    // MARK: High watermark
+
+    /// HW = the minimum counted offset over the maximal ISR (and over caught-up replicas about to
+    /// join). It never goes backwards, moves only to an offset of the current epoch, and stays
+    /// put while the committed ISR is smaller than `min.insync.replicas`. Completes the `acks=all`
+    /// appends it now covers.
+    func recomputeHighWatermark(now: Instant) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        guard role == .leader else { return update }
+        let current = log.highWatermark
+        if isr.count >= configuration.minInSyncReplicas {
+            var candidate: Offset? = leaderCountedOffset
+            let members = maximalISR
+            for id in replicas where id != localID {
+                let inISR = members.contains(id)
+                guard inISR || isCaughtUp(id, now: now) else { continue }
+                guard let counted = countedOffset(of: id) else {
+                    if inISR { candidate = nil }
+                    continue
+                }
+                candidate = candidate.map { min($0, counted) }
+            }
+            if let candidate, candidate > current, candidate > leaderEpochStartOffset, candidate <= log.logEndOffset {
+                log.updateHighWatermark(candidate)
+                update.highWatermarkChanged = true
+            }
+        }
+        update.completions = resolvePendingAppends()
+        return update
+    }
+
+    /// Answers the `acks=all` appends the high watermark covers.
+    func resolvePendingAppends() -> [AppendCompletion] {
+        let hw = log.highWatermark
+        var done: [AppendCompletion] = []
+        while let first = pendingAppends.first, first.lastOffset < hw {
+            pendingAppends.removeFirst()
+            done.append(first.completion(isr.count < configuration.minInSyncReplicas ? .notEnoughReplicasAfterAppend : .none))
+        }
+        return done
+    }
+
+    // MARK: ISR
+
+    /// Periodic check (Kafka runs it every `replica.lag.time.max.ms / 2`): proposes removing ISR
+    /// followers that have not caught up within `replica.lag.time.max.ms`.
+    public func tick(now: Instant) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        update.completions = takeDeferred()
+        guard role == .leader else { return update }
+        update.merge(recomputeHighWatermark(now: now))
+        guard pendingProposal == nil else { return update }
+        let lagging = isr.filter { $0 != localID && !isCaughtUp($0, now: now) }
+        if !lagging.isEmpty {
+            update.merge(propose(isr: isr.filter { !lagging.contains($0) }))
+        }
+        return update
+    }
+
+    func propose(isr newISR: [NodeID]) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        let proposal = AlterPartitionProposal(leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
+                                              newISR: ordered(newISR, by: replicas))
+        pendingProposal = proposal
+        update.proposal = proposal
+        return update
+    }
+
+    /// The controller refused the proposal or it was lost: the next `tick` or fetch proposes again.
+    public func proposalFailed() {
+        pendingProposal = nil
+    }
+
+    /// Adopts the controller-committed ISR for the current leader epoch (an older partition epoch
+    /// or another leader epoch is ignored). If the ISR fell below `min.insync.replicas`, pending
+    /// `acks=all` appends the high watermark does not cover fail with
+    /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (the data is possibly persisted; idempotence dedups a retry).
+    @discardableResult
+    public func applyCommittedPartitionState(isr newISR: [NodeID], leaderEpoch: LeaderEpoch,
+                                             partitionEpoch: PartitionEpoch, now: Instant) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        update.completions = takeDeferred()
+        guard role == .leader, leaderEpoch == self.leaderEpoch, partitionEpoch >= self.partitionEpoch else { return update }
+        if partitionEpoch == self.partitionEpoch, ordered(newISR, by: replicas) == isr { return update }
+        isr = ordered(newISR, by: replicas)
+        self.partitionEpoch = partitionEpoch
+        pendingProposal = nil
+        for id in isr where id != localID {
+            if followers[id]?.lastCaughtUpTime == nil { followers[id]?.lastCaughtUpTime = now }
+        }
+        update.merge(recomputeHighWatermark(now: now))
+        if isr.count < configuration.minInSyncReplicas {
+            update.completions += failAllPending(with: .notEnoughReplicasAfterAppend)
+        }
+        return update
+    }
+}
