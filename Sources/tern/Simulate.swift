@@ -102,10 +102,16 @@ private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) 
         simulatedSeconds += outcome.report.simulatedTime.seconds
         if let violation = outcome.report.violation { failures.append((seed, violation.description)) }
         let elapsed = monotonicSeconds() - start
-        writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures.count)  "
-            + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+        // A live progress line on a terminal; logs (CI) get the summary lines only.
+        if standardErrorIsTerminal {
+            writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures.count)  "
+                + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+        }
     }
-    writeStandardError("\n")
+    if standardErrorIsTerminal { writeStandardError("\n") }
+    let elapsed = monotonicSeconds() - start
+    print("profile \(options.profile): \(formatFixed(simulatedSeconds, places: 0)) simulated seconds in "
+        + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time)")
     print("swept seeds \(options.seeds.lowerBound)...\(options.seeds.upperBound), profile \(options.profile): "
         + "\(options.seeds.count - failures.count) passed, \(failures.count) failed")
     for (seed, violation) in failures {
@@ -184,6 +190,8 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
     return options
 }
+
+private let standardErrorIsTerminal = isatty(2) != 0
 
 private func monotonicSeconds() -> Double {
     var time = timespec()
