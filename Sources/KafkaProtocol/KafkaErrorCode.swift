@@ -9,12 +9,15 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case leaderNotAvailable = 5
     case notLeaderOrFollower = 6
     case requestTimedOut = 7
+    case replicaNotAvailable = 9
     case messageTooLarge = 10
     case coordinatorLoadInProgress = 14
     case coordinatorNotAvailable = 15
     case notCoordinator = 16
+    case invalidTopic = 17
     case notEnoughReplicas = 19
     case notEnoughReplicasAfterAppend = 20
+    case invalidRequiredAcks = 21
     case illegalGeneration = 22
     case unknownMemberID = 25
     case rebalanceInProgress = 27
@@ -23,6 +26,7 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case outOfOrderSequenceNumber = 45
     case duplicateSequenceNumber = 46
     case invalidProducerEpoch = 47
+    case invalidTransactionTimeout = 50
     case concurrentTransactions = 51
     case kafkaStorageError = 56
     case unknownProducerID = 59

@@ -4,35 +4,6 @@ import LogStorage
 import Synchronization
 import Testing
 
-/// A fresh directory under /tmp, removed with everything in it when the test ends.
-private final class TemporaryDirectory {
-    let path: String
-
-    init() {
-        var template = Array("/tmp/tern-posix-disk-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { buffer in
-            guard let made = mkdtemp(buffer.baseAddress!) else { preconditionFailure("mkdtemp failed (errno \(errno))") }
-            return String(cString: made)
-        }
-    }
-
-    func child(_ name: String) -> String { joinPath(path, name) }
-
-    deinit { removeTree(path) }
-
-    private func removeTree(_ path: String) {
-        if unlink(path) == 0 { return }
-        guard let directory = opendir(path) else { return }
-        while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { removeTree(joinPath(path, name)) }
-        }
-        closedir(directory)
-        rmdir(path)
-    }
-}
 
 /// Collects completions until `count` have arrived or 30 s pass (a safety net, not a timing assumption).
 private func collect(_ count: Int, from disk: PosixDisk) -> [SyncCompletion] {
@@ -53,7 +24,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
 
 @Suite struct PosixDiskFileTests {
     @Test func writesAtOffsetsAndReadsShortAtEndOfFile() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("segment.log"), create: true)
         #expect(try disk.size(file) == 0)
@@ -70,7 +41,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func largeWriteRoundTrips() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("large"), create: true)
         let bytes = (0..<(3 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 31) }
@@ -80,7 +51,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func truncateShrinksAndGrows() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("segment.log"), create: true)
         try disk.write(file, at: 0, [1, 2, 3, 4, 5])
@@ -92,7 +63,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func reopenSeesWrittenBytes() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let path = directory.child("data")
         let first = try disk.open(path, create: true)
@@ -105,7 +76,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func renameReplacesDestinationAndOpenFileFollows() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let temporary = directory.child("checkpoint.tmp")
         let destination = directory.child("checkpoint")
@@ -124,7 +95,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func listsEntriesSortedByUTF8Bytes() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         for name in ["b", "a10", "é", "Z", "a2", "a"] {
             disk.close(try disk.open(directory.child(name), create: true))
@@ -136,7 +107,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func makesNestedDirectoriesIdempotently() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let nested = directory.child("logs/topic-3/deep")
         try disk.makeDirectory(nested)
@@ -151,7 +122,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func removesFilesAndEmptyDirectories() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let subdirectory = directory.child("partition")
         try disk.makeDirectory(subdirectory)
@@ -175,7 +146,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func missingPathsAreNotFound() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let missing = directory.child("missing")
         #expect(throws: DiskError.notFound(path: missing)) { try disk.open(missing, create: false) }
@@ -189,7 +160,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func otherFailuresAreIOErrorsWithTheirPath() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         #expect(throws: DiskError.io(operation: "open", path: directory.path, code: EISDIR)) {
             try disk.open(directory.path, create: false)
@@ -204,7 +175,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
 
 @Suite struct PosixDiskSyncTests {
     @Test func completionsCarryTheReturnedTokens() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("segment.log"), create: true)
         try disk.write(file, at: 0, [1, 2, 3])
@@ -223,7 +194,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func pausedRequestsCompleteAsOneBatchWithOneFdatasyncPerFile() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let files = try (0..<3).map { index in try disk.open(directory.child("file-\(index)"), create: true) }
         disk.pauseSyncBatches()
@@ -247,7 +218,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func groupCommitCompletesEveryTokenExactlyOnce() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let files = try (0..<3).map { index in try disk.open(directory.child("file-\(index)"), create: true) }
         var tokens: [SyncToken] = []
@@ -272,7 +243,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func directorySyncSucceedsAndMissingDirectoryFails() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         disk.close(try disk.open(directory.child("new-file"), create: true))
         let missing = directory.child("missing")
@@ -296,7 +267,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func closingAFileWithAPendingSyncKeepsItsDescriptorUntilTheSyncIsDone() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let closed = try disk.open(directory.child("closed"), create: true)
         let closedDescriptor = try #require(disk.descriptor(of: closed))
@@ -317,7 +288,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func eventDescriptorIsReadableExactlyWhileCompletionsWait() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("segment.log"), create: true)
         #expect(!isReadable(disk.completionEventDescriptor, timeoutMilliseconds: 0))
@@ -337,7 +308,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func syncBlocksWhileTheQueueIsFull() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk(syncQueueCapacity: 2, maximumUncollectedSyncs: 16)
         let file = try disk.open(directory.child("segment.log"), create: true)
         disk.pauseSyncBatches()
@@ -363,7 +334,7 @@ private func isReadable(_ descriptor: Int32, timeoutMilliseconds: Int32) -> Bool
     }
 
     @Test func closeFinishesQueuedSyncs() throws {
-        let directory = TemporaryDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-posix-disk")
         let disk = try PosixDisk()
         let file = try disk.open(directory.child("segment.log"), create: true)
         disk.pauseSyncBatches()

@@ -21,7 +21,7 @@ import Testing
     @Test(arguments: seeds)
     func killedWriterLosesNothingItPromisedAndInventsNothing(seed: UInt64) throws {
         let executable = try #require(ternExecutablePath(), "the tern executable is built next to the test bundle")
-        let directory = KillTestDirectory()
+        let directory = TemporaryDirectory(prefix: "tern-storage-kill")
         let logDirectory = directory.path + "/crash-0"
         var random = DeterministicRandom(seed: seed).stream("kill-delay")
         var verifiedLogEnd = Offset.zero
@@ -275,30 +275,3 @@ private func monotonicMilliseconds() -> Int64 {
     return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
 }
 
-/// A fresh directory under /tmp, removed with everything in it when the test ends.
-private final class KillTestDirectory {
-    let path: String
-
-    init() {
-        var template = Array("/tmp/tern-storage-kill-XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { buffer in
-            guard let made = mkdtemp(buffer.baseAddress!) else { preconditionFailure("mkdtemp failed (errno \(errno))") }
-            return String(cString: made)
-        }
-    }
-
-    deinit { removeTree(path) }
-
-    private func removeTree(_ path: String) {
-        if unlink(path) == 0 { return }
-        guard let directory = opendir(path) else { return }
-        while let entry = readdir(directory) {
-            let name = withUnsafePointer(to: &entry.pointee.d_name) {
-                String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self))
-            }
-            if name != "." && name != ".." { removeTree(path + "/" + name) }
-        }
-        closedir(directory)
-        rmdir(path)
-    }
-}
