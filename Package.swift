@@ -22,13 +22,15 @@ let package = Package(
         .target(name: "Raft", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit"]),
         .target(name: "Controller", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft"]),
         .target(name: "Broker", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller"]),
+        // Sans-IO Kafka client (metadata, idempotent producer, consumer); sits beside Broker.
+        .target(name: "Client", dependencies: ["TernCore", "KafkaProtocol"]),
 
         // The two shells: real IO, and the deterministic simulator.
         .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "CSystem"]),
-        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker"],
+        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client"],
                 path: "Simulation/Sources/Simulator"),
 
-        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Runtime", "Simulator"]),
+        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "Runtime", "Simulator"]),
 
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
@@ -36,6 +38,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "Simulator"], exclude: ["testdata"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
+        .testTarget(name: "ClientTests", dependencies: ["Client"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "LogStorage", "tern"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),

@@ -1,0 +1,66 @@
+import KafkaProtocol
+import TernCore
+
+// The sans-IO contract every client piece follows: the shell asks `nextRequests(now:)` for what to
+// send, delivers each answer with `handle(response:correlation:now:)`, reports a lost connection
+// or an abandoned request with `handleTimeout(correlation:now:)`, and wakes the client no later
+// than `nextWakeup` so linger, backoff and request deadlines fire. Nothing here reads a clock.
+
+/// Names one request a client sent, so its answer (or its loss) finds the state waiting for it.
+/// Unique within one client instance; the shell pairs it with the client's identity if it runs many.
+public struct RequestCorrelation: TypedInteger {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// A request the shell must carry to `destination` and answer with the same `correlation`.
+public struct ClientRequest: Equatable, Sendable {
+    public var destination: NodeID
+    public var request: DataRequest
+    public var correlation: RequestCorrelation
+
+    public init(destination: NodeID, request: DataRequest, correlation: RequestCorrelation) {
+        self.destination = destination
+        self.request = request
+        self.correlation = correlation
+    }
+}
+
+/// Hands out correlations in increasing order, never reusing one, so a late answer to an abandoned
+/// request can never be mistaken for the answer to a newer one.
+struct CorrelationAllocator: Sendable {
+    private var next: UInt64 = 1
+
+    mutating func allocate() -> RequestCorrelation {
+        defer { next += 1 }
+        return RequestCorrelation(next)
+    }
+}
+
+extension KafkaErrorCode {
+    /// Errors after which the partition's leader (or its existence) must be looked up again before
+    /// retrying: Java's InvalidMetadataException family.
+    public var invalidatesMetadata: Bool {
+        switch self {
+        case .notLeaderOrFollower, .fencedLeaderEpoch, .unknownTopicOrPartition, .leaderNotAvailable,
+             .kafkaStorageError, .unknownTopicID:
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// Errors a client retries with the same request (after refreshing metadata when
+    /// `invalidatesMetadata`); the rest are reported to the application.
+    public var isRetriable: Bool {
+        if invalidatesMetadata { return true }
+        switch self {
+        case .corruptMessage, .requestTimedOut, .replicaNotAvailable, .notEnoughReplicas,
+             .notEnoughReplicasAfterAppend, .coordinatorLoadInProgress, .coordinatorNotAvailable,
+             .notCoordinator, .concurrentTransactions, .unknownLeaderEpoch, .offsetNotAvailable:
+            return true
+        default:
+            return false
+        }
+    }
+}

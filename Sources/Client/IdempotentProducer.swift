@@ -1,0 +1,511 @@
+import KafkaProtocol
+import TernCore
+
+/// Names one record given to `IdempotentProducer.send`; its outcome is reported exactly once.
+public struct RecordHandle: TypedInteger {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+}
+
+/// How a record ended.
+public enum ProduceOutcome: Equatable, Sendable {
+    /// Written and acknowledged by the configured acks at `offset`. `.unknown` only when a broker
+    /// answered DUPLICATE_SEQUENCE_NUMBER, which says "already written" without the offset.
+    case written(offset: Offset)
+    /// Not acknowledged. `possiblyWritten` is true when some attempt may have reached the log (a
+    /// timeout, or an error after an earlier attempt was lost), so a checker must treat the record
+    /// as indeterminate rather than absent.
+    case failed(error: KafkaErrorCode, possiblyWritten: Bool)
+}
+
+public struct ProduceCompletion: Equatable, Sendable {
+    public var handle: RecordHandle
+    public var topicPartition: TopicPartition
+    public var outcome: ProduceOutcome
+}
+
+public enum ProducerSendError: Error, Equatable, Sendable {
+    /// `maxBufferedRecords` are queued, in flight, or completed but not yet taken.
+    case bufferFull
+    /// The record alone would exceed `batchSizeBytes`.
+    case recordTooLarge
+    /// The partition hit an error it cannot recover from under this producer id (see
+    /// `IdempotentProducer`); a new producer instance is needed for it.
+    case partitionFailed(KafkaErrorCode)
+    /// The producer could not get a producer id.
+    case producerFailed(KafkaErrorCode)
+}
+
+/// An idempotent Kafka producer as a sans-IO state machine.
+///
+/// Records are accumulated into one batch per partition (closed by `batchSizeBytes`,
+/// `maxRecordsPerBatch` or `lingerTime`). Nothing is sent before InitProducerID has given a
+/// producer id and epoch. A batch gets its base sequence and its bytes when first sent, and every
+/// retry sends exactly those bytes, so the broker recognises a retry of a batch it already wrote
+/// (one of its last 5) and answers the original offset instead of writing it twice.
+///
+/// Order: at most `maxInFlightPerPartition` (≤ 5, the broker's deduplication window) batches of a
+/// partition are unacknowledged at once. When one of them needs a retry (a retriable error, a lost
+/// request), the partition sends nothing until every request of it in flight has been answered or
+/// abandoned; then it resends all its unacknowledged batches in sequence order, and only after
+/// that new ones. An OUT_OF_ORDER_SEQUENCE_NUMBER on a batch with an earlier unacknowledged batch
+/// is the expected echo of that earlier failure and is retried the same way.
+///
+/// Unrecoverable errors: OUT_OF_ORDER_SEQUENCE_NUMBER on the oldest unacknowledged batch,
+/// UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH and every non-retriable error fail the partition:
+/// its unacknowledged and queued records are reported failed, and later sends to it are refused.
+/// librdkafka instead bumps the epoch when it can prove that safe; that needs every partition
+/// drained and a "possibly persisted" verdict on each unacknowledged batch, and renumbering
+/// sequences without a bump is unsafe (an abandoned request arriving late could be appended under
+/// its old sequence). Failing the partition is the simplest choice that never duplicates or
+/// reorders; the application recovers by starting a new producer (a new producer id).
+///
+/// There is no delivery timeout: retriable failures are retried until they succeed (librdkafka's
+/// idempotent default of unlimited retries); the buffer bound gives back-pressure instead.
+public struct IdempotentProducer: Sendable {
+    public struct Configuration: Sendable {
+        public var lingerTime: Duration
+        public var batchSizeBytes: Int
+        public var maxRecordsPerBatch: Int
+        /// Unacknowledged batches per partition; at most 5, the broker's deduplication window.
+        public var maxInFlightPerPartition: Int
+        /// Records sent but whose completion has not been taken yet.
+        public var maxBufferedRecords: Int
+        /// -1 (all in-sync replicas), 1 or 0 is refused: idempotence needs acks=all.
+        public var acks: Int16
+        /// How long the broker may wait for replication before answering REQUEST_TIMED_OUT.
+        public var brokerAckTimeout: Duration
+        /// How long the client waits for any answer before abandoning the request and retrying.
+        public var requestTimeout: Duration
+        public var retryBackoff: Duration
+        public var metadata: MetadataCache.Configuration
+
+        public init(lingerTime: Duration = .milliseconds(5), batchSizeBytes: Int = 16 * 1024, maxRecordsPerBatch: Int = 1000,
+                    maxInFlightPerPartition: Int = 5, maxBufferedRecords: Int = 10_000,
+                    brokerAckTimeout: Duration = .seconds(10), requestTimeout: Duration = .seconds(30),
+                    retryBackoff: Duration = .milliseconds(100), metadata: MetadataCache.Configuration = .init()) {
+            precondition((1...5).contains(maxInFlightPerPartition), "idempotence allows 1 to 5 in-flight batches per partition")
+            precondition(batchSizeBytes > 0 && maxRecordsPerBatch > 0 && maxBufferedRecords > 0, "bounds must be positive")
+            precondition(requestTimeout > brokerAckTimeout, "the client must wait longer than the broker may")
+            self.lingerTime = lingerTime
+            self.batchSizeBytes = batchSizeBytes
+            self.maxRecordsPerBatch = maxRecordsPerBatch
+            self.maxInFlightPerPartition = maxInFlightPerPartition
+            self.maxBufferedRecords = maxBufferedRecords
+            self.acks = -1
+            self.brokerAckTimeout = brokerAckTimeout
+            self.requestTimeout = requestTimeout
+            self.retryBackoff = retryBackoff
+            self.metadata = metadata
+        }
+    }
+
+    struct PendingRecord: Sendable {
+        var handle: RecordHandle
+        var key: [UInt8]?
+        var value: [UInt8]?
+        var headers: [RecordHeader]
+        var timestampMilliseconds: Int64
+    }
+
+    enum BatchState: Equatable, Sendable {
+        case inFlight(RequestCorrelation)
+        case needsRetry
+    }
+
+    struct SentBatch: Sendable {
+        var records: [PendingRecord]
+        var baseSequence: Int32
+        /// Built once, resent byte for byte.
+        var bytes: [UInt8]
+        var state: BatchState
+        /// The partition's leader epoch when last sent, so an error about an older leader does
+        /// not invalidate newer metadata.
+        var sentLeaderEpoch = LeaderEpoch.none
+        /// Some attempt may have reached a broker's log.
+        var possiblyWritten = false
+    }
+
+    struct OpenBatch: Sendable {
+        var records: [PendingRecord] = []
+        var estimatedBytes = RecordBatchLayout.headerSize
+        var createdAt: Instant
+    }
+
+    struct PartitionState: Sendable {
+        /// Not yet sent, oldest first; only the last may still take records.
+        var queued: [OpenBatch] = []
+        /// Sent and not acknowledged, in sequence order; never more than maxInFlightPerPartition.
+        var unacknowledged: [SentBatch] = []
+        var nextSequence: Int32 = 0
+        var retryNotBefore = Instant.zero
+        var failure: KafkaErrorCode?
+        /// A retry round has started: the partition drained, waited out the backoff, and is
+        /// resending its unacknowledged batches in order. Any new failure closes it (drain again).
+        var retryRoundOpen = false
+        /// The last queued batch takes no more records (it filled up while waiting).
+        var lastQueuedIsClosed = false
+    }
+
+    enum ProducerIdentity: Equatable, Sendable {
+        case needed(notBefore: Instant)
+        case requesting(RequestCorrelation)
+        case assigned(ProducerID, ProducerEpoch)
+        case failed(KafkaErrorCode)
+    }
+
+    enum PendingRequest: Sendable {
+        case metadata
+        case initProducerID
+        case produce([TopicPartition])
+    }
+
+    public let configuration: Configuration
+    public private(set) var metadata: MetadataCache
+    private var random: DeterministicRandom
+    private var identity: ProducerIdentity = .needed(notBefore: .zero)
+    private var partitionStates: [TopicPartition: PartitionState] = [:]
+    private var pending: [RequestCorrelation: (request: PendingRequest, deadline: Instant)] = [:]
+    private var correlations = CorrelationAllocator()
+    private var nextHandle: UInt64 = 1
+    private var completions: [ProduceCompletion] = []
+    /// Records given to `send` whose completion has not been taken: the buffer bound.
+    private var bufferedRecords = 0
+
+    public init(bootstrapNodes: [NodeID], configuration: Configuration = Configuration(), random: DeterministicRandom) {
+        self.configuration = configuration
+        self.random = random.stream("producer")
+        metadata = MetadataCache(bootstrapNodes: bootstrapNodes, configuration: configuration.metadata,
+                                 random: random.stream("producer-metadata"))
+    }
+
+    /// The producer id and epoch, once assigned.
+    public var producerIdentity: (id: ProducerID, epoch: ProducerEpoch)? {
+        if case let .assigned(id, epoch) = identity { return (id, epoch) }
+        return nil
+    }
+
+    public func failure(of topicPartition: TopicPartition) -> KafkaErrorCode? { partitionStates[topicPartition]?.failure }
+
+    /// Records whose outcome is not reported yet (queued or unacknowledged).
+    public var unfinishedRecords: Int { bufferedRecords - completions.count }
+
+    // MARK: Input
+
+    public mutating func send(_ topicPartition: TopicPartition, key: [UInt8]?, value: [UInt8]?,
+                              headers: [RecordHeader] = [], now: Instant) throws(ProducerSendError) -> RecordHandle {
+        if case let .failed(error) = identity { throw .producerFailed(error) }
+        guard bufferedRecords < configuration.maxBufferedRecords else { throw .bufferFull }
+        let size = Self.estimatedSize(key: key, value: value, headers: headers)
+        guard size + RecordBatchLayout.headerSize <= configuration.batchSizeBytes else { throw .recordTooLarge }
+        metadata.track(topic: topicPartition.topic)
+        var state = partitionStates[topicPartition] ?? PartitionState()
+        if let failure = state.failure { throw .partitionFailed(failure) }
+
+        let handle = RecordHandle(nextHandle)
+        nextHandle += 1
+        bufferedRecords += 1
+        let record = PendingRecord(handle: handle, key: key, value: value, headers: headers,
+                                   timestampMilliseconds: now.nanoseconds / 1_000_000)
+        let last = state.queued.last
+        if let last, !state.lastQueuedIsClosed, last.records.count < configuration.maxRecordsPerBatch,
+           last.estimatedBytes + size <= configuration.batchSizeBytes {
+            state.queued[state.queued.count - 1].records.append(record)
+            state.queued[state.queued.count - 1].estimatedBytes += size
+        } else {
+            state.queued.append(OpenBatch(records: [record], estimatedBytes: RecordBatchLayout.headerSize + size, createdAt: now))
+            state.lastQueuedIsClosed = false
+        }
+        partitionStates[topicPartition] = state
+        return handle
+    }
+
+    /// Outcomes reported since the last call, each record's exactly once.
+    public mutating func takeCompletions() -> [ProduceCompletion] {
+        defer {
+            bufferedRecords -= completions.count
+            completions.removeAll(keepingCapacity: true)
+        }
+        return completions
+    }
+
+    public mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant) {
+        // An answer to an abandoned request is dropped: its batches were (or will be) resent with
+        // the same bytes, and the resend's answer carries the same outcome.
+        guard let entry = pending.removeValue(forKey: correlation) else { return }
+        switch (entry.request, response) {
+        case let (.metadata, .metadata(answer)):
+            metadata.apply(answer, now: now)
+        case let (.initProducerID, .initProducerID(answer)):
+            handleInitProducerID(answer, correlation: correlation, now: now)
+        case let (.produce(partitions), .produce(answer)):
+            handleProduce(answer, partitions: partitions, correlation: correlation, now: now)
+        default:
+            // A mismatched answer is a shell bug or a broken broker; treat it as a lost request.
+            fail(entry.request, correlation: correlation, now: now)
+        }
+    }
+
+    /// The request was lost: timed out, or its connection closed.
+    public mutating func handleTimeout(correlation: RequestCorrelation, now: Instant) {
+        guard let entry = pending.removeValue(forKey: correlation) else { return }
+        fail(entry.request, correlation: correlation, now: now)
+    }
+
+    // MARK: Output
+
+    public mutating func nextRequests(now: Instant) -> [ClientRequest] {
+        expireRequests(now: now)
+        var requests: [ClientRequest] = []
+        if let (destination, request) = metadata.nextRequest(now: now) {
+            requests.append(register(.metadata, destination: destination, request: .metadata(request), now: now))
+        }
+        if case let .needed(notBefore) = identity, now >= notBefore {
+            let candidates = metadata.brokers.isEmpty ? metadata.bootstrapNodes : metadata.sortedBrokerIDs
+            let destination = candidates[Int(random.next(below: UInt64(candidates.count)))]
+            let request = InitProducerIDRequest(transactionTimeoutMilliseconds: -1)
+            let outgoing = register(.initProducerID, destination: destination, request: .initProducerID(request), now: now)
+            identity = .requesting(outgoing.correlation)
+            requests.append(outgoing)
+        }
+        guard case let .assigned(producerID, producerEpoch) = identity else { return requests }
+
+        // Rounds of one request per leader with one batch per partition in it (Kafka's rule),
+        // until no partition has anything more it may send; at most maxInFlightPerPartition rounds.
+        let sortedPartitions = partitionStates.keys.sorted()
+        for _ in 0..<configuration.maxInFlightPerPartition {
+            let round = produceRound(sortedPartitions, producerID: producerID, producerEpoch: producerEpoch, now: now)
+            if round.isEmpty { break }
+            requests.append(contentsOf: round)
+        }
+        return requests
+    }
+
+    private mutating func produceRound(_ sortedPartitions: [TopicPartition], producerID: ProducerID,
+                                       producerEpoch: ProducerEpoch, now: Instant) -> [ClientRequest] {
+        var requests: [ClientRequest] = []
+        var byDestination: [NodeID: [(TopicPartition, [UInt8])]] = [:]
+        var destinations: [NodeID] = []
+        var leaderEpochs: [TopicPartition: LeaderEpoch] = [:]
+        for topicPartition in sortedPartitions {
+            guard let leader = metadata.usableLeader(for: topicPartition),
+                  let batch = nextBatchToSend(topicPartition, producerID: producerID, producerEpoch: producerEpoch, now: now)
+            else { continue }
+            if byDestination[leader.leaderID] == nil { destinations.append(leader.leaderID) }
+            byDestination[leader.leaderID, default: []].append((topicPartition, batch))
+            leaderEpochs[topicPartition] = leader.leaderEpoch
+        }
+        for destination in destinations {
+            let batches = byDestination[destination]!
+            let correlation = correlations.allocate()
+            var topics: [ProduceRequest.Topic] = []
+            for (topicPartition, bytes) in batches {
+                let partition = ProduceRequest.Partition(partitionIndex: topicPartition.partition, records: bytes)
+                if topics.last?.name == topicPartition.topic {
+                    topics[topics.count - 1].partitions.append(partition)
+                } else {
+                    topics.append(ProduceRequest.Topic(name: topicPartition.topic, partitions: [partition]))
+                }
+                markSent(topicPartition, correlation: correlation, leaderEpoch: leaderEpochs[topicPartition]!)
+            }
+            let request = ProduceRequest(acks: configuration.acks,
+                                         timeoutMilliseconds: Int32(configuration.brokerAckTimeout.milliseconds), topics: topics)
+            pending[correlation] = (.produce(batches.map(\.0)), now + configuration.requestTimeout)
+            requests.append(ClientRequest(destination: destination, request: .produce(request), correlation: correlation))
+        }
+        return requests
+    }
+
+    /// The latest time the shell must call `nextRequests` again (linger, backoff, request deadlines).
+    public func nextWakeup() -> Instant? {
+        var earliest = metadata.nextRefreshTime
+        func consider(_ time: Instant) { earliest = min(earliest ?? time, time) }
+        for entry in pending.values { consider(entry.deadline) }
+        if case let .needed(notBefore) = identity { consider(notBefore) }
+        for state in partitionStates.values where state.failure == nil {
+            if state.unacknowledged.contains(where: { $0.state == .needsRetry }) {
+                if !state.unacknowledged.contains(where: { $0.state != .needsRetry }) { consider(state.retryNotBefore) }
+            } else if let first = state.queued.first, state.unacknowledged.count < configuration.maxInFlightPerPartition {
+                consider(state.queued.count > 1 ? first.createdAt : first.createdAt + configuration.lingerTime)
+            }
+        }
+        return earliest
+    }
+
+    // MARK: Sending
+
+    /// The bytes of the batch to send next for the partition, if any may go now; see the type's
+    /// comment for the order rules.
+    private mutating func nextBatchToSend(_ topicPartition: TopicPartition, producerID: ProducerID,
+                                          producerEpoch: ProducerEpoch, now: Instant) -> [UInt8]? {
+        guard var state = partitionStates[topicPartition], state.failure == nil else { return nil }
+        defer { partitionStates[topicPartition] = state }
+        if let index = state.unacknowledged.firstIndex(where: { $0.state == .needsRetry }) {
+            if !state.retryRoundOpen {
+                let draining = state.unacknowledged.contains(where: { $0.state != .needsRetry })
+                guard !draining, now >= state.retryNotBefore else { return nil }
+                state.retryRoundOpen = true
+            }
+            // Within the round every batch before this one is already resent (in flight).
+            return state.unacknowledged[index].bytes
+        }
+        state.retryRoundOpen = false
+        guard state.unacknowledged.count < configuration.maxInFlightPerPartition, let first = state.queued.first else { return nil }
+        let full = state.queued.count > 1 || state.lastQueuedIsClosed
+            || first.records.count >= configuration.maxRecordsPerBatch
+        guard full || now >= first.createdAt + configuration.lingerTime else { return nil }
+        state.queued.removeFirst()
+        if state.queued.isEmpty { state.lastQueuedIsClosed = false }
+        let baseSequence = state.nextSequence
+        var builder = RecordBatchBuilder(baseTimestamp: first.records[0].timestampMilliseconds, capacity: first.estimatedBytes)
+        builder.producerID = producerID.rawValue
+        builder.producerEpoch = producerEpoch.rawValue
+        builder.baseSequence = baseSequence
+        for record in first.records {
+            builder.append(key: record.key, value: record.value, headers: record.headers,
+                           timestampDelta: record.timestampMilliseconds - first.records[0].timestampMilliseconds)
+        }
+        let bytes = builder.build()
+        state.nextSequence = Self.sequence(baseSequence, advancedBy: Int32(first.records.count))
+        state.unacknowledged.append(SentBatch(records: first.records, baseSequence: baseSequence, bytes: bytes, state: .needsRetry))
+        return bytes
+    }
+
+    /// Marks the batch just returned by `nextBatchToSend` as in flight under `correlation`.
+    private mutating func markSent(_ topicPartition: TopicPartition, correlation: RequestCorrelation, leaderEpoch: LeaderEpoch) {
+        guard let index = partitionStates[topicPartition]!.unacknowledged.firstIndex(where: { $0.state == .needsRetry }) else {
+            preconditionFailure("no batch waiting to be sent for \(topicPartition)")
+        }
+        partitionStates[topicPartition]!.unacknowledged[index].state = .inFlight(correlation)
+        partitionStates[topicPartition]!.unacknowledged[index].sentLeaderEpoch = leaderEpoch
+    }
+
+    private mutating func register(_ kind: PendingRequest, destination: NodeID, request: DataRequest, now: Instant) -> ClientRequest {
+        let correlation = correlations.allocate()
+        pending[correlation] = (kind, now + configuration.requestTimeout)
+        return ClientRequest(destination: destination, request: request, correlation: correlation)
+    }
+
+    private mutating func expireRequests(now: Instant) {
+        let expired = pending.filter { $0.value.deadline <= now }.keys.sorted()
+        for correlation in expired { handleTimeout(correlation: correlation, now: now) }
+    }
+
+    // MARK: Answers
+
+    private mutating func handleInitProducerID(_ answer: InitProducerIDResponse, correlation: RequestCorrelation, now: Instant) {
+        guard identity == .requesting(correlation) else { return }
+        if answer.errorCode == .none, answer.producerID != .none, answer.producerEpoch != .none {
+            identity = .assigned(answer.producerID, answer.producerEpoch)
+        } else if answer.errorCode == .none || answer.errorCode.isRetriable {
+            identity = .needed(notBefore: now + configuration.retryBackoff)
+        } else {
+            identity = .failed(answer.errorCode)
+            for topicPartition in partitionStates.keys.sorted() { failPartition(topicPartition, error: answer.errorCode) }
+        }
+    }
+
+    private mutating func handleProduce(_ answer: ProduceResponse, partitions: [TopicPartition],
+                                        correlation: RequestCorrelation, now: Instant) {
+        var answers: [TopicPartition: ProduceResponse.Partition] = [:]
+        for topic in answer.topics {
+            for partition in topic.partitions {
+                answers[TopicPartition(topic: topic.name, partition: partition.partitionIndex)] = partition
+            }
+        }
+        for topicPartition in partitions {
+            // A partition the broker left out is treated like a lost request for it.
+            let partitionAnswer = answers[topicPartition]
+                ?? ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: .requestTimedOut)
+            handleBatchOutcome(topicPartition, correlation: correlation, answer: partitionAnswer, now: now)
+        }
+    }
+
+    private mutating func handleBatchOutcome(_ topicPartition: TopicPartition, correlation: RequestCorrelation,
+                                             answer: ProduceResponse.Partition, now: Instant) {
+        guard var state = partitionStates[topicPartition],
+              let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
+        let error = answer.errorCode
+        switch error {
+        case .none, .duplicateSequenceNumber:
+            let batch = state.unacknowledged.remove(at: index)
+            for (position, record) in batch.records.enumerated() {
+                let offset = error == .none && answer.baseOffset != .unknown ? answer.baseOffset + Int64(position) : .unknown
+                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+                                                     outcome: .written(offset: offset)))
+            }
+            partitionStates[topicPartition] = state
+        case .outOfOrderSequenceNumber where index > 0, _ where error.isRetriable:
+            // Retriable, or the echo of an earlier batch's failure: resend in order after the drain.
+            state.unacknowledged[index].state = .needsRetry
+            state.retryRoundOpen = false
+            // Only errors that refuse before appending leave the log untouched.
+            if error != .notEnoughReplicas && !error.invalidatesMetadata && error != .outOfOrderSequenceNumber {
+                state.unacknowledged[index].possiblyWritten = true
+            }
+            state.retryNotBefore = now + configuration.retryBackoff
+            partitionStates[topicPartition] = state
+            // Tern's Produce answer names no new leader yet (KIP-951), so this waits for a refresh.
+            metadata.noteError(error, for: topicPartition, requestLeaderEpoch: state.unacknowledged[index].sentLeaderEpoch)
+        default:
+            partitionStates[topicPartition] = state
+            failPartition(topicPartition, error: error)
+        }
+    }
+
+    private mutating func fail(_ request: PendingRequest, correlation: RequestCorrelation, now: Instant) {
+        switch request {
+        case .metadata:
+            metadata.requestFailed(now: now)
+        case .initProducerID:
+            if identity == .requesting(correlation) { identity = .needed(notBefore: now + configuration.retryBackoff) }
+        case let .produce(partitions):
+            for topicPartition in partitions {
+                guard var state = partitionStates[topicPartition],
+                      let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { continue }
+                state.unacknowledged[index].state = .needsRetry
+                state.unacknowledged[index].possiblyWritten = true
+                state.retryNotBefore = now + configuration.retryBackoff
+                state.retryRoundOpen = false
+                partitionStates[topicPartition] = state
+            }
+        }
+    }
+
+    /// Reports every unfinished record of the partition failed and refuses it from now on.
+    private mutating func failPartition(_ topicPartition: TopicPartition, error: KafkaErrorCode) {
+        guard var state = partitionStates[topicPartition], state.failure == nil else { return }
+        state.failure = error
+        for batch in state.unacknowledged {
+            for record in batch.records {
+                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+                                                     outcome: .failed(error: error, possiblyWritten: batch.possiblyWritten)))
+            }
+        }
+        for batch in state.queued {
+            for record in batch.records {
+                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+                                                     outcome: .failed(error: error, possiblyWritten: false)))
+            }
+        }
+        state.unacknowledged.removeAll()
+        state.queued.removeAll()
+        partitionStates[topicPartition] = state
+    }
+
+    // MARK: Helpers
+
+    /// Kafka's sequence arithmetic: after Int32.max comes 0.
+    static func sequence(_ sequence: Int32, advancedBy count: Int32) -> Int32 {
+        let sum = Int64(sequence) + Int64(count)
+        return Int32(sum % (Int64(Int32.max) + 1))
+    }
+
+    /// An upper bound on a record's encoded size, so a batch never outgrows `batchSizeBytes`.
+    static func estimatedSize(key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader]) -> Int {
+        // length, attributes, timestamp delta, offset delta, two lengths, header count: ≤ 5+1+10+5+5+5+5.
+        var size = 36 + (key?.count ?? 0) + (value?.count ?? 0)
+        for header in headers { size += 10 + header.key.utf8.count + (header.value?.count ?? 0) }
+        return size
+    }
+}

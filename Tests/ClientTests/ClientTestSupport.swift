@@ -1,0 +1,60 @@
+@testable import Client
+import KafkaProtocol
+import TernCore
+
+// Scripted brokers for the client tests: helpers that build the answers a broker would give.
+
+let topicPartition0 = TopicPartition(topic: "events", partition: 0)
+let startTime = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000)
+let brokerIDs = [NodeID(1), NodeID(2), NodeID(3)]
+
+func metadataAnswer(leader: NodeID?, epoch: Int32, topicPartition: TopicPartition = topicPartition0) -> MetadataResponse {
+    MetadataResponse(
+        brokers: brokerIDs.map { MetadataResponse.Broker(nodeID: $0, host: "broker-\($0)", port: 9092) },
+        clusterID: "tern", controllerID: NodeID(1),
+        topics: [MetadataResponse.Topic(name: topicPartition.topic, partitions: [
+            MetadataResponse.Partition(partitionIndex: topicPartition.partition, leaderID: leader, leaderEpoch: LeaderEpoch(epoch),
+                                       replicaNodes: brokerIDs, isrNodes: brokerIDs),
+        ])])
+}
+
+/// The single batch a Produce request carries for `topicPartition`.
+func producedBatch(_ request: ClientRequest, _ topicPartition: TopicPartition = topicPartition0) -> [UInt8]? {
+    guard case let .produce(produce) = request.request else { return nil }
+    return produce.topics.first { $0.name == topicPartition.topic }?
+        .partitions.first { $0.partitionIndex == topicPartition.partition }?.records
+}
+
+func baseSequence(_ batch: [UInt8]) -> Int32 { try! RecordBatchHeader.read(batch).baseSequence }
+
+func produceAnswer(_ error: KafkaErrorCode, baseOffset: Int64 = -1, topicPartition: TopicPartition = topicPartition0) -> DataResponse {
+    .produce(ProduceResponse(topics: [ProduceResponse.Topic(name: topicPartition.topic, partitions: [
+        ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: error, baseOffset: Offset(baseOffset)),
+    ])]))
+}
+
+/// A stored batch as a leader would serve it: offsets and epoch assigned.
+func storedBatch(baseOffset: Int64, epoch: Int32, values: [String], control: Bool = false) -> [UInt8] {
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    builder.baseOffset = baseOffset
+    builder.partitionLeaderEpoch = epoch
+    if control {
+        builder.attributes = RecordBatchAttributes(isTransactional: true, isControl: true)
+        builder.producerID = 7
+        builder.producerEpoch = 0
+        let marker = TransactionMarker(type: .commit, coordinatorEpoch: 0)
+        builder.append(key: marker.keyBytes, value: marker.valueBytes)
+    } else {
+        for value in values { builder.append(key: Array("k-\(value)".utf8), value: Array(value.utf8)) }
+    }
+    return builder.build()
+}
+
+func fetchAnswer(records: [UInt8], highWatermark: Int64, error: KafkaErrorCode = .none,
+                 topicPartition: TopicPartition = topicPartition0) -> DataResponse {
+    .fetch(FetchResponse(topics: [FetchResponse.Topic(name: topicPartition.topic, partitions: [
+        FetchResponse.Partition(partitionIndex: topicPartition.partition, errorCode: error,
+                                highWatermark: Offset(highWatermark), lastStableOffset: Offset(highWatermark),
+                                logStartOffset: .zero, records: records),
+    ])]))
+}
