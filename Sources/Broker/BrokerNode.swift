@@ -1,4 +1,5 @@
 import Controller
+import LogStorage
 import NodeKit
 import TernCore
 
@@ -23,6 +24,7 @@ public struct BrokerConfiguration: Sendable {
     /// restarted by its supervisor), and when after its start.
     public var plannedShutdownProbability = 0.0
     public var plannedShutdownDelay: ClosedRange<Duration> = .seconds(5)...(.seconds(30))
+    public var dataPlane = BrokerDataPlaneConfiguration()
 
     public init(brokerID: NodeID, clusterID: String, controllerVoters: [NodeID], endpoints: [BrokerEndpoint] = []) {
         precondition(!controllerVoters.isEmpty, "a broker needs at least one controller voter")
@@ -35,10 +37,12 @@ public struct BrokerConfiguration: Sendable {
 
 /// The broker's control plane: it registers with the active controller (getting a new broker
 /// epoch each time it starts), heartbeats with how far it has applied the metadata log, and follows
-/// the committed metadata log into its own `MetadataImage`. The data plane joins it later.
+/// the committed metadata log into its own `MetadataImage`. Its `dataPlane` hosts the partition
+/// replicas the image assigns to it and answers data-plane requests.
 ///
-/// It keeps no state on disk yet: after a restart it registers anew and fetches the metadata log
-/// from the start.
+/// Its control plane keeps no state on disk yet: after a restart it registers anew and fetches the
+/// metadata log from the start; the partition logs are recovered from disk when the image names
+/// them again.
 public final class BrokerNode: NodeStateMachine {
     public let configuration: BrokerConfiguration
     public var nodeID: NodeID { configuration.brokerID }
@@ -64,6 +68,10 @@ public final class BrokerNode: NodeStateMachine {
     private var nextFetchAt = Instant.zero
     /// When this process will ask for a controlled shutdown, if it plans one.
     public private(set) var plannedShutdownAt: Instant?
+    public let dataPlane: BrokerDataPlane
+    /// Replicas are started only once the image has caught up with the committed metadata the
+    /// first time, so a restarted broker does not act on every stale intermediate state.
+    private var hasCaughtUpWithMetadata = false
 
     struct PendingRequest {
         let correlationID: UInt64
@@ -75,6 +83,9 @@ public final class BrokerNode: NodeStateMachine {
         self.configuration = configuration
         self.random = environment.random.stream("broker")
         self.incarnationID = IncarnationID(high: random.next(), low: random.next())
+        self.dataPlane = BrokerDataPlane(localID: configuration.brokerID, clusterID: configuration.clusterID,
+                                         configuration: configuration.dataPlane, disk: environment.disk,
+                                         dataDirectory: environment.dataDirectory, controller: configuration.controllerVoters[0])
     }
 
     public var currentController: NodeID { configuration.controllerVoters[controllerIndex] }
@@ -83,6 +94,7 @@ public final class BrokerNode: NodeStateMachine {
     public func requestControlledShutdown() { wantsShutDown = true }
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+        defer { finishEvent(now: now, effects: &effects) }
         switch event {
         case .start:
             incarnationID = IncarnationID(high: random.next(), low: random.next())
@@ -97,9 +109,23 @@ public final class BrokerNode: NodeStateMachine {
         case let .message(from, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, from: from, now: now, effects: &effects)
-        case .syncCompleted:
-            break
+        case let .syncCompleted(completion):
+            _ = dataPlane.handleSyncCompletion(completion, now: now)
         }
+    }
+
+    /// Feeds a sync completion to the data plane if one of its logs owns it (a combined node
+    /// offers the rest to its controller).
+    public func handleSyncCompletionIfOwned(_ completion: SyncCompletion, now: Instant, effects: inout [NodeEffect]) -> Bool {
+        guard dataPlane.handleSyncCompletion(completion, now: now) else { return false }
+        finishEvent(now: now, effects: &effects)
+        return true
+    }
+
+    private func finishEvent(now: Instant, effects: inout [NodeEffect]) {
+        dataPlane.controller = currentController
+        dataPlane.brokerEpoch = brokerEpoch
+        dataPlane.finishEvent(now: now, effects: &effects)
     }
 
     // MARK: Timers
@@ -109,6 +135,9 @@ public final class BrokerNode: NodeStateMachine {
         expireRequests(now: now)
         if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
         if pendingFetch == nil, now >= nextFetchAt { sendFetch(now: now, effects: &effects) }
+        dataPlane.controller = currentController
+        dataPlane.brokerEpoch = brokerEpoch
+        dataPlane.tick(now: now, effects: &effects)
     }
 
     /// A request unanswered for `requestTimeout` is lost: try the next controller.
@@ -163,11 +192,17 @@ public final class BrokerNode: NodeStateMachine {
     private func onMessage(_ message: PeerMessage, from sender: NodeID, now: Instant, effects: inout [NodeEffect]) {
         switch message {
         case let .controllerResponse(correlationID, response):
+            if BrokerDataPlane.ownsCorrelationID(correlationID) {
+                dataPlane.handleControllerResponse(correlationID: correlationID, response: response, now: now, effects: &effects)
+                return
+            }
             guard pendingControl?.correlationID == correlationID else { return }
             pendingControl = nil
             onControlResponse(response, now: now, effects: &effects)
         case let .notController(correlationID, leaderHint):
-            if pendingControl?.correlationID == correlationID {
+            if BrokerDataPlane.ownsCorrelationID(correlationID) {
+                dataPlane.handleNotController(correlationID: correlationID, now: now)
+            } else if pendingControl?.correlationID == correlationID {
                 pendingControl = nil
                 nextControlAt = now + configuration.retryBackoff
             } else if pendingFetch?.correlationID == correlationID {
@@ -181,6 +216,10 @@ public final class BrokerNode: NodeStateMachine {
             guard pendingFetch?.correlationID == correlationID else { return }
             pendingFetch = nil
             onMetadataEntries(entries, committedOffset: committedOffset, now: now, effects: &effects)
+        case let .dataRequest(correlationID, request):
+            dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
+        case let .dataResponse(correlationID, response):
+            dataPlane.handleResponse(response, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case .raft, .controllerRequest, .fetchMetadata:
             return
         }
@@ -222,6 +261,13 @@ public final class BrokerNode: NodeStateMachine {
     private func onMetadataEntries(_ entries: [PeerMessage.MetadataEntry], committedOffset: Offset, now: Instant,
                                    effects: inout [NodeEffect]) {
         knownCommittedOffset = max(knownCommittedOffset, committedOffset)
+        let imageBefore = image.offset
+        defer {
+            if image.offset >= knownCommittedOffset { hasCaughtUpWithMetadata = true }
+            if hasCaughtUpWithMetadata, image.offset != imageBefore || dataPlane.image.offset != image.offset {
+                dataPlane.applyImage(image, now: now, effects: &effects)
+            }
+        }
         for entry in entries where !entry.records.isEmpty && entry.lastOffset > image.offset {
             guard entry.offset == image.offset + 1, entry.lastOffset <= committedOffset else { break }
             var next = image

@@ -25,8 +25,14 @@ public final class CombinedNode: NodeStateMachine {
         switch event {
         case .start, .tick:
             local = [(.controller, event), (.broker, event)]
-        case .syncCompleted:
-            local = [(.controller, event)]
+        case let .syncCompleted(completion):
+            // Each sync belongs to one part: the broker's partition logs claim theirs, the rest
+            // (the metadata log, Raft's hard state) are the controller's.
+            var produced: [NodeEffect] = []
+            if !broker.handleSyncCompletionIfOwned(completion, now: now, effects: &produced) {
+                local = [(.controller, event)]
+            }
+            routeEffects(produced, into: &local, effects: &effects)
         case let .message(from, bytes):
             local = [(Self.part(for: bytes), .message(from: from, bytes: bytes))]
         }
@@ -43,24 +49,31 @@ public final class CombinedNode: NodeStateMachine {
             case .controller: controller.handle(next, now: now, effects: &produced)
             case .broker: broker.handle(next, now: now, effects: &produced)
             }
-            for effect in produced {
-                if case let .send(destination, bytes) = effect, destination == nodeID {
-                    local.append((Self.part(for: bytes), .message(from: nodeID, bytes: bytes)))
-                } else {
-                    effects.append(effect)
-                }
+            routeEffects(produced, into: &local, effects: &effects)
+        }
+    }
+
+    /// What a part sends to this node goes to the other part inside the process.
+    private func routeEffects(_ produced: [NodeEffect], into local: inout [(target: Part, event: NodeEvent)],
+                              effects: inout [NodeEffect]) {
+        for effect in produced {
+            if case let .send(destination, bytes) = effect, destination == nodeID {
+                local.append((Self.part(for: bytes), .message(from: nodeID, bytes: bytes)))
+            } else {
+                effects.append(effect)
             }
         }
     }
 
     enum Part { case controller, broker }
 
-    /// Requests and Raft traffic are the controller's; answers to requests are the broker's.
+    /// Requests and Raft traffic are the controller's; answers to controller requests and all
+    /// data-plane traffic (client requests, follower fetches and their answers) are the broker's.
     static func part(for bytes: [UInt8]) -> Part {
         guard let kind = bytes.first.flatMap(PeerMessage.Kind.init(rawValue:)) else { return .controller }
         switch kind {
         case .raft, .controllerRequest, .fetchMetadata: return .controller
-        case .controllerResponse, .notController, .metadataEntries: return .broker
+        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse: return .broker
         }
     }
 }

@@ -1,3 +1,4 @@
+import KafkaProtocol
 import TernCore
 
 /// Every message between Tern nodes, as it travels: one kind byte, then the body. The simulator
@@ -16,6 +17,10 @@ public enum PeerMessage: Sendable, Equatable {
     /// have offsets of their own (as in KRaft), `entry.offset + position`. `committedOffset` is the
     /// offset of the last committed record the sender knows.
     case metadataEntries(correlationID: UInt64, committedOffset: Offset, entries: [MetadataEntry])
+    /// A data-plane request to a broker (from a client, or a follower fetching from its leader).
+    case dataRequest(correlationID: UInt64, request: DataRequest)
+    /// A broker's answer to a `dataRequest`, with the request's correlation id.
+    case dataResponse(correlationID: UInt64, response: DataResponse)
 
     public struct MetadataEntry: Sendable, Equatable {
         /// The offset of the first record.
@@ -29,7 +34,7 @@ public enum PeerMessage: Sendable, Equatable {
     }
 
     public enum Kind: UInt8, Sendable {
-        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries
+        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries, dataRequest, dataResponse
     }
 
     /// Bounds what a peer may claim before anything is allocated for it.
@@ -67,6 +72,14 @@ public enum PeerMessage: Sendable, Equatable {
                 writer.writeInt64(entry.offset.rawValue)
                 writer.writeBytes(MetadataRecord.encodeBatch(entry.records))
             }
+        case let .dataRequest(correlationID, request):
+            writer.writeUInt8(Kind.dataRequest.rawValue)
+            writer.writeInteger(correlationID)
+            writer.writeBytes(request.encoded())
+        case let .dataResponse(correlationID, response):
+            writer.writeUInt8(Kind.dataResponse.rawValue)
+            writer.writeInteger(correlationID)
+            writer.writeBytes(response.encoded())
         }
         return writer.take()
     }
@@ -97,6 +110,12 @@ public enum PeerMessage: Sendable, Equatable {
             self = .fetchMetadata(correlationID: correlationID, fromOffset: Offset(try reader.readInt64()))
         case .metadataEntries:
             self = try Self.decodeMetadataEntries(&reader)
+        case .dataRequest:
+            let correlationID: UInt64 = try reader.readInteger()
+            self = .dataRequest(correlationID: correlationID, request: try DataRequest(decoding: try reader.readBytes(reader.remaining)))
+        case .dataResponse:
+            let correlationID: UInt64 = try reader.readInteger()
+            self = .dataResponse(correlationID: correlationID, response: try DataResponse(decoding: try reader.readBytes(reader.remaining)))
         }
         guard reader.isAtEnd else {
             throw .invalidValue(position: reader.position, reason: "\(reader.remaining) bytes after the message")

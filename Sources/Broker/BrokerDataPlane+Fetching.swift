@@ -1,0 +1,202 @@
+import Controller
+import KafkaProtocol
+import LogStorage
+import NodeKit
+import TernCore
+
+/// A follower fetch sent to one leader, with what was asked per partition (to check the answer).
+struct InFlightReplicaFetch {
+    let correlationID: UInt64
+    let sentAt: Instant
+    let requests: [TopicPartition: FetchRequestParameters]
+}
+
+extension BrokerDataPlane {
+    // MARK: Follower side
+
+    /// Sends one fetch to each leader that has none in flight, covering every partition followed
+    /// from it that is ready to fetch.
+    func sendReplicaFetches(now: Instant, effects: inout [NodeEffect]) {
+        var byLeader: [NodeID: [(TopicPartition, FetchRequestParameters)]] = [:]
+        for topicPartition in hostedOrder {
+            guard let replica = partitions[topicPartition]?.replica, case let .follower(leader) = replica.role,
+                  replicaFetches[leader] == nil, now >= replicaFetchNotBefore[leader] ?? .zero,
+                  let parameters = replica.nextFetch(now: now) else { continue }
+            byLeader[leader, default: []].append((topicPartition, parameters))
+        }
+        for leader in byLeader.keys.sorted() {
+            let wanted = byLeader[leader]!  // in hostedOrder: grouped by topic
+            var topics: [FetchRequest.Topic] = []
+            for (topicPartition, parameters) in wanted {
+                let partition = FetchRequest.Partition(
+                    partitionIndex: topicPartition.partition, currentLeaderEpoch: parameters.currentLeaderEpoch,
+                    fetchOffset: parameters.fetchOffset, lastFetchedEpoch: parameters.lastFetchedEpoch,
+                    logStartOffset: partitions[topicPartition]!.log.logStartOffset,
+                    partitionMaxBytes: Int32(clamping: configuration.replication.maxFetchBytes),
+                    replicaDurableOffset: parameters.durableOffset)
+                if topics.last?.name == topicPartition.topic {
+                    topics[topics.count - 1].partitions.append(partition)
+                } else {
+                    topics.append(FetchRequest.Topic(name: topicPartition.topic, partitions: [partition]))
+                }
+            }
+            let request = FetchRequest(replicaID: localID, maxWaitMilliseconds: 0, minBytes: 0,
+                                       maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: .readUncommitted,
+                                       topics: topics)
+            let correlationID = takeCorrelationID()
+            replicaFetches[leader] = InFlightReplicaFetch(correlationID: correlationID, sentAt: now,
+                                                          requests: Dictionary(uniqueKeysWithValues: wanted))
+            effects.append(.send(to: leader, bytes: PeerMessage.dataRequest(correlationID: correlationID,
+                                                                            request: .fetch(request)).encoded()))
+        }
+    }
+
+    /// A data-plane answer from another broker (only follower fetches are sent today).
+    public func handleResponse(_ response: DataResponse, correlationID: UInt64, from sender: NodeID, now: Instant,
+                               effects: inout [NodeEffect]) {
+        guard case let .fetch(fetch) = response, let inFlight = replicaFetches[sender],
+              inFlight.correlationID == correlationID else { return }
+        replicaFetches[sender] = nil
+        var fetchAgainNow = false
+        for topic in fetch.topics {
+            for answer in topic.partitions {
+                let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
+                guard let parameters = inFlight.requests[topicPartition], let hosted = partitions[topicPartition],
+                      hosted.replica.role == .follower(leader: sender) else { continue }
+                let result = Self.followerResult(answer)
+                switch result {
+                case let .records(bytes, _, _, _): fetchAgainNow = fetchAgainNow || !bytes.isEmpty
+                case .divergingEpoch, .offsetOutOfRange: fetchAgainNow = true
+                case .error: break
+                }
+                handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), now: now),
+                       of: hosted, now: now)
+            }
+        }
+        // Nothing new (or an error): wait a little, as a long poll would, before asking again.
+        if !fetchAgainNow || fetch.errorCode != .none {
+            replicaFetchNotBefore[sender] = now + configuration.replicaFetchBackoff
+        }
+    }
+
+    static func followerResult(_ partition: FetchResponse.Partition) -> FollowerFetchResult {
+        if let diverging = partition.divergingEpoch {
+            return .divergingEpoch(epoch: diverging.epoch, endOffset: diverging.endOffset, highWatermark: partition.highWatermark)
+        }
+        switch partition.errorCode {
+        case .none:
+            return .records(bytes: partition.records, highWatermark: partition.highWatermark,
+                            logStartOffset: partition.logStartOffset, leaderLogEndOffset: partition.leaderLogEndOffset)
+        case .offsetOutOfRange:
+            return .offsetOutOfRange(logStartOffset: partition.logStartOffset, leaderLogEndOffset: partition.leaderLogEndOffset)
+        default:
+            return .error(partition.errorCode)
+        }
+    }
+
+    // MARK: Fetch requests
+
+    func handleFetch(_ request: FetchRequest, now: Instant) -> FetchResponse {
+        var remainingBytes = max(0, Int(request.maxBytes))
+        var topics: [FetchResponse.Topic] = []
+        for topic in request.topics {
+            var answers: [FetchResponse.Partition] = []
+            for partition in topic.partitions {
+                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+                if let replicaID = request.replicaID {
+                    answers.append(answerFollowerFetch(partition, of: topicPartition, from: replicaID, now: now))
+                } else {
+                    let answer = answerConsumerFetch(partition, of: topicPartition, remainingBytes: remainingBytes)
+                    remainingBytes = max(0, remainingBytes - answer.records.count)
+                    answers.append(answer)
+                }
+            }
+            topics.append(FetchResponse.Topic(name: topic.name, partitions: answers))
+        }
+        return FetchResponse(topics: topics)
+    }
+
+    /// The leader as the image knows it, sent with NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH.
+    func leaderHint(_ topicPartition: TopicPartition) -> FetchResponse.LeaderHint? {
+        image.partition(topicPartition).map { FetchResponse.LeaderHint(leaderID: $0.leader, leaderEpoch: $0.leaderEpoch) }
+    }
+
+    /// The hosted partition this broker leads, or the error Kafka answers instead.
+    func ledPartition(_ topicPartition: TopicPartition, currentLeaderEpoch: LeaderEpoch) -> LeaderLookup {
+        guard image.partition(topicPartition) != nil else { return .refused(.unknownTopicOrPartition) }
+        guard let hosted = partitions[topicPartition], hosted.replica.isLeader else { return .refused(.notLeaderOrFollower) }
+        if currentLeaderEpoch != .none {
+            if currentLeaderEpoch < hosted.replica.leaderEpoch { return .refused(.fencedLeaderEpoch) }
+            if currentLeaderEpoch > hosted.replica.leaderEpoch { return .refused(.unknownLeaderEpoch) }
+        }
+        return .led(hosted)
+    }
+
+    private func answerFollowerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition, from follower: NodeID,
+                                     now: Instant) -> FetchResponse.Partition {
+        let index = partition.partitionIndex
+        guard image.partition(topicPartition) != nil else { return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicOrPartition) }
+        guard let hosted = partitions[topicPartition] else {
+            return FetchResponse.Partition(partitionIndex: index, errorCode: .notLeaderOrFollower, currentLeader: leaderHint(topicPartition))
+        }
+        let outcome = hosted.replica.handleFollowerFetch(
+            follower: follower, fetchOffset: partition.fetchOffset, lastFetchedEpoch: partition.lastFetchedEpoch,
+            followerDurableOffset: partition.replicaDurableOffset, currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
+        handle(outcome.update, of: hosted, now: now)
+        switch outcome.result {
+        case let .records(bytes, highWatermark, logStartOffset, leaderLogEndOffset):
+            return FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark, lastStableOffset: highWatermark,
+                                           logStartOffset: logStartOffset, leaderLogEndOffset: leaderLogEndOffset, records: bytes)
+        case let .divergingEpoch(epoch, endOffset, highWatermark):
+            return FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark,
+                                           logStartOffset: hosted.log.logStartOffset, leaderLogEndOffset: hosted.log.logEndOffset,
+                                           divergingEpoch: FetchResponse.DivergingEpoch(epoch: epoch, endOffset: endOffset))
+        case let .offsetOutOfRange(logStartOffset, leaderLogEndOffset):
+            return FetchResponse.Partition(partitionIndex: index, errorCode: .offsetOutOfRange, highWatermark: hosted.log.highWatermark,
+                                           logStartOffset: logStartOffset, leaderLogEndOffset: leaderLogEndOffset)
+        case let .error(code):
+            let hint = code == .notLeaderOrFollower || code == .fencedLeaderEpoch ? leaderHint(topicPartition) : nil
+            return FetchResponse.Partition(partitionIndex: index, errorCode: code, currentLeader: hint)
+        }
+    }
+
+    /// Consumers read from the leader, up to the high watermark. (TODO: park the fetch until
+    /// `minBytes` arrive or `maxWait` passes, answered when the high watermark moves.)
+    private func answerConsumerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition,
+                                     remainingBytes: Int) -> FetchResponse.Partition {
+        let index = partition.partitionIndex
+        let hosted: HostedPartition
+        switch ledPartition(topicPartition, currentLeaderEpoch: partition.currentLeaderEpoch) {
+        case let .led(found): hosted = found
+        case let .refused(code):
+            let hint = code == .notLeaderOrFollower || code == .fencedLeaderEpoch ? leaderHint(topicPartition) : nil
+            return FetchResponse.Partition(partitionIndex: index, errorCode: code, currentLeader: hint)
+        }
+        let log = hosted.log
+        let highWatermark = log.highWatermark
+        var answer = FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark, lastStableOffset: highWatermark,
+                                             logStartOffset: log.logStartOffset)
+        guard partition.fetchOffset >= log.logStartOffset, partition.fetchOffset <= log.logEndOffset else {
+            answer.errorCode = .offsetOutOfRange
+            return answer
+        }
+        // Between the high watermark and the log end there is nothing a consumer may see yet.
+        guard partition.fetchOffset < highWatermark else { return answer }
+        // The first batch is returned whole whatever the limits, so a consumer always progresses.
+        let maxBytes = max(1, min(Int(max(0, partition.partitionMaxBytes)), remainingBytes))
+        do {
+            answer.records = try log.read(from: partition.fetchOffset, maxBytes: maxBytes, maxOffset: highWatermark).bytes
+        } catch .offsetOutOfRange {
+            answer.errorCode = .offsetOutOfRange
+        } catch {
+            answer.errorCode = .kafkaStorageError
+        }
+        return answer
+    }
+}
+
+/// A partition this broker leads, or the error Kafka answers instead.
+enum LeaderLookup {
+    case led(HostedPartition)
+    case refused(KafkaErrorCode)
+}

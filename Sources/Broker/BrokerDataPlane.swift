@@ -1,0 +1,397 @@
+import Controller
+import KafkaProtocol
+import LogStorage
+import NodeKit
+import TernCore
+
+/// Settings of the broker's data plane (Kafka's names where Kafka has one).
+public struct BrokerDataPlaneConfiguration: Sendable {
+    /// Defaults for every partition; `min.insync.replicas` is taken from the topic's (or the
+    /// cluster's) configuration in the metadata image when set there.
+    public var replication = ReplicationConfiguration()
+    public var log = LogConfiguration()
+    /// `max.message.bytes`
+    public var maxMessageBytes = RecordBatch.defaultMaxMessageBytes
+    /// A follower fetch that returned nothing waits this long before the next one: a stand-in for
+    /// Kafka's long poll (`replica.fetch.wait.max.ms`) that keeps idle followers from spinning.
+    public var replicaFetchBackoff: Duration = .milliseconds(100)
+    /// A follower fetch unanswered for this long is given up and sent again.
+    public var replicaFetchTimeout: Duration = .milliseconds(2000)
+    /// `replica.fetch.max.bytes` for a whole follower fetch request.
+    public var replicaFetchMaxBytes: Int32 = 10 << 20
+    /// Pause after a refused or lost AlterPartition or AllocateProducerIDs before trying again.
+    public var controllerRetryBackoff: Duration = .milliseconds(200)
+    public var controllerRequestTimeout: Duration = .milliseconds(2000)
+    /// How often each log writes its recovery point and high watermark.
+    public var checkpointInterval: Duration = .seconds(1)
+    /// Bounds on requests waiting inside the broker; beyond them requests are refused at once
+    /// (retriably) instead of queueing without limit.
+    public var maxParkedProduceRequests = 1024
+    public var maxParkedInitProducerIDRequests = 256
+
+    public init() {}
+}
+
+/// One partition this broker hosts a replica of.
+final class HostedPartition {
+    let topicPartition: TopicPartition
+    let topicID: TopicID
+    let replica: PartitionReplica
+    var log: PartitionLog { replica.log }
+    /// The idempotence table, kept only while leading: rebuilt from the log when leadership
+    /// starts, then updated by each append. (TODO: maintain it on followers from fetched batches
+    /// and restore it from snapshots instead of scanning the whole log at every election.)
+    var producerState: ProducerStateTable?
+    /// An ISR change the replica proposed that is not yet sent to the controller.
+    var unsentProposal: AlterPartitionProposal?
+    var alterPartitionInFlight: InFlightControllerRequest?
+    var alterPartitionRetryAt = Instant.zero
+
+    init(topicPartition: TopicPartition, topicID: TopicID, replica: PartitionReplica) {
+        self.topicPartition = topicPartition
+        self.topicID = topicID
+        self.replica = replica
+    }
+}
+
+struct InFlightControllerRequest {
+    let correlationID: UInt64
+    let sentAt: Instant
+}
+
+/// The broker's data plane: the partition replicas it hosts (opened and given their roles from
+/// the metadata image), the produce, fetch and other data requests from clients, fetching from
+/// partition leaders as a follower, and ISR changes sent to the controller.
+///
+/// It runs inside `BrokerNode`'s event handling and, like it, is deterministic: partitions live
+/// in a dictionary for lookup but are always walked in `hostedOrder` (sorted).
+public final class BrokerDataPlane {
+    public let localID: NodeID
+    public let configuration: BrokerDataPlaneConfiguration
+    let disk: any Disk
+    let dataDirectory: String
+
+    /// The image the replicas were last reconciled with.
+    public internal(set) var image = MetadataImage.empty
+    /// Where controller requests go and the broker epoch they carry; kept current by `BrokerNode`.
+    var controller: NodeID
+    var brokerEpoch: BrokerEpoch?
+    let clusterID: String
+
+    var partitions: [TopicPartition: HostedPartition] = [:]
+    var hostedOrder: [TopicPartition] = []
+    /// Logs of replicas stopped while syncs were in flight: their completions must still find them.
+    var retiredLogs: [PartitionLog] = []
+
+    /// One fetch in flight per leader broker, covering every partition followed from it.
+    var replicaFetches: [NodeID: InFlightReplicaFetch] = [:]
+    var replicaFetchNotBefore: [NodeID: Instant] = [:]
+
+    var parkedProduces: [UInt64: ParkedProduce] = [:]
+    var parkedProduceByTicket: [TopicPartition: [AppendTicket: UInt64]] = [:]
+    var nextParkedProduceID: UInt64 = 1
+    /// Parked produces settled during this event, answered at its end if nothing else is pending.
+    var pendingProduceAnswers: [UInt64] = []
+
+    var producerIDBlock: (next: Int64, end: Int64)?
+    var parkedInitProducerIDs: [ParkedInitProducerID] = []
+    var allocateProducerIDsInFlight: InFlightControllerRequest?
+    var allocateProducerIDsRetryAt = Instant.zero
+
+    /// AlterPartition correlation id → partition.
+    var alterPartitionRequests: [UInt64: TopicPartition] = [:]
+    var nextCorrelationID: UInt64 = 1
+    var nextCheckpointAt = Instant.zero
+    var exitRequested = false
+    var highWatermarkMoved = false
+
+    /// Data-plane correlation ids have the top bit set, so an answer to one can never be taken for
+    /// an answer to the control plane's requests (which count up from 1 in `BrokerNode`).
+    public static let correlationIDFlag: UInt64 = 1 << 63
+
+    public init(localID: NodeID, clusterID: String, configuration: BrokerDataPlaneConfiguration, disk: any Disk,
+                dataDirectory: String, controller: NodeID) {
+        self.localID = localID
+        self.clusterID = clusterID
+        self.configuration = configuration
+        self.disk = disk
+        self.dataDirectory = dataDirectory
+        self.controller = controller
+    }
+
+    /// The replica of a hosted partition (for inspection by tests and checkers).
+    public func replica(for topicPartition: TopicPartition) -> PartitionReplica? { partitions[topicPartition]?.replica }
+    public var hostedPartitions: [TopicPartition] { hostedOrder }
+
+    func takeCorrelationID() -> UInt64 {
+        defer { nextCorrelationID += 1 }
+        return Self.correlationIDFlag | nextCorrelationID
+    }
+
+    // MARK: Metadata image
+
+    /// Opens a log and creates a replica for each partition assigned to this broker, gives each
+    /// the role and ISR the image commits, and stops replicas no longer assigned.
+    public func applyImage(_ image: MetadataImage, now: Instant, effects: inout [NodeEffect]) {
+        self.image = image
+        var assigned: Set<TopicPartition> = []  // membership only, never iterated
+        for entry in image.partitions where entry.registration.replicas.contains(localID) {
+            let topicPartition = entry.topicPartition
+            if let existing = partitions[topicPartition], existing.topicID != entry.topicID {
+                // The topic was deleted and created again under the same name.
+                // TODO: delete the old directory's files; reopening it would serve the old data.
+                stopHosting(topicPartition, now: now)
+            }
+            guard let hosted = partitions[topicPartition] ?? openPartition(entry, now: now, effects: &effects) else { continue }
+            assigned.insert(topicPartition)
+            applyRegistration(entry.registration, to: hosted, now: now)
+        }
+        for topicPartition in hostedOrder where !assigned.contains(topicPartition) {
+            // TODO: delete the directory of a deleted or reassigned-away partition.
+            stopHosting(topicPartition, now: now)
+        }
+    }
+
+    private func openPartition(_ entry: PartitionEntry, now: Instant, effects: inout [NodeEffect]) -> HostedPartition? {
+        let directory = joinPath(dataDirectory, entry.topicPartition.description)
+        let log: PartitionLog
+        do {
+            try disk.makeDirectory(dataDirectory)
+            log = try PartitionLog.open(directory: directory, configuration: configuration.log, disk: disk, now: now)
+        } catch {
+            // An unreadable disk: the next image change tries again (a failed sync ends the process instead).
+            return nil
+        }
+        var replication = configuration.replication
+        if let minInSync = minInSyncReplicas(for: entry.topicPartition.topic) { replication.minInSyncReplicas = minInSync }
+        let hosted = HostedPartition(topicPartition: entry.topicPartition, topicID: entry.topicID,
+                                     replica: PartitionReplica(localID: localID, log: log, configuration: replication))
+        partitions[entry.topicPartition] = hosted
+        hostedOrder.append(entry.topicPartition)
+        hostedOrder.sort()
+        return hosted
+    }
+
+    private func minInSyncReplicas(for topic: String) -> Int? {
+        let name = "min.insync.replicas"
+        let value = image.topic(named: topic)?.config(name) ?? image.config(name, for: .broker(localID))
+            ?? image.config(name, for: .cluster)
+        return value.flatMap { Int($0) }.flatMap { $0 >= 1 ? $0 : nil }
+    }
+
+    private func applyRegistration(_ registration: PartitionRegistration, to hosted: HostedPartition, now: Instant) {
+        let replica = hosted.replica
+        let update: ReplicaUpdate
+        if registration.leader == localID {
+            let ledEpochBefore = replica.isLeader ? replica.leaderEpoch : nil
+            update = replica.becomeLeader(leaderEpoch: registration.leaderEpoch, partitionEpoch: registration.partitionEpoch,
+                                          replicas: registration.replicas, isr: registration.isr, now: now)
+            if replica.isLeader, ledEpochBefore != replica.leaderEpoch {
+                hosted.producerState = Self.rebuildProducerState(from: hosted.log)
+                hosted.unsentProposal = nil
+                hosted.alterPartitionInFlight = nil
+            }
+        } else if let leader = registration.leader {
+            update = replica.becomeFollower(leader: leader, leaderEpoch: registration.leaderEpoch, now: now)
+        } else {
+            // Offline: nobody may accept writes until the controller elects a leader.
+            update = replica.role == .none ? ReplicaUpdate() : replica.stopReplica()
+        }
+        if !replica.isLeader {
+            hosted.producerState = nil
+            hosted.unsentProposal = nil
+        }
+        handle(update, of: hosted, now: now)
+    }
+
+    private func stopHosting(_ topicPartition: TopicPartition, now: Instant) {
+        guard let hosted = partitions.removeValue(forKey: topicPartition) else { return }
+        hostedOrder.removeAll { $0 == topicPartition }
+        handle(hosted.replica.stopReplica(), of: hosted, now: now)
+        hosted.log.flush()
+        retiredLogs.append(hosted.log)
+    }
+
+    /// The producer table of a log, replayed from its first batch.
+    static func rebuildProducerState(from log: PartitionLog) -> ProducerStateTable {
+        var table = ProducerStateTable(endOffset: log.logStartOffset)
+        var offset = log.logStartOffset
+        while offset < log.logEndOffset {
+            guard let read = try? log.read(from: offset, maxBytes: 1 << 20), read.batchCount > 0 else { break }
+            var position = 0
+            while position < read.bytes.count, let header = try? RecordBatchHeader.read(read.bytes, at: position) {
+                if Offset(header.baseOffset) >= table.endOffset { table.recordAppended(header, firstOffset: Offset(header.baseOffset)) }
+                position += header.totalSize
+            }
+            guard read.nextOffset > offset else { break }
+            offset = read.nextOffset
+        }
+        return table
+    }
+
+    // MARK: Replica updates
+
+    /// Acts on what a replica call changed: answers finished `acks=all` produces, queues ISR
+    /// proposals for the controller, and notes high-watermark moves.
+    func handle(_ update: ReplicaUpdate, of hosted: HostedPartition, now: Instant) {
+        for completion in update.completions {
+            completeParkedProduce(hosted.topicPartition, ticket: completion.ticket, error: completion.error,
+                                  baseOffset: completion.firstOffset)
+        }
+        if let proposal = update.proposal { hosted.unsentProposal = proposal }
+        if update.highWatermarkChanged { highWatermarkMoved = true }
+    }
+
+    // MARK: Disk
+
+    /// Feeds a sync completion to the log that owns it. False when no hosted log does.
+    public func handleSyncCompletion(_ completion: SyncCompletion, now: Instant) -> Bool {
+        for topicPartition in hostedOrder {
+            guard let hosted = partitions[topicPartition] else { continue }
+            let (handled, update) = hosted.replica.handleSyncCompletion(completion, now: now)
+            if handled {
+                handle(update, of: hosted, now: now)
+                return true
+            }
+        }
+        for (position, log) in retiredLogs.enumerated() where log.handle(completion) {
+            if log.isIdle {
+                log.close()
+                retiredLogs.remove(at: position)
+            }
+            return true
+        }
+        return false
+    }
+
+    // MARK: Timers and end of event
+
+    public func tick(now: Instant, effects: inout [NodeEffect]) {
+        for topicPartition in hostedOrder {
+            guard let hosted = partitions[topicPartition] else { continue }
+            handle(hosted.replica.tick(now: now), of: hosted, now: now)
+            if case .follower = hosted.replica.role, hosted.log.corruption != nil {
+                // Latent corruption below the recovery point: drop it and re-fetch from the leader.
+                try? hosted.log.discardFromCorruption()
+            }
+            if let inFlight = hosted.alterPartitionInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
+                alterPartitionFailed(hosted, now: now)
+            }
+        }
+        for leader in replicaFetches.keys.sorted() {
+            if let fetch = replicaFetches[leader], now - fetch.sentAt >= configuration.replicaFetchTimeout {
+                replicaFetches[leader] = nil
+            }
+        }
+        if let inFlight = allocateProducerIDsInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
+            allocateProducerIDsInFlight = nil
+        }
+        expireParkedProduces(now: now, effects: &effects)
+        expireParkedInitProducerIDs(now: now, effects: &effects)
+        highWatermarkMoved = true  // completions handed out without an update may have moved it
+        if now >= nextCheckpointAt {
+            nextCheckpointAt = now + configuration.checkpointInterval
+            for topicPartition in hostedOrder { partitions[topicPartition]?.log.checkpoint() }
+        }
+    }
+
+    /// Once at the end of every event: sync what was appended (group commit per event), answer
+    /// what the high watermark now covers, and send follower fetches and controller requests.
+    public func finishEvent(now: Instant, effects: inout [NodeEffect]) {
+        for topicPartition in hostedOrder {
+            guard let log = partitions[topicPartition]?.log else { continue }
+            log.flush()
+            if let failure = log.failure, !exitRequested {
+                // A failed fsync leaves the page cache untrustworthy: restart and recover from disk.
+                exitRequested = true
+                effects.append(.exit(reason: "broker \(localID): log \(topicPartition) failed: \(failure)"))
+            }
+        }
+        if highWatermarkMoved {
+            highWatermarkMoved = false
+            resolveHighWatermarkWaits(effects: &effects)
+        }
+        sendFinishedProduces(effects: &effects)
+        sendReplicaFetches(now: now, effects: &effects)
+        sendAlterPartitions(now: now, effects: &effects)
+        requestProducerIDBlockIfNeeded(now: now, effects: &effects)
+    }
+
+    // MARK: Controller requests
+
+    private func sendAlterPartitions(now: Instant, effects: inout [NodeEffect]) {
+        guard let brokerEpoch else { return }
+        for topicPartition in hostedOrder {
+            guard let hosted = partitions[topicPartition], let proposal = hosted.unsentProposal,
+                  hosted.alterPartitionInFlight == nil, now >= hosted.alterPartitionRetryAt else { continue }
+            hosted.unsentProposal = nil
+            let correlationID = takeCorrelationID()
+            hosted.alterPartitionInFlight = InFlightControllerRequest(correlationID: correlationID, sentAt: now)
+            alterPartitionRequests[correlationID] = topicPartition
+            // TODO: KIP-903 — quote the broker epoch each follower fetched with; -1 skips the check.
+            let request = AlterPartitionRequest(brokerID: localID, brokerEpoch: brokerEpoch, partitions: [
+                AlterPartitionRequest.Partition(topicID: hosted.topicID, partition: topicPartition.partition,
+                                                leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
+                                                newISR: proposal.newISR.map { AlterPartitionRequest.ISRMember(brokerID: $0) }),
+            ])
+            effects.append(.send(to: controller, bytes: PeerMessage.controllerRequest(
+                correlationID: correlationID, request: .alterPartition(request)).encoded()))
+        }
+    }
+
+    /// Whether a controller answer is for one of the data plane's requests.
+    public static func ownsCorrelationID(_ correlationID: UInt64) -> Bool { correlationID & correlationIDFlag != 0 }
+
+    /// An answer from the controller to a data-plane request.
+    public func handleControllerResponse(correlationID: UInt64, response: ControllerResponse, now: Instant,
+                                         effects: inout [NodeEffect]) {
+        switch response {
+        case let .alterPartition(reply):
+            guard let topicPartition = alterPartitionRequests.removeValue(forKey: correlationID),
+                  let hosted = partitions[topicPartition], hosted.alterPartitionInFlight?.correlationID == correlationID else { return }
+            hosted.alterPartitionInFlight = nil
+            guard reply.error == .none,
+                  let result = reply.partitions.first(where: { $0.topicID == hosted.topicID && $0.partition == topicPartition.partition }),
+                  result.error == .none else {
+                alterPartitionFailed(hosted, now: now)
+                return
+            }
+            handle(hosted.replica.applyCommittedPartitionState(isr: result.isr, leaderEpoch: result.leaderEpoch,
+                                                               partitionEpoch: result.partitionEpoch, now: now),
+                   of: hosted, now: now)
+        case let .allocateProducerIDs(reply):
+            guard allocateProducerIDsInFlight?.correlationID == correlationID else { return }
+            allocateProducerIDsInFlight = nil
+            guard reply.error == .none, reply.blockSize > 0 else {
+                allocateProducerIDsRetryAt = now + configuration.controllerRetryBackoff
+                return
+            }
+            producerIDBlock = (reply.blockStart.rawValue, reply.blockStart.rawValue + reply.blockSize)
+            answerParkedInitProducerIDs(effects: &effects)
+        default:
+            return
+        }
+    }
+
+    /// The controller that was asked is not the active one: the request is lost.
+    public func handleNotController(correlationID: UInt64, now: Instant) {
+        if let topicPartition = alterPartitionRequests.removeValue(forKey: correlationID), let hosted = partitions[topicPartition],
+           hosted.alterPartitionInFlight?.correlationID == correlationID {
+            hosted.alterPartitionInFlight = nil
+            alterPartitionFailed(hosted, now: now)
+        }
+        if allocateProducerIDsInFlight?.correlationID == correlationID {
+            allocateProducerIDsInFlight = nil
+            allocateProducerIDsRetryAt = now + configuration.controllerRetryBackoff
+        }
+    }
+
+    /// The replica proposes again (from its state then) on a later tick, after a pause.
+    private func alterPartitionFailed(_ hosted: HostedPartition, now: Instant) {
+        if let inFlight = hosted.alterPartitionInFlight { alterPartitionRequests[inFlight.correlationID] = nil }
+        hosted.alterPartitionInFlight = nil
+        hosted.unsentProposal = nil
+        hosted.alterPartitionRetryAt = now + configuration.controllerRetryBackoff
+        hosted.replica.proposalFailed()
+    }
+}

@@ -1,0 +1,288 @@
+import Broker
+import Controller
+import KafkaProtocol
+import LogStorage
+import NodeKit
+import Simulator
+import TernCore
+import Testing
+
+// End-to-end tests of the broker data plane: three real BrokerNodes on SimDisks, with the test
+// playing the controller (a scripted committed metadata log, registration, heartbeats and
+// AlterPartition) and the network (instant, in-order delivery).
+
+private let topicName = "orders"
+private let topicID = TopicID(high: 7, low: 7)
+private let partition0 = TopicPartition(topic: topicName, partition: 0)
+
+private func clientBatch(records: Int, seed: UInt64) -> [UInt8] {
+    var random = DeterministicRandom(seed: seed)
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    for index in 0..<records {
+        var value = [UInt8](repeating: 0, count: 16)
+        random.fill(&value)
+        builder.append(key: Array("key-\(index)".utf8), value: value)
+    }
+    return builder.build()
+}
+
+private final class DataPlaneHarness {
+    static let controllerID = NodeID(100)
+    static let clientID = NodeID(200)
+    let brokerIDs = [NodeID(1), NodeID(2), NodeID(3)]
+    var now = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000)
+    var brokers: [NodeID: BrokerNode] = [:]
+    var disks: [NodeID: SimDisk] = [:]
+    /// The committed metadata log, one record per entry (entry offset = index).
+    var metadataLog: [MetadataRecord] = []
+    var partitionState: PartitionRegistration
+    var network: [(from: NodeID, to: NodeID, bytes: [UInt8])] = []
+    var responses: [UInt64: DataResponse] = [:]
+    var nextCorrelationID: UInt64 = 1
+    var alterPartitionRequests = 0
+
+    init() throws {
+        partitionState = PartitionRegistration(replicas: brokerIDs, isr: brokerIDs, leader: NodeID(1),
+                                               leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))
+        for id in brokerIDs {
+            metadataLog.append(.registerBroker(BrokerRegistrationRecord(
+                brokerID: id, brokerEpoch: BrokerEpoch(Int64(id.rawValue)), incarnationID: IncarnationID(high: 1, low: UInt64(id.rawValue)),
+                endpoints: [], rack: nil)))
+            metadataLog.append(.unfenceBroker(BrokerAndEpoch(brokerID: id, brokerEpoch: BrokerEpoch(Int64(id.rawValue)))))
+        }
+        metadataLog.append(.topic(TopicRecord(name: topicName, topicID: topicID,
+                                              configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])))
+        metadataLog.append(.partition(PartitionRecord(topicID: topicID, partition: 0, replicas: brokerIDs, isr: brokerIDs,
+                                                      leader: NodeID(1), leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))))
+        for id in brokerIDs {
+            var diskConfiguration = SimDisk.Configuration.benignCrashes
+            diskConfiguration.directoryCreationIsDurable = true
+            let disk = SimDisk(random: DeterministicRandom(seed: UInt64(100 + id.rawValue)), configuration: diskConfiguration)
+            disks[id] = disk
+            let configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
+            let environment = NodeEnvironment(nodeID: id, disk: disk, dataDirectory: "/data",
+                                              random: DeterministicRandom(seed: UInt64(id.rawValue)))
+            brokers[id] = BrokerNode(configuration: configuration, environment: environment)
+        }
+        for id in brokerIDs { run(id, .start) }
+    }
+
+    func broker(_ id: Int32) -> BrokerNode { brokers[NodeID(id)]! }
+    func replica(_ id: Int32) -> PartitionReplica? { broker(id).dataPlane.replica(for: partition0) }
+
+    func run(_ id: NodeID, _ event: NodeEvent) {
+        var effects: [NodeEffect] = []
+        brokers[id]!.handle(event, now: now, effects: &effects)
+        for effect in effects {
+            switch effect {
+            case let .send(to, bytes): network.append((id, to, bytes))
+            case let .halt(reason), let .exit(reason): Issue.record("broker \(id) stopped: \(reason)")
+            }
+        }
+        deliverAll()
+    }
+
+    func deliverAll() {
+        while !network.isEmpty {
+            let (from, to, bytes) = network.removeFirst()
+            if to == Self.controllerID {
+                answerAsController(from: from, bytes: bytes)
+            } else if to == Self.clientID {
+                guard case let .dataResponse(correlationID, response)? = try? PeerMessage(decoding: bytes) else {
+                    Issue.record("client got an unexpected message")
+                    continue
+                }
+                responses[correlationID] = response
+            } else {
+                run(to, .message(from: from, bytes: bytes))
+            }
+        }
+    }
+
+    private func answerAsController(from broker: NodeID, bytes: [UInt8]) {
+        guard let message = try? PeerMessage(decoding: bytes) else { Issue.record("undecodable message to the controller"); return }
+        let reply: PeerMessage
+        switch message {
+        case let .fetchMetadata(correlationID, fromOffset):
+            let start = Int(max(0, fromOffset.rawValue))
+            let entries = metadataLog.indices.dropFirst(start).map { PeerMessage.MetadataEntry(offset: Offset(Int64($0)), records: [metadataLog[$0]]) }
+            reply = .metadataEntries(correlationID: correlationID, committedOffset: Offset(Int64(metadataLog.count - 1)), entries: entries)
+        case let .controllerRequest(correlationID, .brokerRegistration(request)):
+            reply = .controllerResponse(correlationID: correlationID, response: .brokerRegistration(
+                BrokerRegistrationResponse(error: .none, brokerEpoch: BrokerEpoch(Int64(request.brokerID.rawValue)))))
+        case let .controllerRequest(correlationID, .brokerHeartbeat):
+            reply = .controllerResponse(correlationID: correlationID, response: .brokerHeartbeat(
+                BrokerHeartbeatResponse(error: .none, isCaughtUp: true, isFenced: false)))
+        case let .controllerRequest(correlationID, .alterPartition(request)):
+            alterPartitionRequests += 1
+            let asked = request.partitions[0]
+            var result = AlterPartitionResponse.PartitionResult(topicID: topicID, partition: 0, error: .invalidUpdateVersion,
+                                                                leader: partitionState.leader, leaderEpoch: partitionState.leaderEpoch,
+                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch)
+            if asked.leaderEpoch == partitionState.leaderEpoch, asked.partitionEpoch == partitionState.partitionEpoch {
+                commit(isr: asked.newISR.map(\.brokerID))
+                result = AlterPartitionResponse.PartitionResult(topicID: topicID, partition: 0, error: .none,
+                                                                leader: partitionState.leader, leaderEpoch: partitionState.leaderEpoch,
+                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch)
+            }
+            reply = .controllerResponse(correlationID: correlationID,
+                                        response: .alterPartition(AlterPartitionResponse(error: .none, partitions: [result])))
+        default:
+            return
+        }
+        network.append((Self.controllerID, broker, reply.encoded()))
+    }
+
+    func commit(isr: [NodeID]? = nil, leader: NodeID? = nil) {
+        partitionState.partitionEpoch = partitionState.partitionEpoch.next
+        if let isr { partitionState.isr = isr }
+        var change = LeaderChange.unchanged
+        if let leader {
+            partitionState.leader = leader
+            partitionState.leaderEpoch = partitionState.leaderEpoch.next
+            change = .elected(leader)
+        }
+        metadataLog.append(.partitionChange(PartitionChangeRecord(
+            topicID: topicID, partition: 0, leader: change, isr: isr, leaderEpoch: partitionState.leaderEpoch,
+            partitionEpoch: partitionState.partitionEpoch)))
+    }
+
+    /// Advances time by `duration` in 10 ms steps: disk completions, then ticks.
+    func advance(_ duration: Duration, until done: () -> Bool = { false }) {
+        let end = now + duration
+        while now < end, !done() {
+            now = now + .milliseconds(10)
+            for id in brokerIDs {
+                let disk = disks[id]!
+                disk.advance(to: now)
+                var completions: [SyncCompletion] = []
+                disk.pollCompletions(into: &completions)
+                for completion in completions { run(id, .syncCompleted(completion)) }
+                run(id, .tick)
+            }
+        }
+    }
+
+    func send(_ request: DataRequest, to broker: NodeID) -> UInt64 {
+        let correlationID = nextCorrelationID
+        nextCorrelationID += 1
+        network.append((Self.clientID, broker, PeerMessage.dataRequest(correlationID: correlationID, request: request).encoded()))
+        deliverAll()
+        return correlationID
+    }
+
+    func produce(_ batch: [UInt8], to broker: NodeID) -> UInt64 {
+        send(.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 5_000, topics: [
+            ProduceRequest.Topic(name: topicName, partitions: [ProduceRequest.Partition(partitionIndex: 0, records: batch)]),
+        ])), to: broker)
+    }
+
+    func consume(from broker: NodeID, offset: Offset = Offset(0)) -> FetchResponse.Partition? {
+        let correlationID = send(.fetch(FetchRequest(maxWaitMilliseconds: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: .readUncommitted,
+                                                     topics: [FetchRequest.Topic(name: topicName, partitions: [
+                                                         FetchRequest.Partition(partitionIndex: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20),
+                                                     ])])), to: broker)
+        guard case let .fetch(response)? = responses[correlationID] else { return nil }
+        return response.topics.first?.partitions.first
+    }
+
+    func produceAnswer(_ correlationID: UInt64) -> ProduceResponse.Partition? {
+        guard case let .produce(response)? = responses[correlationID] else { return nil }
+        return response.topics.first?.partitions.first
+    }
+}
+
+@Test func acksAllIsAnsweredOnlyOnceFollowersHoldTheDataDurably() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.brokerIDs.allSatisfy { cluster.broker($0.rawValue).dataPlane.hostedPartitions == [partition0] } }
+    #expect(cluster.replica(1)?.isLeader == true)
+    #expect(cluster.replica(2)?.role == .follower(leader: NodeID(1)))
+    // A freshly opened log refuses leader appends until its first checkpoint is durable.
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+
+    let batch = clientBatch(records: 5, seed: 1)
+    let produced = cluster.produce(batch, to: NodeID(1))
+    #expect(cluster.produceAnswer(produced) == nil, "acks=all must wait for the followers")
+
+    var durableAtAnswer: [Offset] = []
+    cluster.advance(.seconds(3)) {
+        guard cluster.produceAnswer(produced) != nil else { return false }
+        durableAtAnswer = [2, 3].map { cluster.replica($0)!.log.durableOffset }
+        return true
+    }
+    let answer = try #require(cluster.produceAnswer(produced))
+    #expect(answer.errorCode == .none)
+    #expect(answer.baseOffset == Offset(0))
+    #expect(durableAtAnswer == [Offset(5), Offset(5)], "both followers had synced the batch when it was acknowledged")
+
+    let fetched = try #require(cluster.consume(from: NodeID(1)))
+    #expect(fetched.errorCode == .none)
+    #expect(fetched.highWatermark == Offset(5))
+    let header = try RecordBatchHeader.read(fetched.records)
+    #expect(header.baseOffset == 0 && header.lastOffset == 4)
+
+    // A consumer at a follower is sent to the leader.
+    #expect(cluster.consume(from: NodeID(2))?.errorCode == .notLeaderOrFollower)
+
+    // The controller moves leadership to broker 2 (as when broker 1 is fenced), dropping 1 from the ISR.
+    cluster.advance(.milliseconds(500))
+    cluster.commit(isr: [NodeID(2), NodeID(3)], leader: NodeID(2))
+    cluster.advance(.seconds(2)) { cluster.replica(2)?.isLeader == true && cluster.replica(1)?.role == .follower(leader: NodeID(2)) }
+    #expect(cluster.replica(2)?.isLeader == true)
+    #expect(cluster.consume(from: NodeID(1))?.errorCode == .notLeaderOrFollower)
+
+    let fromNewLeader = try #require(cluster.consume(from: NodeID(2)))
+    #expect(fromNewLeader.errorCode == .none)
+    #expect(fromNewLeader.records == fetched.records, "the new leader serves the acknowledged batch byte for byte")
+
+    // The new leader takes writes, and the old leader catches up and is added back to the ISR.
+    let second = cluster.produce(clientBatch(records: 3, seed: 2), to: NodeID(2))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(second) != nil }
+    #expect(cluster.produceAnswer(second)?.errorCode == KafkaErrorCode.none)
+    #expect(cluster.produceAnswer(second)?.baseOffset == Offset(5))
+    cluster.advance(.seconds(3)) { cluster.replica(2)?.isr.contains(NodeID(1)) == true }
+    #expect(cluster.replica(2)?.isr == cluster.brokerIDs)
+    #expect(cluster.alterPartitionRequests >= 1)
+    #expect(cluster.replica(1)?.logEndOffset == Offset(8))
+}
+
+@Test func requestsForUnknownPartitionsAndDuplicatesAnswerAsKafkaDoes() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+
+    let unknown = cluster.send(.produce(ProduceRequest(acks: 1, timeoutMilliseconds: 1_000, topics: [
+        ProduceRequest.Topic(name: "missing", partitions: [ProduceRequest.Partition(partitionIndex: 0, records: clientBatch(records: 1, seed: 3))]),
+    ])), to: NodeID(1))
+    guard case let .produce(unknownResponse)? = cluster.responses[unknown] else { Issue.record("no produce answer"); return }
+    #expect(unknownResponse.topics[0].partitions[0].errorCode == .unknownTopicOrPartition)
+
+    // An idempotent batch sent twice is stored once; the retry gets the original offset.
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    builder.producerID = 42
+    builder.producerEpoch = 0
+    builder.baseSequence = 0
+    builder.append(key: nil, value: [1, 2, 3])
+    let idempotent = builder.build()
+    let first = cluster.produce(idempotent, to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(first) != nil }
+    let retry = cluster.produce(idempotent, to: NodeID(1))
+    cluster.advance(.seconds(1)) { cluster.produceAnswer(retry) != nil }
+    #expect(cluster.produceAnswer(first)?.baseOffset == Offset(0))
+    #expect(cluster.produceAnswer(retry)?.errorCode == KafkaErrorCode.none)
+    #expect(cluster.produceAnswer(retry)?.baseOffset == Offset(0))
+    #expect(cluster.replica(1)?.logEndOffset == Offset(1))
+
+    let listed = cluster.send(.listOffsets(ListOffsetsRequest(isolationLevel: .readUncommitted, topics: [
+        ListOffsetsRequest.Topic(name: topicName, partitions: [
+            ListOffsetsRequest.Partition(partitionIndex: 0, timestampMilliseconds: ListOffsetsRequest.Partition.latestTimestamp),
+        ]),
+    ])), to: NodeID(1))
+    guard case let .listOffsets(offsets)? = cluster.responses[listed] else { Issue.record("no list offsets answer"); return }
+    #expect(offsets.topics[0].partitions[0].offset == Offset(1))
+
+    let metadata = cluster.send(.metadata(MetadataRequest(topics: nil)), to: NodeID(3))
+    guard case let .metadata(described)? = cluster.responses[metadata] else { Issue.record("no metadata answer"); return }
+    #expect(described.topics.map(\.name) == [topicName])
+    #expect(described.topics[0].partitions[0].leaderID == NodeID(1))
+}
