@@ -14,7 +14,7 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     public var maxMessageBytes = RecordBatch.defaultMaxMessageBytes
     /// A follower fetch that returned nothing waits this long before the next one: a stand-in for
     /// Kafka's long poll (`replica.fetch.wait.max.ms`) that keeps idle followers from spinning.
-    public var replicaFetchBackoff: Duration = .milliseconds(100)
+    public var replicaFetchBackoff: Duration = .milliseconds(500)
     /// A follower fetch unanswered for this long is given up and sent again.
     public var replicaFetchTimeout: Duration = .milliseconds(2000)
     /// `replica.fetch.max.bytes` for a whole follower fetch request.
@@ -248,9 +248,15 @@ public final class BrokerDataPlane {
     public func handleSyncCompletion(_ completion: SyncCompletion, now: Instant) -> Bool {
         for topicPartition in hostedOrder {
             guard let hosted = partitions[topicPartition] else { continue }
+            let durableBefore = hosted.log.durableOffset
             let (handled, update) = hosted.replica.handleSyncCompletion(completion, now: now)
             if handled {
                 handle(update, of: hosted, now: now)
+                // The leader counts this replica's synced offset only once a fetch reports it:
+                // report it now rather than after an idle fetch's pause.
+                if case let .follower(leader) = hosted.replica.role, hosted.log.durableOffset > durableBefore {
+                    replicaFetchNotBefore[leader] = nil
+                }
                 return true
             }
         }
