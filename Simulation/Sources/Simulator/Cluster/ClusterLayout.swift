@@ -17,6 +17,12 @@ public struct ClusterLayout: Sendable {
     public var uncleanLeaderElection = false
     /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
     public var plannedShutdownProbability = 0.3
+    /// Adds a producer client (id 1001) writing a steady stream of records to the admin client's
+    /// topics, and the acknowledged-writes checker.
+    public var produceWorkload: Bool = false
+    /// How long the producer client sends new records after it starts (nil: forever). A
+    /// `ClusterSimulation` sets it to the safety phase, so the liveness phase can drain every produce.
+    public var produceDuration: Duration?
 
     public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
         precondition(controllers + combined >= 1, "a cluster needs a controller")
@@ -27,6 +33,7 @@ public struct ClusterLayout: Sendable {
     }
 
     public static let adminClientID = NodeID(1000)
+    public static let producerClientID = NodeID(1001)
 
     public var controllerIDs: [NodeID] {
         combined > 0 ? (1...combined).map { NodeID(Int32($0)) } : (1...max(1, controllers)).map { NodeID(Int32($0)) }
@@ -45,6 +52,7 @@ public struct ClusterLayout: Sendable {
             nodes += brokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
         }
         nodes.append(NodeSpecification(id: Self.adminClientID, roles: .client))
+        if produceWorkload { nodes.append(NodeSpecification(id: Self.producerClientID, roles: .client)) }
         return nodes
     }
 
@@ -65,6 +73,10 @@ public struct ClusterLayout: Sendable {
         if id == Self.adminClientID {
             return AdminClientNode(environment: environment, controllers: controllerIDs, topics: topics,
                                    partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor)
+        }
+        if id == Self.producerClientID {
+            return ProducerClientNode(environment: environment, brokers: brokerIDs, topics: topics,
+                                      partitionsPerTopic: partitionsPerTopic, produceDuration: produceDuration)
         }
         let isController = controllerIDs.contains(id)
         let isBroker = brokerIDs.contains(id)
