@@ -178,9 +178,13 @@ extension PartitionReplica {
     // MARK: High watermark
 
     /// HW = the minimum counted offset over the maximal ISR (and over caught-up replicas about to
-    /// join). It never goes backwards, moves only to an offset of the current epoch, and stays
-    /// put while the committed ISR is smaller than `min.insync.replicas`. Completes the `acks=all`
-    /// appends it now covers.
+    /// join). Only positions followers reported in the current leader epoch count (becoming leader
+    /// forgets the others), and such a fetch has passed the leader-epoch divergence check, so the
+    /// follower's log matches the leader's below it: the HW may then cover data of earlier epochs,
+    /// as in Kafka. (Waiting for an offset of the leader's own epoch, as Raft does, left a new
+    /// leader without writes unable to ever acknowledge inherited data: the produce workload
+    /// never converged.) It never goes backwards and stays put while the committed ISR is
+    /// smaller than `min.insync.replicas`. Completes the `acks=all` appends it now covers.
     func recomputeHighWatermark(now: Instant) -> ReplicaUpdate {
         var update = ReplicaUpdate()
         guard role == .leader else { return update }
@@ -197,7 +201,7 @@ extension PartitionReplica {
                 }
                 candidate = candidate.map { min($0, counted) }
             }
-            if let candidate, candidate > current, candidate > leaderEpochStartOffset, candidate <= log.logEndOffset {
+            if let candidate, candidate > current, candidate <= log.logEndOffset {
                 log.updateHighWatermark(candidate)
                 update.highWatermarkChanged = true
             }

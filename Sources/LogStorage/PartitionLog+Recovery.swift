@@ -52,6 +52,20 @@ extension PartitionLog {
     }
 }
 
+/// The directories above `path`, nearest first, up to the root (or the first component of a
+/// relative path).
+func ancestorDirectories(of path: String) -> [String] {
+    var ancestors: [String] = []
+    var current = path
+    while true {
+        let parent = parentDirectory(of: current)
+        guard parent != current, parent != "." else { break }
+        ancestors.append(parent)
+        current = parent
+    }
+    return ancestors
+}
+
 /// The steps of opening a log, kept apart so each stays short.
 private struct Recovery {
     let directory: String
@@ -104,7 +118,10 @@ private struct Recovery {
         // What recovery read may be only in the page cache (after a process kill): cuts, removals
         // and bytes that a later power loss could still undo. Make exactly this state durable, the
         // directory entries and the checkpoint included, before anything new is appended on it.
-        log.durability.enqueue(target: durable, tokens: [disk.syncDirectory(parentDirectory(of: directory))])
+        // Every directory above the log too: a log dir created by the broker itself (mkdir -p)
+        // is only reachable after a power loss once each level's entry is durable (found by the
+        // simulator's produce workload: a broker's whole data directory vanished).
+        log.durability.enqueue(target: durable, tokens: ancestorDirectories(of: directory).map { disk.syncDirectory($0) })
         log.raiseDurabilityBarrier(syncing: scannedFiles.filter { file in segments.contains { $0.logFile == file } })
         log.flush()
         return log

@@ -25,6 +25,7 @@ struct SimulateOptions {
             command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
         }
         command += " --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
+        if layout.produceWorkload { command += " --produce" }
         return command
     }
 }
@@ -183,6 +184,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
+        case "--produce": options.layout.produceWorkload = true
         default: fail("unknown option '\(flag)' for simulate")
         }
         index += 1

@@ -16,6 +16,8 @@ let usage = """
                                    --controllers N --brokers M | --combined N   (default 3 + 5)
                                    --safety-seconds S --liveness-seconds L      (default 60, 30)
                                    --trace FILE              write every event, one line each
+                                   --produce                 add an idempotent producer and check
+                                                             every acknowledged write (in progress)
       help                       this text
 
     internal:
