@@ -71,6 +71,29 @@ protocol DataCodable {
     init(decoding reader: inout DataMessageReader) throws(DecodeError)
 }
 
+/// The `Topic` of most requests and responses: a name and its partitions, nothing else. Its
+/// encoding is shared; a topic with more fields (Metadata's) writes its own.
+protocol NamedTopic: DataCodable {
+    associatedtype Partition: DataCodable
+    var name: String { get }
+    var partitions: [Partition] { get }
+    init(name: String, partitions: [Partition])
+}
+
+extension NamedTopic {
+    static var minimumEncodedBytes: Int { 1 + 1 }
+
+    func encode(into writer: inout ByteWriter) {
+        writer.writeTopicName(name)
+        writer.writePartitions(partitions)
+    }
+
+    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
+        let name = try reader.readTopicName()
+        self.init(name: name, partitions: try reader.readPartitions())
+    }
+}
+
 /// A `ByteReader` plus the budget one message shares: the partitions left before
 /// `maxPartitionsPerMessage`, taken by every partition list as it is read.
 struct DataMessageReader {

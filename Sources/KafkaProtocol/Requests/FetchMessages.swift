@@ -174,19 +174,7 @@ extension FetchRequest: DataCodable {
     }
 }
 
-extension FetchRequest.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension FetchRequest.Topic: NamedTopic {}
 
 extension FetchRequest.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 4 + 8 + 4 + 8 + 4 + 8
@@ -228,19 +216,7 @@ extension FetchResponse: DataCodable {
     }
 }
 
-extension FetchResponse.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension FetchResponse.Topic: NamedTopic {}
 
 extension FetchResponse.DivergingEpoch: DataCodable {
     static let minimumEncodedBytes = 4 + 8

@@ -99,19 +99,7 @@ extension ListOffsetsRequest: DataCodable {
     }
 }
 
-extension ListOffsetsRequest.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension ListOffsetsRequest.Topic: NamedTopic {}
 
 extension ListOffsetsRequest.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 4 + 8
@@ -143,19 +131,7 @@ extension ListOffsetsResponse: DataCodable {
     }
 }
 
-extension ListOffsetsResponse.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension ListOffsetsResponse.Topic: NamedTopic {}
 
 extension ListOffsetsResponse.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 2 + 8 + 8 + 4

@@ -87,19 +87,7 @@ extension OffsetForLeaderEpochRequest: DataCodable {
     }
 }
 
-extension OffsetForLeaderEpochRequest.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension OffsetForLeaderEpochRequest.Topic: NamedTopic {}
 
 extension OffsetForLeaderEpochRequest.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 4 + 4
@@ -131,19 +119,7 @@ extension OffsetForLeaderEpochResponse: DataCodable {
     }
 }
 
-extension OffsetForLeaderEpochResponse.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension OffsetForLeaderEpochResponse.Topic: NamedTopic {}
 
 extension OffsetForLeaderEpochResponse.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 2 + 4 + 8

@@ -97,19 +97,7 @@ extension ProduceRequest: DataCodable {
     }
 }
 
-extension ProduceRequest.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension ProduceRequest.Topic: NamedTopic {}
 
 extension ProduceRequest.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 1
@@ -141,19 +129,7 @@ extension ProduceResponse: DataCodable {
     }
 }
 
-extension ProduceResponse.Topic: DataCodable {
-    static let minimumEncodedBytes = 1 + 1
-
-    func encode(into writer: inout ByteWriter) {
-        writer.writeTopicName(name)
-        writer.writePartitions(partitions)
-    }
-
-    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        name = try reader.readTopicName()
-        partitions = try reader.readPartitions()
-    }
-}
+extension ProduceResponse.Topic: NamedTopic {}
 
 extension ProduceResponse.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 2 + 8 + 8 + 8
