@@ -125,6 +125,9 @@ extension BrokerDataPlane {
     func ledPartition(_ topicPartition: TopicPartition, currentLeaderEpoch: LeaderEpoch) -> LeaderLookup {
         guard image.partition(topicPartition) != nil else { return .refused(.unknownTopicOrPartition) }
         guard let hosted = partitions[topicPartition], hosted.replica.isLeader else { return .refused(.notLeaderOrFollower) }
+        // Corruption found in the leader's own log: it answers nothing until the controller has
+        // moved leadership to an intact replica (see `offlineReplicas`).
+        guard hosted.log.corruption == nil else { return .refused(.kafkaStorageError) }
         if currentLeaderEpoch != .none {
             if currentLeaderEpoch < hosted.replica.leaderEpoch { return .refused(.fencedLeaderEpoch) }
             if currentLeaderEpoch > hosted.replica.leaderEpoch { return .refused(.unknownLeaderEpoch) }

@@ -52,6 +52,10 @@ final class HostedPartition {
         self.topicID = topicID
         self.replica = replica
     }
+
+    /// The log lost, or may have lost, data it had synced: corruption, or an invalid tail after a
+    /// crash (kept by `keepsInvalidTailForRepair` until the controller no longer counts on it).
+    var hasLostData: Bool { log.corruption != nil }
 }
 
 struct InFlightControllerRequest {
@@ -157,7 +161,9 @@ public final class BrokerDataPlane {
         let log: PartitionLog
         do {
             try disk.makeDirectory(dataDirectory)
-            log = try PartitionLog.open(directory: directory, configuration: configuration.log, disk: disk, now: now)
+            var logConfiguration = configuration.log
+            logConfiguration.keepsInvalidTailForRepair = true
+            log = try PartitionLog.open(directory: directory, configuration: logConfiguration, disk: disk, now: now)
         } catch {
             // An unreadable disk: the next image change tries again (a failed sync ends the process instead).
             return nil
@@ -270,14 +276,33 @@ public final class BrokerDataPlane {
         return false
     }
 
+    // MARK: Storage failures
+
+    /// Replicas whose log lost (or may have lost) synced data while the committed image still
+    /// counts them in sync with another member: the heartbeat reports them, the controller moves
+    /// their leadership and ISR membership away, and only then is bad data discarded — so a
+    /// replica that lost acknowledged data is never elected while another in-sync replica holds it.
+    public var offlineReplicas: [ReplicaReference] {
+        hostedOrder.compactMap { topicPartition in
+            guard let hosted = partitions[topicPartition], hosted.hasLostData, mustReportOffline(hosted) else { return nil }
+            return ReplicaReference(topicID: hosted.topicID, partition: topicPartition.partition)
+        }
+    }
+
+    func mustReportOffline(_ hosted: HostedPartition) -> Bool {
+        guard let registration = image.partition(topicID: hosted.topicID, index: hosted.topicPartition.partition) else { return false }
+        return registration.isr.contains(localID) && registration.isr.count > 1
+    }
+
     // MARK: Timers and end of event
 
     public func tick(now: Instant, effects: inout [NodeEffect]) {
         for topicPartition in hostedOrder {
             guard let hosted = partitions[topicPartition] else { continue }
             handle(hosted.replica.tick(now: now), of: hosted, now: now)
-            if case .follower = hosted.replica.role, hosted.log.corruption != nil {
-                // Latent corruption below the recovery point: drop it and re-fetch from the leader.
+            if hosted.hasLostData, !mustReportOffline(hosted) {
+                // Out of the ISR (or its last member, with nowhere else to take the data from):
+                // drop the bad batch and what follows, and re-fetch it from the leader.
                 try? hosted.log.discardFromCorruption()
             }
             if let inFlight = hosted.alterPartitionInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {

@@ -155,7 +155,8 @@ public final class BrokerNode: NodeStateMachine {
         let request: ControllerRequest
         if let brokerEpoch {
             request = .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: nodeID, brokerEpoch: brokerEpoch,
-                                                              metadataOffset: image.offset, wantShutDown: wantsShutDown))
+                                                              metadataOffset: image.offset, wantShutDown: wantsShutDown,
+                                                              offlineReplicas: dataPlane.offlineReplicas))
         } else {
             request = .brokerRegistration(BrokerRegistrationRequest(brokerID: nodeID, clusterID: configuration.clusterID,
                                                                     incarnationID: incarnationID,
@@ -264,7 +265,11 @@ public final class BrokerNode: NodeStateMachine {
         let imageBefore = image.offset
         defer {
             if image.offset >= knownCommittedOffset { hasCaughtUpWithMetadata = true }
-            if hasCaughtUpWithMetadata, image.offset != imageBefore || dataPlane.image.offset != image.offset {
+            // Roles come only from an image holding this process's own registration: the
+            // controller took the previous incarnation's leaderships away before registering it,
+            // so a restarted broker never resumes leading an epoch it may have lost data of.
+            if hasCaughtUpWithMetadata, let brokerEpoch, image.broker(nodeID)?.brokerEpoch == brokerEpoch,
+               image.offset != imageBefore || dataPlane.image.offset != image.offset {
                 dataPlane.applyImage(image, now: now, effects: &effects)
             }
         }

@@ -31,7 +31,9 @@ extension PartitionReplica {
         guard role == .leader, log.leaderEpochs.accepts(epoch: leaderEpoch) else {
             return .rejected(.notLeaderOrFollower, logError: nil)
         }
-        if acks == .all, isr.count < configuration.minInSyncReplicas {
+        // The committed ISR never shrinks below min.insync.replicas (see `tick`): what counts here
+        // is how many of its members are keeping up.
+        if acks == .all, isr.filter({ $0 == localID || isCaughtUp($0, now: now) }).count < configuration.minInSyncReplicas {
             return .rejected(.notEnoughReplicas, logError: nil)
         }
         let info: AppendInfo
@@ -85,6 +87,9 @@ extension PartitionReplica {
         func answer(_ result: FollowerFetchResult) -> LeaderFetchOutcome { LeaderFetchOutcome(result: result, update: update) }
 
         guard role == .leader else { return answer(.error(.notLeaderOrFollower)) }
+        // A leader whose log found corruption has lost data its followers may hold: answering
+        // with its shortened log end would make them truncate it too.
+        guard log.corruption == nil else { return answer(.error(.kafkaStorageError)) }
         if let current = currentLeaderEpoch, current != .none {
             if current < leaderEpoch { return answer(.error(.fencedLeaderEpoch)) }
             if current > leaderEpoch { return answer(.error(.unknownLeaderEpoch)) }
@@ -224,14 +229,20 @@ extension PartitionReplica {
     // MARK: ISR
 
     /// Periodic check (Kafka runs it every `replica.lag.time.max.ms / 2`): proposes removing ISR
-    /// followers that have not caught up within `replica.lag.time.max.ms`.
+    /// followers that have not caught up within `replica.lag.time.max.ms` — but never below
+    /// `min.insync.replicas` members: while the ISR is that small the high watermark stands still,
+    /// so the laggards kept still hold every committed record and remain clean leaders should this
+    /// one fail (the controller keeps the same floor when it fences brokers).
     public func tick(now: Instant) -> ReplicaUpdate {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
         guard role == .leader else { return update }
         update.merge(recomputeHighWatermark(now: now))
         guard pendingProposal == nil else { return update }
+        let removable = max(0, isr.count - configuration.minInSyncReplicas)
         let lagging = isr.filter { $0 != localID && !isCaughtUp($0, now: now) }
+            .sorted { (followers[$0]?.lastCaughtUpTime ?? .zero, $0) < (followers[$1]?.lastCaughtUpTime ?? .zero, $1) }
+            .prefix(removable)
         if !lagging.isEmpty {
             update.merge(propose(isr: isr.filter { !lagging.contains($0) }))
         }

@@ -190,6 +190,22 @@ public struct IdempotentProducer: Sendable {
     /// Records whose outcome is not reported yet (queued or unacknowledged).
     public var unfinishedRecords: Int { bufferedRecords - completions.count }
 
+    /// For diagnostics: each partition with records not yet answered, in partition order.
+    public var unfinishedPartitions: [String] {
+        partitionStates.keys.sorted().compactMap { topicPartition in
+            let state = partitionStates[topicPartition]!
+            guard !state.queued.isEmpty || !state.unacknowledged.isEmpty else { return nil }
+            let batches = state.unacknowledged.map { batch in
+                switch batch.state {
+                case .inFlight: return "seq \(batch.baseSequence) in flight"
+                case .needsRetry: return "seq \(batch.baseSequence) awaiting retry"
+                }
+            }
+            return "\(topicPartition): \(state.queued.count) queued, [\(batches.joined(separator: ", "))]"
+                + (state.failure.map { " failed \($0)" } ?? "")
+        }
+    }
+
     // MARK: Input
 
     public mutating func send(_ topicPartition: TopicPartition, key: [UInt8]?, value: [UInt8]?,

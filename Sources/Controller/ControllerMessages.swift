@@ -70,13 +70,34 @@ public struct BrokerHeartbeatRequest: Hashable, Sendable {
     public var wantFence: Bool
     /// The broker asks for a controlled shutdown.
     public var wantShutDown: Bool
+    /// Replicas whose storage lost data the broker had (latent corruption found): the controller
+    /// takes the broker out of their ISRs and leaderships and keeps it from leading them while it
+    /// keeps reporting them (Kafka's offline log directories, per partition).
+    public var offlineReplicas: [ReplicaReference]
 
-    public init(brokerID: NodeID, brokerEpoch: BrokerEpoch, metadataOffset: Offset, wantFence: Bool = false, wantShutDown: Bool = false) {
+    public init(brokerID: NodeID, brokerEpoch: BrokerEpoch, metadataOffset: Offset, wantFence: Bool = false,
+                wantShutDown: Bool = false, offlineReplicas: [ReplicaReference] = []) {
         self.brokerID = brokerID
         self.brokerEpoch = brokerEpoch
         self.metadataOffset = metadataOffset
         self.wantFence = wantFence
         self.wantShutDown = wantShutDown
+        self.offlineReplicas = offlineReplicas
+    }
+}
+
+/// One partition, by topic id.
+public struct ReplicaReference: Hashable, Sendable, Comparable {
+    public var topicID: TopicID
+    public var partition: Int32
+
+    public init(topicID: TopicID, partition: Int32) {
+        self.topicID = topicID
+        self.partition = partition
+    }
+
+    public static func < (left: ReplicaReference, right: ReplicaReference) -> Bool {
+        (left.topicID, left.partition) < (right.topicID, right.partition)
     }
 }
 

@@ -221,6 +221,10 @@ extension BrokerHeartbeatRequest {
         writer.writeInt64(metadataOffset.rawValue)
         writer.writeBool(wantFence)
         writer.writeBool(wantShutDown)
+        writer.writeList(offlineReplicas) { writer, replica in
+            writer.writeUUID(replica.topicID)
+            writer.writeInt32(replica.partition)
+        }
     }
 
     static func decode(from reader: inout ByteReader) throws(DecodeError) -> BrokerHeartbeatRequest {
@@ -229,8 +233,11 @@ extension BrokerHeartbeatRequest {
         let metadataOffset = Offset(try reader.readInt64())
         let wantFence = try reader.readBool()
         let wantShutDown = try reader.readBool()
+        let offlineReplicas = try reader.readList(minimumElementBytes: 20) { (reader: inout ByteReader) throws(DecodeError) in
+            ReplicaReference(topicID: try reader.readUUID(), partition: try reader.readInt32())
+        }
         return BrokerHeartbeatRequest(brokerID: brokerID, brokerEpoch: brokerEpoch, metadataOffset: metadataOffset,
-                                      wantFence: wantFence, wantShutDown: wantShutDown)
+                                      wantFence: wantFence, wantShutDown: wantShutDown, offlineReplicas: offlineReplicas)
     }
 }
 

@@ -53,8 +53,10 @@ extension ControllerStateMachine {
             return ControllerResult(records: [], reply: BrokerHeartbeatResponse(error: .staleBrokerEpoch))
         }
         touchSession(of: registration, reportedOffset: request.metadataOffset, now: now)
+        sessions[request.brokerID]?.offlineReplicas = Set(request.offlineReplicas)
         let isCaughtUp = request.metadataOffset >= registration.registeredAtOffset
         var builder = ProposalBuilder(image: image)
+        appendOfflineReplicaRemoval(of: request.brokerID, replicas: request.offlineReplicas, into: &builder)
         let shouldShutDown = appendStateTransition(of: registration, request: request, isCaughtUp: isCaughtUp, into: &builder)
         let isFenced = builder.image.broker(request.brokerID)!.isFenced
         return builder.result(BrokerHeartbeatResponse(error: .none, isCaughtUp: isCaughtUp, isFenced: isFenced,
@@ -66,6 +68,24 @@ extension ControllerStateMachine {
         session.deadline = now + configuration.brokerSessionTimeout
         session.reportedMetadataOffset = max(session.reportedMetadataOffset, reportedOffset)
         sessions[registration.brokerID] = session
+    }
+
+    /// Takes the broker out of the ISR and leadership of each replica it reports offline; where it
+    /// is the last ISR member the partition goes offline (its data exists nowhere else in sync).
+    private func appendOfflineReplicaRemoval(of broker: NodeID, replicas: [ReplicaReference], into builder: inout ProposalBuilder) {
+        for replica in replicas.sorted() {
+            guard let current = builder.image.partition(topicID: replica.topicID, index: replica.partition),
+                  current.leader == broker || current.isr.contains(broker) else { continue }
+            let working = builder.image
+            let planner = PartitionChangePlanner(
+                topicID: replica.topicID, partition: replica.partition, current: current,
+                isEligibleLeader: { $0 != broker && mayLead($0, replica.topicID, replica.partition, in: working) })
+            let topic = working.topic(id: replica.topicID)?.name ?? ""
+            let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: topic, in: working))
+            if let change = planner.change(targetISR: current.isr.filter { $0 != broker }, election: election) {
+                builder.append(.partitionChange(change))
+            }
+        }
     }
 
     /// Kafka's BrokerHeartbeatManager state machine. Returns whether the broker may stop now.

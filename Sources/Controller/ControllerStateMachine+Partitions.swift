@@ -83,7 +83,7 @@ extension ControllerStateMachine {
               let current = topic.partition(topicPartition.partition) else { return .unknownTopicOrPartition }
         let working = builder.image
         let planner = PartitionChangePlanner(topicID: topic.topicID, partition: topicPartition.partition, current: current,
-                                             isEligibleLeader: { working.isActive($0) })
+                                             isEligibleLeader: { mayLead($0, topic.topicID, topicPartition.partition, in: working) })
         let change: PartitionChangeRecord?
         switch type {
         case .preferred:

@@ -119,6 +119,13 @@ public struct ControllerStateMachine: Sendable {
         return configuration.uncleanLeaderElectionEnabled
     }
 
+    /// `min.insync.replicas` of `topic`: topic config, then cluster config, then 1 (Kafka's default).
+    func minInSyncReplicas(for topic: String, in image: MetadataImage) -> Int {
+        let name = ConfigNames.minInsyncReplicas
+        let value = image.config(name, for: .topic(topic)) ?? image.config(name, for: .cluster)
+        return value.flatMap { Int($0) }.map { max(1, $0) } ?? 1
+    }
+
     /// Takes `broker` out of every ISR it can leave and moves its leaderships to other eligible
     /// brokers (none of `alsoIneligible`). Partitions with no other choice go offline.
     func appendLeadershipAndISRRemoval(of broker: NodeID, alsoIneligible: [NodeID], into builder: inout ProposalBuilder) {
@@ -128,7 +135,11 @@ public struct ControllerStateMachine: Sendable {
             let working = builder.image
             let planner = PartitionChangePlanner(
                 topicID: entry.topicID, partition: entry.topicPartition.partition, current: current,
-                isEligibleLeader: { $0 != broker && !alsoIneligible.contains($0) && working.isActive($0) })
+                isEligibleLeader: { candidate in
+                    candidate != broker && !alsoIneligible.contains(candidate)
+                        && mayLead(candidate, entry.topicID, entry.topicPartition.partition, in: working)
+                },
+                minimumISR: minInSyncReplicas(for: entry.topicPartition.topic, in: working))
             let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: entry.topicPartition.topic, in: working))
             if let change = planner.change(targetISR: current.isr.filter { $0 != broker }, election: election) {
                 builder.append(.partitionChange(change))
@@ -148,13 +159,22 @@ public struct ControllerStateMachine: Sendable {
     func appendElectionsForOfflinePartitions(into builder: inout ProposalBuilder) {
         for entry in builder.image.partitions where entry.registration.isOffline {
             let working = builder.image
-            let planner = PartitionChangePlanner(topicID: entry.topicID, partition: entry.topicPartition.partition,
-                                                 current: entry.registration, isEligibleLeader: { working.isActive($0) })
+            let planner = PartitionChangePlanner(
+                topicID: entry.topicID, partition: entry.topicPartition.partition, current: entry.registration,
+                isEligibleLeader: { mayLead($0, entry.topicID, entry.topicPartition.partition, in: working) })
             let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: entry.topicPartition.topic, in: working))
             if let change = planner.change(targetISR: nil, election: election) {
                 builder.append(.partitionChange(change))
             }
         }
+    }
+
+    /// An active broker whose replica of the partition is not reported offline (its storage lost
+    /// data: it must not lead until it has re-fetched what it lost).
+    func mayLead(_ broker: NodeID, _ topicID: TopicID, _ partition: Int32, in image: MetadataImage) -> Bool {
+        guard image.isActive(broker) else { return false }
+        guard let offline = sessions[broker]?.offlineReplicas, !offline.isEmpty else { return true }
+        return !offline.contains(ReplicaReference(topicID: topicID, partition: partition))
     }
 }
 
@@ -166,4 +186,6 @@ struct BrokerSession: Hashable, Sendable {
     var deadline: Instant
     /// The highest metadata offset the broker reported applying.
     var reportedMetadataOffset: Offset = .unknown
+    /// Replicas the broker's last heartbeat reported offline (membership only, never iterated).
+    var offlineReplicas: Set<ReplicaReference> = []
 }

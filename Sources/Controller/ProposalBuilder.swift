@@ -50,12 +50,24 @@ struct PartitionChangePlanner {
     let current: PartitionRegistration
     /// May this broker lead? (Unfenced, not shutting down, not about to be fenced.)
     let isEligibleLeader: (NodeID) -> Bool
+    /// The ISR does not shrink below this many members (the partition's `min.insync.replicas`),
+    /// except for a member that lost data.
+    var minimumISR = 1
 
-    /// `targetISR` nil keeps the ISR. An empty target keeps the current ISR too: the last member of
-    /// an ISR stays in it when it dies, so it can come back as a clean leader.
+    /// `targetISR` nil keeps the ISR. A target smaller than `minimumISR` keeps the members it
+    /// would remove: while the ISR is that small the high watermark stands still, so each of them
+    /// holds every committed record, and one of them is the only clean choice of leader when the
+    /// others are gone. (Kafka gets there with a separate eligible-leader-replicas set, KIP-966;
+    /// keeping them in the ISR gives the same guarantee with one set.) In particular the last
+    /// member of an ISR stays in it when it dies, so it can come back as a clean leader.
     func change(targetISR: [NodeID]?, election: LeaderElection) -> PartitionChangeRecord? {
         var isr = targetISR ?? current.isr
-        if isr.isEmpty { isr = current.isr }
+        let floor = min(max(1, minimumISR), current.isr.count)
+        if isr.count < floor {
+            var kept = isr
+            for member in current.isr where !kept.contains(member) && kept.count < floor { kept.append(member) }
+            isr = current.isr.filter { kept.contains($0) } + isr.filter { !current.isr.contains($0) }
+        }
         var leader: NodeID?
         switch election {
         case let .keepOrElect(unclean):

@@ -14,6 +14,12 @@ public struct LogConfiguration: Sendable, Equatable {
     public var retentionMilliseconds: Int64 = 7 * 24 * 3_600_000
     /// Size of the buffer used to scan segments during recovery and reads.
     public var scanBufferBytes: Int = 1 << 20
+    /// What recovery does with an invalid tail past the recovery point. Usually it is a write torn
+    /// by a crash and never synced, and is cut (false). But latent corruption of synced data that
+    /// the recovery point does not yet cover looks the same; a replica, which may hold records
+    /// nobody else has, keeps the tail and reports it as `corruption` (true) until its owner has
+    /// made sure another replica holds them and calls `discardFromCorruption()`.
+    public var keepsInvalidTailForRepair = false
 
     public init() {}
 

@@ -39,6 +39,12 @@ extension PartitionLog {
     /// Deletes the corrupt batch and everything after it, so the log can be refilled from a leader.
     public func discardFromCorruption() throws(LogError) {
         guard let found = corruption else { return }
+        if found.offset < logEndOffset {
+            // Found by a read: the bad batch and what follows are still part of the log.
+            try truncate(to: found.offset)
+            precondition(corruption == nil, "a truncation below the corruption clears it")
+            return
+        }
         do {
             for path in orphanedPaths { try? disk.remove(path) }
             orphanedPaths.removeAll()
@@ -345,6 +351,11 @@ private struct Recovery {
         }
         if segment.nextOffset < recoveryPoint {
             corruption = LogCorruption(file: segment.logPath, position: segment.size, offset: segment.nextOffset, reason: stopReason)
+            return false
+        }
+        if configuration.keepsInvalidTailForRepair {
+            corruption = LogCorruption(file: segment.logPath, position: segment.size, offset: segment.nextOffset,
+                                       reason: "invalid tail past the recovery point (torn write or corruption): \(stopReason)")
             return false
         }
         report.truncatedBytes += fileSize - segment.size

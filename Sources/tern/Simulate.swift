@@ -15,6 +15,7 @@ struct SimulateOptions {
     var safetySeconds: Int64 = 60
     var livenessSeconds: Int64 = 30
     var tracePath: String?
+    var watch: TopicPartition?
 
     /// The arguments that replay `seed` exactly.
     func replayCommand(seed: UInt64) -> String {
@@ -60,7 +61,7 @@ private func runSingle(seed: UInt64, _ options: SimulateOptions) {
     }
     let sink: ((String) -> Void)? = traceFile.map { file in { line in fputs(line + "\n", file) } }
     let start = monotonicSeconds()
-    let outcome = simulation(seed: seed, options).run(traceSink: sink)
+    let outcome = simulation(seed: seed, options).run(traceSink: sink, watch: options.watch)
     let wallSeconds = monotonicSeconds() - start
     if let traceFile { fclose(traceFile) }
     printSummary(outcome, wallSeconds: wallSeconds, options)
@@ -185,6 +186,12 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
         case "--produce": options.layout.produceWorkload = true
+        case "--watch":
+            let name = value()
+            guard let dash = name.lastIndex(of: "-"), let partition = Int32(name[name.index(after: dash)...]) else {
+                fail("--watch takes TOPIC-PARTITION, for example topic-0-1")
+            }
+            options.watch = TopicPartition(topic: String(name[..<dash]), partition: partition)
         default: fail("unknown option '\(flag)' for simulate")
         }
         index += 1

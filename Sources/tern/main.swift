@@ -18,6 +18,8 @@ let usage = """
                                    --trace FILE              write every event, one line each
                                    --produce                 add an idempotent producer and check
                                                              every acknowledged write (in progress)
+                                   --watch TOPIC-PARTITION   print each change of one partition's
+                                                             replicas and registration (one seed)
       help                       this text
 
     internal:

@@ -218,23 +218,45 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.produce(2, acks: .leader) == .rejected(.notLeaderOrFollower, logError: nil))
     }
 
-    @Test func isrShrinkAfterTheLagTimeFailsPendingAppendsWithNotEnoughReplicasAfterAppend() throws {
+    @Test func isrShrinkAfterTheLagTimeStopsAtMinInSyncReplicas() throws {
         let cluster = try ReplicaCluster()
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
         let pending = cluster.produce(1)
         #expect(ticket(of: pending) != nil)
         cluster.sync(1)
 
-        // Neither follower fetches for longer than replica.lag.time.max.ms.
+        // Neither follower fetches for longer than replica.lag.time.max.ms: only one may leave,
+        // so the ISR keeps min.insync.replicas (2) members, each holding every committed record.
         cluster.advance(.seconds(31))
         cluster.tick(1)
         let proposal = try #require(cluster.proposals.last)
-        #expect(proposal.newISR == [NodeID(1)])
+        #expect(proposal.newISR == [NodeID(1), NodeID(3)])
         #expect(proposal.partitionEpoch == PartitionEpoch(1))
         #expect(cluster.replica(1).isr == [NodeID(1), NodeID(2), NodeID(3)], "only proposed")
-        #expect(cluster.completions.isEmpty)
-
         cluster.commitProposal(leader: 1)
+        #expect(cluster.replica(1).isr == [NodeID(1), NodeID(3)])
+        cluster.tick(1)
+        #expect(cluster.proposals.count == 1, "no shrink below min.insync.replicas")
+        #expect(cluster.completions.isEmpty, "the append waits for broker 3")
+        #expect(cluster.produce(1, acks: .all) == .rejected(.notEnoughReplicas, logError: nil),
+                "new acks=all appends are refused while too few ISR members keep up")
+
+        // Broker 3 comes back: the waiting append completes.
+        cluster.fetch(3)
+        cluster.sync(3)
+        cluster.fetch(3)
+        #expect(cluster.completions.map(\.error) == [.none])
+        #expect(cluster.completions.first?.ticket == ticket(of: pending))
+    }
+
+    @Test func committedISRBelowMinInSyncFailsPendingAppendsWithNotEnoughReplicasAfterAppend() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
+        let pending = cluster.produce(1)
+        cluster.sync(1)
+        // The controller took members out for lost data (the only way below the floor).
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(2), now: cluster.now))
         #expect(cluster.replica(1).isr == [NodeID(1)])
         #expect(cluster.completions.map(\.error) == [.notEnoughReplicasAfterAppend])
         #expect(cluster.completions.first?.ticket == ticket(of: pending))
@@ -290,13 +312,13 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.replica(1).pendingProposal == nil)
     }
 
-    @Test func isrShrunkToTheLeaderAloneBlocksAcksAll() throws {
+    @Test func followersNotKeepingUpBlockAcksAll() throws {
         let cluster = try ReplicaCluster()
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
         cluster.advance(.seconds(31))
         cluster.tick(1)
         cluster.commitProposal(leader: 1)
-        #expect(cluster.replica(1).isr == [NodeID(1)])
+        #expect(cluster.replica(1).isr == [NodeID(1), NodeID(3)])
 
         #expect(cluster.produce(1, acks: .all) == .rejected(.notEnoughReplicas, logError: nil))
         if case .completed = cluster.produce(1, acks: .leader) {} else { Issue.record("acks=1 is still accepted") }

@@ -14,6 +14,9 @@ import Testing
                                                 wantFence: true, wantShutDown: false)),
         .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: NodeID(1), brokerEpoch: BrokerEpoch(5), metadataOffset: .unknown,
                                                 wantShutDown: true)),
+        .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: NodeID(1), brokerEpoch: BrokerEpoch(5), metadataOffset: Offset(9),
+                                                offlineReplicas: [ReplicaReference(topicID: topicID, partition: 2),
+                                                                  ReplicaReference(topicID: topicID, partition: 0)])),
         .alterPartition(AlterPartitionRequest(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(3), partitions: [
             .init(topicID: topicID, partition: 4, leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(6),
                   newISR: [.init(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(3)), .init(brokerID: NodeID(1))]),
@@ -74,7 +77,8 @@ import Testing
     @Test func heartbeatGoldenBytes() {
         let request = ControllerRequest.brokerHeartbeat(BrokerHeartbeatRequest(
             brokerID: NodeID(1), brokerEpoch: BrokerEpoch(2), metadataOffset: Offset(3), wantFence: false, wantShutDown: true))
-        let expected: [UInt8] = [0x02, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1]
+        // ... wantFence, wantShutDown, then the offline replicas (an empty list).
+        let expected: [UInt8] = [0x02, 0x00, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 3, 0, 1, 0]
         #expect(request.encoded() == expected)
     }
 

@@ -102,10 +102,10 @@ struct ControllerHarness {
     /// A heartbeat from the broker's current registration, reporting the whole log applied unless told otherwise.
     @discardableResult
     mutating func heartbeat(_ broker: Int32, metadataOffset: Offset? = nil, wantFence: Bool = false,
-                            wantShutDown: Bool = false) -> BrokerHeartbeatResponse {
+                            wantShutDown: Bool = false, offlineReplicas: [ReplicaReference] = []) -> BrokerHeartbeatResponse {
         let request = BrokerHeartbeatRequest(brokerID: NodeID(broker), brokerEpoch: epoch(of: broker),
                                              metadataOffset: metadataOffset ?? nextOffset - 1,
-                                             wantFence: wantFence, wantShutDown: wantShutDown)
+                                             wantFence: wantFence, wantShutDown: wantShutDown, offlineReplicas: offlineReplicas)
         let now = self.now
         return run { $0.heartbeat(request, now: now) }
     }

@@ -47,6 +47,53 @@ import Testing
         #expect(back.leader == NodeID(2) && back.isr == nodes([2]) && back.leaderEpoch == LeaderEpoch(2))
     }
 
+    @Test func fencingNeverShrinksTheISRBelowMinInSyncReplicas() {
+        var harness = ControllerHarness(brokers: [1, 2, 3])
+        harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])
+        harness.expireSessions(except: [1, 2])
+        #expect(harness.partition("t", 0).isr == nodes([1, 2]), "3 leaves: two members remain")
+        harness.expireSessions(except: [1])
+        let partition = harness.partition("t", 0)
+        #expect(partition.isr == nodes([1, 2]), "2 stays: it holds every committed record")
+        #expect(partition.leader == NodeID(1))
+        harness.expireSessions(except: [])
+        let offline = harness.partition("t", 0)
+        #expect(offline.leader == nil && offline.isr == nodes([1, 2]))
+        // Either member coming back is a clean leader.
+        harness.startBroker(2)
+        #expect(harness.partition("t", 0).leader == NodeID(2))
+        #expect(harness.partition("t", 0).isr == nodes([1, 2]))
+    }
+
+    @Test func aReplicaReportedOfflineLeavesTheISRAndCannotLeadUntilReportedAgain() {
+        var harness = ControllerHarness(brokers: [1, 2, 3])
+        let topicID = harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])
+        let lost = ReplicaReference(topicID: topicID, partition: 0)
+        harness.heartbeat(1, offlineReplicas: [lost])
+        let moved = harness.partition("t", 0)
+        #expect(moved.leader == NodeID(2), "leadership moves to an intact ISR member")
+        #expect(moved.isr == nodes([2, 3]), "the member that lost data leaves the ISR")
+        #expect(moved.leaderEpoch == LeaderEpoch(1))
+
+        // 1 is now outside the ISR; the other two die: nobody clean can lead, 1 may not.
+        harness.expireSessions(except: [1])
+        #expect(harness.partition("t", 0).leader == nil)
+        #expect(harness.controller.tick(now: harness.now).isEmpty)
+    }
+
+    @Test func theLastISRMemberReportedOfflineGoesOfflineWhileItKeepsReporting() {
+        var harness = ControllerHarness(brokers: [1, 2, 3])
+        let topicID = harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])
+        let lost = ReplicaReference(topicID: topicID, partition: 0)
+        harness.expireSessions(except: [1, 2])
+        harness.heartbeat(1, offlineReplicas: [lost])
+        let afterReport = harness.partition("t", 0)
+        #expect(afterReport.leader == NodeID(2) && afterReport.isr == nodes([2]), "below min.insync: the lost copy goes")
+        harness.expireSessions(except: [1])
+        #expect(harness.partition("t", 0).leader == nil, "2 is dead, 1 is not in the ISR")
+        #expect(harness.partition("t", 0).isr == nodes([2]))
+    }
+
     @Test func uncleanElectionPicksALiveReplicaWhenEnabled() {
         var harness = Self.clusterWithLaggingReplica(ControllerConfiguration(uncleanLeaderElectionEnabled: true))
         harness.expireSessions(except: [3])

@@ -129,6 +129,43 @@ import Testing
         #expect(reopened.leaderEpochs.latestEpoch == LeaderEpoch(0))
     }
 
+    @Test func aReplicaKeepsAnInvalidTailForRepairInsteadOfCuttingIt() throws {
+        let disk = makeDisk()
+        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        settle(log, on: disk)
+        var batch = makeBatch(records: 2, seed: 1)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        log.flush()
+        settle(log, on: disk)
+        log.close()
+        // Half a batch after the synced one: a torn write, or rot of synced bytes; recovery cannot tell.
+        let path = directory + "/00000000000000000000.log"
+        let file = try disk.open(path, create: false)
+        let size = try disk.size(file)
+        let torn = makeBatch(records: 2, seed: 2)
+        try disk.write(file, at: size, Array(torn[0..<(torn.count / 2)]))
+        disk.close(file)
+
+        var configuration = LogConfiguration()
+        configuration.keepsInvalidTailForRepair = true
+        let kept = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(kept, on: disk)
+        let corruption = try #require(kept.corruption, "reported, not cut")
+        #expect(corruption.offset == Offset(2) && corruption.position == size)
+        #expect(kept.logEndOffset == Offset(2))
+        #expect(try disk.size(try disk.open(path, create: false)) > size, "the bytes are still on disk")
+        kept.close()
+
+        // Reopened again, it is still reported: the decision survives restarts until discarded.
+        let again = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        settle(again, on: disk)
+        #expect(again.corruption?.offset == Offset(2))
+        try again.discardFromCorruption()
+        settle(again, on: disk)
+        #expect(again.corruption == nil)
+        #expect(try disk.size(try disk.open(path, create: false)) == size)
+    }
+
     @Test func truncationIsADurabilityBarrier() throws {
         let disk = makeDisk()
         let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
@@ -350,6 +387,22 @@ import Testing
         let served = try log.read(from: .zero, maxBytes: 1 << 20)
         #expect(served.nextOffset == Offset(6), "a read stops before the bad batch")
         try expectRefusesPastCorruption(log, disk: disk, sizes: sizes, path: path)
+    }
+
+    @Test func latentCorruptionFoundByAReadIsDiscardedWithEverythingAfterIt() throws {
+        let (log, disk, _, _) = try reopenWithCorruptFourthBatch(indexIntervalBytes: 64)
+        _ = try log.read(from: .zero, maxBytes: 1 << 20)
+        #expect(log.corruption != nil)
+        try log.discardFromCorruption()
+        #expect(log.corruption == nil)
+        #expect(log.logEndOffset == Offset(6), "cut at the bad batch")
+        settle(log, on: disk)
+        var more = makeBatch(records: 1)
+        try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+        log.flush()
+        settle(log, on: disk)
+        let all = try log.read(from: .zero, maxBytes: 1 << 20)
+        #expect(all.nextOffset == Offset(7), "the refilled log reads back whole, without the old bad bytes")
     }
 
     @Test func checkpointFormatRoundTripsAndNamesTheBadLine() throws {

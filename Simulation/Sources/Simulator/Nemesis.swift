@@ -39,9 +39,9 @@ struct Nemesis {
         let minority = max(1, (processTargets.count - 1) / 2)
         maximumNodesFaulted = configuration.maximumNodesFaulted ?? minority
         var choiceRandom = random.stream("corruptible-nodes")
-        var shuffled = processTargets
+        var shuffled = processTargets.filter { configuration.corruptibleCandidates?.contains($0) ?? true }
         shuffleInPlace(&shuffled, using: &choiceRandom)
-        let corruptibleCount = min(configuration.corruptibleNodeCount ?? (processTargets.count - 1) / 2, processTargets.count)
+        let corruptibleCount = min(configuration.corruptibleNodeCount ?? (processTargets.count - 1) / 2, shuffled.count)
         corruptibleNodes = Array(shuffled.prefix(corruptibleCount)).sorted()
         skewBusyUntil = Array(repeating: .zero, count: nodes.count)
         ioErrorsBusyUntil = Array(repeating: .zero, count: nodes.count)

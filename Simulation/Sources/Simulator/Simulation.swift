@@ -77,6 +77,8 @@ public final class Simulation {
     /// Checked every `checkInterval` in the liveness phase; a run that never satisfies it fails
     /// with a liveness violation. Nil: the liveness phase just runs to its end.
     public var isConverged: ((SimulationView) -> Bool)?
+    /// What is still missing when the liveness phase ends unconverged, for the violation message.
+    public var describeNonConvergence: ((SimulationView) -> String)?
     /// Receives one readable line per trace record (`time subject kind details`). Set before `run`.
     public var traceSink: ((String) -> Void)?
 
@@ -198,12 +200,14 @@ public final class Simulation {
         _ configuration: SimulationConfiguration,
         checkers: [any SimulationChecker] = [],
         isConverged: ((SimulationView) -> Bool)? = nil,
+        describeNonConvergence: ((SimulationView) -> String)? = nil,
         traceSink: ((String) -> Void)? = nil,
         makeNode: @escaping (NodeEnvironment) -> any NodeStateMachine
     ) -> SimulationReport {
         let simulation = Simulation(configuration: configuration, makeNode: makeNode)
         for checker in checkers { simulation.addChecker(checker) }
         simulation.isConverged = isConverged
+        simulation.describeNonConvergence = describeNonConvergence
         simulation.traceSink = traceSink
         return simulation.run()
     }
@@ -650,8 +654,9 @@ public final class Simulation {
             convergedAt = now
             return
         }
+        let missing = describeNonConvergence.map { ": " + $0(view) } ?? ""
         recordViolation(.liveness, node: nil,
-                        "the cluster did not converge within the \(configuration.livenessPhaseDuration) liveness phase")
+                        "the cluster did not converge within the \(configuration.livenessPhaseDuration) liveness phase\(missing)")
     }
 
     private func recordViolation(_ kind: SimulationViolation.Kind, node: NodeID?, _ message: String) {

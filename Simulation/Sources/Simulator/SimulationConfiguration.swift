@@ -171,6 +171,8 @@ public struct NemesisConfiguration: Sendable {
     /// Nodes whose synced data may rot. Nil: a minority of the nodes that receive process faults,
     /// chosen from the seed, so a majority always holds intact copies.
     public var corruptibleNodeCount: Int?
+    /// The nodes the corruptible ones are drawn from (nil: every node that receives process faults).
+    public var corruptibleCandidates: [NodeID]?
     /// Which files latent corruption may hit, by path (for example only CRC-protected segments).
     public var isCorruptibleFile: @Sendable (String) -> Bool
     /// Relative frequency of each fault kind among those the profile enables; 0 disables one.

@@ -14,6 +14,7 @@ public final class AdminClientNode: NodeStateMachine {
     private let topicCount: Int
     private let partitionsPerTopic: Int32
     private let replicationFactor: Int16
+    private let minInSyncReplicas: Int
     private var controllerIndex = 0
     private var nextCorrelationID: UInt64 = 1
     private var pending: (correlationID: UInt64, sentAt: Instant)?
@@ -22,8 +23,10 @@ public final class AdminClientNode: NodeStateMachine {
     static let requestTimeout = Duration.milliseconds(2_000)
     static let pauseBetweenTopics = Duration.milliseconds(1_500)
 
-    init(environment: NodeEnvironment, controllers: [NodeID], topics: Int, partitionsPerTopic: Int32, replicationFactor: Int16) {
+    init(environment: NodeEnvironment, controllers: [NodeID], topics: Int, partitionsPerTopic: Int32, replicationFactor: Int16,
+         minInSyncReplicas: Int) {
         nodeID = environment.nodeID
+        self.minInSyncReplicas = minInSyncReplicas
         self.controllers = controllers
         self.topicCount = topics
         self.partitionsPerTopic = partitionsPerTopic
@@ -52,7 +55,8 @@ public final class AdminClientNode: NodeStateMachine {
 
     private func sendCreate(now: Instant, effects: inout [NodeEffect]) {
         let request = ControllerRequest.createTopics(CreateTopicsRequest(topics: [
-            .init(name: nextTopicName, partitionCount: partitionsPerTopic, replicationFactor: replicationFactor),
+            .init(name: nextTopicName, partitionCount: partitionsPerTopic, replicationFactor: replicationFactor,
+                  configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
         ]))
         let correlationID = nextCorrelationID
         nextCorrelationID += 1

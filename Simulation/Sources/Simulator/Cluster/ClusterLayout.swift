@@ -58,6 +58,10 @@ public struct ClusterLayout: Sendable {
 
     public var replicationFactor: Int16 { Int16(min(3, brokerIDs.count)) }
 
+    /// `min.insync.replicas` of the topics the admin client creates: Kafka's advice for
+    /// replication factor 3 (an acks=all write is then on two replicas at least).
+    public var minInSyncReplicas: Int { replicationFactor >= 3 ? 2 : 1 }
+
     /// Shorter than Kafka's defaults so that a 60 s run sees many sessions expire and recover.
     public var controllerConfiguration: ControllerConfiguration {
         var configuration = ControllerConfiguration(clusterID: clusterID)
@@ -72,7 +76,8 @@ public struct ClusterLayout: Sendable {
         let id = environment.nodeID
         if id == Self.adminClientID {
             return AdminClientNode(environment: environment, controllers: controllerIDs, topics: topics,
-                                   partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor)
+                                   partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor,
+                                   minInSyncReplicas: minInSyncReplicas)
         }
         if id == Self.producerClientID {
             return ProducerClientNode(environment: environment, brokers: brokerIDs, topics: topics,

@@ -22,6 +22,11 @@ public struct ClusterSimulation {
         // quorum does not survive it yet (that needs two checksummed copies of term and vote, and
         // withholding votes until a corrupted log is re-replicated), so its files are spared.
         configuration.nemesis.isCorruptibleFile = { path in !path.contains("__cluster_metadata") }
+        // An acks=all write is on min.insync.replicas synced replicas; rot in fewer of them than
+        // that leaves an intact copy of every acknowledged record. (Rot in as many is data loss
+        // in any replicated log, Kafka's included.)
+        configuration.nemesis.corruptibleCandidates = layout.brokerIDs
+        configuration.nemesis.corruptibleNodeCount = max(0, layout.minInSyncReplicas - 1)
     }
 
     public struct Outcome {
@@ -35,48 +40,72 @@ public struct ClusterSimulation {
         public var acknowledgedWrites = 0
     }
 
-    public func run(traceSink: ((String) -> Void)? = nil) -> Outcome {
+    /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
+    public func run(traceSink: ((String) -> Void)? = nil, watch: TopicPartition? = nil,
+                    watchSink: @escaping (String) -> Void = { print($0) }) -> Outcome {
         let raft = RaftSafetyChecker()
         let metadata = MetadataChecker()
         let layout = self.layout
         var checkers: [any SimulationChecker] = [raft, metadata]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
+        if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let report = Simulation.run(configuration, checkers: checkers,
                                     isConverged: { view in ClusterSimulation.isConverged(view, layout: layout) },
+                                    describeNonConvergence: { view in
+                                        ClusterSimulation.convergenceProblem(view, layout: layout) ?? "converged at the very end"
+                                    },
                                     traceSink: traceSink, makeNode: { layout.makeNode($0) })
         let records = metadata.reference.reduce(0) { $0 + $1.records.count }
         return Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
-                       committedMetadataRecords: records, checkersRun: checkers.map(\.name) + ["liveness"],
+                       committedMetadataRecords: records, checkersRun: checkers.map(\.name).filter { $0 != "watch" } + ["liveness"],
                        acknowledgedWrites: writes?.acknowledgedCount ?? 0)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
+        convergenceProblem(view, layout: layout) == nil
+    }
+
+    /// The first thing that keeps the cluster from having converged, or nil when it has.
+    static func convergenceProblem(_ view: SimulationView, layout: ClusterLayout) -> String? {
         let controllers = layout.controllerIDs.compactMap { id -> ControllerNode? in
             guard view.status(of: id) == .running else { return nil }
             return controllerPart(of: view.node(id))
         }
-        guard let active = controllers.first(where: { $0.isActiveController }) else { return false }
+        guard let active = controllers.first(where: { $0.isActiveController }) else { return "no active controller" }
         for id in layout.brokerIDs where view.status(of: id) == .running {
-            guard let broker = brokerPart(of: view.node(id)), broker.brokerEpoch != nil, !broker.isFenced,
-                  let registration = active.committedImage.broker(id), !registration.isFenced else { return false }
+            guard let broker = brokerPart(of: view.node(id)), broker.brokerEpoch != nil else { return "broker n\(id) is not registered" }
+            guard !broker.isFenced, let registration = active.committedImage.broker(id), !registration.isFenced else {
+                return "broker n\(id) is fenced"
+            }
         }
-        guard let client = view.node(ClusterLayout.adminClientID, as: AdminClientNode.self) else { return false }
-        guard client.createdTopics.count == layout.topics else { return false }
-        return !layout.produceWorkload || isDataPlaneConverged(view, image: active.committedImage)
+        guard let client = view.node(ClusterLayout.adminClientID, as: AdminClientNode.self),
+              client.createdTopics.count == layout.topics else { return "the admin client has not created every topic" }
+        return layout.produceWorkload ? dataPlaneProblem(view, image: active.committedImage) : nil
     }
 
     /// Every partition has a running leader that leads it at the committed epoch with its high
     /// watermark at its log end, and the producer has no unfinished record.
-    static func isDataPlaneConverged(_ view: SimulationView, image: MetadataImage) -> Bool {
-        guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self),
-              producer.unfinishedRecords == 0 else { return false }
-        for partition in image.partitions {
-            guard let leader = partition.registration.leader, view.status(of: leader) == .running,
-                  let replica = brokerPart(of: view.node(leader))?.dataPlane.replica(for: partition.topicPartition),
-                  replica.isLeader, replica.leaderEpoch == partition.registration.leaderEpoch,
-                  replica.log.highWatermark == replica.log.logEndOffset else { return false }
+    static func dataPlaneProblem(_ view: SimulationView, image: MetadataImage) -> String? {
+        guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
+            return "the producer client is down"
         }
-        return true
+        guard producer.unfinishedRecords == 0 else {
+            return "the producer has \(producer.unfinishedRecords) unfinished records: "
+                + producer.producer.unfinishedPartitions.joined(separator: "; ")
+        }
+        for partition in image.partitions {
+            let topicPartition = partition.topicPartition
+            guard let leader = partition.registration.leader else { return "\(topicPartition) has no leader" }
+            guard view.status(of: leader) == .running,
+                  let replica = brokerPart(of: view.node(leader))?.dataPlane.replica(for: topicPartition),
+                  replica.isLeader, replica.leaderEpoch == partition.registration.leaderEpoch else {
+                return "\(topicPartition): n\(leader) does not lead it at epoch \(partition.registration.leaderEpoch) yet"
+            }
+            guard replica.log.highWatermark == replica.log.logEndOffset else {
+                return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"
+            }
+        }
+        return nil
     }
 }
