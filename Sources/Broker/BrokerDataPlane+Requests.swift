@@ -260,7 +260,7 @@ extension BrokerDataPlane {
                 case let .refused(code):
                     return OffsetForLeaderEpochResponse.Partition(partitionIndex: partition.partitionIndex, errorCode: code)
                 case let .led(hosted):
-                    let (epoch, end) = hosted.log.leaderEpochs.endOffset(for: partition.leaderEpoch, logEndOffset: hosted.log.logEndOffset)
+                    let (epoch, end) = hosted.replica.endOffset(forEpoch: partition.leaderEpoch)
                     return OffsetForLeaderEpochResponse.Partition(partitionIndex: partition.partitionIndex, leaderEpoch: epoch, endOffset: end)
                 }
             })

@@ -74,6 +74,19 @@ extension PartitionReplica {
         }
     }
 
+    /// OffsetForLeaderEpoch as the leader answers it: its log's epochs plus its own, which starts
+    /// at `leaderEpochStartOffset` even before a batch of it is written (Kafka assigns it when
+    /// leadership starts). Without it a follower whose log ends in an epoch this leader never had
+    /// — but older than its own — passed the divergence check and was counted in sync with the
+    /// wrong records (found by the simulator's produce workload, seed 24 of `all`).
+    public func endOffset(forEpoch epoch: LeaderEpoch) -> (epoch: LeaderEpoch, endOffset: Offset) {
+        var epochs = log.leaderEpochs
+        if role == .leader, leaderEpochStartOffset != .unknown, epochs.accepts(epoch: leaderEpoch) {
+            _ = epochs.assign(epoch: leaderEpoch, startOffset: leaderEpochStartOffset)
+        }
+        return epochs.endOffset(for: epoch, logEndOffset: log.logEndOffset)
+    }
+
     // MARK: Follower fetches
 
     /// Answers a follower's fetch. The fetch offset is the follower's log end offset; the durable
@@ -99,7 +112,7 @@ extension PartitionReplica {
         let leaderEnd = log.logEndOffset
         // KIP-320: does the follower's last fetched epoch end, in the leader's log, before its fetch offset?
         if lastFetchedEpoch != .none {
-            let (epoch, end) = log.leaderEpochs.endOffset(for: lastFetchedEpoch, logEndOffset: leaderEnd)
+            let (epoch, end) = endOffset(forEpoch: lastFetchedEpoch)
             if epoch == .none || end == .unknown {
                 if fetchOffset > leaderEnd {
                     return answer(.divergingEpoch(epoch: .none, endOffset: leaderEnd, highWatermark: log.highWatermark))

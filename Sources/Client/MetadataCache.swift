@@ -154,8 +154,9 @@ public struct MetadataCache: Sendable {
                                               leaderEpoch: partition.leaderEpoch, isStale: false)
                 if let known = partitions[topicPartition], known.leaderEpoch != .none, offered.leaderEpoch != .none,
                    offered.leaderEpoch < known.leaderEpoch {
-                    // An older view than ours (the answering broker lags): keep ours, ask again.
-                    stillStale = stillStale || known.isStale
+                    // An older view than ours (the answering broker lags): keep ours, and ask
+                    // again if ours is no use either.
+                    stillStale = stillStale || known.isStale || known.leaderID == nil
                     continue
                 }
                 if let known = partitions[topicPartition], known.leaderEpoch != .none, offered.leaderEpoch > known.leaderEpoch {
@@ -165,8 +166,9 @@ public struct MetadataCache: Sendable {
                 if offered.leaderID == nil { stillStale = true }
             }
         }
-        // A partition marked stale that the answer did not mention stays stale.
-        if partitions.values.contains(where: \.isStale) { stillStale = true }
+        // A partition marked stale, or without a leader, that the answer did not settle: ask
+        // again (a leaderless view left alone would never be refreshed before `maxAge`).
+        if partitions.values.contains(where: { $0.isStale || $0.leaderID == nil }) { stillStale = true }
         if stillStale {
             refreshWanted = true
             scheduleAfterFailure(now: now)

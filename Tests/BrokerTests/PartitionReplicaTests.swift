@@ -408,6 +408,32 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(try cluster.node(1).contents() == cluster.node(3).contents())
     }
 
+    @Test func aFollowerWhoseLastEpochTheNewLeaderNeverHadIsTruncatedBeforeAnyWrite() throws {
+        let cluster = try ReplicaCluster()
+        // Broker 1 writes 0..<5 in epoch 1; nobody fetches, nothing is committed.
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3], followers: [])
+        _ = cluster.produce(1, records: 5, acks: .leader, seed: 1)
+        cluster.sync(1)
+        // Broker 2 leads epoch 3 with an empty log and writes 0..<5 of its own; nobody fetches.
+        cluster.elect(leader: 2, epoch: 3, partitionEpoch: 2, isr: [1, 2, 3], followers: [])
+        _ = cluster.produce(2, records: 5, acks: .leader, seed: 2)
+        cluster.sync(2)
+        // Broker 1 leads epoch 5 and has written nothing yet; its log only knows epoch 1.
+        cluster.elect(leader: 1, epoch: 5, partitionEpoch: 3, isr: [1, 2, 3], followers: [])
+        #expect(cluster.node(1).log.leaderEpochs.entries.map(\.epoch) == [LeaderEpoch(1)])
+        cluster.record(cluster.replica(2).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(5), now: cluster.now))
+        // Broker 2's last epoch (3) is newer than any in broker 1's log but older than broker 1's
+        // own: its records are not broker 1's, although both logs end at offset 5.
+        let answer = cluster.fetch(2)
+        #expect(answer == .divergingEpoch(epoch: LeaderEpoch(1), endOffset: Offset(5), highWatermark: cluster.hw(1)))
+        #expect(cluster.leo(2) == Offset(0), "epoch 3 starts at 0 in its own log: everything goes")
+        cluster.sync(2)
+        cluster.fetch(2)
+        #expect(try cluster.node(2).contents() == cluster.node(1).contents())
+        #expect(cluster.replica(1).endOffset(forEpoch: LeaderEpoch(3)) == (LeaderEpoch(1), Offset(5)))
+        #expect(cluster.replica(1).endOffset(forEpoch: LeaderEpoch(5)) == (LeaderEpoch(5), Offset(5)))
+    }
+
     @Test func pageCachePolicyAdvancesBeforeSyncWhileSyncedDoesNot() throws {
         func run(_ policy: DurabilityPolicy) throws -> (hw: Offset, completed: Int) {
             let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, durabilityPolicy: policy))

@@ -65,6 +65,25 @@ import Testing
         #expect(cache.usableLeader(for: topicPartition0)?.leaderID == NodeID(3))
     }
 
+    @Test func aLeaderlessPartitionKeepsBeingRefreshedEvenWhenALaggingBrokerAnswers() {
+        var cache = loadedCache()
+        cache.noteError(.notLeaderOrFollower, for: topicPartition0)
+        var now = startTime + .milliseconds(100)
+        #expect(cache.nextRequest(now: now) != nil)
+        // Offline at epoch 6: no leader to send to.
+        cache.apply(metadataAnswer(leader: nil, epoch: 6), now: now)
+        #expect(cache.usableLeader(for: topicPartition0) == nil)
+        // A broker that lags answers with epoch 5 (found by the simulator: the producer then
+        // waited for the five-minute maxAge while the partition had long had a leader again).
+        now = now + .seconds(1)
+        #expect(cache.nextRequest(now: now) != nil)
+        cache.apply(metadataAnswer(leader: NodeID(2), epoch: 5), now: now)
+        now = now + .seconds(1)
+        #expect(cache.nextRequest(now: now) != nil, "still no leader: ask again after the backoff")
+        cache.apply(metadataAnswer(leader: NodeID(3), epoch: 7), now: now)
+        #expect(cache.usableLeader(for: topicPartition0)?.leaderID == NodeID(3))
+    }
+
     @Test func leaderHintOnlyMovesForward() {
         var cache = loadedCache()
         cache.noteError(.notLeaderOrFollower, for: topicPartition0)

@@ -13,6 +13,7 @@ public final class PartitionWatcher: SimulationChecker {
     private var lastLines: [NodeID: String] = [:]
     private var lastRegistration = ""
     private var acknowledgedSeen = 0
+    private var lastProducerView = ""
 
     public init(topicPartition: TopicPartition, layout: ClusterLayout, write: @escaping (String) -> Void) {
         self.topicPartition = topicPartition
@@ -31,6 +32,14 @@ public final class PartitionWatcher: SimulationChecker {
             }
         }
         if let producer = simulation.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) {
+            let known = producer.producer.metadata.leader(for: topicPartition)
+            let unfinished = producer.producer.unfinishedPartitions.filter { $0.hasPrefix("\(topicPartition):") }
+            let view = "producer \(topicPartition) sees leader \(known?.leaderID.map { "n\($0)" } ?? "none") epoch "
+                + "\(known?.leaderEpoch ?? .none)\(known?.isStale == true ? " (stale)" : "") \(unfinished.first ?? "")"
+            if view != lastProducerView {
+                lastProducerView = view
+                write("\(time) \(view)")
+            }
             let writes = producer.acknowledged
             if writes.count > acknowledgedSeen {
                 for ack in writes[acknowledgedSeen...] where ack.topicPartition == topicPartition {
