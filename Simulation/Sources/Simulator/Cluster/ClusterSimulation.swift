@@ -49,6 +49,10 @@ public struct ClusterSimulation {
         var checkers: [any SimulationChecker] = [raft, metadata]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
+        if layout.produceWorkload {
+            checkers.append(HighWatermarkChecker(layout: layout))
+            checkers.append(ReplicaConsistencyChecker(layout: layout))
+        }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let report = Simulation.run(configuration, checkers: checkers,
                                     isConverged: { view in ClusterSimulation.isConverged(view, layout: layout) },

@@ -1,0 +1,130 @@
+import Broker
+import Controller
+import LogStorage
+import TernCore
+
+/// A leader's high watermark never goes backwards while it leads one epoch: after every event, the
+/// node that handled it is compared with what the checker saw of it before (per partition, the
+/// leader epoch and process incarnation it led in, and its high watermark then).
+public final class HighWatermarkChecker: SimulationChecker {
+    public let name = "high-watermark"
+    private let layout: ClusterLayout
+    struct LeaderPosition: Equatable {
+        var incarnation: Int
+        var leaderEpoch: LeaderEpoch
+        var highWatermark: Offset
+    }
+    private var seen: [NodeID: [TopicPartition: LeaderPosition]] = [:]
+
+    public init(layout: ClusterLayout) {
+        self.layout = layout
+    }
+
+    public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
+        let id = delivered.nodeID
+        guard let broker = brokerPart(of: simulation.node(id)) else { return .ok }
+        var known = seen[id] ?? [:]
+        defer { seen[id] = known }
+        for topicPartition in broker.dataPlane.hostedPartitions {
+            guard let replica = broker.dataPlane.replica(for: topicPartition), replica.isLeader else {
+                known[topicPartition] = nil
+                continue
+            }
+            let now = LeaderPosition(incarnation: delivered.incarnation, leaderEpoch: replica.leaderEpoch,
+                                     highWatermark: replica.highWatermark)
+            if let before = known[topicPartition], let problem = Self.regression(from: before, to: now) {
+                return .violation("\(topicPartition) on leader n\(id): \(problem)")
+            }
+            known[topicPartition] = now
+        }
+        return .ok
+    }
+
+    /// The pure rule: within one incarnation and leader epoch, the high watermark only grows.
+    static func regression(from before: LeaderPosition, to now: LeaderPosition) -> String? {
+        guard before.incarnation == now.incarnation, before.leaderEpoch == now.leaderEpoch,
+              now.highWatermark < before.highWatermark else { return nil }
+        return "high watermark went back from \(before.highWatermark) to \(now.highWatermark) within leader epoch \(now.leaderEpoch)"
+    }
+}
+
+/// Replicas agree byte for byte below the high watermark: at the end of a run, every running
+/// member of each partition's committed ISR holds exactly the leader's batches from the later of
+/// their log starts up to the leader's high watermark. A replica whose read stops at corruption
+/// its checksums caught is left out (it refuses to serve those bytes and re-fetches them once it
+/// reports the loss); silently different bytes are a violation.
+public final class ReplicaConsistencyChecker: SimulationChecker {
+    public let name = "replica-consistency"
+    private let layout: ClusterLayout
+    public private(set) var comparedReplicas = 0
+
+    public init(layout: ClusterLayout) {
+        self.layout = layout
+    }
+
+    public func atEnd(of simulation: SimulationView) -> CheckResult {
+        guard let active = activeController(simulation, layout: layout) else { return .ok }
+        for partition in active.committedImage.partitions {
+            let topicPartition = partition.topicPartition
+            guard let leaderID = partition.registration.leader, let leader = runningReplica(simulation, leaderID, topicPartition),
+                  leader.isLeader else { continue }
+            let highWatermark = leader.highWatermark
+            for member in partition.registration.isr where member != leaderID {
+                guard let follower = runningReplica(simulation, member, topicPartition) else { continue }
+                let start = max(leader.log.logStartOffset, follower.log.logStartOffset)
+                guard case let .success(expected) = Self.bytes(of: leader.log, from: start, below: highWatermark) else {
+                    return .violation("\(topicPartition): leader n\(leaderID) cannot read its own log below its high watermark \(highWatermark)")
+                }
+                switch Self.bytes(of: follower.log, from: start, below: highWatermark) {
+                case .failure(.corrupt): continue
+                case .failure(.short(let end)):
+                    return .violation("\(topicPartition): ISR member n\(member) ends at \(end), below leader n\(leaderID)'s high watermark \(highWatermark)")
+                case let .success(actual):
+                    comparedReplicas += 1
+                    if let problem = Self.difference(expected: expected, actual: actual) {
+                        return .violation("\(topicPartition): ISR member n\(member) differs from leader n\(leaderID) below the high watermark \(highWatermark): \(problem)")
+                    }
+                }
+            }
+        }
+        return .ok
+    }
+
+    enum ReadProblem: Error, Equatable {
+        case corrupt
+        case short(end: Offset)
+    }
+
+    /// Whole batches from `start` up to `end`, as stored.
+    static func bytes(of log: PartitionLog, from start: Offset, below end: Offset) -> Result<[UInt8], ReadProblem> {
+        var bytes: [UInt8] = []
+        var offset = start
+        while offset < end {
+            guard offset < log.logEndOffset else { return .failure(.short(end: offset)) }
+            let read: LogReadResult
+            do { read = try log.read(from: offset, maxBytes: 1 << 20, maxOffset: end) } catch { return .failure(.corrupt) }
+            guard read.batchCount > 0, read.nextOffset > offset else { return .failure(.short(end: offset)) }
+            bytes += read.bytes
+            offset = read.nextOffset
+        }
+        return .success(bytes)
+    }
+
+    /// The pure comparison: nil when identical, else where they first differ.
+    static func difference(expected: [UInt8], actual: [UInt8]) -> String? {
+        guard expected != actual else { return nil }
+        let common = zip(expected, actual).prefix { $0 == $1 }.count
+        return "first difference at byte \(common) of \(expected.count) (replica has \(actual.count))"
+    }
+}
+
+func activeController(_ view: SimulationView, layout: ClusterLayout) -> ControllerNode? {
+    layout.controllerIDs.lazy.compactMap { id -> ControllerNode? in
+        view.status(of: id) == .running ? controllerPart(of: view.node(id)) : nil
+    }.first(where: { $0.isActiveController })
+}
+
+private func runningReplica(_ view: SimulationView, _ id: NodeID, _ topicPartition: TopicPartition) -> PartitionReplica? {
+    guard view.status(of: id) == .running else { return nil }
+    return brokerPart(of: view.node(id))?.dataPlane.replica(for: topicPartition)
+}
