@@ -85,7 +85,8 @@ public final class BrokerDataPlane {
     var partitions: [TopicPartition: HostedPartition] = [:]
     var hostedOrder: [TopicPartition] = []
     /// Logs of replicas stopped while syncs were in flight: their completions must still find them.
-    var retiredLogs: [PartitionLog] = []
+    /// `deleteFiles`: the partition is gone (topic deleted or re-created), its files go too.
+    var retiredLogs: [(log: PartitionLog, deleteFiles: Bool)] = []
 
     /// One fetch in flight per leader broker, covering every partition followed from it.
     var replicaFetches: [NodeID: InFlightReplicaFetch] = [:]
@@ -142,17 +143,17 @@ public final class BrokerDataPlane {
         for entry in image.partitions where entry.registration.replicas.contains(localID) {
             let topicPartition = entry.topicPartition
             if let existing = partitions[topicPartition], existing.topicID != entry.topicID {
-                // The topic was deleted and created again under the same name.
-                // TODO: delete the old directory's files; reopening it would serve the old data.
-                stopHosting(topicPartition, now: now)
+                // The topic was deleted and created again under the same name: the old data goes.
+                stopHosting(topicPartition, deletingFiles: true, now: now)
             }
             guard let hosted = partitions[topicPartition] ?? openPartition(entry, now: now, effects: &effects) else { continue }
             assigned.insert(topicPartition)
             applyRegistration(entry.registration, to: hosted, now: now)
         }
         for topicPartition in hostedOrder where !assigned.contains(topicPartition) {
-            // TODO: delete the directory of a deleted or reassigned-away partition.
-            stopHosting(topicPartition, now: now)
+            // Deleted, or (with reassignment) moved away: either way this broker's copy is no
+            // longer part of the partition.
+            stopHosting(topicPartition, deletingFiles: true, now: now)
         }
     }
 
@@ -210,12 +211,29 @@ public final class BrokerDataPlane {
         handle(update, of: hosted, now: now)
     }
 
-    private func stopHosting(_ topicPartition: TopicPartition, now: Instant) {
+    private func stopHosting(_ topicPartition: TopicPartition, deletingFiles: Bool, now: Instant) {
         guard let hosted = partitions.removeValue(forKey: topicPartition) else { return }
         hostedOrder.removeAll { $0 == topicPartition }
         handle(hosted.replica.stopReplica(), of: hosted, now: now)
         hosted.log.flush()
-        retiredLogs.append(hosted.log)
+        retiredLogs.append((hosted.log, deletingFiles))
+        closeIdleRetiredLogs()
+    }
+
+    /// Closes (and where asked deletes) retired logs with no sync left in flight.
+    func closeIdleRetiredLogs() {
+        retiredLogs.removeAll { retired in
+            guard retired.log.isIdle else { return false }
+            if retired.deleteFiles {
+                // Files left behind by a failed removal would be reopened by a topic created
+                // again under the same name (TODO: record the topic id in the directory, as
+                // Kafka's partition.metadata does, and refuse a mismatch).
+                try? retired.log.closeAndDeleteFiles()
+            } else {
+                retired.log.close()
+            }
+            return true
+        }
     }
 
     /// The producer table of a log, replayed from its first batch.
@@ -266,11 +284,8 @@ public final class BrokerDataPlane {
                 return true
             }
         }
-        for (position, log) in retiredLogs.enumerated() where log.handle(completion) {
-            if log.isIdle {
-                log.close()
-                retiredLogs.remove(at: position)
-            }
+        for retired in retiredLogs where retired.log.handle(completion) {
+            closeIdleRetiredLogs()
             return true
         }
         return false

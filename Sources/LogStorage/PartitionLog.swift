@@ -318,4 +318,11 @@ public final class PartitionLog {
         }
         segments.removeAll()
     }
+
+    /// Closes the log and removes every file in its directory (its partition was deleted). The
+    /// directory itself stays, empty: a partition created again under the same name starts there.
+    public func closeAndDeleteFiles() throws(DiskError) {
+        close()
+        for name in try disk.listDirectory(directory).sorted() { try disk.remove(joinPath(directory, name)) }
+    }
 }

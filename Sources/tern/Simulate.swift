@@ -84,6 +84,11 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     print("  network         \(report.network)")
     print("  elections       \(outcome.elections) terms with a leader")
     print("  committed       \(outcome.committedRaftEntries) Raft entries, \(outcome.committedMetadataRecords) metadata records")
+    if !outcome.operatorActions.isEmpty {
+        let actions = outcome.operatorActions.keys.sorted().map { "\($0)=\(outcome.operatorActions[$0]!)" }
+        print("  operator        \(actions.joined(separator: " "))")
+    }
+    if outcome.acknowledgedWrites > 0 { print("  produced        \(outcome.acknowledgedWrites) records acknowledged (acks=all)") }
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")

@@ -2,35 +2,61 @@ import Controller
 import NodeKit
 import TernCore
 
-/// An admin client for simulations: creates topics one after another while the cluster runs,
-/// finding the active controller by following NOT_CONTROLLER answers and retrying on timeouts,
-/// the way Kafka's admin clients do. It never crashes (the nemesis leaves clients alone).
+/// An admin client for simulations: creates the workload's topics one after another while the
+/// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
+/// and a scratch topic created and deleted again, in a cycle. It finds the active controller by
+/// following NOT_CONTROLLER answers and retries on timeouts, the way Kafka's admin clients do. It
+/// never crashes (the nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(100) }
     public private(set) var createdTopics: [String] = []
+    /// Operator actions the controller confirmed, by kind ("preferred-election", "create-topic",
+    /// "delete-topic").
+    public private(set) var completedOperations: [String: Int] = [:]
 
     private let controllers: [NodeID]
     private let topicCount: Int
     private let partitionsPerTopic: Int32
     private let replicationFactor: Int16
     private let minInSyncReplicas: Int
+    private let operationsEnd: Instant?
     private var controllerIndex = 0
     private var nextCorrelationID: UInt64 = 1
-    private var pending: (correlationID: UInt64, sentAt: Instant)?
+    private var pending: (correlationID: UInt64, sentAt: Instant, operation: Operation)?
     private var nextRequestAt = Instant.zero
+    /// Position in the operator cycle, and how many scratch topics were made.
+    private var cycleStep = 0
+    private var scratchTopics = 0
 
     static let requestTimeout = Duration.milliseconds(2_000)
     static let pauseBetweenTopics = Duration.milliseconds(1_500)
+    static let pauseBetweenOperations = Duration.milliseconds(2_000)
+
+    enum Operation: Equatable {
+        case createWorkloadTopic(String)
+        case preferredElection
+        case createScratchTopic(String)
+        case deleteScratchTopic(String)
+
+        var kind: String {
+            switch self {
+            case .createWorkloadTopic, .createScratchTopic: return "create-topic"
+            case .preferredElection: return "preferred-election"
+            case .deleteScratchTopic: return "delete-topic"
+            }
+        }
+    }
 
     init(environment: NodeEnvironment, controllers: [NodeID], topics: Int, partitionsPerTopic: Int32, replicationFactor: Int16,
-         minInSyncReplicas: Int) {
+         minInSyncReplicas: Int, operationsEnd: Instant?) {
         nodeID = environment.nodeID
         self.minInSyncReplicas = minInSyncReplicas
         self.controllers = controllers
         self.topicCount = topics
         self.partitionsPerTopic = partitionsPerTopic
         self.replicationFactor = replicationFactor
+        self.operationsEnd = operationsEnd
     }
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
@@ -42,7 +68,9 @@ public final class AdminClientNode: NodeStateMachine {
                 self.pending = nil
                 controllerIndex = (controllerIndex + 1) % controllers.count
             }
-            if pending == nil, createdTopics.count < topicCount, now >= nextRequestAt { sendCreate(now: now, effects: &effects) }
+            if pending == nil, now >= nextRequestAt, let operation = nextOperation(now: now) {
+                send(operation, now: now, effects: &effects)
+            }
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)
@@ -51,29 +79,43 @@ public final class AdminClientNode: NodeStateMachine {
         }
     }
 
-    private var nextTopicName: String { "topic-\(createdTopics.count)" }
+    private func nextOperation(now: Instant) -> Operation? {
+        if createdTopics.count < topicCount { return .createWorkloadTopic("topic-\(createdTopics.count)") }
+        guard let operationsEnd, now < operationsEnd else { return nil }
+        switch cycleStep % 3 {
+        case 0: return .preferredElection
+        case 1: return .createScratchTopic("scratch-\(scratchTopics)")
+        default: return .deleteScratchTopic("scratch-\(scratchTopics)")
+        }
+    }
 
-    private func sendCreate(now: Instant, effects: inout [NodeEffect]) {
-        let request = ControllerRequest.createTopics(CreateTopicsRequest(topics: [
-            .init(name: nextTopicName, partitionCount: partitionsPerTopic, replicationFactor: replicationFactor,
-                  configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
-        ]))
+    private func send(_ operation: Operation, now: Instant, effects: inout [NodeEffect]) {
+        let request: ControllerRequest
+        switch operation {
+        case let .createWorkloadTopic(name), let .createScratchTopic(name):
+            request = .createTopics(CreateTopicsRequest(topics: [
+                .init(name: name, partitionCount: partitionsPerTopic, replicationFactor: replicationFactor,
+                      configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
+            ]))
+        case .preferredElection:
+            request = .electLeaders(ElectLeadersRequest(electionType: .preferred, partitions: nil))
+        case let .deleteScratchTopic(name):
+            request = .deleteTopics(DeleteTopicsRequest(names: [name]))
+        }
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
-        pending = (correlationID, now)
+        pending = (correlationID, now, operation)
         effects.append(.send(to: controllers[controllerIndex],
                              bytes: PeerMessage.controllerRequest(correlationID: correlationID, request: request).encoded()))
     }
 
     private func onMessage(_ message: PeerMessage, now: Instant) {
         switch message {
-        case let .controllerResponse(correlationID, .createTopics(response)):
-            guard pending?.correlationID == correlationID else { return }
-            pending = nil
-            let error = response.topics.first?.error ?? .unknownServerError
-            if error == .none || error == .topicAlreadyExists {
-                createdTopics.append(nextTopicName)
-                nextRequestAt = now + Self.pauseBetweenTopics
+        case let .controllerResponse(correlationID, response):
+            guard let pending, pending.correlationID == correlationID else { return }
+            self.pending = nil
+            if succeeded(pending.operation, response) {
+                completed(pending.operation, now: now)
             } else {
                 nextRequestAt = now + .milliseconds(500)
             }
@@ -89,5 +131,37 @@ public final class AdminClientNode: NodeStateMachine {
         default:
             return
         }
+    }
+
+    /// A retry of a request whose answer was lost finds its work done: that counts as success.
+    private func succeeded(_ operation: Operation, _ response: ControllerResponse) -> Bool {
+        switch (operation, response) {
+        case let (.createWorkloadTopic, .createTopics(reply)), let (.createScratchTopic, .createTopics(reply)):
+            let error = reply.topics.first?.error ?? .unknownServerError
+            return error == .none || error == .topicAlreadyExists
+        case (.preferredElection, .electLeaders):
+            return true  // per-partition refusals (leader not available) are the operator's to retry later
+        case let (.deleteScratchTopic, .deleteTopics(reply)):
+            let error = reply.topics.first?.error ?? .unknownServerError
+            return error == .none || error == .unknownTopicOrPartition
+        default:
+            return false
+        }
+    }
+
+    private func completed(_ operation: Operation, now: Instant) {
+        completedOperations[operation.kind, default: 0] += 1
+        switch operation {
+        case let .createWorkloadTopic(name):
+            createdTopics.append(name)
+            nextRequestAt = now + Self.pauseBetweenTopics
+            return
+        case .deleteScratchTopic:
+            scratchTopics += 1
+        case .preferredElection, .createScratchTopic:
+            break
+        }
+        cycleStep += 1
+        nextRequestAt = now + Self.pauseBetweenOperations
     }
 }

@@ -23,6 +23,10 @@ public struct ClusterLayout: Sendable {
     /// How long the producer client sends new records after it starts (nil: forever). A
     /// `ClusterSimulation` sets it to the safety phase, so the liveness phase can drain every produce.
     public var produceDuration: Duration?
+    /// How long the admin client keeps running operator actions (preferred leader elections,
+    /// creating and deleting a scratch topic) after creating the topics (nil: none). A
+    /// `ClusterSimulation` sets it to the safety phase.
+    public var operatorActionsDuration: Duration?
 
     public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
         precondition(controllers + combined >= 1, "a cluster needs a controller")
@@ -77,7 +81,8 @@ public struct ClusterLayout: Sendable {
         if id == Self.adminClientID {
             return AdminClientNode(environment: environment, controllers: controllerIDs, topics: topics,
                                    partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor,
-                                   minInSyncReplicas: minInSyncReplicas)
+                                   minInSyncReplicas: minInSyncReplicas,
+                                   operationsEnd: operatorActionsDuration.map { .zero + $0 })
         }
         if id == Self.producerClientID {
             return ProducerClientNode(environment: environment, brokers: brokerIDs, topics: topics,

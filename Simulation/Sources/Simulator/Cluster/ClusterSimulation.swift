@@ -15,6 +15,7 @@ public struct ClusterSimulation {
                 safetyPhase: Duration = .seconds(60), livenessPhase: Duration = .seconds(30)) {
         var layout = layout
         if layout.produceWorkload, layout.produceDuration == nil { layout.produceDuration = safetyPhase }
+        if layout.produceWorkload, layout.operatorActionsDuration == nil { layout.operatorActionsDuration = safetyPhase }
         self.layout = layout
         configuration = SimulationConfiguration(seed: seed, profile: profile, nodes: layout.nodes,
                                                 safetyPhaseDuration: safetyPhase, livenessPhaseDuration: livenessPhase)
@@ -38,6 +39,8 @@ public struct ClusterSimulation {
         public let checkersRun: [String]
         /// Records the producer client had acknowledged when the acknowledged-writes checker ran.
         public var acknowledgedWrites = 0
+        /// Operator actions the admin client completed, by kind.
+        public var operatorActions: [String: Int] = [:]
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -54,6 +57,8 @@ public struct ClusterSimulation {
             checkers.append(ReplicaConsistencyChecker(layout: layout))
         }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
+        let operations = OperatorActionRecorder()
+        checkers.append(operations)
         let report = Simulation.run(configuration, checkers: checkers,
                                     isConverged: { view in ClusterSimulation.isConverged(view, layout: layout) },
                                     describeNonConvergence: { view in
@@ -62,8 +67,9 @@ public struct ClusterSimulation {
                                     traceSink: traceSink, makeNode: { layout.makeNode($0) })
         let records = metadata.reference.reduce(0) { $0 + $1.records.count }
         return Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
-                       committedMetadataRecords: records, checkersRun: checkers.map(\.name).filter { $0 != "watch" } + ["liveness"],
-                       acknowledgedWrites: writes?.acknowledgedCount ?? 0)
+                       committedMetadataRecords: records,
+                       checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
+                       acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
@@ -111,5 +117,16 @@ public struct ClusterSimulation {
             }
         }
         return nil
+    }
+}
+
+/// Keeps the admin client's count of completed operator actions for the run's summary.
+final class OperatorActionRecorder: SimulationChecker {
+    let name = "operator-actions"
+    private(set) var completed: [String: Int] = [:]
+
+    func periodically(in simulation: SimulationView) -> CheckResult {
+        if let admin = simulation.node(ClusterLayout.adminClientID, as: AdminClientNode.self) { completed = admin.completedOperations }
+        return .ok
     }
 }

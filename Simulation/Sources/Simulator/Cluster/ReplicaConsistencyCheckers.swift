@@ -49,10 +49,11 @@ public final class HighWatermarkChecker: SimulationChecker {
 }
 
 /// Replicas agree byte for byte below the high watermark: at the end of a run, every running
-/// member of each partition's committed ISR holds exactly the leader's batches from the later of
-/// their log starts up to the leader's high watermark. A replica whose read stops at corruption
-/// its checksums caught is left out (it refuses to serve those bytes and re-fetches them once it
-/// reports the loss); silently different bytes are a violation.
+/// member of each partition's committed ISR (the leader first) holds the same batches from the
+/// latest of their log starts up to the leader's high watermark. A copy whose read stops at
+/// corruption its checksums caught is left out (it refuses to serve those bytes and re-fetches
+/// them once it reports the loss), but at least one must read cleanly; silently different bytes
+/// are a violation.
 public final class ReplicaConsistencyChecker: SimulationChecker {
     public let name = "replica-consistency"
     private let layout: ClusterLayout
@@ -69,22 +70,29 @@ public final class ReplicaConsistencyChecker: SimulationChecker {
             guard let leaderID = partition.registration.leader, let leader = runningReplica(simulation, leaderID, topicPartition),
                   leader.isLeader else { continue }
             let highWatermark = leader.highWatermark
-            for member in partition.registration.isr where member != leaderID {
-                guard let follower = runningReplica(simulation, member, topicPartition) else { continue }
-                let start = max(leader.log.logStartOffset, follower.log.logStartOffset)
-                guard case let .success(expected) = Self.bytes(of: leader.log, from: start, below: highWatermark) else {
-                    return .violation("\(topicPartition): leader n\(leaderID) cannot read its own log below its high watermark \(highWatermark)")
-                }
-                switch Self.bytes(of: follower.log, from: start, below: highWatermark) {
-                case .failure(.corrupt): continue
+            let members = [leaderID] + partition.registration.isr.filter { $0 != leaderID }
+            let copies = members.compactMap { id in runningReplica(simulation, id, topicPartition).map { (id, $0) } }
+            let start = copies.map(\.1.log.logStartOffset).max() ?? .zero
+            var reference: (id: NodeID, bytes: [UInt8])?
+            for (id, replica) in copies {
+                switch Self.bytes(of: replica.log, from: start, below: highWatermark) {
+                case .failure(.corrupt):
+                    continue  // its checksums caught rot: it refuses these bytes and reports itself
                 case .failure(.short(let end)):
-                    return .violation("\(topicPartition): ISR member n\(member) ends at \(end), below leader n\(leaderID)'s high watermark \(highWatermark)")
+                    return .violation("\(topicPartition): ISR member n\(id) ends at \(end), below leader n\(leaderID)'s high watermark \(highWatermark)")
                 case let .success(actual):
+                    guard let reference else {
+                        reference = (id, actual)
+                        continue
+                    }
                     comparedReplicas += 1
-                    if let problem = Self.difference(expected: expected, actual: actual) {
-                        return .violation("\(topicPartition): ISR member n\(member) differs from leader n\(leaderID) below the high watermark \(highWatermark): \(problem)")
+                    if let problem = Self.difference(expected: reference.bytes, actual: actual) {
+                        return .violation("\(topicPartition): ISR member n\(id) differs from n\(reference.id) below leader n\(leaderID)'s high watermark \(highWatermark): \(problem)")
                     }
                 }
+            }
+            if reference == nil, highWatermark > start {
+                return .violation("\(topicPartition): no ISR member can read the committed records below \(highWatermark)")
             }
         }
         return .ok
