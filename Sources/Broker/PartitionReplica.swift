@@ -154,6 +154,7 @@ public final class PartitionReplica {
         if leaderEpoch < self.leaderEpoch { return ReplicaUpdate() }
         if leaderEpoch == self.leaderEpoch {
             guard role == .leader else { return ReplicaUpdate() }
+            if partitionEpoch > self.partitionEpoch { adoptReplicas(replicas, now: now) }
             return applyCommittedPartitionState(isr: isr, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, now: now)
         }
         precondition(replicas.contains(localID), "a leader is one of the partition's replicas")
@@ -173,6 +174,17 @@ public final class PartitionReplica {
         // An unclean leader may have an empty or short log; it still leads from what it has.
         update.merge(recomputeHighWatermark(now: now))
         return update
+    }
+
+    /// A reassignment changed the replica set within the epoch: new replicas are tracked from
+    /// scratch (they join the ISR once caught up), removed ones are forgotten.
+    func adoptReplicas(_ newReplicas: [NodeID], now: Instant) {
+        guard newReplicas != replicas, newReplicas.contains(localID) else { return }
+        replicas = newReplicas
+        for id in followers.keys.sorted() where !newReplicas.contains(id) { followers[id] = nil }
+        for id in newReplicas where id != localID && followers[id] == nil {
+            followers[id] = FollowerState(lastCaughtUpTime: nil)
+        }
     }
 
     /// Follows `leader` in `leaderEpoch`. An older epoch is ignored. Pending `acks=all` appends

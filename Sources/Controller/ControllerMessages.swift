@@ -22,6 +22,7 @@ public enum ControllerErrorCode: Int16, Sendable, CaseIterable, Hashable {
     case preferredLeaderNotAvailable = 80
     case eligibleLeadersNotAvailable = 83
     case electionNotNeeded = 84
+    case noReassignmentInProgress = 85
     case duplicateBrokerRegistration = 101
     case brokerIDNotRegistered = 102
     case inconsistentClusterID = 104
@@ -377,6 +378,29 @@ public struct ElectLeadersResponse: Hashable, Sendable {
     }
 }
 
+/// Kafka's AlterPartitionReassignments (KIP-455): move partitions to new replica sets. The new
+/// replicas are added first; the old ones leave once every new one has joined the ISR.
+public struct AlterPartitionReassignmentsRequest: Hashable, Sendable {
+    public var reassignments: [Reassignment]
+    public init(reassignments: [Reassignment]) { self.reassignments = reassignments }
+
+    public struct Reassignment: Hashable, Sendable {
+        public var topicPartition: TopicPartition
+        /// The replica set to move to, preferred leader first; nil cancels a reassignment.
+        public var targetReplicas: [NodeID]?
+
+        public init(topicPartition: TopicPartition, targetReplicas: [NodeID]?) {
+            self.topicPartition = topicPartition
+            self.targetReplicas = targetReplicas
+        }
+    }
+}
+
+public struct AlterPartitionReassignmentsResponse: Hashable, Sendable {
+    public var partitions: [ElectLeadersResponse.PartitionResult]
+    public init(partitions: [ElectLeadersResponse.PartitionResult]) { self.partitions = partitions }
+}
+
 /// Kafka's IncrementalAlterConfigs, restricted to set and delete.
 public struct AlterConfigsRequest: Hashable, Sendable {
     public var resources: [Resource]
@@ -439,6 +463,7 @@ public enum ControllerRequest: Hashable, Sendable {
     case deleteTopics(DeleteTopicsRequest)
     case electLeaders(ElectLeadersRequest)
     case alterConfigs(AlterConfigsRequest)
+    case alterPartitionReassignments(AlterPartitionReassignmentsRequest)
 }
 
 /// The answer to each `ControllerRequest`, same case name.
@@ -452,4 +477,5 @@ public enum ControllerResponse: Hashable, Sendable {
     case deleteTopics(DeleteTopicsResponse)
     case electLeaders(ElectLeadersResponse)
     case alterConfigs(AlterConfigsResponse)
+    case alterPartitionReassignments(AlterPartitionReassignmentsResponse)
 }

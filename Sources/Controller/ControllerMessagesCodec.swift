@@ -17,6 +17,7 @@ public enum ControllerAPIKey: UInt32, Sendable, CaseIterable {
     case deleteTopics = 7
     case electLeaders = 8
     case alterConfigs = 9
+    case alterPartitionReassignments = 10
 }
 
 /// The newest message version this build writes and reads.
@@ -34,6 +35,7 @@ extension ControllerRequest {
         case .deleteTopics: return .deleteTopics
         case .electLeaders: return .electLeaders
         case .alterConfigs: return .alterConfigs
+        case .alterPartitionReassignments: return .alterPartitionReassignments
         }
     }
 
@@ -53,6 +55,7 @@ extension ControllerRequest {
         case let .deleteTopics(request): writer.writeList(request.names) { writer, name in writer.writeCompactString(name) }
         case let .electLeaders(request): request.encode(into: &writer)
         case let .alterConfigs(request): request.encode(into: &writer)
+        case let .alterPartitionReassignments(request): request.encode(into: &writer)
         }
         return writer.take()
     }
@@ -78,6 +81,8 @@ extension ControllerRequest {
             self = .deleteTopics(DeleteTopicsRequest(names: names))
         case .electLeaders: self = .electLeaders(try ElectLeadersRequest.decode(from: &reader))
         case .alterConfigs: self = .alterConfigs(try AlterConfigsRequest.decode(from: &reader))
+        case .alterPartitionReassignments:
+            self = .alterPartitionReassignments(try AlterPartitionReassignmentsRequest.decode(from: &reader))
         }
         try reader.requireEnd(of: "controller request")
     }
@@ -95,6 +100,7 @@ extension ControllerResponse {
         case .deleteTopics: return .deleteTopics
         case .electLeaders: return .electLeaders
         case .alterConfigs: return .alterConfigs
+        case .alterPartitionReassignments: return .alterPartitionReassignments
         }
     }
 
@@ -121,6 +127,8 @@ extension ControllerResponse {
         case let .deleteTopics(response): response.encode(into: &writer)
         case let .electLeaders(response): response.encode(into: &writer)
         case let .alterConfigs(response): response.encode(into: &writer)
+        case let .alterPartitionReassignments(response):
+            ElectLeadersResponse(partitions: response.partitions).encode(into: &writer)
         }
         return writer.take()
     }
@@ -156,6 +164,9 @@ extension ControllerResponse {
         case .deleteTopics: self = .deleteTopics(try DeleteTopicsResponse.decode(from: &reader))
         case .electLeaders: self = .electLeaders(try ElectLeadersResponse.decode(from: &reader))
         case .alterConfigs: self = .alterConfigs(try AlterConfigsResponse.decode(from: &reader))
+        case .alterPartitionReassignments:
+            self = .alterPartitionReassignments(AlterPartitionReassignmentsResponse(
+                partitions: try ElectLeadersResponse.decode(from: &reader).partitions))
         }
         try reader.requireEnd(of: "controller response")
     }
@@ -336,6 +347,26 @@ extension TopicPartition {
         let topic = try reader.readCompactString()
         let partition = try reader.readInt32()
         return TopicPartition(topic: topic, partition: partition)
+    }
+}
+
+extension AlterPartitionReassignmentsRequest {
+    func encode(into writer: inout ByteWriter) {
+        writer.writeList(reassignments) { writer, item in
+            item.topicPartition.encode(into: &writer)
+            writer.writeOptionalList(item.targetReplicas) { writer, node in writer.writeNodeID(node) }
+        }
+    }
+
+    static func decode(from reader: inout ByteReader) throws(DecodeError) -> AlterPartitionReassignmentsRequest {
+        let items = try reader.readList(minimumElementBytes: 6) { (reader: inout ByteReader) throws(DecodeError) in
+            let topicPartition = try TopicPartition.decode(from: &reader)
+            let target = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in
+                try reader.readNodeID()
+            }
+            return Reassignment(topicPartition: topicPartition, targetReplicas: target)
+        }
+        return AlterPartitionReassignmentsRequest(reassignments: items)
     }
 }
 

@@ -32,7 +32,11 @@ extension ControllerStateMachine {
         builder.append(.partitionChange(PartitionChangeRecord(
             topicID: item.topicID, partition: item.partition, isr: newISR,
             leaderEpoch: current.leaderEpoch, partitionEpoch: current.partitionEpoch.next)))
-        return partitionResult(item, builder.image.partition(topicID: item.topicID, index: item.partition)!, error: .none)
+        let answered = builder.image.partition(topicID: item.topicID, index: item.partition)!
+        // The ISR the leader asked for is committed; a reassignment it completes follows in the
+        // same batch, and the leader learns of it from the metadata log like everyone else.
+        appendReassignmentCompletionIfReady(topicID: item.topicID, partition: item.partition, into: &builder)
+        return partitionResult(item, answered, error: .none)
     }
 
     /// Kafka's checks, in Kafka's order: the requester's leader epoch, its leadership, the

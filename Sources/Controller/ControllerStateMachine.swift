@@ -74,6 +74,9 @@ public struct ControllerStateMachine: Sendable {
         case let .alterConfigs(request):
             let result = alterConfigs(request)
             return ControllerResult(records: result.records, reply: .alterConfigs(result.reply))
+        case let .alterPartitionReassignments(request):
+            let result = alterPartitionReassignments(request)
+            return ControllerResult(records: result.records, reply: .alterPartitionReassignments(result.reply))
         }
     }
 

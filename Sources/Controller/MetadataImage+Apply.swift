@@ -105,6 +105,8 @@ extension MetadataImage {
         var next = current
         next.replicas = change.replicas ?? current.replicas
         next.isr = change.isr ?? current.isr
+        next.addingReplicas = change.addingReplicas ?? current.addingReplicas
+        next.removingReplicas = change.removingReplicas ?? current.removingReplicas
         switch change.leader {
         case .unchanged: break
         case .none: next.leader = nil
@@ -133,6 +135,10 @@ extension MetadataImage {
     private func validate(_ registration: PartitionRegistration, of topicPartition: TopicPartition) throws(MetadataApplyError) {
         if let problem = TopicRules.assignmentProblem(replicas: registration.replicas, isr: registration.isr,
                                                       leader: registration.leader) {
+            throw .invalidAssignment(topicPartition, reason: problem)
+        }
+        if let problem = TopicRules.reassignmentProblem(replicas: registration.replicas, adding: registration.addingReplicas,
+                                                        removing: registration.removingReplicas) {
             throw .invalidAssignment(topicPartition, reason: problem)
         }
         if let leader = registration.leader, !isActive(leader) { throw .ineligibleLeader(topicPartition, leader) }

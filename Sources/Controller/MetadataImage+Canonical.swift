@@ -48,6 +48,8 @@ extension TopicImage {
             writer.writeOptionalNodeID(partition.leader)
             writer.writeInt32(partition.leaderEpoch.rawValue)
             writer.writeInt32(partition.partitionEpoch.rawValue)
+            writer.writeNodeIDs(partition.addingReplicas)
+            writer.writeNodeIDs(partition.removingReplicas)
         }
     }
 }

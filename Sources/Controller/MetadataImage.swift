@@ -30,16 +30,26 @@ public struct PartitionRegistration: Hashable, Sendable {
     public var leader: NodeID?
     public var leaderEpoch: LeaderEpoch
     public var partitionEpoch: PartitionEpoch
+    /// During a reassignment (KIP-455): replicas being added (they fetch and must join the ISR)
+    /// and replicas to remove once every added one has. Both are subsets of `replicas`.
+    public var addingReplicas: [NodeID] = []
+    public var removingReplicas: [NodeID] = []
 
-    public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch) {
+    public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
+                addingReplicas: [NodeID] = [], removingReplicas: [NodeID] = []) {
         self.replicas = replicas
         self.isr = isr
         self.leader = leader
         self.leaderEpoch = leaderEpoch
         self.partitionEpoch = partitionEpoch
+        self.addingReplicas = addingReplicas
+        self.removingReplicas = removingReplicas
     }
 
     public var isOffline: Bool { leader == nil }
+    public var isReassigning: Bool { !addingReplicas.isEmpty || !removingReplicas.isEmpty }
+    /// Where a reassignment takes the partition: the replicas without those being removed.
+    public var targetReplicas: [NodeID] { replicas.filter { !removingReplicas.contains($0) } }
     /// Kafka's "preferred leader": the first replica.
     public var preferredLeader: NodeID { replicas[0] }
 }

@@ -132,9 +132,13 @@ public struct PartitionChangeRecord: Hashable, Sendable {
     public var replicas: [NodeID]?
     public var leaderEpoch: LeaderEpoch
     public var partitionEpoch: PartitionEpoch
+    /// nil: unchanged. Set together with `replicas` by reassignments.
+    public var addingReplicas: [NodeID]?
+    public var removingReplicas: [NodeID]?
 
     public init(topicID: TopicID, partition: Int32, leader: LeaderChange = .unchanged, isr: [NodeID]? = nil,
-                replicas: [NodeID]? = nil, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch) {
+                replicas: [NodeID]? = nil, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
+                addingReplicas: [NodeID]? = nil, removingReplicas: [NodeID]? = nil) {
         self.topicID = topicID
         self.partition = partition
         self.leader = leader
@@ -142,6 +146,8 @@ public struct PartitionChangeRecord: Hashable, Sendable {
         self.replicas = replicas
         self.leaderEpoch = leaderEpoch
         self.partitionEpoch = partitionEpoch
+        self.addingReplicas = addingReplicas
+        self.removingReplicas = removingReplicas
     }
 }
 

@@ -232,6 +232,8 @@ extension PartitionChangeRecord {
         writer.writeOptionalList(replicas) { writer, node in writer.writeNodeID(node) }
         writer.writeInt32(leaderEpoch.rawValue)
         writer.writeInt32(partitionEpoch.rawValue)
+        writer.writeOptionalList(addingReplicas) { writer, node in writer.writeNodeID(node) }
+        writer.writeOptionalList(removingReplicas) { writer, node in writer.writeNodeID(node) }
     }
 
     static func decode(from reader: inout ByteReader) throws(DecodeError) -> PartitionChangeRecord {
@@ -242,8 +244,11 @@ extension PartitionChangeRecord {
         let replicas = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in try reader.readNodeID() }
         let leaderEpoch = LeaderEpoch(try reader.readInt32())
         let partitionEpoch = PartitionEpoch(try reader.readInt32())
+        let adding = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in try reader.readNodeID() }
+        let removing = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in try reader.readNodeID() }
         return PartitionChangeRecord(topicID: topicID, partition: partition, leader: leader, isr: isr, replicas: replicas,
-                                     leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch)
+                                     leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
+                                     addingReplicas: adding, removingReplicas: removing)
     }
 }
 

@@ -48,6 +48,14 @@ public enum TopicRules {
         return nil
     }
 
+    /// Why the reassignment state of a partition is inconsistent, or nil.
+    static func reassignmentProblem(replicas: [NodeID], adding: [NodeID], removing: [NodeID]) -> String? {
+        if let outsider = (adding + removing).first(where: { !replicas.contains($0) }) { return "reassigned broker \(outsider) is not a replica" }
+        if let both = adding.first(where: { removing.contains($0) }) { return "broker \(both) is both added and removed" }
+        if !removing.isEmpty && removing.count >= replicas.count { return "a reassignment would remove every replica" }
+        return nil
+    }
+
     /// Why `value` is not acceptable for the configuration entry `name`, or nil. Entries Tern does
     /// not interpret are accepted as they are (brokers read them).
     public static func configProblem(name: String, value: String) -> String? {

@@ -36,6 +36,10 @@ import Testing
                                                    .init(name: "retention.ms", value: nil)]),
             .init(resource: .cluster, changes: []),
         ])),
+        .alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: [
+            .init(topicPartition: TopicPartition(topic: "a", partition: 0), targetReplicas: nodes([4, 2, 3])),
+            .init(topicPartition: TopicPartition(topic: "a", partition: 1), targetReplicas: nil),
+        ])),
     ]
 
     static let responses: [ControllerResponse] = [
@@ -57,6 +61,10 @@ import Testing
         .electLeaders(ElectLeadersResponse(partitions: [.init(topicPartition: TopicPartition(topic: "a", partition: 0),
                                                               error: .electionNotNeeded)])),
         .alterConfigs(AlterConfigsResponse(resources: [.init(resource: .broker(NodeID(4)), error: .invalidConfig, message: "bad")])),
+        .alterPartitionReassignments(AlterPartitionReassignmentsResponse(partitions: [
+            .init(topicPartition: TopicPartition(topic: "a", partition: 0), error: .none),
+            .init(topicPartition: TopicPartition(topic: "a", partition: 1), error: .noReassignmentInProgress, message: "none"),
+        ])),
     ]
 
     @Test(arguments: requests)

@@ -4,18 +4,19 @@ import TernCore
 
 /// An admin client for simulations: creates the workload's topics one after another while the
 /// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
-/// and a scratch topic created and deleted again, in a cycle. It finds the active controller by
+/// partition reassignments, and a scratch topic created and deleted again, in a cycle. It finds the active controller by
 /// following NOT_CONTROLLER answers and retries on timeouts, the way Kafka's admin clients do. It
 /// never crashes (the nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(100) }
     public private(set) var createdTopics: [String] = []
-    /// Operator actions the controller confirmed, by kind ("preferred-election", "create-topic",
-    /// "delete-topic").
+    /// Operator actions the controller confirmed, by kind ("preferred-election", "reassignment",
+    /// "create-topic", "delete-topic").
     public private(set) var completedOperations: [String: Int] = [:]
 
     private let controllers: [NodeID]
+    private let brokers: [NodeID]
     private let topicCount: Int
     private let partitionsPerTopic: Int32
     private let replicationFactor: Int16
@@ -36,6 +37,7 @@ public final class AdminClientNode: NodeStateMachine {
     enum Operation: Equatable {
         case createWorkloadTopic(String)
         case preferredElection
+        case reassign(TopicPartition, to: [NodeID])
         case createScratchTopic(String)
         case deleteScratchTopic(String)
 
@@ -43,14 +45,16 @@ public final class AdminClientNode: NodeStateMachine {
             switch self {
             case .createWorkloadTopic, .createScratchTopic: return "create-topic"
             case .preferredElection: return "preferred-election"
+            case .reassign: return "reassignment"
             case .deleteScratchTopic: return "delete-topic"
             }
         }
     }
 
-    init(environment: NodeEnvironment, controllers: [NodeID], topics: Int, partitionsPerTopic: Int32, replicationFactor: Int16,
-         minInSyncReplicas: Int, operationsEnd: Instant?) {
+    init(environment: NodeEnvironment, controllers: [NodeID], brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
+         replicationFactor: Int16, minInSyncReplicas: Int, operationsEnd: Instant?) {
         nodeID = environment.nodeID
+        self.brokers = brokers
         self.minInSyncReplicas = minInSyncReplicas
         self.controllers = controllers
         self.topicCount = topics
@@ -82,11 +86,22 @@ public final class AdminClientNode: NodeStateMachine {
     private func nextOperation(now: Instant) -> Operation? {
         if createdTopics.count < topicCount { return .createWorkloadTopic("topic-\(createdTopics.count)") }
         guard let operationsEnd, now < operationsEnd else { return nil }
-        switch cycleStep % 3 {
+        switch cycleStep % 4 {
         case 0: return .preferredElection
-        case 1: return .createScratchTopic("scratch-\(scratchTopics)")
+        case 1: return reassignment(number: cycleStep / 4)
+        case 2: return .createScratchTopic("scratch-\(scratchTopics)")
         default: return .deleteScratchTopic("scratch-\(scratchTopics)")
         }
+    }
+
+    /// Moves one workload partition to the next window of brokers (wrapping around), so replicas
+    /// are added and removed while the producer writes to it.
+    private func reassignment(number: Int) -> Operation {
+        let topicPartition = TopicPartition(topic: "topic-\(number % topicCount)",
+                                            partition: Int32(number / topicCount) % partitionsPerTopic)
+        let size = min(Int(replicationFactor), brokers.count)
+        let target = (0..<size).map { brokers[(number + 1 + $0) % brokers.count] }
+        return .reassign(topicPartition, to: target)
     }
 
     private func send(_ operation: Operation, now: Instant, effects: inout [NodeEffect]) {
@@ -99,6 +114,10 @@ public final class AdminClientNode: NodeStateMachine {
             ]))
         case .preferredElection:
             request = .electLeaders(ElectLeadersRequest(electionType: .preferred, partitions: nil))
+        case let .reassign(topicPartition, target):
+            request = .alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: [
+                .init(topicPartition: topicPartition, targetReplicas: target),
+            ]))
         case let .deleteScratchTopic(name):
             request = .deleteTopics(DeleteTopicsRequest(names: [name]))
         }
@@ -141,6 +160,8 @@ public final class AdminClientNode: NodeStateMachine {
             return error == .none || error == .topicAlreadyExists
         case (.preferredElection, .electLeaders):
             return true  // per-partition refusals (leader not available) are the operator's to retry later
+        case let (.reassign, .alterPartitionReassignments(reply)):
+            return reply.partitions.first?.error == ControllerErrorCode.none
         case let (.deleteScratchTopic, .deleteTopics(reply)):
             let error = reply.topics.first?.error ?? .unknownServerError
             return error == .none || error == .unknownTopicOrPartition
@@ -158,7 +179,7 @@ public final class AdminClientNode: NodeStateMachine {
             return
         case .deleteScratchTopic:
             scratchTopics += 1
-        case .preferredElection, .createScratchTopic:
+        case .preferredElection, .reassign, .createScratchTopic:
             break
         }
         cycleStep += 1

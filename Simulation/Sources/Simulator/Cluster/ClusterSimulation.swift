@@ -107,6 +107,9 @@ public struct ClusterSimulation {
         for partition in image.partitions {
             let topicPartition = partition.topicPartition
             guard let leader = partition.registration.leader else { return "\(topicPartition) has no leader" }
+            guard !partition.registration.isReassigning else {
+                return "\(topicPartition): the reassignment to \(partition.registration.targetReplicas.map { "n\($0)" }) is not done"
+            }
             guard view.status(of: leader) == .running,
                   let replica = brokerPart(of: view.node(leader))?.dataPlane.replica(for: topicPartition),
                   replica.isLeader, replica.leaderEpoch == partition.registration.leaderEpoch else {
