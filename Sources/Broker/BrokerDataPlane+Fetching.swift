@@ -71,6 +71,7 @@ extension BrokerDataPlane {
                 }
                 handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), now: now),
                        of: hosted, now: now)
+                syncProducerState(hosted)
             }
         }
         // Nothing new (or an error): wait a little, as a long poll would, before asking again.

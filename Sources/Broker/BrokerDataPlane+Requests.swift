@@ -127,7 +127,7 @@ extension BrokerDataPlane {
             ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: code,
                                       baseOffset: code == .none ? baseOffset : .unknown, logStartOffset: log.logStartOffset)
         }
-        switch hosted.producerState?.validate(header) ?? .append {
+        switch hosted.producerState.validate(header) {
         case .append:
             break
         case let .duplicate(firstOffset, lastOffset):
@@ -141,10 +141,10 @@ extension BrokerDataPlane {
         var bytes = records
         switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now) {
         case let .completed(info, error):
-            hosted.producerState?.recordAppended(header, firstOffset: info.firstOffset)
+            hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
             return (accepted(info.firstOffset, error), nil)
         case let .pending(info, ticket):
-            hosted.producerState?.recordAppended(header, firstOffset: info.firstOffset)
+            hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
             return (accepted(info.firstOffset), .ticket(ticket))
         case let .rejected(code, _):
             return refuse(code)

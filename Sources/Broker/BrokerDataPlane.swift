@@ -38,19 +38,24 @@ final class HostedPartition {
     let topicID: TopicID
     let replica: PartitionReplica
     var log: PartitionLog { replica.log }
-    /// The idempotence table, kept only while leading: rebuilt from the log when leadership
-    /// starts, then updated by each append. (TODO: maintain it on followers from fetched batches
-    /// and restore it from snapshots instead of scanning the whole log at every election.)
-    var producerState: ProducerStateTable?
+    /// The idempotence table, equal to what the log holds (see BrokerDataPlane+ProducerState).
+    var producerState: ProducerStateTable
+    /// The log start the table was built for: a restart of the log (truncateFully) rebuilds it.
+    var producerStateLogStart: Offset
+    /// The offset of the newest snapshot written (or found) for this log.
+    var lastProducerSnapshot = Offset.zero
     /// An ISR change the replica proposed that is not yet sent to the controller.
     var unsentProposal: AlterPartitionProposal?
     var alterPartitionInFlight: InFlightControllerRequest?
     var alterPartitionRetryAt = Instant.zero
 
-    init(topicPartition: TopicPartition, topicID: TopicID, replica: PartitionReplica) {
+    init(topicPartition: TopicPartition, topicID: TopicID, replica: PartitionReplica, producerState: ProducerStateTable) {
         self.topicPartition = topicPartition
         self.topicID = topicID
         self.replica = replica
+        self.producerState = producerState
+        self.producerStateLogStart = replica.log.logStartOffset
+        self.lastProducerSnapshot = producerState.endOffset
     }
 
     /// The log lost, or may have lost, data it had synced: corruption, or an invalid tail after a
@@ -172,7 +177,8 @@ public final class BrokerDataPlane {
         var replication = configuration.replication
         if let minInSync = minInSyncReplicas(for: entry.topicPartition.topic) { replication.minInSyncReplicas = minInSync }
         let hosted = HostedPartition(topicPartition: entry.topicPartition, topicID: entry.topicID,
-                                     replica: PartitionReplica(localID: localID, log: log, configuration: replication))
+                                     replica: PartitionReplica(localID: localID, log: log, configuration: replication),
+                                     producerState: Self.loadProducerState(from: log, disk: disk))
         partitions[entry.topicPartition] = hosted
         hostedOrder.append(entry.topicPartition)
         hostedOrder.sort()
@@ -194,7 +200,6 @@ public final class BrokerDataPlane {
             update = replica.becomeLeader(leaderEpoch: registration.leaderEpoch, partitionEpoch: registration.partitionEpoch,
                                           replicas: registration.replicas, isr: registration.isr, now: now)
             if replica.isLeader, ledEpochBefore != replica.leaderEpoch {
-                hosted.producerState = Self.rebuildProducerState(from: hosted.log)
                 hosted.unsentProposal = nil
                 hosted.alterPartitionInFlight = nil
             }
@@ -204,10 +209,7 @@ public final class BrokerDataPlane {
             // Offline: nobody may accept writes until the controller elects a leader.
             update = replica.role == .none ? ReplicaUpdate() : replica.stopReplica()
         }
-        if !replica.isLeader {
-            hosted.producerState = nil
-            hosted.unsentProposal = nil
-        }
+        if !replica.isLeader { hosted.unsentProposal = nil }
         handle(update, of: hosted, now: now)
     }
 
@@ -234,23 +236,6 @@ public final class BrokerDataPlane {
             }
             return true
         }
-    }
-
-    /// The producer table of a log, replayed from its first batch.
-    static func rebuildProducerState(from log: PartitionLog) -> ProducerStateTable {
-        var table = ProducerStateTable(endOffset: log.logStartOffset)
-        var offset = log.logStartOffset
-        while offset < log.logEndOffset {
-            guard let read = try? log.read(from: offset, maxBytes: 1 << 20), read.batchCount > 0 else { break }
-            var position = 0
-            while position < read.bytes.count, let header = try? RecordBatchHeader.read(read.bytes, at: position) {
-                if Offset(header.baseOffset) >= table.endOffset { table.recordAppended(header, firstOffset: Offset(header.baseOffset)) }
-                position += header.totalSize
-            }
-            guard read.nextOffset > offset else { break }
-            offset = read.nextOffset
-        }
-        return table
     }
 
     // MARK: Replica updates
@@ -319,6 +304,7 @@ public final class BrokerDataPlane {
                 // Out of the ISR (or its last member, with nowhere else to take the data from):
                 // drop the bad batch and what follows, and re-fetch it from the leader.
                 try? hosted.log.discardFromCorruption()
+                syncProducerState(hosted)
             }
             if let inFlight = hosted.alterPartitionInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
                 alterPartitionFailed(hosted, now: now)
@@ -337,7 +323,11 @@ public final class BrokerDataPlane {
         highWatermarkMoved = true  // completions handed out without an update may have moved it
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
-            for topicPartition in hostedOrder { partitions[topicPartition]?.log.checkpoint() }
+            for topicPartition in hostedOrder {
+                guard let hosted = partitions[topicPartition] else { continue }
+                hosted.log.checkpoint()
+                snapshotProducerStateIfDue(hosted)
+            }
         }
     }
 

@@ -4,13 +4,15 @@ import TernCore
 // file names the broker uses for them. File IO is the caller's: write the bytes atomically (temp
 // file, sync, rename, sync directory) like every other small Tern file.
 //
-// Format, version 1, all integers big-endian:
+// Format, version 2, all integers big-endian:
 //
 //     0   4  magic "TPST"
-//     4   2  version (1)
+//     4   2  version (2)
 //     6   4  CRC-32C of every byte from offset 10 to the end
 //     10  8  snapshot offset: the table reflects every batch below it
-//     18  4  producer count, then per producer in ascending id order:
+//     18  4  boundary: the CRC field of the log's batch ending at the snapshot offset (0 for none),
+//            so a snapshot that outlived a truncation of its log is recognised and not loaded
+//     22  4  producer count, then per producer in ascending id order:
 //            8 producer id, 2 epoch, 8 last written offset, 1 batch count (0...5),
 //            then per batch, oldest first: 4 first sequence, 4 last sequence,
 //            8 first offset, 8 last offset, 8 timestamp (ms)
@@ -21,15 +23,15 @@ import TernCore
 
 extension ProducerStateTable {
     static let snapshotMagic: [UInt8] = Array("TPST".utf8)
-    public static let snapshotVersion: Int16 = 1
-    static let snapshotHeaderSize = 22
+    public static let snapshotVersion: Int16 = 2
+    static let snapshotHeaderSize = 26
     static let snapshotCRCCoveredStart = 10
     static let snapshotProducerSize = 19
     static let snapshotBatchSize = 32
 
     /// The table as snapshot bytes for `offset`, which must be at or above `endOffset`: the caller
     /// asserts that no producer batch lies between the two (normally `offset` is the log end offset).
-    public func encodeSnapshot(at offset: Offset) -> [UInt8] {
+    public func encodeSnapshot(at offset: Offset, boundaryChecksum: UInt32 = 0) -> [UInt8] {
         precondition(offset >= endOffset, "a snapshot at \(offset) would miss batches up to \(endOffset)")
         var writer = ByteWriter(capacity: Self.snapshotHeaderSize + producers.count
                                 * (Self.snapshotProducerSize + Self.retainedBatchCount * Self.snapshotBatchSize))
@@ -37,6 +39,7 @@ extension ProducerStateTable {
         writer.writeInt16(Self.snapshotVersion)
         writer.writeUInt32(0)  // CRC placeholder
         writer.writeInt64(offset.rawValue)
+        writer.writeUInt32(boundaryChecksum)
         writer.writeInt32(Int32(producers.count))
         for producerID in producerIDs {
             let entry = producers[producerID]!
@@ -62,6 +65,12 @@ extension ProducerStateTable {
     /// bytes give a `DecodeError`, never a trap, and no count is trusted before the bytes it
     /// promises have been found to be there.
     public static func decodeSnapshot(_ bytes: [UInt8]) throws(DecodeError) -> ProducerStateTable {
+        try decodeSnapshotWithBoundary(bytes).table
+    }
+
+    /// The table and the boundary checksum it was written with (see the format above).
+    public static func decodeSnapshotWithBoundary(_ bytes: [UInt8]) throws(DecodeError)
+        -> (table: ProducerStateTable, boundaryChecksum: UInt32) {
         var reader = ByteReader(bytes)
         let magic = try reader.readBytes(snapshotMagic.count)
         guard magic == snapshotMagic else { throw .invalidValue(position: 0, reason: "not a producer-state snapshot") }
@@ -77,6 +86,7 @@ extension ProducerStateTable {
 
         let snapshotOffset = Offset(try reader.readInt64())
         guard snapshotOffset >= .zero else { throw .invalidValue(position: 10, reason: "negative snapshot offset") }
+        let boundaryChecksum = try reader.readUInt32()
         let countPosition = reader.position
         let producerCount = try reader.readInt32()
         guard producerCount >= 0, Int(producerCount) <= reader.remaining / snapshotProducerSize else {
@@ -129,7 +139,7 @@ extension ProducerStateTable {
         guard reader.isAtEnd else {
             throw .invalidValue(position: reader.position, reason: "\(reader.remaining) bytes after the last producer")
         }
-        return ProducerStateTable(producers: producers, endOffset: snapshotOffset)
+        return (ProducerStateTable(producers: producers, endOffset: snapshotOffset), boundaryChecksum)
     }
 }
 

@@ -57,14 +57,23 @@ private final class DataPlaneHarness {
         for id in brokerIDs {
             var diskConfiguration = SimDisk.Configuration.benignCrashes
             diskConfiguration.directoryCreationIsDurable = true
-            let disk = SimDisk(random: DeterministicRandom(seed: UInt64(100 + id.rawValue)), configuration: diskConfiguration)
-            disks[id] = disk
-            let configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
-            let environment = NodeEnvironment(nodeID: id, disk: disk, dataDirectory: "/data",
-                                              random: DeterministicRandom(seed: UInt64(id.rawValue)))
-            brokers[id] = BrokerNode(configuration: configuration, environment: environment)
+            disks[id] = SimDisk(random: DeterministicRandom(seed: UInt64(100 + id.rawValue)), configuration: diskConfiguration)
+            brokers[id] = makeBroker(id)
         }
         for id in brokerIDs { run(id, .start) }
+    }
+
+    func makeBroker(_ id: NodeID) -> BrokerNode {
+        let configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
+        let environment = NodeEnvironment(nodeID: id, disk: disks[id]!, dataDirectory: "/data",
+                                          random: DeterministicRandom(seed: UInt64(id.rawValue)))
+        return BrokerNode(configuration: configuration, environment: environment)
+    }
+
+    /// A new process of the broker on the same disk (a clean restart: nothing unsynced is lost).
+    func restart(_ id: NodeID) {
+        brokers[id] = makeBroker(id)
+        run(id, .start)
     }
 
     func broker(_ id: Int32) -> BrokerNode { brokers[NodeID(id)]! }
@@ -285,4 +294,51 @@ private final class DataPlaneHarness {
     guard case let .metadata(described)? = cluster.responses[metadata] else { Issue.record("no metadata answer"); return }
     #expect(described.topics.map(\.name) == [topicName])
     #expect(described.topics[0].partitions[0].leaderID == NodeID(1))
+}
+
+@Test func deduplicationSurvivesFailoverAndRestartThroughFollowerStateAndSnapshots() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    builder.producerID = 42
+    builder.producerEpoch = 0
+    builder.baseSequence = 0
+    builder.append(key: nil, value: [1, 2, 3])
+    let idempotent = builder.build()
+    let first = cluster.produce(idempotent, to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(first) != nil }
+    #expect(cluster.produceAnswer(first)?.baseOffset == Offset(0))
+
+    // Followers keep the table from the batches they fetch, and snapshot it once committed.
+    cluster.advance(.seconds(3))
+    let snapshot = "/data/orders-0/" + ProducerStateSnapshotFiles.fileName(for: Offset(1))
+    #expect(cluster.disks[NodeID(2)]!.fileExists(snapshot), "broker 2 snapshotted its producer state")
+
+    // Broker 2 takes over: the retry is recognised without any rebuild.
+    cluster.commit(leader: NodeID(2))
+    cluster.advance(.seconds(2)) { cluster.replica(2)?.isLeader == true && cluster.replica(2)?.log.hasDurabilityBarrier == false }
+    let retry = cluster.produce(idempotent, to: NodeID(2))
+    cluster.advance(.seconds(2)) { cluster.produceAnswer(retry) != nil }
+    #expect(cluster.produceAnswer(retry)?.errorCode == KafkaErrorCode.none)
+    #expect(cluster.produceAnswer(retry)?.baseOffset == Offset(0), "a duplicate gets its original offset")
+    #expect(cluster.replica(2)?.logEndOffset == Offset(1))
+
+    // A restarted broker 2 loads the snapshot and deduplicates again.
+    cluster.restart(NodeID(2))
+    cluster.advance(.seconds(3)) { cluster.replica(2)?.isLeader == true && cluster.replica(2)?.log.hasDurabilityBarrier == false }
+    let again = cluster.produce(idempotent, to: NodeID(2))
+    cluster.advance(.seconds(2)) { cluster.produceAnswer(again) != nil }
+    #expect(cluster.produceAnswer(again)?.baseOffset == Offset(0))
+    #expect(cluster.replica(2)?.logEndOffset == Offset(1))
+
+    // The next sequence is accepted, a gap refused.
+    builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    builder.producerID = 42
+    builder.producerEpoch = 0
+    builder.baseSequence = 5
+    builder.append(key: nil, value: [4])
+    let gap = cluster.produce(builder.build(), to: NodeID(2))
+    cluster.advance(.seconds(1)) { cluster.produceAnswer(gap) != nil }
+    #expect(cluster.produceAnswer(gap)?.errorCode == .outOfOrderSequenceNumber)
 }

@@ -58,7 +58,7 @@ import Testing
     /// Bytes with a correct magic, version and CRC around an arbitrary body: the checks behind the
     /// CRC must hold on their own.
     func sealed(_ body: [UInt8]) -> [UInt8] {
-        var bytes = Array("TPST".utf8) + [0, 1, 0, 0, 0, 0] + body
+        var bytes = Array("TPST".utf8) + [0, 2, 0, 0, 0, 0] + body
         bytes.storeBigEndian(CRC32C.checksum(bytes, range: 10..<bytes.count), at: 6)
         return bytes
     }
@@ -67,6 +67,7 @@ import Testing
         func body(offset: Int64, count: Int32, producers: [UInt8] = []) -> [UInt8] {
             var writer = ByteWriter()
             writer.writeInt64(offset)
+            writer.writeUInt32(0xB0B)  // boundary checksum
             writer.writeInt32(count)
             writer.writeBytes(producers)
             return writer.take()
@@ -107,7 +108,7 @@ import Testing
             ("batches out of order", sealed(body(offset: 10, count: 1, producers: producer(
                 id: 1, lastWritten: 3, batches: [(2, 3, 2, 3), (0, 1, 0, 1)])))),
             ("negative sequence", sealed(body(offset: 10, count: 1, producers: producer(id: 1, lastWritten: 3, batches: [(-1, 0, 2, 3)])))),
-            ("wrong version", { var bytes = valid; bytes[5] = 2; return bytes }()),
+            ("wrong version", { var bytes = valid; bytes[5] = 1; return bytes }()),
             ("empty", []),
         ]
         for (name, bytes) in cases {
