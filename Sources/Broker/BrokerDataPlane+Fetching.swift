@@ -40,7 +40,8 @@ extension BrokerDataPlane {
                     topics.append(FetchRequest.Topic(name: topicPartition.topic, partitions: [partition]))
                 }
             }
-            let request = FetchRequest(replicaID: localID, maxWaitMilliseconds: 0, minBytes: 0,
+            let request = FetchRequest(replicaID: localID, replicaEpoch: brokerEpoch ?? BrokerEpoch(-1),
+                                       maxWaitMilliseconds: 0, minBytes: 0,
                                        maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: .readUncommitted,
                                        topics: topics)
             let correlationID = takeCorrelationID()
@@ -105,7 +106,8 @@ extension BrokerDataPlane {
             for partition in topic.partitions {
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
                 if let replicaID = request.replicaID {
-                    answers.append(answerFollowerFetch(partition, of: topicPartition, from: replicaID, now: now))
+                    answers.append(answerFollowerFetch(partition, of: topicPartition, from: replicaID,
+                                                       brokerEpoch: request.replicaEpoch, now: now))
                 } else {
                     let answer = answerConsumerFetch(partition, of: topicPartition, remainingBytes: remainingBytes)
                     remainingBytes = max(0, remainingBytes - answer.records.count)
@@ -137,7 +139,7 @@ extension BrokerDataPlane {
     }
 
     private func answerFollowerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition, from follower: NodeID,
-                                     now: Instant) -> FetchResponse.Partition {
+                                     brokerEpoch: BrokerEpoch, now: Instant) -> FetchResponse.Partition {
         let index = partition.partitionIndex
         guard image.partition(topicPartition) != nil else { return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicOrPartition) }
         guard let hosted = partitions[topicPartition] else {
@@ -145,7 +147,8 @@ extension BrokerDataPlane {
         }
         let outcome = hosted.replica.handleFollowerFetch(
             follower: follower, fetchOffset: partition.fetchOffset, lastFetchedEpoch: partition.lastFetchedEpoch,
-            followerDurableOffset: partition.replicaDurableOffset, currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
+            followerDurableOffset: partition.replicaDurableOffset, followerBrokerEpoch: brokerEpoch,
+            currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
         handle(outcome.update, of: hosted, now: now)
         switch outcome.result {
         case let .records(bytes, highWatermark, logStartOffset, leaderLogEndOffset):

@@ -364,11 +364,16 @@ public final class BrokerDataPlane {
             let correlationID = takeCorrelationID()
             hosted.alterPartitionInFlight = InFlightControllerRequest(correlationID: correlationID, sentAt: now)
             alterPartitionRequests[correlationID] = topicPartition
-            // TODO: KIP-903 — quote the broker epoch each follower fetched with; -1 skips the check.
+            // KIP-903: each member with the broker epoch it fetched with, so the controller refuses
+            // to add a broker whose process has changed since.
+            let members = proposal.newISR.map { id in
+                AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: id == localID ? brokerEpoch
+                                                    : hosted.replica.brokerEpoch(of: id) ?? BrokerEpoch(-1))
+            }
             let request = AlterPartitionRequest(brokerID: localID, brokerEpoch: brokerEpoch, partitions: [
                 AlterPartitionRequest.Partition(topicID: hosted.topicID, partition: topicPartition.partition,
                                                 leaderEpoch: proposal.leaderEpoch, partitionEpoch: proposal.partitionEpoch,
-                                                newISR: proposal.newISR.map { AlterPartitionRequest.ISRMember(brokerID: $0) }),
+                                                newISR: members),
             ])
             effects.append(.send(to: controller, bytes: PeerMessage.controllerRequest(
                 correlationID: correlationID, request: .alterPartition(request)).encoded()))

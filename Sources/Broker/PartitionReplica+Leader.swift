@@ -93,8 +93,8 @@ extension PartitionReplica {
     /// offset it reports counts toward the high watermark under `.synced`. `currentLeaderEpoch`,
     /// when given, is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
     public func handleFollowerFetch(follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch,
-                                    followerDurableOffset: Offset, currentLeaderEpoch: LeaderEpoch? = nil,
-                                    now: Instant) -> LeaderFetchOutcome {
+                                    followerDurableOffset: Offset, followerBrokerEpoch: BrokerEpoch = BrokerEpoch(-1),
+                                    currentLeaderEpoch: LeaderEpoch? = nil, now: Instant) -> LeaderFetchOutcome {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
         func answer(_ result: FollowerFetchResult) -> LeaderFetchOutcome { LeaderFetchOutcome(result: result, update: update) }
@@ -108,6 +108,7 @@ extension PartitionReplica {
             if current > leaderEpoch { return answer(.error(.unknownLeaderEpoch)) }
         }
         guard follower != localID, followers[follower] != nil else { return answer(.error(.notLeaderOrFollower)) }
+        noteBrokerEpoch(followerBrokerEpoch, of: follower)
 
         let leaderEnd = log.logEndOffset
         // KIP-320: does the follower's last fetched epoch end, in the leader's log, before its fetch offset?
@@ -147,6 +148,21 @@ extension PartitionReplica {
 
     /// Kafka's caught-up tracking: a fetch at the leader's end, or at the end the leader had at the
     /// follower's previous fetch, means the follower was caught up then.
+    /// KIP-903: a fetch from a new process of the follower's broker (a newer broker epoch) starts
+    /// its state afresh: what the previous process had fetched, and had synced, may be gone, so
+    /// neither its position nor its having caught up may count.
+    func noteBrokerEpoch(_ epoch: BrokerEpoch, of follower: NodeID) {
+        guard epoch.rawValue >= 0, var state = followers[follower] else { return }
+        if let known = state.brokerEpoch, known != epoch {
+            state = FollowerState(lastCaughtUpTime: nil)
+        }
+        state.brokerEpoch = epoch
+        followers[follower] = state
+    }
+
+    /// The broker epoch the follower last fetched with, for AlterPartition (KIP-903).
+    public func brokerEpoch(of follower: NodeID) -> BrokerEpoch? { followers[follower]?.brokerEpoch }
+
     func recordFetch(of follower: NodeID, fetchOffset: Offset, durableOffset: Offset, leaderEnd: Offset, now: Instant) {
         guard var state = followers[follower] else { return }
         if fetchOffset >= leaderEnd {

@@ -270,6 +270,8 @@ struct FollowerState {
     var lastCaughtUpTime: Instant?
     var lastFetchTime: Instant?
     var leaderEndOffsetAtLastFetch = Offset.unknown
+    /// The broker epoch of the process that fetched last (nil until one says).
+    var brokerEpoch: BrokerEpoch?
 
     init(lastCaughtUpTime: Instant?) { self.lastCaughtUpTime = lastCaughtUpTime }
 }

@@ -1,4 +1,4 @@
-import Broker
+@testable import Broker
 import KafkaProtocol
 import LogStorage
 import Simulator
@@ -104,13 +104,14 @@ private final class ReplicaCluster {
 
     /// One fetch round trip from follower `id` to its leader.
     @discardableResult
-    func fetch(_ id: Int) -> FollowerFetchResult? {
+    func fetch(_ id: Int, brokerEpoch: Int64 = -1) -> FollowerFetchResult? {
         let follower = node(id)
         guard let request = follower.replica.nextFetch(now: now) else { return nil }
         let leader = node(Int(request.leader.rawValue))
         let outcome = leader.replica.handleFollowerFetch(
             follower: follower.id, fetchOffset: request.fetchOffset, lastFetchedEpoch: request.lastFetchedEpoch,
-            followerDurableOffset: request.durableOffset, currentLeaderEpoch: request.currentLeaderEpoch, now: now)
+            followerDurableOffset: request.durableOffset, followerBrokerEpoch: BrokerEpoch(brokerEpoch),
+            currentLeaderEpoch: request.currentLeaderEpoch, now: now)
         record(outcome.update)
         record(follower.replica.handleFetchResponse(FollowerFetchResponse(request: request, result: outcome.result), now: now))
         return outcome.result
@@ -432,6 +433,40 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(try cluster.node(2).contents() == cluster.node(1).contents())
         #expect(cluster.replica(1).endOffset(forEpoch: LeaderEpoch(3)) == (LeaderEpoch(1), Offset(5)))
         #expect(cluster.replica(1).endOffset(forEpoch: LeaderEpoch(5)) == (LeaderEpoch(5), Offset(5)))
+    }
+
+    @Test func aFollowerWithANewBrokerEpochStartsAfreshAtTheLeader() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        for id in [2, 3] {
+            cluster.fetch(id, brokerEpoch: 10)
+            cluster.sync(id)
+            cluster.fetch(id, brokerEpoch: 10)
+        }
+        #expect(cluster.hw(1) == Offset(5))
+        #expect(cluster.replica(1).brokerEpoch(of: NodeID(2)) == BrokerEpoch(10))
+
+        // Broker 2 restarts (epoch 11) and fetches from behind the leader's end.
+        cluster.advance(.seconds(20))
+        _ = cluster.produce(1, records: 2, acks: .leader, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(3, brokerEpoch: 10)
+        cluster.sync(3)
+        cluster.fetch(3, brokerEpoch: 10)
+        try cluster.node(2).crashAndRestart(now: cluster.now)
+        cluster.record(cluster.replica(2).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(1), now: cluster.now))
+        #expect(cluster.replica(1).brokerEpoch(of: NodeID(2)) == BrokerEpoch(10))
+        cluster.sync(2)
+        #expect(cluster.fetch(2, brokerEpoch: 11) != nil)
+        #expect(cluster.replica(1).brokerEpoch(of: NodeID(2)) == BrokerEpoch(11))
+        // The old process caught up 20 s ago (within replica.lag.time.max.ms); that does not count
+        // for the new one, which is behind: the leader drops it.
+        #expect(!cluster.replica(1).isCaughtUp(NodeID(2), now: cluster.now))
+        #expect(cluster.replica(1).isCaughtUp(NodeID(3), now: cluster.now))
+        cluster.tick(1)
+        #expect(cluster.proposals.last?.newISR == [NodeID(1), NodeID(3)])
     }
 
     @Test func pageCachePolicyAdvancesBeforeSyncWhileSyncedDoesNot() throws {

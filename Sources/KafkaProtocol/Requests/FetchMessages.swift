@@ -5,15 +5,19 @@ import TernCore
 public struct FetchRequest: Equatable, Sendable {
     /// The fetching follower; nil for a consumer (Kafka's -1).
     public var replicaID: NodeID?
+    /// The follower's broker epoch (KIP-903 ReplicaEpoch; -1 when unknown): a leader that sees
+    /// it change forgets what the previous process of that broker had fetched.
+    public var replicaEpoch: BrokerEpoch
     public var maxWaitMilliseconds: Int32
     public var minBytes: Int32
     public var maxBytes: Int32
     public var isolationLevel: IsolationLevel
     public var topics: [Topic]
 
-    public init(replicaID: NodeID? = nil, maxWaitMilliseconds: Int32, minBytes: Int32, maxBytes: Int32,
-                isolationLevel: IsolationLevel, topics: [Topic]) {
+    public init(replicaID: NodeID? = nil, replicaEpoch: BrokerEpoch = BrokerEpoch(-1), maxWaitMilliseconds: Int32, minBytes: Int32,
+                maxBytes: Int32, isolationLevel: IsolationLevel, topics: [Topic]) {
         self.replicaID = replicaID
+        self.replicaEpoch = replicaEpoch
         self.maxWaitMilliseconds = maxWaitMilliseconds
         self.minBytes = minBytes
         self.maxBytes = maxBytes
@@ -151,12 +155,13 @@ public struct FetchResponse: Equatable, Sendable {
 // MARK: - Codec
 
 extension FetchRequest: DataCodable {
-    static let minimumEncodedBytes = 4 + 4 + 4 + 4 + 1 + 1
+    static let minimumEncodedBytes = 4 + 8 + 4 + 4 + 4 + 1 + 1
 
     func encode(into writer: inout ByteWriter) {
         precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
                      "more partitions than one message may carry")
         writer.writeOptionalNodeID(replicaID)
+        writer.writeInt64(replicaEpoch.rawValue)
         writer.writeInt32(maxWaitMilliseconds)
         writer.writeInt32(minBytes)
         writer.writeInt32(maxBytes)
@@ -166,6 +171,7 @@ extension FetchRequest: DataCodable {
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
         replicaID = try reader.readOptionalNodeID()
+        replicaEpoch = BrokerEpoch(try reader.readInt64())
         maxWaitMilliseconds = try reader.readInt32()
         minBytes = try reader.readInt32()
         maxBytes = try reader.readInt32()
