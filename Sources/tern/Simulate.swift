@@ -85,6 +85,10 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     print("  elections       \(outcome.elections) terms with a leader")
     print("  committed       \(outcome.committedRaftEntries) Raft entries, \(outcome.committedMetadataRecords) metadata records")
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
+    if options.layout.produceWorkload {
+        print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
+            + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
+    }
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")
     }
