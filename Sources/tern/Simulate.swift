@@ -88,8 +88,11 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         let actions = outcome.operatorActions.keys.sorted().map { "\($0)=\(outcome.operatorActions[$0]!)" }
         print("  operator        \(actions.joined(separator: " "))")
     }
-    if outcome.acknowledgedWrites > 0 { print("  produced        \(outcome.acknowledgedWrites) records acknowledged (acks=all)") }
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
+    if options.layout.produceWorkload {
+        print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
+            + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
+    }
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")
     }

@@ -18,7 +18,7 @@ import Testing
             .init(name: String(repeating: "t", count: 249), partitions: []),
         ])),
         .produce(ProduceRequest(acks: 1, timeoutMilliseconds: 0, topics: [])),
-        .fetch(FetchRequest(replicaID: NodeID(3), maxWaitMilliseconds: 500, minBytes: 1, maxBytes: 52_428_800,
+        .fetch(FetchRequest(replicaID: NodeID(3), replicaEpoch: BrokerEpoch(9), maxWaitMilliseconds: 500, minBytes: 1, maxBytes: 52_428_800,
                             isolationLevel: .readUncommitted, topics: [
             .init(name: "orders", partitions: [
                 .init(partitionIndex: 2, currentLeaderEpoch: LeaderEpoch(9), fetchOffset: Offset(1_234_567_890_123),
@@ -188,9 +188,10 @@ import Testing
         var bytes = DataResponse.initProducerID(InitProducerIDResponse()).encoded()
         bytes[2] = 0x7F
         #expect(isInvalidValue(decodeError { _ = try DataResponse(decoding: bytes) }))
-        // Fetch request: key, version, replica id (4), max wait (4), min bytes (4), max bytes (4), isolation level.
+        // Fetch request: key, version, replica id (4), replica epoch (8), max wait (4), min bytes (4),
+        // max bytes (4), isolation level.
         bytes = Self.requests[2].encoded()
-        bytes[18] = 2
+        bytes[26] = 2
         #expect(isInvalidValue(decodeError { _ = try DataRequest(decoding: bytes) }))
     }
 

@@ -6,7 +6,8 @@ import TernCore
 
 /// Which processes a simulated cluster has and how each is built: `controllers` dedicated
 /// controllers (ids 1...), `brokers` dedicated brokers (ids 101...), or `combined` processes with
-/// both roles (ids 1...), plus one admin client (id 1000) that creates topics while the cluster runs.
+/// both roles (ids 1...), plus one admin client (id 1000) that creates topics while the cluster runs
+/// and, with `produceWorkload`, a producer (id 1001) and a consumer (id 1002) client.
 public struct ClusterLayout: Sendable {
     public var controllers: Int
     public var brokers: Int
@@ -18,7 +19,8 @@ public struct ClusterLayout: Sendable {
     /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
     public var plannedShutdownProbability = 0.3
     /// Adds a producer client (id 1001) writing a steady stream of records to the admin client's
-    /// topics, and the acknowledged-writes checker.
+    /// topics, a consumer client (id 1002) reading every partition of them from offset 0, and the
+    /// acknowledged-writes and consumed-records checkers.
     public var produceWorkload: Bool = false
     /// How long the producer client sends new records after it starts (nil: forever). A
     /// `ClusterSimulation` sets it to the safety phase, so the liveness phase can drain every produce.
@@ -38,6 +40,7 @@ public struct ClusterLayout: Sendable {
 
     public static let adminClientID = NodeID(1000)
     public static let producerClientID = NodeID(1001)
+    public static let consumerClientID = NodeID(1002)
 
     public var controllerIDs: [NodeID] {
         combined > 0 ? (1...combined).map { NodeID(Int32($0)) } : (1...max(1, controllers)).map { NodeID(Int32($0)) }
@@ -56,7 +59,10 @@ public struct ClusterLayout: Sendable {
             nodes += brokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
         }
         nodes.append(NodeSpecification(id: Self.adminClientID, roles: .client))
-        if produceWorkload { nodes.append(NodeSpecification(id: Self.producerClientID, roles: .client)) }
+        if produceWorkload {
+            nodes.append(NodeSpecification(id: Self.producerClientID, roles: .client))
+            nodes.append(NodeSpecification(id: Self.consumerClientID, roles: .client))
+        }
         return nodes
     }
 
@@ -87,6 +93,9 @@ public struct ClusterLayout: Sendable {
         if id == Self.producerClientID {
             return ProducerClientNode(environment: environment, brokers: brokerIDs, topics: topics,
                                       partitionsPerTopic: partitionsPerTopic, produceDuration: produceDuration)
+        }
+        if id == Self.consumerClientID {
+            return ConsumerClientNode(environment: environment, brokers: brokerIDs, topics: topics, partitionsPerTopic: partitionsPerTopic)
         }
         let isController = controllerIDs.contains(id)
         let isBroker = brokerIDs.contains(id)

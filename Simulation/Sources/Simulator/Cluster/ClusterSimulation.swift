@@ -41,6 +41,10 @@ public struct ClusterSimulation {
         public var acknowledgedWrites = 0
         /// Operator actions the admin client completed, by kind.
         public var operatorActions: [String: Int] = [:]
+        /// Records the consumer client had read when the consumed-records checker ran.
+        public var consumedRecords = 0
+        /// Fetch answers with records the consumed-records checker held against the brokers' HW.
+        public var checkedConsumerFetches = 0
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -52,6 +56,8 @@ public struct ClusterSimulation {
         var checkers: [any SimulationChecker] = [raft, metadata]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
+        let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
+        if let consumed { checkers.append(consumed) }
         if layout.produceWorkload {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
@@ -69,7 +75,8 @@ public struct ClusterSimulation {
         return Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
                        committedMetadataRecords: records,
                        checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
-                       acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed)
+                       acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
+                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
@@ -95,10 +102,14 @@ public struct ClusterSimulation {
     }
 
     /// Every partition has a running leader that leads it at the committed epoch with its high
-    /// watermark at its log end, and the producer has no unfinished record.
+    /// watermark at its log end, the producer has no unfinished record, and the consumer has read
+    /// every partition up to its leader's high watermark.
     static func dataPlaneProblem(_ view: SimulationView, image: MetadataImage) -> String? {
         guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
             return "the producer client is down"
+        }
+        guard let consumer = view.node(ClusterLayout.consumerClientID, as: ConsumerClientNode.self) else {
+            return "the consumer client is down"
         }
         guard producer.unfinishedRecords == 0 else {
             return "the producer has \(producer.unfinishedRecords) unfinished records: "
@@ -117,6 +128,12 @@ public struct ClusterSimulation {
             }
             guard replica.log.highWatermark == replica.log.logEndOffset else {
                 return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"
+            }
+            // The consumer reads the workload's topics; the operator's scratch topics stay empty.
+            guard topicPartition.topic.hasPrefix("scratch-")
+                    || (consumer.position(of: topicPartition).map { $0 >= replica.log.highWatermark } ?? false) else {
+                let position = consumer.position(of: topicPartition).map { "position \($0)" } ?? "no position"
+                return "\(topicPartition): the consumer (\(position)) has not read up to leader n\(leader)'s high watermark \(replica.log.highWatermark)"
             }
         }
         return nil

@@ -3,8 +3,8 @@ import Controller
 import TernCore
 
 /// Follows one partition through a run for debugging a replayed seed (`tern simulate --watch`):
-/// writes a line whenever the committed registration, a replica's state, or the producer's
-/// acknowledgements for it change. Never reports a violation.
+/// writes a line whenever the committed registration, a replica's state, the producer's
+/// acknowledgements or the consumer's reads and events for it change. Never reports a violation.
 public final class PartitionWatcher: SimulationChecker {
     public let name = "watch"
     private let topicPartition: TopicPartition
@@ -14,6 +14,9 @@ public final class PartitionWatcher: SimulationChecker {
     private var lastRegistration = ""
     private var acknowledgedSeen = 0
     private var lastProducerView = ""
+    private var consumedSeen = 0
+    private var consumerEventsSeen = 0
+    private var lastConsumerView = ""
 
     public init(topicPartition: TopicPartition, layout: ClusterLayout, write: @escaping (String) -> Void) {
         self.topicPartition = topicPartition
@@ -48,7 +51,33 @@ public final class PartitionWatcher: SimulationChecker {
             }
             acknowledgedSeen = writes.count
         }
+        if let consumer = simulation.node(ClusterLayout.consumerClientID, as: ConsumerClientNode.self) {
+            watchConsumer(consumer, time: time)
+        }
         return .ok
+    }
+
+    private func watchConsumer(_ consumer: ConsumerClientNode, time: String) {
+        let known = consumer.consumer.metadata.leader(for: topicPartition)
+        let view = "consumer \(topicPartition) sees leader \(known?.leaderID.map { "n\($0)" } ?? "none") epoch "
+            + "\(known?.leaderEpoch ?? .none)\(known?.isStale == true ? " (stale)" : "")"
+            + " position \(consumer.position(of: topicPartition).map { "\($0)" } ?? "unknown")"
+        if view != lastConsumerView {
+            lastConsumerView = view
+            write("\(time) \(view)")
+        }
+        let records = consumer.consumed
+        if records.count > consumedSeen {
+            for record in records[consumedSeen...] where record.topicPartition == topicPartition {
+                write("\(time) consumer \(topicPartition) read \(ConsumedRecordsChecker.describe(record.value)) at offset \(record.offset) (epoch \(record.leaderEpoch))")
+            }
+            consumedSeen = records.count
+        }
+        let events = consumer.events
+        if events.count > consumerEventsSeen {
+            for event in events[consumerEventsSeen...] { write("\(time) consumer event \(event)") }
+            consumerEventsSeen = events.count
+        }
     }
 
     private func watchRegistration(_ simulation: SimulationView, time: String) {

@@ -31,6 +31,42 @@ public struct LeaderLogSnapshot: Equatable, Sendable {
     }
 }
 
+extension LeaderLogSnapshot {
+    /// The log of every partition's current leader in the active controller's committed image,
+    /// for partitions whose leader is running and leads it (others are left out).
+    static func currentLeaders(in simulation: SimulationView, layout: ClusterLayout)
+        -> Result<[TopicPartition: LeaderLogSnapshot], AcknowledgedWritesChecker.ReadFailure> {
+        let controllers = layout.controllerIDs.compactMap { id -> ControllerNode? in
+            simulation.status(of: id) == .running ? controllerPart(of: simulation.node(id)) : nil
+        }
+        guard let active = controllers.first(where: { $0.isActiveController }) else {
+            return .failure(.init(description: "no active controller at the end of the run"))
+        }
+        var snapshots: [TopicPartition: LeaderLogSnapshot] = [:]
+        for partition in active.committedImage.partitions {
+            let topicPartition = partition.topicPartition
+            guard let leader = partition.registration.leader, simulation.status(of: leader) == .running,
+                  let replica = brokerPart(of: simulation.node(leader))?.dataPlane.replica(for: topicPartition),
+                  replica.isLeader else { continue }
+            switch AcknowledgedWritesChecker.snapshot(of: replica.log, leader: leader) {
+            case let .success(snapshot): snapshots[topicPartition] = snapshot
+            case let .failure(failure):
+                // Rot the leader's checksums catch but no read has met yet: the first read would,
+                // and leadership would move to an intact ISR member (offline replica report). Use
+                // that member instead; with none intact the data is lost.
+                guard failure.isCorruption,
+                      let intact = AcknowledgedWritesChecker.intactSnapshot(
+                          partition.registration.isr.filter { $0 != leader }, topicPartition,
+                          highWatermark: replica.highWatermark, simulation) else {
+                    return .failure(.init(description: "\(topicPartition) on leader n\(leader): \(failure)"))
+                }
+                snapshots[topicPartition] = intact
+            }
+        }
+        return .success(snapshots)
+    }
+}
+
 /// Acknowledged writes survive and the producer's order holds, checked once at the end of a run
 /// (after the liveness phase converged: a leader everywhere and no produce unfinished):
 /// - every record acknowledged with `.written(offset)` is in its partition's current leader's log
@@ -52,35 +88,10 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
             return .violation("the producer client is not running at the end of the run")
         }
         acknowledgedCount = client.acknowledged.count
-        let controllers = layout.controllerIDs.compactMap { id -> ControllerNode? in
-            simulation.status(of: id) == .running ? controllerPart(of: simulation.node(id)) : nil
-        }
-        guard let active = controllers.first(where: { $0.isActiveController }) else {
-            return .violation("no active controller at the end of the run")
-        }
-        var snapshots: [TopicPartition: LeaderLogSnapshot] = [:]
-        for partition in active.committedImage.partitions {
-            let topicPartition = partition.topicPartition
-            guard let leader = partition.registration.leader else { continue }
-            guard simulation.status(of: leader) == .running, let broker = brokerPart(of: simulation.node(leader)),
-                  let replica = broker.dataPlane.replica(for: topicPartition) else {
-                snapshots[topicPartition] = nil
-                continue
-            }
-            guard replica.isLeader else { continue }
-            switch Self.snapshot(of: replica.log, leader: leader) {
-            case let .success(snapshot): snapshots[topicPartition] = snapshot
-            case let .failure(failure):
-                // Rot the leader's checksums catch but no read has met yet: the first read would,
-                // and leadership would move to an intact ISR member (offline replica report). Check
-                // that member instead; with none intact the data is lost.
-                guard failure.isCorruption,
-                      let intact = Self.intactSnapshot(partition.registration.isr.filter { $0 != leader }, topicPartition,
-                                                       highWatermark: replica.highWatermark, simulation) else {
-                    return .violation("\(topicPartition) on leader n\(leader): \(failure)")
-                }
-                snapshots[topicPartition] = intact
-            }
+        let snapshots: [TopicPartition: LeaderLogSnapshot]
+        switch LeaderLogSnapshot.currentLeaders(in: simulation, layout: layout) {
+        case let .success(found): snapshots = found
+        case let .failure(failure): return .violation(failure.description)
         }
         checkedPartitions = snapshots.count
         // Before convergence a new leader's high watermark may still lag its log (it catches up

@@ -1,0 +1,232 @@
+import Broker
+import Client
+import Controller
+import KafkaProtocol
+import NodeKit
+import TernCore
+
+/// What the consumer client reads is committed data, in order, and all of it:
+/// - after every broker event: each fetch answer the broker sends the consumer holds only whole
+///   batches below the answer's high watermark, and that high watermark is not above the broker's
+///   own (consumers never see data above the HW);
+/// - after every consumer event, over the records and events new since the last look: per
+///   partition the consumed offsets strictly increase (no offset twice, none going back) and the
+///   producer's values strictly increase; the consumer never reports a truncation under its
+///   position, a reset of its position, or a stopped partition (each means data it had been
+///   allowed to read is gone, or data it cannot read);
+/// - at the end: every consumed record is in its partition's current leader's log at the same
+///   offset with the same value (a record a consumer saw never disappears); once converged, also
+///   below that leader's high watermark, and every record the producer had acknowledged was
+///   consumed at its offset with its value. (Convergence includes the consumer having reached
+///   every leader's high watermark; without it the completeness part is left to the liveness
+///   check.)
+public final class ConsumedRecordsChecker: SimulationChecker {
+    public let name = "consumed-records"
+    private let layout: ClusterLayout
+    private var order = ConsumedOrder()
+    private var recordsSeen = 0
+    private var eventsSeen = 0
+    public private(set) var consumedCount = 0
+    /// Fetch answers with records that brokers sent the consumer, each checked against the HW.
+    public private(set) var checkedAnswers = 0
+
+    public init(layout: ClusterLayout) {
+        self.layout = layout
+    }
+
+    public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
+        if delivered.nodeID == ClusterLayout.consumerClientID {
+            return checkNewHistory(simulation)
+        }
+        for effect in delivered.effects {
+            guard case let .send(destination, bytes) = effect, destination == ClusterLayout.consumerClientID else { continue }
+            let result = checkAnswer(bytes, from: delivered.nodeID, in: simulation)
+            if result != .ok { return result }
+        }
+        return .ok
+    }
+
+    public func atEnd(of simulation: SimulationView) -> CheckResult {
+        guard let consumer = simulation.node(ClusterLayout.consumerClientID, as: ConsumerClientNode.self) else {
+            return .violation("the consumer client is not running at the end of the run")
+        }
+        guard let producer = simulation.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
+            return .violation("the producer client is not running at the end of the run")
+        }
+        let history = checkNewHistory(simulation)
+        guard history == .ok else { return history }
+        consumedCount = consumer.consumed.count
+        let leaderLogs: [TopicPartition: LeaderLogSnapshot]
+        switch LeaderLogSnapshot.currentLeaders(in: simulation, layout: layout) {
+        case let .success(found): leaderLogs = found
+        case let .failure(failure): return .violation(failure.description)
+        }
+        let converged = ClusterSimulation.isConverged(simulation, layout: layout)
+        return Self.check(consumed: consumer.consumed, acknowledged: producer.acknowledged, leaderLogs: leaderLogs,
+                          converged: converged)
+    }
+
+    // MARK: Online parts
+
+    private func checkNewHistory(_ simulation: SimulationView) -> CheckResult {
+        guard let consumer = simulation.node(ClusterLayout.consumerClientID, as: ConsumerClientNode.self) else { return .ok }
+        let events = consumer.events
+        while eventsSeen < events.count {
+            let result = Self.check(event: events[eventsSeen])
+            eventsSeen += 1
+            if result != .ok { return result }
+        }
+        let records = consumer.consumed
+        while recordsSeen < records.count {
+            let result = order.observe(records[recordsSeen])
+            recordsSeen += 1
+            if result != .ok { return result }
+        }
+        return .ok
+    }
+
+    /// A broker's message to the consumer: fetch answers are held against the broker's HW.
+    private func checkAnswer(_ bytes: [UInt8], from broker: NodeID, in simulation: SimulationView) -> CheckResult {
+        guard let message = try? PeerMessage(decoding: bytes),
+              case let .dataResponse(_, .fetch(response)) = message,
+              let dataPlane = brokerPart(of: simulation.node(broker))?.dataPlane else { return .ok }
+        for topic in response.topics {
+            for answer in topic.partitions where answer.errorCode == .none && !answer.records.isEmpty {
+                let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
+                // The high watermark never goes back within a process, so the one the broker has
+                // after the event bounds the one it answered with.
+                let highWatermark = dataPlane.replica(for: topicPartition)?.log.highWatermark
+                checkedAnswers += 1
+                let result = Self.checkServed(answer, of: topicPartition, by: broker, brokerHighWatermark: highWatermark)
+                if result != .ok { return result }
+            }
+        }
+        return .ok
+    }
+
+    // MARK: Pure cores
+
+    /// A fetch answer `broker` sent the consumer: whole batches below the answer's high watermark,
+    /// which is not above the broker's (`brokerHighWatermark`, nil when it no longer hosts the
+    /// partition: a broker that answered with records hosted it).
+    public static func checkServed(_ answer: FetchResponse.Partition, of topicPartition: TopicPartition, by broker: NodeID,
+                                   brokerHighWatermark: Offset?) -> CheckResult {
+        let where_ = "\(topicPartition): n\(broker) answered the consumer"
+        guard let brokerHighWatermark else {
+            return .violation("\(where_) with records for a partition it does not host")
+        }
+        guard answer.highWatermark != .unknown, answer.highWatermark <= brokerHighWatermark else {
+            return .violation("\(where_) with high watermark \(answer.highWatermark), above its own \(brokerHighWatermark)")
+        }
+        var cursor = 0
+        let bytes = answer.records
+        while bytes.count - cursor >= RecordBatchLayout.headerSize {
+            guard let header = try? RecordBatchHeader.read(bytes, at: cursor), header.totalSize > 0 else {
+                return .violation("\(where_) with an unreadable batch header at byte \(cursor)")
+            }
+            guard Offset(header.nextOffset) <= answer.highWatermark else {
+                return .violation("\(where_) with the batch \(header.baseOffset)...\(header.lastOffset), at or above its high watermark \(answer.highWatermark)")
+            }
+            cursor += header.totalSize
+        }
+        return .ok
+    }
+
+    /// Every event the consumer reports is a violation in this workload: no retention and no
+    /// compression, so a correct cluster never truncates, moves the log start over, or serves
+    /// unreadable data under the consumer's position, which only ever covers committed records.
+    public static func check(event: ConsumerEvent) -> CheckResult {
+        switch event {
+        case let .truncationDetected(topicPartition, position, resetTo):
+            return .violation("\(topicPartition): the consumer detected a truncation: records it had read at offsets \(resetTo)..<\(position) are no longer in the leader's log")
+        case let .positionReset(topicPartition, from, reason):
+            return .violation("\(topicPartition): the consumer's position \(from) was reset (\(reason)): the leader's log no longer covers it")
+        case let .partitionStopped(topicPartition, reason):
+            return .violation("\(topicPartition): the consumer stopped reading: \(reason)")
+        }
+    }
+
+    /// The end of the run: consumed records against the leaders' logs and the producer's
+    /// acknowledgements. With `converged` false (the liveness check fails the run anyway), only
+    /// what the logs hold is checked: partitions without a readable leader, the HW bound and
+    /// completeness are skipped.
+    public static func check(consumed: [ObservedRecord], acknowledged: [AcknowledgedWrite],
+                             leaderLogs: [TopicPartition: LeaderLogSnapshot], converged: Bool = true) -> CheckResult {
+        var logByOffset: [TopicPartition: [Offset: LeaderLogSnapshot.Entry]] = [:]
+        for (topicPartition, snapshot) in leaderLogs {
+            var entries: [Offset: LeaderLogSnapshot.Entry] = [:]
+            for entry in snapshot.entries { entries[entry.offset] = entry }
+            logByOffset[topicPartition] = entries
+        }
+        var consumedByOffset: [TopicPartition: [Offset: [UInt8]?]] = [:]
+        for record in consumed {
+            let where_ = "\(record.topicPartition): the consumer read \(describe(record.value)) at offset \(record.offset)"
+            consumedByOffset[record.topicPartition, default: [:]][record.offset] = record.value
+            guard let snapshot = leaderLogs[record.topicPartition] else {
+                if converged { return .violation("\(where_), but the partition has no readable leader at the end of the run") }
+                continue
+            }
+            guard let entry = logByOffset[record.topicPartition]?[record.offset] else {
+                return .violation("\(where_): leader n\(snapshot.leader) has no record at that offset (a consumed record disappeared; its log holds \(snapshot.logStartOffset)..<\((snapshot.entries.last?.offset).map { $0 + 1 } ?? snapshot.logStartOffset), HW \(snapshot.highWatermark))")
+            }
+            guard entry.value == record.value else {
+                return .violation("\(where_): leader n\(snapshot.leader) has \(describe(entry.value)) there (the consumer read data that was later replaced)")
+            }
+            if converged, record.offset >= snapshot.highWatermark {
+                return .violation("\(where_), at or above leader n\(snapshot.leader)'s high watermark \(snapshot.highWatermark)")
+            }
+        }
+        guard converged else { return .ok }
+        for write in acknowledged {
+            let where_ = "\(write.topicPartition): value \(write.value) acknowledged at offset \(write.offset)"
+            let read = consumedByOffset[write.topicPartition] ?? [:]
+            if write.offset == .unknown {
+                // Acknowledged as a duplicate without an offset: the value must have been read somewhere.
+                guard consumed.contains(where: {
+                    $0.topicPartition == write.topicPartition && ProducerClientNode.sequenceNumber(of: $0.value) == write.value
+                }) else {
+                    return .violation("\(where_): the consumer never read that value")
+                }
+                continue
+            }
+            guard let value = read[write.offset] else {
+                return .violation("\(where_) was never read by the consumer")
+            }
+            guard ProducerClientNode.sequenceNumber(of: value) == write.value else {
+                return .violation("\(where_): the consumer read \(describe(value)) there")
+            }
+        }
+        return .ok
+    }
+
+    static func describe(_ value: [UInt8]?) -> String {
+        if let number = ProducerClientNode.sequenceNumber(of: value) { return "value \(number)" }
+        return value.map { "bytes \($0)" } ?? "a null value"
+    }
+}
+
+/// Per partition, the consumed offsets strictly increase and the producer's values strictly
+/// increase: fed one record at a time, in delivery order.
+public struct ConsumedOrder: Sendable {
+    private var lastOffset: [TopicPartition: Offset] = [:]
+    private var lastValue: [TopicPartition: (value: UInt64, offset: Offset)] = [:]
+
+    public init() {}
+
+    public mutating func observe(_ record: ObservedRecord) -> CheckResult {
+        let topicPartition = record.topicPartition
+        if let previous = lastOffset[topicPartition], record.offset <= previous {
+            let kind = record.offset == previous ? "again" : "after offset \(previous)"
+            return .violation("\(topicPartition): the consumer read offset \(record.offset) \(kind) (\(ConsumedRecordsChecker.describe(record.value)))")
+        }
+        let value = ProducerClientNode.sequenceNumber(of: record.value)
+        lastOffset[topicPartition] = record.offset
+        guard let value else { return .ok }
+        if let previous = lastValue[topicPartition], value <= previous.value {
+            let kind = value == previous.value ? "a duplicate of" : "out of order after"
+            return .violation("\(topicPartition): the consumer read value \(value) at offset \(record.offset), \(kind) value \(previous.value) at offset \(previous.offset)")
+        }
+        lastValue[topicPartition] = (value, record.offset)
+        return .ok
+    }
+}

@@ -1,0 +1,89 @@
+import Client
+import Controller
+import KafkaProtocol
+import NodeKit
+import TernCore
+
+/// One record the consumer client was handed, as the consumed-records checker judges it.
+public struct ObservedRecord: Equatable, Sendable {
+    public var topicPartition: TopicPartition
+    public var offset: Offset
+    /// The epoch of the leader that wrote the record's batch.
+    public var leaderEpoch: LeaderEpoch
+    public var value: [UInt8]?
+
+    public init(topicPartition: TopicPartition, offset: Offset, leaderEpoch: LeaderEpoch = .none, value: [UInt8]?) {
+        self.topicPartition = topicPartition
+        self.offset = offset
+        self.leaderEpoch = leaderEpoch
+        self.value = value
+    }
+}
+
+/// A consumer client for simulations: one `Consumer` (read_uncommitted, no group) assigned every
+/// partition of the topics the admin client creates, each from offset 0. Partitions of topics
+/// that do not exist yet wait until metadata names a leader for them. It records every record it
+/// is handed and every `ConsumerEvent`, in order; it never crashes (the nemesis leaves clients
+/// alone), so its history is what the consumed-records checker compares with the producer's
+/// acknowledgements and the brokers' logs.
+///
+/// Brokers answer a consumer fetch at once (they do not park it until `maxWait`), so sending on
+/// every answer would poll in a tight loop: requests go out on ticks only, at most one per leader
+/// and kind per tick.
+public final class ConsumerClientNode: NodeStateMachine {
+    public let nodeID: NodeID
+    public var tickInterval: Duration { .milliseconds(100) }
+
+    public private(set) var consumer: Consumer
+    /// Every record handed over, in delivery order (per partition: offset order).
+    public private(set) var consumed: [ObservedRecord] = []
+    /// Every event the consumer reported, in order.
+    public private(set) var events: [ConsumerEvent] = []
+    /// The partitions assigned, sorted.
+    public let partitions: [TopicPartition]
+
+    /// Longer than a broker ever takes to answer, shorter than the liveness phase: a request to a
+    /// crashed broker is given up in time to retry elsewhere.
+    static let requestTimeout = Duration.seconds(3)
+
+    init(environment: NodeEnvironment, brokers: [NodeID], topics: Int, partitionsPerTopic: Int32) {
+        nodeID = environment.nodeID
+        partitions = (0..<topics).flatMap { topic in
+            (0..<partitionsPerTopic).map { TopicPartition(topic: "topic-\(topic)", partition: $0) }
+        }.sorted()
+        let configuration = Consumer.Configuration(requestTimeout: Self.requestTimeout)
+        consumer = Consumer(assignments: partitions.map { ($0, ConsumerStartPosition.offset(Offset(0))) },
+                            bootstrapNodes: brokers, configuration: configuration,
+                            random: environment.random.stream("consumer-client"))
+    }
+
+    /// The next offset the consumer will deliver for `topicPartition`, once known.
+    public func position(of topicPartition: TopicPartition) -> Offset? { consumer.position(of: topicPartition) }
+
+    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+        switch event {
+        case .start, .syncCompleted:
+            break
+        case .tick:
+            // `nextRequests` also expires requests past `requestTimeout`.
+            for request in consumer.nextRequests(now: now) {
+                effects.append(.send(to: request.destination,
+                                     bytes: PeerMessage.dataRequest(correlationID: request.correlation.rawValue,
+                                                                    request: request.request).encoded()))
+            }
+        case let .message(_, bytes):
+            guard let message = try? PeerMessage(decoding: bytes),
+                  case let .dataResponse(correlationID, response) = message else { return }
+            consumer.handle(response: response, correlation: RequestCorrelation(correlationID), now: now)
+        }
+        collect()
+    }
+
+    private func collect() {
+        for record in consumer.takeRecords() {
+            consumed.append(ObservedRecord(topicPartition: record.topicPartition, offset: record.offset,
+                                           leaderEpoch: record.leaderEpoch, value: record.value))
+        }
+        events.append(contentsOf: consumer.takeEvents())
+    }
+}
