@@ -2,6 +2,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Broker
 import Simulator
 import TernCore
 
@@ -14,6 +15,16 @@ struct SimulateOptions {
     var layout = ClusterLayout()
     var safetySeconds: Int64 = 60
     var livenessSeconds: Int64 = 30
+    /// Replaces the nemesis's weights (`--fault-weights`): kinds not listed are disabled.
+    var faultWeights: FaultKindTable<Int>?
+    /// Replaces the nemesis's mean time between faults (`--fault-interval-ms`), in milliseconds.
+    var faultIntervalMilliseconds: Int64?
+    /// Replace how long partitions, pauses and skews last, and how long downed nodes stay down
+    /// (`--fault-duration-ms`, `--restart-delay-ms`), in milliseconds.
+    var faultDurationMilliseconds: ClosedRange<Int64>?
+    var restartDelayMilliseconds: ClosedRange<Int64>?
+    /// Replaces the disks' sync latency (`--sync-latency-ms`), in milliseconds.
+    var syncLatencyMilliseconds: ClosedRange<Int64>?
     var tracePath: String?
     var watch: TopicPartition?
 
@@ -27,6 +38,13 @@ struct SimulateOptions {
         }
         command += " --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
         if layout.produceWorkload { command += " --produce" }
+        if layout.uncleanLeaderElection { command += " --unclean-leader-election" }
+        if let faultWeights { command += " --fault-weights \(weightsArgument(faultWeights))" }
+        if let interval = faultIntervalMilliseconds { command += " --fault-interval-ms \(interval)" }
+        if let duration = faultDurationMilliseconds { command += " --fault-duration-ms \(duration.lowerBound)..\(duration.upperBound)" }
+        if let delay = restartDelayMilliseconds { command += " --restart-delay-ms \(delay.lowerBound)..\(delay.upperBound)" }
+        if let latency = syncLatencyMilliseconds { command += " --sync-latency-ms \(latency.lowerBound)..\(latency.upperBound)" }
+        if layout.durabilityPolicy != .synced { command += " --durability \(durabilityName(layout.durabilityPolicy))" }
         return command
     }
 }
@@ -48,8 +66,22 @@ func runSimulate(_ arguments: [String]) {
 }
 
 private func simulation(seed: UInt64, _ options: SimulateOptions) -> ClusterSimulation {
-    ClusterSimulation(seed: seed, profile: options.profile, layout: options.layout,
-                      safetyPhase: .seconds(options.safetySeconds), livenessPhase: .seconds(options.livenessSeconds))
+    var simulation = ClusterSimulation(seed: seed, profile: options.profile, layout: options.layout,
+                                       safetyPhase: .seconds(options.safetySeconds), livenessPhase: .seconds(options.livenessSeconds))
+    if let weights = options.faultWeights { simulation.configuration.nemesis.weights = weights }
+    if let interval = options.faultIntervalMilliseconds {
+        simulation.configuration.nemesis.meanTimeBetweenFaults = .milliseconds(interval)
+    }
+    if let duration = options.faultDurationMilliseconds {
+        simulation.configuration.nemesis.faultDuration = .milliseconds(duration.lowerBound)...(.milliseconds(duration.upperBound))
+    }
+    if let delay = options.restartDelayMilliseconds {
+        simulation.configuration.nemesis.restartDelay = .milliseconds(delay.lowerBound)...(.milliseconds(delay.upperBound))
+    }
+    if let latency = options.syncLatencyMilliseconds {
+        simulation.configuration.disk.syncLatency = .milliseconds(latency.lowerBound)...(.milliseconds(latency.upperBound))
+    }
+    return simulation
 }
 
 private func runSingle(seed: UInt64, _ options: SimulateOptions) {
@@ -169,12 +201,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
             guard let seed = UInt64(value()) else { fail("--seed takes an integer") }
             options.seeds = seed...seed
         case "--seeds":
-            let text = value()
-            let parts = text.split(separator: ".", omittingEmptySubsequences: true)
-            guard parts.count == 2, let low = UInt64(parts[0]), let high = UInt64(parts[1]), low <= high else {
-                fail("--seeds takes a range A..B, not '\(text)'")
-            }
-            options.seeds = low...high
+            options.seeds = parseRange(value(), flag)
             options.isSweep = true
         case "--profile":
             options.profiles = value().split(separator: ",").map { name in
@@ -193,7 +220,27 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
+        case "--fault-weights": options.faultWeights = parseWeights(value())
+        case "--fault-interval-ms":
+            let interval = integer(value(), flag)
+            guard interval > 0 else { fail("--fault-interval-ms must be positive") }
+            options.faultIntervalMilliseconds = Int64(interval)
+        case "--fault-duration-ms":
+            let range = parseRange(value(), flag, as: Int64.self)
+            guard range.lowerBound > 0 else { fail("--fault-duration-ms must be positive") }
+            options.faultDurationMilliseconds = range
+        case "--restart-delay-ms":
+            options.restartDelayMilliseconds = parseRange(value(), flag)
+        case "--sync-latency-ms":
+            options.syncLatencyMilliseconds = parseRange(value(), flag)
         case "--produce": options.layout.produceWorkload = true
+        case "--unclean-leader-election": options.layout.uncleanLeaderElection = true
+        case "--durability":
+            let name = value()
+            guard let policy = durabilityPolicies.first(where: { durabilityName($0) == name }) else {
+                fail("--durability takes \(durabilityPolicies.map(durabilityName).joined(separator: " or ")), not '\(name)'")
+            }
+            options.layout.durabilityPolicy = policy
         case "--watch":
             let name = value()
             guard let dash = name.lastIndex(of: "-"), let partition = Int32(name[name.index(after: dash)...]) else {
@@ -206,6 +253,44 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     }
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
     return options
+}
+
+/// "A..B" with 0 <= A <= B.
+private func parseRange<Bound: FixedWidthInteger>(_ text: String, _ flag: String, as _: Bound.Type = Bound.self) -> ClosedRange<Bound> {
+    let parts = text.split(separator: ".", omittingEmptySubsequences: true)
+    guard parts.count == 2, let low = Bound(parts[0]), let high = Bound(parts[1]), 0 <= low, low <= high else {
+        fail("\(flag) takes a range A..B, not '\(text)'")
+    }
+    return low...high
+}
+
+/// "power-loss=8,crash=1": the listed kinds with their weights, every other kind 0.
+private func parseWeights(_ text: String) -> FaultKindTable<Int> {
+    var weights = FaultKindTable(repeating: 0)
+    for entry in text.split(separator: ",") {
+        let parts = entry.split(separator: "=")
+        guard parts.count == 2, let kind = FaultKind.allCases.first(where: { $0.description == parts[0] }),
+              let weight = Int(parts[1]), weight >= 0 else {
+            fail("--fault-weights takes KIND=N,..., with KIND one of \(FaultKind.allCases.map(\.description).joined(separator: ", ")), not '\(entry)'")
+        }
+        weights[kind] = weight
+    }
+    guard weights.total > 0 else { fail("--fault-weights needs a positive weight") }
+    return weights
+}
+
+private func weightsArgument(_ weights: FaultKindTable<Int>) -> String {
+    FaultKind.allCases.filter { weights[$0] > 0 }.map { "\($0)=\(weights[$0])" }.joined(separator: ",")
+}
+
+private let durabilityPolicies: [DurabilityPolicy] = [.synced, .pageCache]
+
+/// The `--durability` name of a policy.
+private func durabilityName(_ policy: DurabilityPolicy) -> String {
+    switch policy {
+    case .synced: return "synced"
+    case .pageCache: return "page-cache"
+    }
 }
 
 private let standardErrorIsTerminal = isatty(2) != 0

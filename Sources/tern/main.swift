@@ -15,9 +15,26 @@ let usage = """
                                              a sweep takes a comma-separated list)
                                    --controllers N --brokers M | --combined N   (default 3 + 5)
                                    --safety-seconds S --liveness-seconds L      (default 60, 30)
+                                   --fault-weights K=N,...   only these faults (of those the profile
+                                                             enables), with these weights, e.g.
+                                                             power-loss=8,crash=1
+                                   --fault-interval-ms N     mean time between faults (default 400)
+                                   --fault-duration-ms A..B  how long a partition, pause, skew or
+                                                             EIO window lasts (default 50..2000)
+                                   --restart-delay-ms A..B   how long a crashed, killed or powered-off
+                                                             node stays down (default 10..1000)
+                                   --sync-latency-ms A..B    every fsync takes A to B ms (default
+                                                             0.2 to 5; slower disks widen the window
+                                                             between a write and its durability)
                                    --trace FILE              write every event, one line each
                                    --produce                 add an idempotent producer and check
                                                              every acknowledged write (in progress)
+                                   --unclean-leader-election UNSAFE: a replica outside the ISR may
+                                                             become leader (Kafka's setting)
+                                   --durability synced|page-cache   what counts toward the high
+                                                             watermark (default synced; page-cache,
+                                                             Kafka's default, is UNSAFE under
+                                                             coordinated power loss)
                                    --watch TOPIC-PARTITION   print each change of one partition's
                                                              replicas and registration (one seed)
       help                       this text

@@ -15,7 +15,12 @@ public struct ClusterLayout: Sendable {
     public var clusterID = "tern-sim"
     public var topics = 6
     public var partitionsPerTopic: Int32 = 3
+    /// `unclean.leader.election.enable` as the controllers' default: UNSAFE, a replica outside the
+    /// ISR may become leader and lose acknowledged writes.
     public var uncleanLeaderElection = false
+    /// What counts toward each partition's high watermark on every broker. `.pageCache` (Kafka's
+    /// default) is UNSAFE under coordinated power loss.
+    public var durabilityPolicy: DurabilityPolicy = .synced
     /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
     public var plannedShutdownProbability = 0.3
     /// Adds a producer client (id 1001) writing a steady stream of records to the admin client's
@@ -115,6 +120,7 @@ public struct ClusterLayout: Sendable {
         var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
         configuration.heartbeatInterval = .milliseconds(500)
         configuration.plannedShutdownProbability = plannedShutdownProbability
+        configuration.dataPlane.replication.durabilityPolicy = durabilityPolicy
         return BrokerNode(configuration: configuration, environment: environment)
     }
 }

@@ -83,6 +83,14 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
         self.layout = layout
     }
 
+    /// Keeps the count current for runs another checker stops before the end.
+    public func periodically(in simulation: SimulationView) -> CheckResult {
+        if let client = simulation.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) {
+            acknowledgedCount = client.acknowledged.count
+        }
+        return .ok
+    }
+
     public func atEnd(of simulation: SimulationView) -> CheckResult {
         guard let client = simulation.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
             return .violation("the producer client is not running at the end of the run")
@@ -175,18 +183,20 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
                 }
                 continue
             }
-            guard !requireBelowHighWatermark || write.offset < snapshot.highWatermark else {
-                return .violation("\(where_), but leader n\(snapshot.leader)'s high watermark is \(snapshot.highWatermark)")
-            }
+            // Presence first, so that data loss is named as such (in a converged cluster a lost
+            // tail also leaves the offset at or above the high watermark).
             guard write.offset >= snapshot.logStartOffset else {
                 return .violation("\(where_), but leader n\(snapshot.leader)'s log starts at \(snapshot.logStartOffset)")
             }
             guard let entry = byOffset[write.topicPartition]?[write.offset] else {
-                return .violation("\(where_): leader n\(snapshot.leader) has no record at that offset (lost write; its log holds offsets \(snapshot.logStartOffset)..<\((snapshot.entries.last?.offset).map { $0 + 1 } ?? snapshot.logStartOffset), HW \(snapshot.highWatermark))")
+                return .violation("\(where_): lost write, leader n\(snapshot.leader) has no record at that offset (its log holds offsets \(snapshot.logStartOffset)..<\((snapshot.entries.last?.offset).map { $0 + 1 } ?? snapshot.logStartOffset), HW \(snapshot.highWatermark))")
             }
             let found = ProducerClientNode.sequenceNumber(of: entry.value)
             guard found == write.value else {
-                return .violation("\(where_): leader n\(snapshot.leader) has value \(found.map(String.init) ?? "\(String(describing: entry.value))") there")
+                return .violation("\(where_): lost write, leader n\(snapshot.leader) has value \(found.map(String.init) ?? "\(String(describing: entry.value))") there")
+            }
+            guard !requireBelowHighWatermark || write.offset < snapshot.highWatermark else {
+                return .violation("\(where_), but leader n\(snapshot.leader)'s high watermark is \(snapshot.highWatermark)")
             }
         }
         for topicPartition in leaderLogs.keys.sorted() {
