@@ -12,7 +12,12 @@ struct SimulateOptions {
     /// Sweeps run every profile listed; a single run uses the first.
     var profiles = [FaultProfile.all]
     var profile: FaultProfile { profiles[0] }
-    var layout = ClusterLayout()
+    /// The data-plane workload (producer, consumer, operator) runs unless `--no-workload`.
+    var layout: ClusterLayout = {
+        var layout = ClusterLayout()
+        layout.produceWorkload = true
+        return layout
+    }()
     var safetySeconds: Int64 = 60
     var livenessSeconds: Int64 = 30
     /// Replaces the nemesis's weights (`--fault-weights`): kinds not listed are disabled.
@@ -37,7 +42,7 @@ struct SimulateOptions {
             command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
         }
         command += " --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
-        if layout.produceWorkload { command += " --produce" }
+        if !layout.produceWorkload { command += " --no-workload" }
         if layout.uncleanLeaderElection { command += " --unclean-leader-election" }
         if let faultWeights { command += " --fault-weights \(weightsArgument(faultWeights))" }
         if let interval = faultIntervalMilliseconds { command += " --fault-interval-ms \(interval)" }
@@ -233,7 +238,8 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
             options.restartDelayMilliseconds = parseRange(value(), flag)
         case "--sync-latency-ms":
             options.syncLatencyMilliseconds = parseRange(value(), flag)
-        case "--produce": options.layout.produceWorkload = true
+        case "--produce": options.layout.produceWorkload = true  // the default; kept for old replay lines
+        case "--no-workload": options.layout.produceWorkload = false
         case "--unclean-leader-election": options.layout.uncleanLeaderElection = true
         case "--durability":
             let name = value()

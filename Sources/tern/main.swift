@@ -27,8 +27,11 @@ let usage = """
                                                              0.2 to 5; slower disks widen the window
                                                              between a write and its durability)
                                    --trace FILE              write every event, one line each
-                                   --produce                 add an idempotent producer and check
-                                                             every acknowledged write (in progress)
+                                   --no-workload             only the control plane: no producer,
+                                                             consumer or operator actions (by default
+                                                             an idempotent acks=all producer, a
+                                                             consumer and an operator run, and every
+                                                             write and read is checked)
                                    --unclean-leader-election UNSAFE: a replica outside the ISR may
                                                              become leader (Kafka's setting)
                                    --durability synced|page-cache   what counts toward the high

@@ -38,7 +38,7 @@ import Testing
 
         /// The `tern simulate` arguments (without seed and setting flags) that run this scenario.
         var arguments: String {
-            var text = "--profile \(profile) --produce --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
+            var text = "--profile \(profile) --safety-seconds \(safetySeconds) --liveness-seconds \(livenessSeconds)"
             text += " --fault-weights " + weights.map { "\($0.0)=\($0.1)" }.joined(separator: ",")
             text += " --fault-interval-ms \(meanTimeBetweenFaultsMilliseconds)"
             if let duration = faultDurationMilliseconds { text += " --fault-duration-ms \(duration.lowerBound)..\(duration.upperBound)" }
