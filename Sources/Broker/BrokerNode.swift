@@ -218,6 +218,10 @@ public final class BrokerNode: NodeStateMachine {
             pendingFetch = nil
             onMetadataEntries(entries, committedOffset: committedOffset, now: now, effects: &effects)
         case let .dataRequest(correlationID, request):
+            // Until its data plane runs on an image holding this process's registration, a
+            // starting broker knows no topics: it answers nothing, as a Kafka broker accepts no
+            // connections before startup completes, and the client turns to another broker.
+            guard let brokerEpoch, dataPlane.image.broker(nodeID)?.brokerEpoch == brokerEpoch else { return }
             dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .dataResponse(correlationID, response):
             dataPlane.handleResponse(response, correlationID: correlationID, from: sender, now: now, effects: &effects)

@@ -278,6 +278,9 @@ public struct Consumer: Sendable {
     public mutating func handleTimeout(correlation: RequestCorrelation, now: Instant) {
         guard let entry = pending.removeValue(forKey: correlation) else { return }
         if entry.kind == .metadata { metadata.requestFailed(now: now) }
+        for topicPartition in partitionStates.keys.sorted() where partitionStates[topicPartition]!.inFlight == correlation {
+            metadata.noteRequestLost(for: topicPartition, requestLeaderEpoch: partitionStates[topicPartition]!.requestLeaderEpoch)
+        }
         releasePartitions(of: correlation, now: now)
     }
 

@@ -483,6 +483,7 @@ public struct IdempotentProducer: Sendable {
                 state.unacknowledged[index].possiblyWritten = true
                 state.retryNotBefore = now + configuration.retryBackoff
                 state.retryRoundOpen = false
+                metadata.noteRequestLost(for: topicPartition, requestLeaderEpoch: state.unacknowledged[index].sentLeaderEpoch)
                 partitionStates[topicPartition] = state
             }
         }

@@ -95,6 +95,13 @@ public struct MetadataCache: Sendable {
         return true
     }
 
+    /// A request to the partition's leader went unanswered (timeout, closed connection): the
+    /// leader may be gone, so the view is stale until a refresh answers for it, as Kafka's
+    /// clients request a metadata update on a disconnect.
+    public mutating func noteRequestLost(for topicPartition: TopicPartition, requestLeaderEpoch: LeaderEpoch = .none) {
+        noteError(.notLeaderOrFollower, for: topicPartition, requestLeaderEpoch: requestLeaderEpoch)
+    }
+
     /// A leader named by a broker's answer (KIP-951 `currentLeader`). Taken only when strictly
     /// newer than what is known, so it can clear staleness without a round trip but never regress.
     public mutating func noteLeaderHint(leaderID: NodeID?, leaderEpoch: LeaderEpoch, for topicPartition: TopicPartition) {

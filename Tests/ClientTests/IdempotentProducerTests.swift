@@ -54,6 +54,15 @@ private struct ProducerHarness {
         now = now + duration
         return producer.nextRequests(now: now)
     }
+
+    /// Answers the Metadata refreshes among `requests` (leader 1, epoch 1); returns the others
+    /// and what the producer sends next.
+    mutating func answeringMetadata(_ requests: [ClientRequest]) -> [ClientRequest] {
+        for request in requests where request.request.apiKey == .metadata {
+            producer.handle(response: .metadata(metadataAnswer(leader: NodeID(1), epoch: 1)), correlation: request.correlation, now: now)
+        }
+        return requests.filter { $0.request.apiKey != .metadata } + producer.nextRequests(now: now)
+    }
 }
 
 @Suite struct IdempotentProducerTests {
@@ -129,7 +138,7 @@ private struct ProducerHarness {
         let sent = harness.producer.nextRequests(now: harness.now)
         // The connection drops; the first attempt may or may not have been written.
         harness.producer.handleTimeout(correlation: sent[0].correlation, now: harness.now)
-        let retry = harness.advance(.milliseconds(100))
+        let retry = harness.answeringMetadata(harness.advance(.milliseconds(100)))
         #expect(producedBatch(retry[0]) == producedBatch(sent[0]))
         // The broker had written the first attempt: both answers carry the original offset.
         harness.answer(sent[0], .none, baseOffset: 3)
@@ -144,7 +153,10 @@ private struct ProducerHarness {
         _ = harness.start()
         let sent = harness.producer.nextRequests(now: harness.now)
         #expect(harness.producer.nextWakeup() == harness.now + .seconds(30))
-        #expect(harness.advance(.seconds(30)).isEmpty, "expired now, resent after the backoff")
+        let refresh = harness.advance(.seconds(30))
+        #expect(refresh.map(\.request.apiKey) == [.metadata], "expired now: the leader may be gone, metadata first")
+        harness.producer.handle(response: .metadata(metadataAnswer(leader: NodeID(1), epoch: 1)),
+                                correlation: refresh[0].correlation, now: harness.now)
         let retry = harness.advance(.milliseconds(100))
         #expect(retry.count == 1)
         #expect(retry[0].correlation != sent[0].correlation)
