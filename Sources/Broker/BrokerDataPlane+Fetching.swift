@@ -72,7 +72,9 @@ extension BrokerDataPlane {
                 }
                 handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), now: now),
                        of: hosted, now: now)
-                syncProducerState(hosted)
+                var appended: [UInt8] = []
+                if case let .records(bytes, _, _, _) = result { appended = bytes }
+                syncProducerState(hosted, appended: appended)
             }
         }
         // Nothing new (or an error): wait a little, as a long poll would, before asking again.

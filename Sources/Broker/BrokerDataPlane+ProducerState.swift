@@ -17,8 +17,10 @@ extension BrokerDataPlane {
     /// Snapshots kept per partition (the newest ones).
     static let retainedProducerSnapshots = 2
 
-    /// Brings the table in line with the log after anything that may have changed it.
-    func syncProducerState(_ hosted: HostedPartition) {
+    /// Brings the table in line with the log after anything that may have changed it. `appended`,
+    /// when given, holds the batches just appended (a follower's fetch), taken from memory rather
+    /// than read back from the log.
+    func syncProducerState(_ hosted: HostedPartition, appended: [UInt8] = []) {
         let log = hosted.log
         if log.logStartOffset != hosted.producerStateLogStart || log.logEndOffset < hosted.producerState.endOffset {
             deleteProducerSnapshots(of: hosted, above: log.logEndOffset)
@@ -28,7 +30,19 @@ extension BrokerDataPlane {
             hosted.producerStateLogStart = log.logStartOffset
         }
         if log.logEndOffset > hosted.producerState.endOffset {
+            Self.record(batches: appended, into: &hosted.producerState)
+        }
+        if log.logEndOffset > hosted.producerState.endOffset {
             Self.replay(log, from: hosted.producerState.endOffset, into: &hosted.producerState)
+        }
+    }
+
+    /// Records the batches in `bytes` that start at or after the table's end.
+    static func record(batches bytes: [UInt8], into state: inout ProducerStateTable) {
+        var position = 0
+        while position < bytes.count, let header = try? RecordBatchHeader.read(bytes, at: position) {
+            if Offset(header.baseOffset) >= state.endOffset { state.recordAppended(header, firstOffset: Offset(header.baseOffset)) }
+            position += header.totalSize
         }
     }
 
@@ -55,11 +69,7 @@ extension BrokerDataPlane {
         var offset = start
         while offset < log.logEndOffset {
             guard let read = try? log.read(from: offset, maxBytes: 1 << 20), read.batchCount > 0, read.nextOffset > offset else { return }
-            var position = 0
-            while position < read.bytes.count, let header = try? RecordBatchHeader.read(read.bytes, at: position) {
-                if Offset(header.baseOffset) >= state.endOffset { state.recordAppended(header, firstOffset: Offset(header.baseOffset)) }
-                position += header.totalSize
-            }
+            record(batches: read.bytes, into: &state)
             offset = read.nextOffset
         }
     }

@@ -85,11 +85,7 @@ public struct ClusterSimulation {
 
     /// The first thing that keeps the cluster from having converged, or nil when it has.
     static func convergenceProblem(_ view: SimulationView, layout: ClusterLayout) -> String? {
-        let controllers = layout.controllerIDs.compactMap { id -> ControllerNode? in
-            guard view.status(of: id) == .running else { return nil }
-            return controllerPart(of: view.node(id))
-        }
-        guard let active = controllers.first(where: { $0.isActiveController }) else { return "no active controller" }
+        guard let active = activeController(view, layout: layout) else { return "no active controller" }
         for id in layout.brokerIDs where view.status(of: id) == .running {
             guard let broker = brokerPart(of: view.node(id)), broker.brokerEpoch != nil else { return "broker n\(id) is not registered" }
             guard !broker.isFenced, let registration = active.committedImage.broker(id), !registration.isFenced else {
@@ -129,8 +125,8 @@ public struct ClusterSimulation {
             guard replica.log.highWatermark == replica.log.logEndOffset else {
                 return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"
             }
-            // The consumer reads the workload's topics; the operator's scratch topics stay empty.
-            guard topicPartition.topic.hasPrefix("scratch-")
+            // The consumer reads the workload's partitions, not the operator's scratch topics.
+            guard !consumer.partitions.contains(topicPartition)
                     || (consumer.position(of: topicPartition).map { $0 >= replica.log.highWatermark } ?? false) else {
                 let position = consumer.position(of: topicPartition).map { "position \($0)" } ?? "no position"
                 return "\(topicPartition): the consumer (\(position)) has not read up to leader n\(leader)'s high watermark \(replica.log.highWatermark)"

@@ -81,10 +81,7 @@ public final class PartitionWatcher: SimulationChecker {
     }
 
     private func watchRegistration(_ simulation: SimulationView, time: String) {
-        let active = layout.controllerIDs.lazy.compactMap { id -> ControllerNode? in
-            simulation.status(of: id) == .running ? controllerPart(of: simulation.node(id)) : nil
-        }.first(where: { $0.isActiveController })
-        guard let active, let registration = active.committedImage.topic(named: topicPartition.topic)?
+        guard let active = activeController(simulation, layout: layout), let registration = active.committedImage.topic(named: topicPartition.topic)?
             .partition(topicPartition.partition) else { return }
         let line = "leader \(registration.leader.map { "n\($0)" } ?? "none") epoch \(registration.leaderEpoch) "
             + "isr \(registration.isr.map { "n\($0)" }) partition-epoch \(registration.partitionEpoch)"

@@ -126,13 +126,15 @@ public final class ReplicaConsistencyChecker: SimulationChecker {
     }
 }
 
+/// The running controller that is active, if any.
 func activeController(_ view: SimulationView, layout: ClusterLayout) -> ControllerNode? {
     layout.controllerIDs.lazy.compactMap { id -> ControllerNode? in
         view.status(of: id) == .running ? controllerPart(of: view.node(id)) : nil
     }.first(where: { $0.isActiveController })
 }
 
-private func runningReplica(_ view: SimulationView, _ id: NodeID, _ topicPartition: TopicPartition) -> PartitionReplica? {
+/// The node's replica of the partition, if the node is running and hosts one.
+func runningReplica(_ view: SimulationView, _ id: NodeID, _ topicPartition: TopicPartition) -> PartitionReplica? {
     guard view.status(of: id) == .running else { return nil }
     return brokerPart(of: view.node(id))?.dataPlane.replica(for: topicPartition)
 }

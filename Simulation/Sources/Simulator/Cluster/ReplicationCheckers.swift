@@ -36,17 +36,13 @@ extension LeaderLogSnapshot {
     /// for partitions whose leader is running and leads it (others are left out).
     static func currentLeaders(in simulation: SimulationView, layout: ClusterLayout)
         -> Result<[TopicPartition: LeaderLogSnapshot], AcknowledgedWritesChecker.ReadFailure> {
-        let controllers = layout.controllerIDs.compactMap { id -> ControllerNode? in
-            simulation.status(of: id) == .running ? controllerPart(of: simulation.node(id)) : nil
-        }
-        guard let active = controllers.first(where: { $0.isActiveController }) else {
+        guard let active = activeController(simulation, layout: layout) else {
             return .failure(.init(description: "no active controller at the end of the run"))
         }
         var snapshots: [TopicPartition: LeaderLogSnapshot] = [:]
         for partition in active.committedImage.partitions {
             let topicPartition = partition.topicPartition
-            guard let leader = partition.registration.leader, simulation.status(of: leader) == .running,
-                  let replica = brokerPart(of: simulation.node(leader))?.dataPlane.replica(for: topicPartition),
+            guard let leader = partition.registration.leader, let replica = runningReplica(simulation, leader, topicPartition),
                   replica.isLeader else { continue }
             switch AcknowledgedWritesChecker.snapshot(of: replica.log, leader: leader) {
             case let .success(snapshot): snapshots[topicPartition] = snapshot
@@ -117,8 +113,8 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
     /// The first running member of `members` whose log reads cleanly, judged against the leader's HW.
     static func intactSnapshot(_ members: [NodeID], _ topicPartition: TopicPartition, highWatermark: Offset,
                                _ simulation: SimulationView) -> LeaderLogSnapshot? {
-        for member in members where simulation.status(of: member) == .running {
-            guard let replica = brokerPart(of: simulation.node(member))?.dataPlane.replica(for: topicPartition),
+        for member in members {
+            guard let replica = runningReplica(simulation, member, topicPartition),
                   case var .success(snapshot) = snapshot(of: replica.log, leader: member) else { continue }
             snapshot.highWatermark = highWatermark
             return snapshot
