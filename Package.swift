@@ -26,7 +26,7 @@ let package = Package(
         .target(name: "Client", dependencies: ["TernCore", "KafkaProtocol"]),
 
         // The two shells: real IO, and the deterministic simulator.
-        .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "CSystem"]),
+        .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "CSystem"]),
         .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client"],
                 path: "Simulation/Sources/Simulator"),
 
