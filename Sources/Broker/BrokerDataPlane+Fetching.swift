@@ -9,6 +9,8 @@ struct InFlightReplicaFetch {
     let correlationID: UInt64
     let sentAt: Instant
     let requests: [TopicPartition: FetchRequestParameters]
+    /// The leader may park it: an empty answer means it already waited, so fetch again at once.
+    let isLongPoll: Bool
 }
 
 extension BrokerDataPlane {
@@ -40,13 +42,18 @@ extension BrokerDataPlane {
                     topics.append(FetchRequest.Topic(name: topicPartition.topic, partitions: [partition]))
                 }
             }
+            // With data not yet synced here, the leader must not park the fetch: the next one
+            // reports the sync, and the high watermark waits for it.
+            let isLongPoll = wanted.allSatisfy { $0.1.durableOffset >= $0.1.fetchOffset }
             let request = FetchRequest(replicaID: localID, replicaEpoch: brokerEpoch ?? BrokerEpoch(-1),
-                                       maxWaitMilliseconds: 0, minBytes: 0,
+                                       maxWaitMilliseconds: isLongPoll ? Int32(clamping: configuration.replicaFetchWaitMax.milliseconds) : 0,
+                                       minBytes: 1,
                                        maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: .readUncommitted,
                                        topics: topics)
             let correlationID = takeCorrelationID()
             replicaFetches[leader] = InFlightReplicaFetch(correlationID: correlationID, sentAt: now,
-                                                          requests: Dictionary(uniqueKeysWithValues: wanted))
+                                                          requests: Dictionary(uniqueKeysWithValues: wanted),
+                                                          isLongPoll: isLongPoll)
             effects.append(.send(to: leader, bytes: PeerMessage.dataRequest(correlationID: correlationID,
                                                                             request: .fetch(request)).encoded()))
         }
@@ -58,7 +65,8 @@ extension BrokerDataPlane {
         guard case let .fetch(fetch) = response, let inFlight = replicaFetches[sender],
               inFlight.correlationID == correlationID else { return }
         replicaFetches[sender] = nil
-        var fetchAgainNow = false
+        var fetchedSomething = false
+        var sawError = false
         for topic in fetch.topics {
             for answer in topic.partitions {
                 let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
@@ -66,9 +74,9 @@ extension BrokerDataPlane {
                       hosted.replica.role == .follower(leader: sender) else { continue }
                 let result = Self.followerResult(answer)
                 switch result {
-                case let .records(bytes, _, _, _): fetchAgainNow = fetchAgainNow || !bytes.isEmpty
-                case .divergingEpoch, .offsetOutOfRange: fetchAgainNow = true
-                case .error: break
+                case let .records(bytes, _, _, _): fetchedSomething = fetchedSomething || !bytes.isEmpty
+                case .divergingEpoch, .offsetOutOfRange: fetchedSomething = true
+                case .error: sawError = true
                 }
                 handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), now: now),
                        of: hosted, now: now)
@@ -77,7 +85,10 @@ extension BrokerDataPlane {
                 syncProducerState(hosted, appended: appended)
             }
         }
-        // Nothing new (or an error): wait a little, as a long poll would, before asking again.
+        // An error, or nothing new from a fetch the leader could not park: wait a little (or for
+        // the local sync, which clears the wait) before asking again. An empty long poll already
+        // waited at the leader.
+        let fetchAgainNow = fetchedSomething || (inFlight.isLongPoll && !sawError)
         if !fetchAgainNow || fetch.errorCode != .none {
             replicaFetchNotBefore[sender] = now + configuration.replicaFetchBackoff
         }

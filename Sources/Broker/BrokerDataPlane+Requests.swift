@@ -46,7 +46,10 @@ extension BrokerDataPlane {
         case let .produce(produce):
             if let response = handleProduce(produce, correlationID: correlationID, from: sender, now: now) { reply(.produce(response)) }
         case let .fetch(fetch):
-            reply(.fetch(handleFetch(fetch, now: now)))
+            let response = handleFetch(fetch, now: now)
+            if !parkFetchIfWaiting(fetch, response: response, correlationID: correlationID, from: sender, now: now) {
+                reply(.fetch(response))
+            }
         case let .listOffsets(listOffsets):
             reply(.listOffsets(handleListOffsets(listOffsets)))
         case let .metadata(metadata):
@@ -142,9 +145,11 @@ extension BrokerDataPlane {
         switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now) {
         case let .completed(info, error):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
+            fetchableDataChanged = true
             return (accepted(info.firstOffset, error), nil)
         case let .pending(info, ticket):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
+            fetchableDataChanged = true
             return (accepted(info.firstOffset), .ticket(ticket))
         case let .rejected(code, _):
             return refuse(code)
@@ -287,7 +292,10 @@ extension BrokerDataPlane {
                                            isrNodes: registration.isr)
             })
         }
-        return MetadataResponse(brokers: brokers, clusterID: clusterID, controllerID: controller, topics: topics)
+        // Clients send admin requests to the node named controller; any broker forwards them, so
+        // a controller that is not a live broker (or is unreachable for clients) is named as this one.
+        let controllerID = brokers.contains { $0.nodeID == controller } ? controller : localID
+        return MetadataResponse(brokers: brokers, clusterID: clusterID, controllerID: controllerID, topics: topics)
     }
 
     // MARK: InitProducerID

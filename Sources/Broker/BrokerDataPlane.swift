@@ -12,8 +12,12 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     public var log = LogConfiguration()
     /// `max.message.bytes`
     public var maxMessageBytes = RecordBatch.defaultMaxMessageBytes
-    /// A follower fetch that returned nothing waits this long before the next one: a stand-in for
-    /// Kafka's long poll (`replica.fetch.wait.max.ms`) that keeps idle followers from spinning.
+    /// `replica.fetch.wait.max.ms`: how long the leader may park a follower's fetch that finds
+    /// nothing new. A follower with unsynced data asks not to be parked, so the leader learns of
+    /// its sync as soon as the sync completes.
+    public var replicaFetchWaitMax: Duration = .milliseconds(500)
+    /// After an error, or an unparked fetch that returned nothing, a follower waits this long (or
+    /// until its own sync completes) before asking the same leader again.
     public var replicaFetchBackoff: Duration = .milliseconds(500)
     /// A follower fetch unanswered for this long is given up and sent again.
     public var replicaFetchTimeout: Duration = .milliseconds(2000)
@@ -28,6 +32,9 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     /// (retriably) instead of queueing without limit.
     public var maxParkedProduceRequests = 1024
     public var maxParkedInitProducerIDRequests = 256
+    /// Long-polling fetches (consumers' and followers') parked at once; past it, fetches are
+    /// answered at once, empty if need be.
+    public var maxParkedFetchRequests = 4096
 
     public init() {}
 }
@@ -103,6 +110,13 @@ public final class BrokerDataPlane {
     /// Parked produces settled during this event, answered at its end if nothing else is pending.
     var pendingProduceAnswers: [UInt64] = []
 
+    /// Long-polling fetches waiting for data, in arrival order (ids increase).
+    var parkedFetches: [UInt64: ParkedFetch] = [:]
+    var nextParkedFetchID: UInt64 = 1
+    /// Something a parked fetch may be waiting for changed during this event: a leader appended,
+    /// a high watermark moved, or roles changed.
+    var fetchableDataChanged = false
+
     var producerIDBlock: (next: Int64, end: Int64)?
     var parkedInitProducerIDs: [ParkedInitProducerID] = []
     var allocateProducerIDsInFlight: InFlightControllerRequest?
@@ -144,6 +158,7 @@ public final class BrokerDataPlane {
     /// the role and ISR the image commits, and stops replicas no longer assigned.
     public func applyImage(_ image: MetadataImage, now: Instant, effects: inout [NodeEffect]) {
         self.image = image
+        fetchableDataChanged = true  // a parked fetch of a partition this broker no longer leads must hear so
         var assigned: Set<TopicPartition> = []  // membership only, never iterated
         for entry in image.partitions where entry.registration.replicas.contains(localID) {
             let topicPartition = entry.topicPartition
@@ -248,7 +263,10 @@ public final class BrokerDataPlane {
                                   baseOffset: completion.firstOffset)
         }
         if let proposal = update.proposal { hosted.unsentProposal = proposal }
-        if update.highWatermarkChanged { highWatermarkMoved = true }
+        if update.highWatermarkChanged {
+            highWatermarkMoved = true
+            fetchableDataChanged = true
+        }
     }
 
     // MARK: Disk
@@ -320,6 +338,7 @@ public final class BrokerDataPlane {
         }
         expireParkedProduces(now: now, effects: &effects)
         expireParkedInitProducerIDs(now: now, effects: &effects)
+        answerParkedFetches(now: now, effects: &effects, expiredOnly: true)
         highWatermarkMoved = true  // completions handed out without an update may have moved it
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
@@ -342,6 +361,12 @@ public final class BrokerDataPlane {
                 exitRequested = true
                 effects.append(.exit(reason: "broker \(localID): log \(topicPartition) failed: \(failure)"))
             }
+        }
+        // Parked follower fetches re-read report positions again, which may move a high
+        // watermark: answer them before settling the produces waiting on one.
+        if fetchableDataChanged {
+            fetchableDataChanged = false
+            answerParkedFetches(now: now, effects: &effects, expiredOnly: false)
         }
         if highWatermarkMoved {
             highWatermarkMoved = false

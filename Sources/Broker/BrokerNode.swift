@@ -72,6 +72,7 @@ public final class BrokerNode: NodeStateMachine {
     /// Replicas are started only once the image has caught up with the committed metadata the
     /// first time, so a restarted broker does not act on every stale intermediate state.
     private var hasCaughtUpWithMetadata = false
+    private var adminForwarder: AdminForwarder
 
     struct PendingRequest {
         let correlationID: UInt64
@@ -82,6 +83,7 @@ public final class BrokerNode: NodeStateMachine {
         precondition(configuration.brokerID == environment.nodeID, "the broker's id is its node's id")
         self.configuration = configuration
         self.random = environment.random.stream("broker")
+        self.adminForwarder = AdminForwarder(requestTimeout: configuration.requestTimeout, retryBackoff: configuration.retryBackoff)
         self.incarnationID = IncarnationID(high: random.next(), low: random.next())
         self.dataPlane = BrokerDataPlane(localID: configuration.brokerID, clusterID: configuration.clusterID,
                                          configuration: configuration.dataPlane, disk: environment.disk,
@@ -138,6 +140,7 @@ public final class BrokerNode: NodeStateMachine {
         dataPlane.controller = currentController
         dataPlane.brokerEpoch = brokerEpoch
         dataPlane.tick(now: now, effects: &effects)
+        adminForwarder.tick(controller: currentController, now: now, effects: &effects)
     }
 
     /// A request unanswered for `requestTimeout` is lost: try the next controller.
@@ -193,6 +196,7 @@ public final class BrokerNode: NodeStateMachine {
     private func onMessage(_ message: PeerMessage, from sender: NodeID, now: Instant, effects: inout [NodeEffect]) {
         switch message {
         case let .controllerResponse(correlationID, response):
+            if adminForwarder.handleResponse(correlationID: correlationID, response: response, effects: &effects) { return }
             if BrokerDataPlane.ownsCorrelationID(correlationID) {
                 dataPlane.handleControllerResponse(correlationID: correlationID, response: response, now: now, effects: &effects)
                 return
@@ -201,7 +205,9 @@ public final class BrokerNode: NodeStateMachine {
             pendingControl = nil
             onControlResponse(response, now: now, effects: &effects)
         case let .notController(correlationID, leaderHint):
-            if BrokerDataPlane.ownsCorrelationID(correlationID) {
+            if adminForwarder.handleNotController(correlationID: correlationID, now: now) {
+                // Turn to the controller named (or the next one); the forwarder retries there.
+            } else if BrokerDataPlane.ownsCorrelationID(correlationID) {
                 dataPlane.handleNotController(correlationID: correlationID, now: now)
             } else if pendingControl?.correlationID == correlationID {
                 pendingControl = nil
@@ -225,6 +231,11 @@ public final class BrokerNode: NodeStateMachine {
             dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .dataResponse(correlationID, response):
             dataPlane.handleResponse(response, correlationID: correlationID, from: sender, now: now, effects: &effects)
+        case let .adminRequest(correlationID, request):
+            // Like data requests, only once this process is registered and running.
+            guard let brokerEpoch, dataPlane.image.broker(nodeID)?.brokerEpoch == brokerEpoch else { return }
+            adminForwarder.accept(request, correlationID: correlationID, from: sender, controller: currentController,
+                                  now: now, effects: &effects)
         case .raft, .controllerRequest, .fetchMetadata:
             return
         }

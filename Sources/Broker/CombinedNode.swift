@@ -67,13 +67,14 @@ public final class CombinedNode: NodeStateMachine {
 
     enum Part { case controller, broker }
 
-    /// Requests and Raft traffic are the controller's; answers to controller requests and all
-    /// data-plane traffic (client requests, follower fetches and their answers) are the broker's.
+    /// Requests and Raft traffic are the controller's; answers to controller requests, clients'
+    /// admin requests (the broker forwards them) and all data-plane traffic (client requests,
+    /// follower fetches and their answers) are the broker's.
     static func part(for bytes: [UInt8]) -> Part {
         guard let kind = bytes.first.flatMap(PeerMessage.Kind.init(rawValue:)) else { return .controller }
         switch kind {
         case .raft, .controllerRequest, .fetchMetadata: return .controller
-        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse: return .broker
+        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse, .adminRequest: return .broker
         }
     }
 }

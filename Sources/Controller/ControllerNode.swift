@@ -81,7 +81,7 @@ public final class ControllerNode: NodeStateMachine {
             onRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .fetchMetadata(correlationID, fromOffset):
             effects.append(.send(to: sender, bytes: fetchResponse(correlationID: correlationID, from: fromOffset).encoded()))
-        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse:
+        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse, .adminRequest:
             return
         }
     }

@@ -21,6 +21,10 @@ public enum PeerMessage: Sendable, Equatable {
     case dataRequest(correlationID: UInt64, request: DataRequest)
     /// A broker's answer to a `dataRequest`, with the request's correlation id.
     case dataResponse(correlationID: UInt64, response: DataResponse)
+    /// A client's admin request (CreateTopics and the like) to any broker, which forwards it to
+    /// the active controller, as Kafka's brokers do. The answer is a `controllerResponse` with the
+    /// same correlation id, or `notController` when no controller answered in time.
+    case adminRequest(correlationID: UInt64, request: ControllerRequest)
 
     public struct MetadataEntry: Sendable, Equatable {
         /// The offset of the first record.
@@ -34,7 +38,8 @@ public enum PeerMessage: Sendable, Equatable {
     }
 
     public enum Kind: UInt8, Sendable {
-        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries, dataRequest, dataResponse
+        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries, dataRequest, dataResponse,
+             adminRequest
     }
 
     /// Bounds what a peer may claim before anything is allocated for it.
@@ -80,6 +85,10 @@ public enum PeerMessage: Sendable, Equatable {
             writer.writeUInt8(Kind.dataResponse.rawValue)
             writer.writeInteger(correlationID)
             writer.writeBytes(response.encoded())
+        case let .adminRequest(correlationID, request):
+            writer.writeUInt8(Kind.adminRequest.rawValue)
+            writer.writeInteger(correlationID)
+            writer.writeBytes(request.encoded())
         }
         return writer.take()
     }
@@ -116,6 +125,10 @@ public enum PeerMessage: Sendable, Equatable {
         case .dataResponse:
             let correlationID: UInt64 = try reader.readInteger()
             self = .dataResponse(correlationID: correlationID, response: try DataResponse(decoding: try reader.readBytes(reader.remaining)))
+        case .adminRequest:
+            let correlationID: UInt64 = try reader.readInteger()
+            self = .adminRequest(correlationID: correlationID,
+                                 request: try ControllerRequest(decoding: try reader.readBytes(reader.remaining)))
         }
         guard reader.isAtEnd else {
             throw .invalidValue(position: reader.position, reason: "\(reader.remaining) bytes after the message")

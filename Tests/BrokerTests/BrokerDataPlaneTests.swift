@@ -38,6 +38,13 @@ private final class DataPlaneHarness {
     var partitionState: PartitionRegistration
     var network: [(from: NodeID, to: NodeID, bytes: [UInt8])] = []
     var responses: [UInt64: DataResponse] = [:]
+    /// Answers to admin requests a broker forwarded (nil: the broker gave up).
+    var adminAnswers: [UInt64: ControllerResponse?] = [:]
+    /// When set, the scripted controller refuses forwarded admin requests this many times first.
+    var adminRefusalsLeft = 0
+    var adminRequestsSeen = 0
+    /// Fetches (with their long-poll wait) the followers sent.
+    var followerFetchWaits: [Int32] = []
     var nextCorrelationID: UInt64 = 1
     var alterPartitionRequests = 0
 
@@ -97,12 +104,16 @@ private final class DataPlaneHarness {
             if to == Self.controllerID {
                 answerAsController(from: from, bytes: bytes)
             } else if to == Self.clientID {
-                guard case let .dataResponse(correlationID, response)? = try? PeerMessage(decoding: bytes) else {
-                    Issue.record("client got an unexpected message")
-                    continue
+                switch try? PeerMessage(decoding: bytes) {
+                case let .dataResponse(correlationID, response)?: responses[correlationID] = response
+                case let .controllerResponse(correlationID, response)?: adminAnswers[correlationID] = .some(response)
+                case let .notController(correlationID, _)?: adminAnswers[correlationID] = .some(nil)
+                default: Issue.record("client got an unexpected message")
                 }
-                responses[correlationID] = response
             } else {
+                if case let .dataRequest(_, .fetch(fetch))? = try? PeerMessage(decoding: bytes), fetch.replicaID != nil {
+                    followerFetchWaits.append(fetch.maxWaitMilliseconds)
+                }
                 run(to, .message(from: from, bytes: bytes))
             }
         }
@@ -136,6 +147,17 @@ private final class DataPlaneHarness {
             }
             reply = .controllerResponse(correlationID: correlationID,
                                         response: .alterPartition(AlterPartitionResponse(error: .none, partitions: [result])))
+        case let .controllerRequest(correlationID, .createTopics(request)):
+            adminRequestsSeen += 1
+            if adminRefusalsLeft > 0 {
+                adminRefusalsLeft -= 1
+                reply = .notController(correlationID: correlationID, leaderHint: Self.controllerID)
+            } else {
+                reply = .controllerResponse(correlationID: correlationID, response: .createTopics(CreateTopicsResponse(topics: request.topics.map {
+                    CreateTopicsResponse.TopicResult(name: $0.name, topicID: TopicID(high: 9, low: 9), error: .none, message: nil,
+                                                     partitionCount: 1, replicationFactor: 3)
+                })))
+            }
         default:
             return
         }
@@ -180,6 +202,14 @@ private final class DataPlaneHarness {
         return correlationID
     }
 
+    func sendAdmin(_ request: ControllerRequest, to broker: NodeID) -> UInt64 {
+        let correlationID = nextCorrelationID
+        nextCorrelationID += 1
+        network.append((Self.clientID, broker, PeerMessage.adminRequest(correlationID: correlationID, request: request).encoded()))
+        deliverAll()
+        return correlationID
+    }
+
     func produce(_ batch: [UInt8], to broker: NodeID) -> UInt64 {
         send(.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 5_000, topics: [
             ProduceRequest.Topic(name: topicName, partitions: [ProduceRequest.Partition(partitionIndex: 0, records: batch)]),
@@ -187,10 +217,17 @@ private final class DataPlaneHarness {
     }
 
     func consume(from broker: NodeID, offset: Offset = Offset(0)) -> FetchResponse.Partition? {
-        let correlationID = send(.fetch(FetchRequest(maxWaitMilliseconds: 0, minBytes: 0, maxBytes: 1 << 20, isolationLevel: .readUncommitted,
-                                                     topics: [FetchRequest.Topic(name: topicName, partitions: [
-                                                         FetchRequest.Partition(partitionIndex: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20),
-                                                     ])])), to: broker)
+        fetchAnswer(sendConsumerFetch(to: broker, offset: offset, maxWaitMilliseconds: 0))
+    }
+
+    func sendConsumerFetch(to broker: NodeID, offset: Offset, maxWaitMilliseconds: Int32) -> UInt64 {
+        send(.fetch(FetchRequest(maxWaitMilliseconds: maxWaitMilliseconds, minBytes: 1, maxBytes: 1 << 20, isolationLevel: .readUncommitted,
+                                 topics: [FetchRequest.Topic(name: topicName, partitions: [
+                                     FetchRequest.Partition(partitionIndex: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20),
+                                 ])])), to: broker)
+    }
+
+    func fetchAnswer(_ correlationID: UInt64) -> FetchResponse.Partition? {
         guard case let .fetch(response)? = responses[correlationID] else { return nil }
         return response.topics.first?.partitions.first
     }
@@ -341,4 +378,67 @@ private final class DataPlaneHarness {
     let gap = cluster.produce(builder.build(), to: NodeID(2))
     cluster.advance(.seconds(1)) { cluster.produceAnswer(gap) != nil }
     #expect(cluster.produceAnswer(gap)?.errorCode == .outOfOrderSequenceNumber)
+}
+
+@Test func consumerFetchesWaitForDataOrTheirDeadlineAndFollowersLongPoll() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+
+    // Idle followers park their fetches at the leader instead of asking every tick.
+    cluster.followerFetchWaits.removeAll()
+    cluster.advance(.seconds(2))
+    #expect(!cluster.followerFetchWaits.isEmpty && cluster.followerFetchWaits.count <= 12,
+            "two idle followers with 500 ms long polls fetch a few times in 2 s, not every tick")
+    #expect(cluster.followerFetchWaits.allSatisfy { $0 == 500 })
+
+    // A consumer at the end of the log waits; data arriving answers it.
+    let waiting = cluster.sendConsumerFetch(to: NodeID(1), offset: Offset(0), maxWaitMilliseconds: 5_000)
+    #expect(cluster.fetchAnswer(waiting) == nil, "nothing to read: the fetch is parked")
+    let start = cluster.now
+    let produced = cluster.produce(clientBatch(records: 4, seed: 9), to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.fetchAnswer(waiting) != nil }
+    let answered = try #require(cluster.fetchAnswer(waiting))
+    #expect(answered.errorCode == .none)
+    #expect(try RecordBatchHeader.read(answered.records).lastOffset == 3)
+    #expect(cluster.now - start < .milliseconds(500), "answered when the data was committed, not at its deadline")
+    #expect(cluster.produceAnswer(produced)?.errorCode == KafkaErrorCode.none)
+
+    // With nothing new, the fetch is answered empty once its wait runs out.
+    let idle = cluster.sendConsumerFetch(to: NodeID(1), offset: Offset(4), maxWaitMilliseconds: 300)
+    cluster.advance(.milliseconds(200))
+    #expect(cluster.fetchAnswer(idle) == nil)
+    cluster.advance(.milliseconds(200))
+    let empty = try #require(cluster.fetchAnswer(idle))
+    #expect(empty.errorCode == .none && empty.records.isEmpty && empty.highWatermark == Offset(4))
+
+    // A parked fetch of a partition whose leadership moves is answered with the error at once.
+    let moving = cluster.sendConsumerFetch(to: NodeID(1), offset: Offset(4), maxWaitMilliseconds: 5_000)
+    cluster.commit(isr: [NodeID(2), NodeID(3)], leader: NodeID(2))
+    cluster.advance(.seconds(1)) { cluster.fetchAnswer(moving) != nil }
+    #expect(cluster.fetchAnswer(moving)?.errorCode == .notLeaderOrFollower)
+}
+
+@Test func adminRequestsAreForwardedToTheControllerAndAnsweredOrGivenUp() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(3) != nil }
+
+    let request = ControllerRequest.createTopics(CreateTopicsRequest(topics: [CreateTopicsRequest.Topic(name: "payments")]))
+    cluster.adminRefusalsLeft = 1
+    let forwarded = cluster.sendAdmin(request, to: NodeID(3))
+    cluster.advance(.seconds(2)) { cluster.adminAnswers[forwarded] != nil }
+    guard case let .createTopics(created)?? = cluster.adminAnswers[forwarded] else {
+        Issue.record("no CreateTopics answer: \(String(describing: cluster.adminAnswers[forwarded]))")
+        return
+    }
+    #expect(created.topics.map(\.name) == ["payments"])
+    #expect(cluster.adminRequestsSeen == 2, "refused once by a controller that was not active, then sent again")
+
+    // A controller that never accepts: the client is told after the forwarding deadline.
+    cluster.adminRefusalsLeft = Int.max
+    let abandoned = cluster.sendAdmin(request, to: NodeID(2))
+    cluster.advance(.seconds(29))
+    #expect(cluster.adminAnswers[abandoned] == nil)
+    cluster.advance(.seconds(2)) { cluster.adminAnswers[abandoned] != nil }
+    #expect(cluster.adminAnswers[abandoned] == .some(nil), "given up with notController")
 }
