@@ -159,6 +159,8 @@ public final class EventLoop {
     }
 
     public var pendingTimerCount: Int { timerActions.count }
+    /// Heap entries, cancelled ones included (tests check that they stay bounded).
+    var timerHeapEntryCount: Int { timerHeap.count }
 
     // MARK: Running
 
