@@ -94,7 +94,8 @@ public final class PeerTransport {
     /// Where the internal listener listens (with the real port when 0 was asked).
     public var listenAddress: SocketAddress { listener.address }
 
-    private unowned let loop: EventLoop
+    // Strong: the loop must outlive every descriptor registered with it (deregistration in deinit).
+    private let loop: EventLoop
     private let listener: TCPListener
     /// Where node X's internal listener is (controller voters, then brokers' "INTERNAL"
     /// endpoints in the metadata image); nil: unknown, messages to X are dropped. Set by the owner

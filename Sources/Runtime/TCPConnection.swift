@@ -70,7 +70,8 @@ public protocol TCPConnectionDelegate: AnyObject {
 public final class TCPConnection {
     public let limits: TCPConnectionLimits
     public weak var delegate: TCPConnectionDelegate?
-    private unowned let loop: EventLoop
+    // Strong: the loop must outlive every descriptor registered with it (deregistration in deinit).
+    private let loop: EventLoop
     private var descriptor: Int32
     private var registration: EventLoop.RegistrationID?
     private let input = ByteBuffer()
@@ -286,7 +287,8 @@ public final class TCPConnection {
 /// non-blocking descriptors with TCP_NODELAY (the callee owns them).
 public final class TCPListener {
     public let address: SocketAddress
-    private unowned let loop: EventLoop
+    // Strong: the loop must outlive every descriptor registered with it (deregistration in deinit).
+    private let loop: EventLoop
     private let descriptor: Int32
     private var registration: EventLoop.RegistrationID?
     /// Takes each accepted descriptor (and owns it); the default closes it.
