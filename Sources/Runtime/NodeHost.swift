@@ -266,7 +266,10 @@ public final class NodeHost {
         transport.deliver = { [unowned self] sender, bytes in self.deliverToNode(.message(from: sender, bytes: bytes)) }
         clientListener?.onAccept = { [unowned self] descriptor in self.acceptClient(descriptor) }
         loop.onWakeup = { [unowned self] in self.checkControl() }
-        loop.afterIteration = { [unowned self] in self.tickClientHandler() }
+        loop.afterIteration = { [unowned self] in
+            self.logRoleChanges()
+            self.tickClientHandler()
+        }
         do throws(SystemCallError) {
             _ = try loop.register(disk.completionEventDescriptor, interest: .readable) { [unowned self] _ in
                 self.collectSyncCompletions()
@@ -483,6 +486,30 @@ public final class NodeHost {
         if case .invalidFrameSize = reason { log.info("closed \(connection.id): \(reason)") }
         if case .outputOverflow = reason { log.info("closed \(connection.id): \(reason)") }
         clientHandler.connectionClosed(connection.id, now: loop.now)
+    }
+
+    private var loggedActiveController = false
+    private var loggedBrokerState: (registered: Bool, fenced: Bool) = (false, true)
+
+    /// One line when this node becomes or stops being the active controller, and when its broker
+    /// registers or is fenced or unfenced: what an operator looks for first.
+    private func logRoleChanges() {
+        if let controller, controller.isActiveController != loggedActiveController {
+            loggedActiveController = controller.isActiveController
+            log.info(loggedActiveController ? "became the active controller (term \(controller.raft.term))"
+                                            : "no longer the active controller")
+        }
+        if let broker {
+            let state = (registered: broker.brokerEpoch != nil, fenced: broker.isFenced)
+            if state != loggedBrokerState {
+                loggedBrokerState = state
+                if let epoch = broker.brokerEpoch {
+                    log.info("broker registered with epoch \(epoch), \(state.fenced ? "fenced" : "unfenced")")
+                } else {
+                    log.info("broker not registered")
+                }
+            }
+        }
     }
 
     private func tickClientHandler() {

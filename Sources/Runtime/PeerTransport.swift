@@ -149,6 +149,12 @@ public final class PeerTransport {
             deliver(localNodeID, bytes)
             return
         }
+        guard bytes.count <= configuration.maximumFrameBytes else {
+            // The receiver would close the connection on it (and everything queued behind it).
+            log.info("dropped a \(bytes.count)-byte message to node \(destination): above the \(configuration.maximumFrameBytes)-byte frame limit")
+            statistics.messagesDropped += 1
+            return
+        }
         guard let connection = connection(to: destination) else {
             statistics.messagesDropped += 1
             return

@@ -327,6 +327,11 @@ public final class TCPListener {
         closeDescriptor(descriptor)
     }
 
+    /// After an accept error other than "none waiting" (EMFILE, ENFILE, ENOBUFS...), the
+    /// listener stops watching for this long: level-triggered epoll would otherwise report the
+    /// waiting connection again at once and the loop would spin until a descriptor frees up.
+    static let acceptErrorPause: Duration = .milliseconds(100)
+
     private func acceptWaiting() {
         for _ in 0..<Self.acceptsPerEvent {
             let accepted = tern_tcp_accept(descriptor)
@@ -334,8 +339,16 @@ public final class TCPListener {
                 onAccept(accepted)
                 continue
             }
-            // EAGAIN: none left. Others (EMFILE, ECONNABORTED...) concern one connection or are
-            // transient; the listener stays.
+            let code = tern_errno()
+            // ECONNABORTED concerns one connection that is already gone: go on with the next.
+            if code == ECONNABORTED { continue }
+            if code != EAGAIN && code != EWOULDBLOCK, let registration {
+                loop.modify(registration, interest: [])
+                loop.scheduleTimer(after: Self.acceptErrorPause) { [weak self] in
+                    guard let self, let registration = self.registration else { return }
+                    self.loop.modify(registration, interest: .readable)
+                }
+            }
             return
         }
     }

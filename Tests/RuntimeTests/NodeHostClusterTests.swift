@@ -144,7 +144,8 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
         let directory = TemporaryDirectory(prefix: "tern-node-host")
         let configurations = try Self.combinedConfigurations(directory: directory, clusterID: "tern-host-test")
         var options = NodeHostOptions()
-        options.logsEnabled = false
+        // TERN_TEST_LOGS=1 shows the nodes' log lines.
+        options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
         options.controlledShutdownTimeout = .seconds(60)
         let hosts = configurations.map { HostThread(configuration: $0, options: options) }
         defer { for host in hosts { host.withControl { $0.stop() }; _ = host.join() } }
