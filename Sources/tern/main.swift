@@ -7,6 +7,8 @@ let usage = """
     usage: tern <command> [options]
 
     commands:
+      broker --config FILE       run one node (broker, controller or both, as process.roles says)
+                                   from a server.properties file; SIGTERM: controlled shutdown
       bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
@@ -64,6 +66,8 @@ guard let command = arguments.first else { print(usage); exit(2) }
 arguments.removeFirst()
 
 switch command {
+case "broker":
+    runBroker(arguments)
 case "bench":
     guard arguments.first == "log" else { fail("unknown benchmark '\(arguments.first ?? "")'; try 'tern bench log'") }
     runLogBenchmark(Array(arguments.dropFirst()))

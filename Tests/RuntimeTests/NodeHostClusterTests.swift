@@ -1,0 +1,186 @@
+import Broker
+import Controller
+import Glibc
+import NodeKit
+import Raft
+@testable import Runtime
+import Synchronization
+import TernCore
+import Testing
+
+/// What a test sees of a node running on its own thread: published by the node's client handler
+/// on every loop iteration (the handler runs on the node's thread, so it may read the node).
+struct NodeObservation: Sendable {
+    var isActiveController = false
+    /// The controller's committed image: broker id → fenced.
+    var committedBrokers: [NodeID: Bool] = [:]
+    /// The broker's own image: broker id → fenced.
+    var brokerImageBrokers: [NodeID: Bool] = [:]
+    var clientConnectionsOpened = 0
+    var clientConnectionsClosed = 0
+}
+
+/// A client handler that only observes (and closes client connections it is given).
+final class ObservingClientHandler: ClientProtocolHandler {
+    let context: NodeHostContext
+    let publish: (NodeObservation) -> Void
+    private var state = NodeObservation()
+    private let closer = ClosingClientProtocolHandler()
+
+    init(context: NodeHostContext, publish: @escaping (NodeObservation) -> Void) {
+        self.context = context
+        self.publish = publish
+    }
+
+    func connectionOpened(_ connection: ClientConnectionID, pseudoNodeID: NodeID, now: Instant) {
+        #expect(pseudoNodeID.rawValue < 0)
+        state.clientConnectionsOpened += 1
+        closer.connectionOpened(connection, pseudoNodeID: pseudoNodeID, now: now)
+    }
+
+    func frameReceived(_ frame: [UInt8], on connection: ClientConnectionID, now: Instant, actions: inout [ClientAction]) {
+        closer.frameReceived(frame, on: connection, now: now, actions: &actions)
+    }
+
+    func nodeSent(_ bytes: [UInt8], to pseudoNodeID: NodeID, now: Instant, actions: inout [ClientAction]) {}
+
+    func tick(now: Instant, actions: inout [ClientAction]) {
+        closer.tick(now: now, actions: &actions)
+        if let controller = context.controller {
+            state.isActiveController = controller.isActiveController
+            state.committedBrokers = Dictionary(uniqueKeysWithValues: controller.committedImage.brokers.map { ($0.brokerID, $0.isFenced) })
+        }
+        if let broker = context.broker {
+            state.brokerImageBrokers = Dictionary(uniqueKeysWithValues: broker.image.brokers.map { ($0.brokerID, $0.isFenced) })
+        }
+        publish(state)
+    }
+
+    func connectionClosed(_ connection: ClientConnectionID, now: Instant) {
+        state.clientConnectionsClosed += 1
+        closer.connectionClosed(connection, now: now)
+    }
+}
+
+/// A `NodeHost` running on its own thread.
+final class HostThread: Sendable {
+    let nodeID: NodeID
+    let observation = Mutex(NodeObservation())
+    private let control = Mutex<NodeHostControl?>(nil)
+    private let clientAddress = Mutex<SocketAddress?>(nil)
+    private let result = Mutex<NodeHostOutcome?>(nil)
+    private let thread: Mutex<TestThread?> = Mutex(nil)
+
+    init(configuration: NodeLaunchConfiguration, options: NodeHostOptions) {
+        nodeID = configuration.nodeID
+        let started = TestThread { [self] in
+            do throws(NodeHostError) {
+                let host = try NodeHost(configuration: configuration, options: options) { context in
+                    ObservingClientHandler(context: context) { snapshot in self.observation.withLock { $0 = snapshot } }
+                }
+                control.withLock { $0 = host.control }
+                clientAddress.withLock { $0 = host.clientListenAddress }
+                let outcome = host.run()
+                result.withLock { $0 = outcome }
+            } catch {
+                result.withLock { $0 = .failedToStart(reason: "\(error)") }
+            }
+        }
+        thread.withLock { $0 = started }
+    }
+
+    var current: NodeObservation { observation.withLock { $0 } }
+    var outcome: NodeHostOutcome? { result.withLock { $0 } }
+    var clientListenAddress: SocketAddress? { clientAddress.withLock { $0 } }
+
+    /// Waits (with a generous deadline) for the host to exist, then asks it.
+    func withControl(_ body: (NodeHostControl) -> Void) {
+        for _ in 0..<3_000 {
+            if let control = control.withLock({ $0 }) { return body(control) }
+            if outcome != nil { return }
+            sleepMilliseconds(10)
+        }
+    }
+
+    func join() -> NodeHostOutcome? {
+        thread.withLock { $0 }?.join()
+        return outcome
+    }
+}
+
+/// Waits until `condition` holds, polling; the deadline only keeps a broken test from hanging.
+func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
+    for _ in 0..<(seconds * 50) {
+        if condition() { return true }
+        sleepMilliseconds(20)
+    }
+    return condition()
+}
+
+@Suite(.serialized) struct NodeHostClusterTests {
+    static func combinedConfigurations(directory: TemporaryDirectory, clusterID: String) throws -> [NodeLaunchConfiguration] {
+        let ids = [NodeID(1), NodeID(2), NodeID(3)]
+        let ports = try reserveLoopbackPorts(ids.count)
+        let voters = Dictionary(uniqueKeysWithValues: zip(ids, ports).map { ($0, SocketAddress(host: "127.0.0.1", port: $1)) })
+        return ids.map { id in
+            var raft = RaftNode.Configuration(raft: RaftConfiguration(nodeID: id, voters: ids))
+            raft.tickInterval = .milliseconds(10)
+            let controllerConfiguration = ControllerConfiguration(clusterID: clusterID)
+            var broker = BrokerConfiguration(brokerID: id, clusterID: clusterID, controllerVoters: ids)
+            broker.heartbeatInterval = .milliseconds(200)
+            return NodeLaunchConfiguration(
+                nodeID: id, roles: [.broker, .controller],
+                clientListener: SocketAddress(host: "127.0.0.1", port: 0), advertisedClientListener: nil,
+                internalListener: voters[id]!, controllerVoters: voters, dataDirectory: directory.child("node-\(id)"),
+                broker: broker, controller: ControllerNode.Configuration(raft: raft, controller: controllerConfiguration))
+        }
+    }
+
+    /// Three combined nodes on real sockets and files: the controllers elect a leader over the
+    /// peer transport, every broker registers through it and is unfenced once caught up with the
+    /// metadata log. Then one broker shuts down the way SIGTERM makes it (controlled shutdown,
+    /// granted by the controller) and the others are stopped.
+    @Test func threeCombinedNodesElectRegisterAndUnfenceEveryBroker() throws {
+        let directory = TemporaryDirectory(prefix: "tern-node-host")
+        let configurations = try Self.combinedConfigurations(directory: directory, clusterID: "tern-host-test")
+        var options = NodeHostOptions()
+        // TERN_TEST_LOGS=1 shows the nodes' log lines.
+        options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
+        options.controlledShutdownTimeout = .seconds(60)
+        let hosts = configurations.map { HostThread(configuration: $0, options: options) }
+        defer { for host in hosts { host.withControl { $0.stop() }; _ = host.join() } }
+        let ids: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
+
+        let everyBrokerUnfenced = eventually {
+            hosts.contains { host in
+                let seen = host.current
+                return seen.isActiveController && Set(seen.committedBrokers.keys) == ids && seen.committedBrokers.values.allSatisfy { !$0 }
+            }
+        }
+        #expect(everyBrokerUnfenced, "observations: \(hosts.map(\.current))")
+        #expect(hosts.filter { $0.current.isActiveController }.count == 1, "one active controller")
+        // Every broker's own image reaches the same state through metadata fetches.
+        #expect(eventually { hosts.allSatisfy { Set($0.current.brokerImageBrokers.keys) == ids && $0.current.brokerImageBrokers.values.allSatisfy { !$0 } } },
+                "observations: \(hosts.map(\.current))")
+        #expect(hosts.allSatisfy { $0.outcome == nil }, "no node stopped: \(hosts.map(\.outcome))")
+
+        // The client listener accepts connections and hands them to the handler.
+        let clientAddress = try #require(hosts[0].clientListenAddress)
+        let client = try connectClient(to: clientAddress)
+        defer { close(client) }
+        #expect(eventually { hosts[0].current.clientConnectionsOpened == 1 && hosts[0].current.clientConnectionsClosed == 1 })
+
+        // A controlled shutdown of a broker that is not the active controller: the controller
+        // moves it out and lets it stop.
+        let leaving = try #require(hosts.first { !$0.current.isActiveController })
+        leaving.withControl { $0.requestControlledShutdown() }
+        let outcome = leaving.join()
+        guard case .controlledShutdown = outcome else {
+            Issue.record("expected a controlled shutdown, got \(String(describing: outcome))")
+            return
+        }
+        #expect(outcome?.processExitCode == 0)
+        #expect(eventually { hosts.contains { $0.current.isActiveController && $0.current.committedBrokers[leaving.nodeID] == true } },
+                "the controller fences the broker that left")
+    }
+}
