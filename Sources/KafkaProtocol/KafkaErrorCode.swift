@@ -26,6 +26,8 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case outOfOrderSequenceNumber = 45
     case duplicateSequenceNumber = 46
     case invalidProducerEpoch = 47
+    case notController = 41
+    case invalidRequest = 42
     case invalidTransactionTimeout = 50
     case concurrentTransactions = 51
     case kafkaStorageError = 56

@@ -1,0 +1,246 @@
+import Broker
+import Controller
+import KafkaProtocol
+import TernCore
+
+// The requests the gateway answers itself, and the mapping of Kafka's admin requests to the
+// controller's requests and back.
+extension KafkaGateway {
+    // MARK: Answered from the broker's image
+
+    func apiVersionsResponse(requestedVersion: Int16) -> KafkaWire.ApiVersionsResponse {
+        var response = KafkaWire.ApiVersionsResponse()
+        response.apiKeys = SupportedAPIVersions.apiVersionsEntries
+        if requestedVersion > SupportedAPIVersions.range(of: .apiVersions).upperBound {
+            response.errorCode = KafkaErrorCode.unsupportedVersion.rawValue
+        }
+        return response
+    }
+
+    /// Brokers a client can reach: live ones, at their advertised client address.
+    private var liveBrokers: [(id: NodeID, endpoint: BrokerEndpoint?, rack: String?)] {
+        broker.dataPlane.image.brokers.filter { !$0.isFenced }.map { registration in
+            let endpoint = registration.endpoints.first { $0.listenerName == NodeLaunchConfiguration.clientListenerName }
+                ?? registration.endpoints.first
+            return (registration.brokerID, endpoint, registration.rack)
+        }
+    }
+
+    func describeCluster(_ request: KafkaWire.DescribeClusterRequest) -> KafkaWire.DescribeClusterResponse {
+        var response = KafkaWire.DescribeClusterResponse()
+        response.clusterId = broker.configuration.clusterID
+        let brokers = liveBrokers
+        // Like Metadata: admin requests go to the named controller, and every broker forwards them.
+        let controller = broker.currentController
+        response.controllerId = (brokers.contains { $0.id == controller } ? controller : broker.nodeID).rawValue
+        response.brokers = brokers.map { entry in
+            var described = KafkaWire.DescribeClusterResponse.DescribeClusterBroker()
+            described.brokerId = entry.id.rawValue
+            described.host = entry.endpoint?.host ?? ""
+            described.port = Int32(entry.endpoint?.port ?? 0)
+            described.rack = entry.rack
+            return described
+        }
+        return response
+    }
+
+    /// Topic configs as set on the topic (Kafka would add every default; clients show what is set),
+    /// broker configs as set for the broker or the cluster.
+    func describeConfigs(_ request: KafkaWire.DescribeConfigsRequest) -> KafkaWire.DescribeConfigsResponse {
+        let image = broker.dataPlane.image
+        var response = KafkaWire.DescribeConfigsResponse()
+        response.results = request.resources.map { resource in
+            var result = KafkaWire.DescribeConfigsResponse.DescribeConfigsResult()
+            result.resourceType = resource.resourceType
+            result.resourceName = resource.resourceName
+            result.errorMessage = nil
+            let entries: [ConfigEntry]
+            let source: Int8
+            switch resource.resourceType {
+            case Self.topicResourceType:
+                guard image.topic(named: resource.resourceName) != nil else {
+                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
+                    result.errorMessage = "topic '\(resource.resourceName)' does not exist"
+                    return result
+                }
+                entries = image.configs(for: .topic(resource.resourceName))
+                source = Self.dynamicTopicConfigSource
+            case Self.brokerResourceType:
+                if resource.resourceName.isEmpty {
+                    entries = image.configs(for: .cluster)
+                    source = Self.dynamicDefaultBrokerConfigSource
+                } else if let id = Int32(resource.resourceName) {
+                    entries = image.configs(for: .broker(NodeID(id)))
+                    source = Self.dynamicBrokerConfigSource
+                } else {
+                    result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                    result.errorMessage = "broker resource name '\(resource.resourceName)' is not a broker id"
+                    return result
+                }
+            default:
+                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
+                result.errorMessage = "resource type \(resource.resourceType) is not supported"
+                return result
+            }
+            let wanted = resource.configurationKeys.map(Set.init)
+            result.configs = entries.filter { wanted?.contains($0.name) ?? true }.map { entry in
+                var config = KafkaWire.DescribeConfigsResponse.DescribeConfigsResourceResult()
+                config.name = entry.name
+                config.value = entry.value
+                config.configSource = source
+                config.documentation = nil
+                return config
+            }
+            return result
+        }
+        return response
+    }
+
+    static let topicResourceType: Int8 = 2
+    static let brokerResourceType: Int8 = 4
+    static let dynamicTopicConfigSource: Int8 = 1
+    static let dynamicBrokerConfigSource: Int8 = 2
+    static let dynamicDefaultBrokerConfigSource: Int8 = 3
+
+    // MARK: Forwarded to the controller
+
+    static func controllerRequest(for request: KafkaRequest) -> ControllerRequest? {
+        switch request {
+        case let .createTopics(create):
+            return .createTopics(CreateTopicsRequest(topics: create.topics.map { topic in
+                CreateTopicsRequest.Topic(
+                    name: topic.name, partitionCount: topic.numPartitions, replicationFactor: topic.replicationFactor,
+                    assignments: topic.assignments.sorted { $0.partitionIndex < $1.partitionIndex }.map { $0.brokerIds.map(NodeID.init) },
+                    configs: topic.configs.compactMap { config in config.value.map { ConfigEntry(name: config.name, value: $0) } })
+            }, validateOnly: create.validateOnly))
+        case let .deleteTopics(delete):
+            return .deleteTopics(DeleteTopicsRequest(names: delete.topicNames))
+        case let .createPartitions(create):
+            return .createPartitions(CreatePartitionsRequest(topics: create.topics.map { topic in
+                CreatePartitionsRequest.Topic(name: topic.name, totalCount: topic.count,
+                                              assignments: (topic.assignments ?? []).map { $0.brokerIds.map(NodeID.init) })
+            }, validateOnly: create.validateOnly))
+        case let .electLeaders(elect):
+            guard let type = ElectionType(rawValue: UInt8(clamping: max(0, elect.electionType))) else { return nil }
+            let partitions = elect.topicPartitions.map { topics in
+                topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0) } }
+            }
+            return .electLeaders(ElectLeadersRequest(electionType: type, partitions: partitions))
+        default:
+            return nil
+        }
+    }
+
+    static func adminTimeout(of request: KafkaRequest) -> Duration {
+        let milliseconds: Int32
+        switch request {
+        case let .createTopics(create): milliseconds = create.timeoutMs
+        case let .deleteTopics(delete): milliseconds = delete.timeoutMs
+        case let .createPartitions(create): milliseconds = create.timeoutMs
+        case let .electLeaders(elect): milliseconds = elect.timeoutMs
+        default: return defaultRequestTimeout
+        }
+        return milliseconds > 0 ? .milliseconds(Int64(milliseconds)) : defaultRequestTimeout
+    }
+
+    static func adminResponse(_ response: ControllerResponse, to request: KafkaRequest) -> KafkaResponse? {
+        switch (response, request) {
+        case let (.createTopics(created), .createTopics):
+            var wire = KafkaWire.CreateTopicsResponse()
+            wire.topics = created.topics.map { topic in
+                var result = KafkaWire.CreateTopicsResponse.CreatableTopicResult()
+                result.name = topic.name
+                result.topicId = KafkaUUID(mostSignificantBits: topic.topicID.high, leastSignificantBits: topic.topicID.low)
+                result.errorCode = topic.error.rawValue
+                result.errorMessage = topic.message
+                result.numPartitions = topic.partitionCount
+                result.replicationFactor = topic.replicationFactor
+                result.configs = nil
+                return result
+            }
+            return .createTopics(wire)
+        case let (.deleteTopics(deleted), .deleteTopics):
+            var wire = KafkaWire.DeleteTopicsResponse()
+            wire.responses = deleted.topics.map { topic in
+                var result = KafkaWire.DeleteTopicsResponse.DeletableTopicResult()
+                result.name = topic.name
+                result.errorCode = topic.error.rawValue
+                return result
+            }
+            return .deleteTopics(wire)
+        case let (.createPartitions(created), .createPartitions):
+            var wire = KafkaWire.CreatePartitionsResponse()
+            wire.results = created.topics.map { topic in
+                var result = KafkaWire.CreatePartitionsResponse.CreatePartitionsTopicResult()
+                result.name = topic.name
+                result.errorCode = topic.error.rawValue
+                result.errorMessage = topic.message
+                return result
+            }
+            return .createPartitions(wire)
+        case let (.electLeaders(elected), .electLeaders):
+            return .electLeaders(electLeadersResponse(elected.partitions.map { ($0.topicPartition, $0.error.rawValue, $0.message) }))
+        default:
+            return nil
+        }
+    }
+
+    /// The same error for everything the request named (no controller answered in time).
+    static func adminFailure(_ error: KafkaErrorCode, to request: KafkaRequest) -> KafkaResponse? {
+        switch request {
+        case let .createTopics(create):
+            return adminResponse(.createTopics(CreateTopicsResponse(topics: create.topics.map {
+                CreateTopicsResponse.TopicResult(name: $0.name, topicID: .zero, error: ControllerErrorCode(kafka: error), message: nil,
+                                                 partitionCount: -1, replicationFactor: -1)
+            })), to: request)
+        case let .deleteTopics(delete):
+            return adminResponse(.deleteTopics(DeleteTopicsResponse(topics: delete.topicNames.map {
+                DeleteTopicsResponse.TopicResult(name: $0, error: ControllerErrorCode(kafka: error))
+            })), to: request)
+        case let .createPartitions(create):
+            return adminResponse(.createPartitions(CreatePartitionsResponse(topics: create.topics.map {
+                AdminResult(name: $0.name, error: ControllerErrorCode(kafka: error))
+            })), to: request)
+        case let .electLeaders(elect):
+            var response = electLeadersResponse((elect.topicPartitions ?? []).flatMap { topic in
+                topic.partitions.map { (TopicPartition(topic: topic.topic, partition: $0), error.rawValue, nil) }
+            })
+            response.errorCode = error.rawValue
+            return .electLeaders(response)
+        default:
+            return nil
+        }
+    }
+
+    private static func electLeadersResponse(_ results: [(TopicPartition, Int16, String?)]) -> KafkaWire.ElectLeadersResponse {
+        var wire = KafkaWire.ElectLeadersResponse()
+        var byTopic: [KafkaWire.ElectLeadersResponse.ReplicaElectionResult] = []
+        for (topicPartition, code, message) in results {
+            var partition = KafkaWire.ElectLeadersResponse.PartitionResult()
+            partition.partitionId = topicPartition.partition
+            partition.errorCode = code
+            partition.errorMessage = message
+            if byTopic.last?.topic == topicPartition.topic {
+                byTopic[byTopic.count - 1].partitionResult.append(partition)
+            } else {
+                var topic = KafkaWire.ElectLeadersResponse.ReplicaElectionResult()
+                topic.topic = topicPartition.topic
+                topic.partitionResult = [partition]
+                byTopic.append(topic)
+            }
+        }
+        wire.replicaElectionResults = byTopic
+        return .init(wire)
+    }
+}
+
+extension ControllerErrorCode {
+    /// The controller's codes are Kafka's; a code it does not use maps to UNKNOWN_SERVER_ERROR.
+    init(kafka code: KafkaErrorCode) {
+        self = ControllerErrorCode(rawValue: code.rawValue) ?? .unknownServerError
+    }
+}
+
+extension KafkaWire.ElectLeadersResponse {
+    init(_ other: KafkaWire.ElectLeadersResponse) { self = other }
+}
