@@ -193,3 +193,51 @@ public final class KafkaAdminClient {
         return unique.isEmpty ? "no broker to ask" : unique.joined(separator: "; ")
     }
 }
+
+extension KafkaAdminClient {
+    /// A partition's offset as ListOffsets answers it: the log start (`earliestTimestamp`) or the
+    /// high watermark (`latestTimestamp`), asked of each partition's leader.
+    public func offsets(topic: String, partitions: [Int32], timestampMilliseconds: Int64) throws(KafkaClientError) -> [Int32: Offset] {
+        var remaining = partitions
+        var found: [Int32: Offset] = [:]
+        var lastProblem = "no leader known"
+        // A leader may move or be missing for a moment (an election): refresh and retry a few times.
+        for attempt in 0..<10 {
+            if attempt > 0 { _ = network.poll(timeout: .milliseconds(200)) }
+            let metadata = try metadata(topics: [topic])
+            guard let topicMetadata = metadata.topics.first(where: { $0.name == topic }) else { continue }
+            if topicMetadata.errorCode != .none {
+                lastProblem = kafkaErrorName(topicMetadata.errorCode)
+                continue
+            }
+            var byLeader: [NodeID: [Int32]] = [:]
+            for partition in topicMetadata.partitions where remaining.contains(partition.partitionIndex) {
+                if let leader = partition.leaderID { byLeader[leader, default: []].append(partition.partitionIndex) }
+            }
+            for leader in byLeader.keys.sorted() {
+                let indices = byLeader[leader]!.sorted()
+                let request = DataRequest.listOffsets(ListOffsetsRequest(isolationLevel: .readUncommitted, topics: [
+                    ListOffsetsRequest.Topic(name: topic, partitions: indices.map {
+                        ListOffsetsRequest.Partition(partitionIndex: $0, timestampMilliseconds: timestampMilliseconds)
+                    }),
+                ]))
+                let answer: (KafkaResponse, Int16)
+                do { answer = try call(apiKey: .listOffsets, node: leader) { request.kafkaRequest(version: $0) } } catch {
+                    lastProblem = error.description
+                    continue
+                }
+                guard case let .listOffsets(offsets)? = DataResponse(kafka: answer.0, version: answer.1) else { continue }
+                for partition in offsets.topics.flatMap(\.partitions) {
+                    if partition.errorCode == .none, partition.offset != .unknown {
+                        found[partition.partitionIndex] = partition.offset
+                    } else {
+                        lastProblem = "partition \(partition.partitionIndex): \(kafkaErrorName(partition.errorCode))"
+                    }
+                }
+            }
+            remaining.removeAll { found[$0] != nil }
+            if remaining.isEmpty { return found }
+        }
+        throw .operationTimedOut("offsets of \(topic) partitions \(remaining.map(String.init).joined(separator: ",")): \(lastProblem)")
+    }
+}
