@@ -31,17 +31,9 @@ public enum ClientAPIVersions {
     /// The first ApiVersions version tried on a connection, as librdkafka does (REFERENCE.md §1).
     public static let firstAPIVersionsVersion: Int16 = 3
 
-    public static func range(of key: KafkaAPIKey) -> ClosedRange<Int16> {
-        let supported = SupportedAPIVersions.range(of: key)
-        switch key {
-        case .produce:
-            // Produce 0–2 are advertised only for old librdkafka's compression probe and refused
-            // by Tern; 3 is the first version carrying RecordBatch v2.
-            return max(supported.lowerBound, 3)...supported.upperBound
-        default:
-            return supported
-        }
-    }
+    /// Produce 0–2 are advertised only for old librdkafka's compression probe and refused by
+    /// Tern; the served ranges are what this client may send.
+    public static func range(of key: KafkaAPIKey) -> ClosedRange<Int16> { SupportedAPIVersions.servedRange(of: key) }
 
     /// The ApiVersions version to retry with after a broker answered UNSUPPORTED_VERSION to
     /// `triedVersion`: the highest both know if the (v0-format) answer named ApiVersions'

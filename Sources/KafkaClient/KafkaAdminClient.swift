@@ -77,14 +77,14 @@ public final class KafkaAdminClient {
 
     public func createTopics(_ topics: [NewTopic], timeoutMilliseconds: Int32 = 30_000,
                              validateOnly: Bool = false) throws(KafkaClientError) -> [TopicOperationResult] {
-        try callController(apiKey: .createTopics) { version in
+        try callController(apiKey: .createTopics) { _ in
             makeCreateTopicsRequest(topics, timeoutMilliseconds: timeoutMilliseconds, validateOnly: validateOnly)
         } results: { topicResults(fromCreateTopics: $0) }
     }
 
     public func deleteTopics(_ names: [String], timeoutMilliseconds: Int32 = 30_000) throws(KafkaClientError) -> [TopicOperationResult] {
-        try callController(apiKey: .deleteTopics) { version in
-            makeDeleteTopicsRequest(names, timeoutMilliseconds: timeoutMilliseconds, version: version)
+        try callController(apiKey: .deleteTopics) { _ in
+            makeDeleteTopicsRequest(names, timeoutMilliseconds: timeoutMilliseconds)
         } results: { topicResults(fromDeleteTopics: $0) }
     }
 

@@ -52,24 +52,17 @@ func topicResults(fromCreateTopics response: KafkaResponse) -> [TopicOperationRe
     return answer.topics.map { TopicOperationResult(name: $0.name, errorCode: $0.errorCode, errorMessage: $0.errorMessage) }
 }
 
-func makeDeleteTopicsRequest(_ names: [String], timeoutMilliseconds: Int32, version: Int16) -> KafkaRequest {
+/// By name: Tern speaks DeleteTopics up to v4, before the topic-id form of v6.
+func makeDeleteTopicsRequest(_ names: [String], timeoutMilliseconds: Int32) -> KafkaRequest {
     var request = KafkaWire.DeleteTopicsRequest()
     request.timeoutMs = timeoutMilliseconds
-    if version >= 6 {
-        request.topics = names.map { name in
-            var state = KafkaWire.DeleteTopicsRequest.DeleteTopicState()
-            state.name = name
-            return state
-        }
-    } else {
-        request.topicNames = names
-    }
+    request.topicNames = names
     return .deleteTopics(request)
 }
 
 func topicResults(fromDeleteTopics response: KafkaResponse) -> [TopicOperationResult]? {
     guard case let .deleteTopics(answer) = response else { return nil }
-    return answer.responses.map { TopicOperationResult(name: $0.name ?? "", errorCode: $0.errorCode, errorMessage: $0.errorMessage) }
+    return answer.responses.map { TopicOperationResult(name: $0.name, errorCode: $0.errorCode, errorMessage: nil) }
 }
 
 func makeDescribeClusterRequest() -> KafkaRequest {
