@@ -24,13 +24,15 @@ let package = Package(
         .target(name: "Broker", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller"]),
         // Sans-IO Kafka client (metadata, idempotent producer, consumer); sits beside Broker.
         .target(name: "Client", dependencies: ["TernCore", "KafkaProtocol"]),
+        // Networked Kafka client for Tern's tools: blocking sockets with timeouts around the sans-IO Client.
+        .target(name: "KafkaClient", dependencies: ["TernCore", "KafkaProtocol", "Client", "CSystem"]),
 
         // The two shells: real IO, and the deterministic simulator.
         .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "CSystem"]),
         .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client"],
                 path: "Simulation/Sources/Simulator"),
 
-        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "Runtime", "Simulator"]),
+        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Runtime", "Simulator"]),
 
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
@@ -39,6 +41,7 @@ let package = Package(
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
         .testTarget(name: "ClientTests", dependencies: ["Client"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "LogStorage", "tern"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),

@@ -10,6 +10,21 @@ let usage = """
       broker --config FILE       run one node (broker, controller or both, as process.roles says)
                                    from a server.properties file; SIGTERM: controlled shutdown
       bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
+      bench produce|consume --bootstrap HOST:PORT --topic T [options]
+                                 cluster benchmark over the Kafka protocol: records/s, MB/s,
+                                 send-to-ack latency p50/p99/p999 (produce), time to first record
+                                 (consume); see 'tern bench produce --help'
+      topics create|list|describe|delete [NAME] --bootstrap HOST:PORT [options]
+                                 manage topics (create: --partitions N --replication-factor R
+                                 --config KEY=VALUE ...); describe shows leader, epoch, replicas, ISR
+      produce TOPIC --bootstrap HOST:PORT [--acks all|1|0] [--key-separator C] [--partition P]
+                                 console producer: one record per stdin line (idempotent, acks=all
+                                 by default); exits once all are acknowledged
+      consume TOPIC --bootstrap HOST:PORT [--from-beginning] [--partition P] [--max-records N]
+                  [--exit-at-end] [--print-key] [--print-offset]
+                                 console consumer: prints each record's value
+      cluster status --bootstrap HOST:PORT
+                                 active controller, brokers, topics, under-replicated and offline partitions
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
                                    --seed N | --seeds A..B   one run with a summary, or a sweep
@@ -44,6 +59,8 @@ let usage = """
                                                              replicas and registration (one seed)
       help                       this text
 
+    exit codes: 0 success, 1 an operation failed (message on stderr), 2 usage error
+
     internal:
       storage-crash-child DIR SEED   append and sync until killed, printing each durable offset (used by tests)
     """
@@ -69,8 +86,22 @@ switch command {
 case "broker":
     runBroker(arguments)
 case "bench":
-    guard arguments.first == "log" else { fail("unknown benchmark '\(arguments.first ?? "")'; try 'tern bench log'") }
-    runLogBenchmark(Array(arguments.dropFirst()))
+    switch arguments.first {
+    case "log": runLogBenchmark(Array(arguments.dropFirst()))
+    case "produce", "consume":
+        if arguments.contains("--help") { print(kafkaBenchmarkUsage); exit(0) }
+        runKafkaBenchmark(arguments[0], Array(arguments.dropFirst()))
+    default: fail("unknown benchmark '\(arguments.first ?? "")'; try 'tern bench log|produce|consume'")
+    }
+case "topics":
+    runTopics(arguments)
+case "produce":
+    runProduce(arguments)
+case "consume":
+    runConsume(arguments)
+case "cluster":
+    guard arguments.first == "status" else { fail("unknown cluster command '\(arguments.first ?? "")'; try 'tern cluster status'") }
+    runClusterStatus(Array(arguments.dropFirst()))
 case "demo":
     guard arguments.first == "log", arguments.count == 2 else { fail("usage: tern demo log DIR") }
     runLogDemo(directory: arguments[1])

@@ -1,0 +1,108 @@
+import Client
+import KafkaProtocol
+import TernCore
+
+/// The contract `IdempotentProducer` and `Consumer` share (see Client/ClientRequest.swift), so
+/// one shell drives either over real sockets.
+public protocol SansIOKafkaClient {
+    mutating func nextRequests(now: Instant) -> [ClientRequest]
+    mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant)
+    mutating func handleTimeout(correlation: RequestCorrelation, now: Instant)
+    func nextWakeup() -> Instant?
+    var metadata: MetadataCache { get }
+    /// How long the client itself waits for an answer; the network gives up a little later.
+    var requestTimeout: Duration { get }
+}
+
+extension IdempotentProducer: SansIOKafkaClient {
+    public var requestTimeout: Duration { configuration.requestTimeout }
+}
+
+extension Consumer: SansIOKafkaClient {
+    public var requestTimeout: Duration { configuration.requestTimeout }
+}
+
+/// Carries a sans-IO client's requests over a `KafkaNetworkClient`: asks it what to send, sends
+/// each to the broker its destination names (bootstrap pseudo ids, then the brokers Metadata
+/// named), waits no longer than the client's next wakeup, and hands back every answer or loss.
+public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
+    public var client: Wrapped
+    public let network: KafkaNetworkClient
+    /// The most recent request failure, so a tool that stalls can say why (e.g. no broker reachable).
+    public private(set) var lastNetworkError: KafkaClientError?
+    /// Produce requests sent with acks=0, answered by the driver once written (Kafka sends nothing).
+    private var unansweredProduces: [UInt64: ProduceRequest] = [:]
+
+    public init(client: Wrapped, network: KafkaNetworkClient) {
+        self.client = client
+        self.network = network
+    }
+
+    /// One round: send what is due, wait up to `maximumWait` (less if the client must wake
+    /// sooner, not at all if an answer is already there) and deliver what arrived.
+    public mutating func step(maximumWait: Duration) {
+        let now = Clocks.wallClockNow()
+        let requests = client.nextRequests(now: now)
+        network.learnBrokers(client.metadata.sortedBrokerIDs.map { client.metadata.brokers[$0]! })
+        for outgoing in requests { send(outgoing) }
+
+        var wait = maximumWait
+        if let wakeup = client.nextWakeup() { wait = min(wait, max(wakeup - Clocks.wallClockNow(), .zero)) }
+        for event in network.poll(timeout: wait) { deliver(event) }
+    }
+
+    private mutating func send(_ outgoing: ClientRequest) {
+        let request = outgoing.request
+        var expectsResponse = true
+        if case let .produce(produce) = request, produce.acks == 0 {
+            expectsResponse = false
+            unansweredProduces[outgoing.correlation.rawValue] = produce
+        }
+        let apiKey = Self.apiKey(of: request)
+        // The network's own deadline is a little later than the client's, so the client's
+        // timeout decides and the network only cleans up the connection after it.
+        let networkRequest = OutgoingRequest(apiKey: apiKey, token: outgoing.correlation.rawValue,
+                                             timeout: client.requestTimeout + .seconds(1), expectsResponse: expectsResponse) { version in
+            request.kafkaRequest(version: version)
+        }
+        network.send(networkRequest, to: outgoing.destination)
+    }
+
+    private mutating func deliver(_ event: NetworkEvent) {
+        let now = Clocks.wallClockNow()
+        switch event {
+        case let .response(token, response, version):
+            let correlation = RequestCorrelation(token)
+            guard let answer = DataResponse(kafka: response, version: version) else {
+                client.handleTimeout(correlation: correlation, now: now)
+                return
+            }
+            if case let .metadata(metadata) = answer { network.learnBrokers(metadata.brokers) }
+            client.handle(response: answer, correlation: correlation, now: now)
+        case let .sentWithoutResponse(token):
+            guard let produce = unansweredProduces.removeValue(forKey: token) else { return }
+            // What librdkafka reports for acks=0: written, offset unknown.
+            let answer = ProduceResponse(topics: produce.topics.map { topic in
+                ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map {
+                    ProduceResponse.Partition(partitionIndex: $0.partitionIndex, errorCode: .none)
+                })
+            })
+            client.handle(response: .produce(answer), correlation: RequestCorrelation(token), now: now)
+        case let .failed(token, error):
+            lastNetworkError = error
+            unansweredProduces.removeValue(forKey: token)
+            client.handleTimeout(correlation: RequestCorrelation(token), now: now)
+        }
+    }
+
+    static func apiKey(of request: DataRequest) -> KafkaAPIKey {
+        switch request {
+        case .produce: return .produce
+        case .fetch: return .fetch
+        case .listOffsets: return .listOffsets
+        case .metadata: return .metadata
+        case .initProducerID: return .initProducerID
+        case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
+        }
+    }
+}

@@ -1,0 +1,203 @@
+// `tern bench produce|consume`: throughput and latency against a running cluster over the Kafka
+// protocol, in the spirit of kafka-producer-perf-test and kafka-consumer-perf-test.
+import Client
+import KafkaClient
+import KafkaProtocol
+import TernCore
+
+func runKafkaBenchmark(_ kind: String, _ arguments: [String]) {
+    switch kind {
+    case "produce": runProduceBenchmark(parseToolOptions(kafkaBenchmarkUsage) { () throws(UsageError) in try ProduceBenchmarkOptions(arguments) })
+    case "consume": runConsumeBenchmark(parseToolOptions(kafkaBenchmarkUsage) { () throws(UsageError) in try ConsumeBenchmarkOptions(arguments) })
+    default: fail("unknown benchmark '\(kind)'\n\(kafkaBenchmarkUsage)")
+    }
+}
+
+private func runProduceBenchmark(_ options: ProduceBenchmarkOptions) {
+    let partitionCount = ensureBenchmarkTopic(options)
+    var configuration = IdempotentProducer.Configuration(lingerTime: .milliseconds(5), batchSizeBytes: 256 * 1024, maxRecordsPerBatch: 2_000,
+                                                         maxBufferedRecords: 200_000)
+    configuration.acks = options.acks
+    let network = KafkaNetworkClient(bootstrap: options.bootstrap, configuration: .init(clientID: "tern-bench-producer"))
+    let producer = IdempotentProducer(bootstrapNodes: network.bootstrapNodes, configuration: configuration,
+                                      random: DeterministicRandom(seed: UInt64(bitPattern: Clocks.monotonicNanoseconds())))
+    var driver = SansIOClientDriver(client: producer, network: network)
+    let value = [UInt8](repeating: UInt8(ascii: "x"), count: options.recordBytes)
+    // Send times by record handle (handles count up from 1), in a ring as large as the buffer
+    // bound: never more records than that are unanswered, so a slot is free when reused.
+    var sendTimes = [Int64](repeating: 0, count: configuration.maxBufferedRecords)
+    var histogram = LatencyHistogram()
+    // Sticky partitioning: whole batches to one partition, then the next, as Kafka's default does.
+    let recordsPerPartitionTurn = min(configuration.maxRecordsPerBatch, max(1, configuration.batchSizeBytes / (options.recordBytes + 40)))
+    var sent = 0
+    var acknowledged = 0
+    var failed = 0
+    var firstFailure: String?
+    print("tern bench produce: \(options.recordCount) records of \(options.recordBytes) B to \(options.topic) (\(partitionCount) partitions),"
+          + " acks=\(options.acks == -1 ? "all" : String(options.acks)), idempotent, batches up to \(configuration.batchSizeBytes / 1024) KiB"
+          + " / \(configuration.maxRecordsPerBatch) records, linger \(configuration.lingerTime)")
+    let startNanoseconds = Clocks.monotonicNanoseconds()
+    var progress = BenchmarkProgress(startNanoseconds: startNanoseconds)
+    var lastAcknowledgementNanoseconds = startNanoseconds
+
+    while acknowledged + failed < options.recordCount {
+        let now = Clocks.wallClockNow()
+        while sent < options.recordCount, driver.client.unfinishedRecords < configuration.maxBufferedRecords {
+            let partition = Int32((sent / recordsPerPartitionTurn) % Int(partitionCount))
+            let handle: RecordHandle
+            do { handle = try driver.client.send(TopicPartition(topic: options.topic, partition: partition), key: nil, value: value, now: now) } catch {
+                failOperation("record refused: \(error)")
+            }
+            sendTimes[Int(handle.rawValue % UInt64(sendTimes.count))] = Clocks.monotonicNanoseconds()
+            sent += 1
+        }
+        driver.step(maximumWait: .milliseconds(sent < options.recordCount && driver.client.unfinishedRecords < configuration.maxBufferedRecords ? 0 : 10))
+        let completions = driver.client.takeCompletions()
+        let ackNanoseconds = Clocks.monotonicNanoseconds()
+        for completion in completions {
+            switch completion.outcome {
+            case .written:
+                acknowledged += 1
+                histogram.record(nanoseconds: ackNanoseconds - sendTimes[Int(completion.handle.rawValue % UInt64(sendTimes.count))])
+            case let .failed(error, _):
+                failed += 1
+                if firstFailure == nil { firstFailure = "\(completion.topicPartition): \(kafkaErrorName(error))" }
+            }
+        }
+        if !completions.isEmpty { lastAcknowledgementNanoseconds = ackNanoseconds }
+        if ackNanoseconds - lastAcknowledgementNanoseconds > 60_000_000_000 {
+            failOperation("no acknowledgement for 60 s after \(acknowledged) records"
+                          + (driver.lastNetworkError.map { "; last network error: \($0)" } ?? ""))
+        }
+        progress.report(records: acknowledged, bytes: Int64(acknowledged) * Int64(options.recordBytes), histogram: histogram,
+                        nowNanoseconds: ackNanoseconds)
+    }
+    network.closeAll()
+    let seconds = Double(lastAcknowledgementNanoseconds - startNanoseconds) / 1e9
+    let bytes = Double(acknowledged) * Double(options.recordBytes)
+    print("\(acknowledged) records acknowledged in \(formatFixed(seconds, places: 2)) s: "
+          + "\(formatFixed(Double(acknowledged) / seconds, places: 0)) records/s, \(formatFixed(bytes / seconds / 1e6, places: 2)) MB/s")
+    print("latency per record, send() to acknowledgement: p50 \(formatMilliseconds(histogram.percentileNanoseconds(0.5))) ms,"
+          + " p99 \(formatMilliseconds(histogram.percentileNanoseconds(0.99))) ms, p999 \(formatMilliseconds(histogram.percentileNanoseconds(0.999))) ms,"
+          + " max \(formatMilliseconds(histogram.maximumNanoseconds)) ms, mean \(formatMilliseconds(Int64(histogram.meanNanoseconds))) ms")
+    print("(MB = 10^6 bytes of record values; latency includes time queued in the producer's buffer and linger)")
+    print("result records_per_second=\(formatFixed(Double(acknowledged) / seconds, places: 0))")
+    print("result megabytes_per_second=\(formatFixed(bytes / seconds / 1e6, places: 2))")
+    print("result latency_p50_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.5)))")
+    print("result latency_p99_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.99)))")
+    print("result latency_p999_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.999)))")
+    if failed > 0 { failOperation("\(failed) records failed; first: \(firstFailure ?? "?")") }
+}
+
+/// Creates the topic when missing and waits until every partition has a leader.
+private func ensureBenchmarkTopic(_ options: ProduceBenchmarkOptions) -> Int32 {
+    let admin = KafkaAdminClient(bootstrap: options.bootstrap)
+    defer { admin.close() }
+    do {
+        let existing = try admin.metadata(topics: [options.topic]).topics.first { $0.name == options.topic }
+        if existing == nil || existing!.errorCode == .unknownTopicOrPartition {
+            let results = try admin.createTopics([NewTopic(name: options.topic, partitionCount: options.partitionCount,
+                                                           replicationFactor: options.replicationFactor)])
+            for result in results where !result.succeeded && result.errorCode != 36 {  // 36: created meanwhile
+                failOperation("cannot create topic '\(options.topic)': \(result.errorDescription)")
+            }
+            printToStandardError("created topic \(options.topic)")
+        }
+        for _ in 0..<300 {
+            if let topic = try admin.metadata(topics: [options.topic]).topics.first(where: { $0.name == options.topic }),
+               topic.errorCode == .none, !topic.partitions.isEmpty, topic.partitions.allSatisfy({ $0.leaderID != nil }) {
+                return Int32(topic.partitions.count)
+            }
+            _ = admin.network.poll(timeout: .milliseconds(100))
+        }
+        failOperation("topic '\(options.topic)' has partitions without a leader after 30 s")
+    } catch {
+        failOperation(error.description)
+    }
+}
+
+private func runConsumeBenchmark(_ options: ConsumeBenchmarkOptions) {
+    let partitionCount = topicPartitionCount(options.topic, bootstrap: options.bootstrap)
+    let partitions = Array(0..<partitionCount)
+    let admin = KafkaAdminClient(bootstrap: options.bootstrap)
+    let available: Int64
+    do {
+        let starts = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsRequest.Partition.earliestTimestamp)
+        let ends = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsRequest.Partition.latestTimestamp)
+        available = partitions.reduce(0) { $0 + (ends[$1]!.rawValue - starts[$1]!.rawValue) }
+    } catch {
+        failOperation(error.description)
+    }
+    admin.close()
+    let goal = options.recordCount ?? Int(available)
+    guard goal > 0 else { failOperation("topic '\(options.topic)' holds no records; produce some first (tern bench produce)") }
+    print("tern bench consume: \(goal) records from the beginning of \(options.topic) (\(partitionCount) partitions, \(available) records there now)")
+
+    let network = KafkaNetworkClient(bootstrap: options.bootstrap, configuration: .init(clientID: "tern-bench-consumer"))
+    let consumer = Consumer(assignments: partitions.map { (TopicPartition(topic: options.topic, partition: $0), .earliest) },
+                            bootstrapNodes: network.bootstrapNodes,
+                            configuration: Consumer.Configuration(maxBufferedRecords: 100_000),
+                            random: DeterministicRandom(seed: UInt64(bitPattern: Clocks.monotonicNanoseconds())))
+    var driver = SansIOClientDriver(client: consumer, network: network)
+    let startNanoseconds = Clocks.monotonicNanoseconds()
+    var firstRecordNanoseconds: Int64?
+    var lastRecordNanoseconds = startNanoseconds
+    var records = 0
+    var bytes: Int64 = 0
+    var progress = BenchmarkProgress(startNanoseconds: startNanoseconds)
+    while records < goal {
+        driver.step(maximumWait: .milliseconds(100))
+        let now = Clocks.monotonicNanoseconds()
+        for event in driver.client.takeEvents() { printToStandardError("tern: \(event)") }
+        let batch = driver.client.takeRecords()
+        if !batch.isEmpty {
+            if firstRecordNanoseconds == nil { firstRecordNanoseconds = now }
+            lastRecordNanoseconds = now
+        }
+        for record in batch {
+            records += 1
+            bytes += Int64((record.value?.count ?? 0) + (record.key?.count ?? 0))
+        }
+        if now - lastRecordNanoseconds > Int64(options.timeoutSeconds) * 1_000_000_000 {
+            failOperation("no record for \(options.timeoutSeconds) s after \(records) of \(goal)"
+                          + (driver.lastNetworkError.map { "; last network error: \($0)" } ?? ""))
+        }
+        progress.report(records: records, bytes: bytes, histogram: nil, nowNanoseconds: now)
+    }
+    network.closeAll()
+    let seconds = Double(lastRecordNanoseconds - startNanoseconds) / 1e9
+    print("\(records) records (\(formatFixed(Double(bytes) / 1e6, places: 2)) MB of keys and values) in \(formatFixed(seconds, places: 2)) s: "
+          + "\(formatFixed(Double(records) / seconds, places: 0)) records/s, \(formatFixed(Double(bytes) / seconds / 1e6, places: 2)) MB/s")
+    print("time to first record: \(formatMilliseconds((firstRecordNanoseconds ?? startNanoseconds) - startNanoseconds)) ms (metadata, offsets, first fetch)")
+    print("result records_per_second=\(formatFixed(Double(records) / seconds, places: 0))")
+    print("result megabytes_per_second=\(formatFixed(Double(bytes) / seconds / 1e6, places: 2))")
+}
+
+/// One line a second on standard error: the last second's rate and the latency so far.
+private struct BenchmarkProgress {
+    let startNanoseconds: Int64
+    var lastReportNanoseconds: Int64
+    var lastRecords = 0
+    var lastBytes: Int64 = 0
+
+    init(startNanoseconds: Int64) {
+        self.startNanoseconds = startNanoseconds
+        lastReportNanoseconds = startNanoseconds
+    }
+
+    mutating func report(records: Int, bytes: Int64, histogram: LatencyHistogram?, nowNanoseconds: Int64) {
+        let elapsed = nowNanoseconds - lastReportNanoseconds
+        guard elapsed >= 1_000_000_000 else { return }
+        let seconds = Double(elapsed) / 1e9
+        var line = "\(records) records, \(formatFixed(Double(records - lastRecords) / seconds, places: 0)) records/s, "
+            + "\(formatFixed(Double(bytes - lastBytes) / seconds / 1e6, places: 2)) MB/s"
+        if let histogram, !histogram.isEmpty {
+            line += ", latency so far p50 \(formatMilliseconds(histogram.percentileNanoseconds(0.5))) ms"
+                + " p99 \(formatMilliseconds(histogram.percentileNanoseconds(0.99))) ms"
+        }
+        printToStandardError(line)
+        lastReportNanoseconds = nowNanoseconds
+        lastRecords = records
+        lastBytes = bytes
+    }
+}
