@@ -39,8 +39,8 @@ func runBroker(_ arguments: [String]) -> Never {
     exit(outcome.processExitCode)
 }
 
-/// The client protocol the node serves on its client listener. Until the Kafka gateway is merged
-/// every client connection is accepted and closed.
+/// The client protocol the node serves on its client listener: Kafka for a broker (a
+/// controller-only node has no client listener, so its handler never sees a connection).
 func makeClientProtocolHandler(_ context: NodeHostContext) -> any ClientProtocolHandler {
-    ClosingClientProtocolHandler()
+    context.broker == nil ? ClosingClientProtocolHandler() : KafkaGateway(context: context)
 }
