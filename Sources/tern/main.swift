@@ -8,6 +8,13 @@ let usage = """
 
     commands:
       bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
+      cluster up DIR [--timeout-seconds N]
+                                 start a local cluster: one detached `tern broker` per DIR/*.properties
+                                 (see cluster-configs/), logs in DIR/logs, pids in DIR/run; waits until
+                                 every listener accepts connections (default 60 s), then prints the
+                                 bootstrap servers as its last line
+      cluster down DIR [--timeout-seconds N]
+                                 stop it: SIGTERM, then SIGKILL after N s (default 35)
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
                                    --seed N | --seeds A..B   one run with a summary, or a sweep
@@ -67,6 +74,8 @@ switch command {
 case "bench":
     guard arguments.first == "log" else { fail("unknown benchmark '\(arguments.first ?? "")'; try 'tern bench log'") }
     runLogBenchmark(Array(arguments.dropFirst()))
+case "cluster":
+    runCluster(arguments)
 case "demo":
     guard arguments.first == "log", arguments.count == 2 else { fail("usage: tern demo log DIR") }
     runLogDemo(directory: arguments[1])
