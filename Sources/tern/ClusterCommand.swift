@@ -60,16 +60,21 @@ func runCluster(_ arguments: [String]) -> Never {
         timeoutSeconds = seconds
         index += 2
     }
+    // Flushed line by line, so progress and errors (standard error) appear in order.
+    func report(_ line: String) {
+        print(line)
+        fflush(nil)
+    }
     do throws(ClusterCommandError) {
         let files = ClusterFiles(directory: try absolutePath(arguments[1]))
         switch subcommand {
         case "up":
             let nodes = try loadClusterNodes(in: files.directory)
             let bootstrap = try startCluster(nodes, files: files, nodeExecutable: try nodeExecutable(),
-                                             timeoutSeconds: timeoutSeconds ?? 60, report: { print($0) })
+                                             timeoutSeconds: timeoutSeconds ?? 60, report: report)
             print(bootstrap)
         case "down":
-            try stopCluster(files: files, timeoutSeconds: timeoutSeconds ?? 35, report: { print($0) })
+            try stopCluster(files: files, timeoutSeconds: timeoutSeconds ?? 35, report: report)
         default:
             fail(usageLine)
         }
@@ -208,7 +213,9 @@ func waitUntilHealthy(_ nodes: [StartedNode], deadlineMilliseconds: Int64) throw
     while true {
         for started in nodes {
             if let status = reapIfExited(started.pid) {
-                throw ClusterCommandError(message: "\(started.node.name) \(status) during startup; the end of \(started.logPath):\n"
+                // A crash's backtrace buries its reason far above the log's last lines.
+                let reason = fatalLine(inLog: started.logPath).map { ": \($0)" } ?? ""
+                throw ClusterCommandError(message: "\(started.node.name) \(status) during startup\(reason)\nthe end of \(started.logPath):\n"
                                           + logTail(started.logPath))
             }
             if let line = fatalLine(inLog: started.logPath) {

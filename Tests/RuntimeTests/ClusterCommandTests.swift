@@ -109,7 +109,7 @@ import Testing
             _ = try startCluster(try loadClusterNodes(in: directory.path), files: files, nodeExecutable: standIn, timeoutSeconds: 30) { _ in }
             Issue.record("no error")
         } catch {
-            #expect(error.message.hasPrefix("node-1 exited with status 3 during startup"))
+            #expect(error.message.hasPrefix("node-1 exited with status 3 during startup\nthe end of"))
             #expect(error.message.hasSuffix("    cannot bind the client listener"))
         }
         #expect(readPidFile(files.pidPath(of: "node-1")) == nil, "a failed up leaves no pid file")
