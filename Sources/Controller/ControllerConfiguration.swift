@@ -13,6 +13,9 @@ public struct ControllerConfiguration: Hashable, Sendable {
     /// `unclean.leader.election.enable`, the cluster default; topics and the cluster config
     /// resource may override it.
     public var uncleanLeaderElectionEnabled: Bool
+    /// `min.insync.replicas`, the cluster default; topics and the cluster config resource may
+    /// override it. The ISR never shrinks below it, so it must agree with the brokers' default.
+    public var defaultMinInSyncReplicas: Int
     /// Producer ids handed to a broker per AllocateProducerIds.
     public var producerIDBlockSize: Int64
 
@@ -21,18 +24,21 @@ public struct ControllerConfiguration: Hashable, Sendable {
                 defaultPartitionCount: Int32 = 1,
                 defaultReplicationFactor: Int16 = 1,
                 uncleanLeaderElectionEnabled: Bool = false,
+                defaultMinInSyncReplicas: Int = 1,
                 producerIDBlockSize: Int64 = 1000) {
         precondition(brokerSessionTimeout > .zero, "broker.session.timeout.ms must be positive")
         precondition(defaultPartitionCount >= 1 && defaultPartitionCount <= TopicRules.maxPartitionsPerTopic,
                      "num.partitions must be between 1 and \(TopicRules.maxPartitionsPerTopic)")
         precondition(defaultReplicationFactor >= 1 && Int(defaultReplicationFactor) <= TopicRules.maxReplicationFactor,
                      "default.replication.factor must be between 1 and \(TopicRules.maxReplicationFactor)")
+        precondition(defaultMinInSyncReplicas >= 1, "min.insync.replicas is at least 1")
         precondition(producerIDBlockSize > 0, "the producer-id block size must be positive")
         self.clusterID = clusterID
         self.brokerSessionTimeout = brokerSessionTimeout
         self.defaultPartitionCount = defaultPartitionCount
         self.defaultReplicationFactor = defaultReplicationFactor
         self.uncleanLeaderElectionEnabled = uncleanLeaderElectionEnabled
+        self.defaultMinInSyncReplicas = defaultMinInSyncReplicas
         self.producerIDBlockSize = producerIDBlockSize
     }
 }

@@ -122,11 +122,12 @@ public struct ControllerStateMachine: Sendable {
         return configuration.uncleanLeaderElectionEnabled
     }
 
-    /// `min.insync.replicas` of `topic`: topic config, then cluster config, then 1 (Kafka's default).
+    /// `min.insync.replicas` of `topic`: topic config, then cluster config, then the controller's
+    /// default (`server.properties`, 1 unless set, as in Kafka).
     func minInSyncReplicas(for topic: String, in image: MetadataImage) -> Int {
         let name = ConfigNames.minInsyncReplicas
         let value = image.config(name, for: .topic(topic)) ?? image.config(name, for: .cluster)
-        return value.flatMap { Int($0) }.map { max(1, $0) } ?? 1
+        return value.flatMap { Int($0) }.map { max(1, $0) } ?? configuration.defaultMinInSyncReplicas
     }
 
     /// Takes `broker` out of every ISR it can leave and moves its leaderships to other eligible

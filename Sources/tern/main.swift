@@ -23,6 +23,13 @@ let usage = """
       consume TOPIC --bootstrap HOST:PORT [--from-beginning] [--partition P] [--max-records N]
                   [--exit-at-end] [--print-key] [--print-offset]
                                  console consumer: prints each record's value
+      cluster up DIR [--timeout-seconds N]
+                                 start a local cluster: one detached `tern broker` per DIR/*.properties
+                                 (see cluster-configs/), logs in DIR/logs, pids in DIR/run; waits until
+                                 every listener accepts connections (default 60 s), then prints the
+                                 bootstrap servers as its last line
+      cluster down DIR [--timeout-seconds N]
+                                 stop it: SIGTERM, then SIGKILL after N s (default 35)
       cluster status --bootstrap HOST:PORT
                                  active controller, brokers, topics, under-replicated and offline partitions
       demo log DIR               append, crash-free reopen and read back a small log in DIR
@@ -100,8 +107,11 @@ case "produce":
 case "consume":
     runConsume(arguments)
 case "cluster":
-    guard arguments.first == "status" else { fail("unknown cluster command '\(arguments.first ?? "")'; try 'tern cluster status'") }
-    runClusterStatus(Array(arguments.dropFirst()))
+    if arguments.first == "status" {
+        runClusterStatus(Array(arguments.dropFirst()))
+    } else {
+        runCluster(arguments)
+    }
 case "demo":
     guard arguments.first == "log", arguments.count == 2 else { fail("usage: tern demo log DIR") }
     runLogDemo(directory: arguments[1])

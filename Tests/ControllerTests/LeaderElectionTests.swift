@@ -65,6 +65,14 @@ import Testing
         #expect(harness.partition("t", 0).isr == nodes([1, 2]))
     }
 
+    @Test func theControllersDefaultMinInSyncReplicasAppliesToTopicsWithoutTheirOwn() {
+        var harness = ControllerHarness(configuration: ControllerConfiguration(defaultMinInSyncReplicas: 2), brokers: [1, 2, 3])
+        harness.createTopic("t", assignments: [[1, 2, 3]])
+        harness.expireSessions(except: [1, 2])
+        harness.expireSessions(except: [1])
+        #expect(harness.partition("t", 0).isr == nodes([1, 2]), "server.properties' min.insync.replicas=2 keeps two members")
+    }
+
     @Test func aReplicaReportedOfflineLeavesTheISRAndCannotLeadUntilReportedAgain() {
         var harness = ControllerHarness(brokers: [1, 2, 3])
         let topicID = harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])

@@ -1,0 +1,179 @@
+import Glibc
+import Runtime
+import TernCore
+import Testing
+@testable import tern
+
+@Suite struct ClusterCommandTests {
+    /// The repository's cluster-configs/ directory, found from this file's path.
+    static var clusterConfigs: String {
+        var path = #filePath
+        for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+        return path + "/cluster-configs"
+    }
+
+    @Test(arguments: [("single-node", 1, [1], 1), ("three-node", 3, [1, 2, 3], 3), ("five-node", 5, [1, 2, 3], 3)])
+    func committedClusterConfigurationsAreValid(layout: String, nodeCount: Int, controllers: [Int32], replicationFactor: Int16) throws {
+        let directory = Self.clusterConfigs + "/" + layout
+        let nodes = try loadClusterNodes(in: directory)
+        #expect(nodes.map(\.configuration.nodeID) == (1...nodeCount).map { NodeID(Int32($0)) })
+        #expect(nodes.filter { $0.configuration.controller != nil }.map(\.configuration.nodeID.rawValue) == controllers)
+        #expect(nodes.allSatisfy { $0.isBroker })
+        for node in nodes {
+            let index = Int(node.configuration.nodeID.rawValue) - 1
+            #expect(node.configuration.clientListener == SocketAddress(host: "127.0.0.1", port: UInt16(19092 + index)))
+            #expect(node.configuration.internalListener == SocketAddress(host: "127.0.0.1", port: UInt16(19192 + index)))
+            #expect(node.configuration.dataDirectory == "\(directory)/data/node-\(index + 1)")
+            #expect(node.configuration.broker?.dataPlane.replication.minInSyncReplicas == (replicationFactor == 1 ? 1 : 2))
+            if let controller = node.configuration.controller?.controller {
+                #expect(controller.defaultReplicationFactor == replicationFactor)
+                #expect(controller.defaultMinInSyncReplicas == (replicationFactor == 1 ? 1 : 2))
+            }
+        }
+    }
+
+    @Test func filesThatDoNotMakeOneClusterAreRefused() throws {
+        let directory = TemporaryDirectory(prefix: "cluster-command")
+        try writeFile(directory.child("a.properties"), nodeProperties(id: 1, clientPort: 19901, internalPort: 19911))
+        try writeFile(directory.child("b.properties"), nodeProperties(id: 1, clientPort: 19901, internalPort: 19912))
+        #expect(throws: ClusterCommandError.self) { try loadClusterNodes(in: directory.path) }
+        do {
+            _ = try loadClusterNodes(in: directory.path)
+        } catch {
+            #expect(error.message.contains("\(directory.path)/b.properties:1: node.id 1 is also \(directory.path)/a.properties's"))
+            #expect(error.message.contains("b.properties:4: 127.0.0.1:19901 is also a listener of"))
+            #expect(error.message.contains("b.properties:5: \(directory.path)/data is also"))
+        }
+    }
+
+    @Test func everyFilesErrorIsReported() throws {
+        let directory = TemporaryDirectory(prefix: "cluster-command")
+        try writeFile(directory.child("node-1.properties"), nodeProperties(id: 1, clientPort: 19901, internalPort: 19911) + "log.dirz=x\n")
+        try writeFile(directory.child("node-2.properties"), "node.id=two\n")
+        do {
+            _ = try loadClusterNodes(in: directory.path)
+            Issue.record("no error")
+        } catch {
+            #expect(error.message == "\(directory.path)/node-1.properties:7: unknown key 'log.dirz'\n"
+                    + "\(directory.path)/node-2.properties:1: 'node.id' must be an integer ≥ 0, got 'two'")
+        }
+    }
+
+    /// A stand-in node (a shell script that sleeps) and listeners held open by the test: `up`
+    /// starts it detached, writes its pid, reports healthy and prints the bootstrap address; a
+    /// second `up` is refused; `down` stops it and removes the pid file.
+    @Test func upStartsDetachedNodesAndDownStopsThem() throws {
+        let directory = TemporaryDirectory(prefix: "cluster-command")
+        let client = try ListeningSocket()
+        let `internal` = try ListeningSocket()
+        try writeFile(directory.child("node-1.properties"), nodeProperties(id: 1, clientPort: client.port, internalPort: `internal`.port))
+        let standIn = directory.child("stand-in-node")
+        try writeFile(standIn, "#!/bin/sh\necho \"stand-in node: $*\"\nsleep 600\n", mode: 0o755)
+
+        let files = ClusterFiles(directory: directory.path)
+        let nodes = try loadClusterNodes(in: directory.path)
+        var reports: [String] = []
+        let bootstrap = try startCluster(nodes, files: files, nodeExecutable: standIn, timeoutSeconds: 30) { reports.append($0) }
+        #expect(bootstrap == "127.0.0.1:\(client.port)")
+        let pid = try #require(readPidFile(files.pidPath(of: "node-1")))
+        #expect(isRunningClusterNode(pid, directory: directory.path))
+        #expect(getsid(pid) == pid, "the node leads its own session")
+
+        #expect(throws: ClusterCommandError.self, "a second up while the node runs") {
+            try startCluster(nodes, files: files, nodeExecutable: standIn, timeoutSeconds: 30) { _ in }
+        }
+
+        // The stand-in writes its line after `up` returned (its listeners were up from the start).
+        let expectedLog = "stand-in node: broker --config \(directory.path)/node-1.properties\n"
+        for _ in 0..<100 where String(decoding: try readFile(files.logPath(of: "node-1"), lastBytes: 4096), as: UTF8.self) != expectedLog {
+            sleepMilliseconds(100)
+        }
+        try stopCluster(files: files, timeoutSeconds: 10) { reports.append($0) }
+        #expect(!isAlive(pid))
+        #expect(readPidFile(files.pidPath(of: "node-1")) == nil)
+        #expect(reports.last == "stopped node-1 (pid \(pid))")
+        let log = String(decoding: try readFile(files.logPath(of: "node-1"), lastBytes: 4096), as: UTF8.self)
+        #expect(log == expectedLog)
+
+        try stopCluster(files: files, timeoutSeconds: 10) { reports.append($0) }
+        #expect(reports.last == "no node of \(directory.path) is running", "down on a stopped cluster is fine")
+    }
+
+    @Test func aNodeExitingDuringStartupFailsUpWithItsLogTail() throws {
+        let directory = TemporaryDirectory(prefix: "cluster-command")
+        try writeFile(directory.child("node-1.properties"), nodeProperties(id: 1, clientPort: 19921, internalPort: 19931))
+        let standIn = directory.child("failing-node")
+        try writeFile(standIn, "#!/bin/sh\necho 'cannot bind the client listener'\nexit 3\n", mode: 0o755)
+        let files = ClusterFiles(directory: directory.path)
+        do {
+            _ = try startCluster(try loadClusterNodes(in: directory.path), files: files, nodeExecutable: standIn, timeoutSeconds: 30) { _ in }
+            Issue.record("no error")
+        } catch {
+            #expect(error.message.hasPrefix("node-1 exited with status 3 during startup\nthe end of"))
+            #expect(error.message.hasSuffix("    cannot bind the client listener"))
+        }
+        #expect(readPidFile(files.pidPath(of: "node-1")) == nil, "a failed up leaves no pid file")
+    }
+
+    @Test func aFatalLogLineFailsUp() throws {
+        let directory = TemporaryDirectory(prefix: "cluster-command")
+        try writeFile(directory.child("node-1.properties"), nodeProperties(id: 1, clientPort: 19922, internalPort: 19932))
+        let standIn = directory.child("halting-node")
+        try writeFile(standIn, "#!/bin/sh\necho '2026-01-01T00:00:00.000Z [node 1] halted: broken invariant'\nsleep 600\n", mode: 0o755)
+        let files = ClusterFiles(directory: directory.path)
+        do {
+            _ = try startCluster(try loadClusterNodes(in: directory.path), files: files, nodeExecutable: standIn, timeoutSeconds: 30) { _ in }
+            Issue.record("no error")
+        } catch {
+            #expect(error.message.hasPrefix("node-1 logged a fatal error: 2026-01-01T00:00:00.000Z [node 1] halted: broken invariant"))
+        }
+        #expect(readPidFile(files.pidPath(of: "node-1")) == nil, "the node was stopped again")
+    }
+
+    func nodeProperties(id: Int, clientPort: UInt16, internalPort: UInt16) -> String {
+        """
+        node.id=\(id)
+        process.roles=broker,controller
+        controller.quorum.voters=\(id)@127.0.0.1:\(internalPort)
+        listeners=CLIENT://127.0.0.1:\(clientPort),INTERNAL://127.0.0.1:\(internalPort)
+        log.dirs=data
+        cluster.id=test
+
+        """
+    }
+}
+
+func writeFile(_ path: String, _ text: String, mode: mode_t = 0o644) throws {
+    let descriptor = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode)
+    try #require(descriptor >= 0)
+    defer { close(descriptor) }
+    let bytes = Array(text.utf8)
+    try #require(write(descriptor, bytes, bytes.count) == bytes.count)
+}
+
+/// A TCP listener on a free loopback port, closed when released: connections to it complete in
+/// the kernel's backlog without an accept.
+final class ListeningSocket {
+    let descriptor: Int32
+    let port: UInt16
+
+    init() throws {
+        let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(descriptor >= 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = 0
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(descriptor, $0, length) } }
+        try #require(bound == 0 && listen(descriptor, 16) == 0)
+        let named = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &length) }
+        }
+        try #require(named == 0)
+        self.descriptor = descriptor
+        self.port = UInt16(bigEndian: address.sin_port)
+    }
+
+    deinit { close(descriptor) }
+}
