@@ -1,9 +1,4 @@
-import Broker
-import Controller
 import Glibc
-import LogStorage
-import Raft
-import TernCore
 
 /// Why a `server.properties` file cannot start a node. The message names the file, the line and
 /// the key, so that an operator can go straight to the mistake.
