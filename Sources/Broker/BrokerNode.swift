@@ -92,6 +92,14 @@ public final class BrokerNode: NodeStateMachine {
 
     public var currentController: NodeID { configuration.controllerVoters[controllerIndex] }
 
+    /// Until its data plane runs on an image holding this process's registration, a starting
+    /// broker knows no topics: it serves no client request, as a Kafka broker accepts no
+    /// connections before its startup completes, and clients turn to another broker.
+    public var isServingClients: Bool {
+        guard let brokerEpoch else { return false }
+        return dataPlane.image.broker(nodeID)?.brokerEpoch == brokerEpoch
+    }
+
     /// Starts a controlled shutdown: heartbeats ask for it until the controller says it may stop.
     public func requestControlledShutdown() { wantsShutDown = true }
 
@@ -224,16 +232,12 @@ public final class BrokerNode: NodeStateMachine {
             pendingFetch = nil
             onMetadataEntries(entries, committedOffset: committedOffset, now: now, effects: &effects)
         case let .dataRequest(correlationID, request):
-            // Until its data plane runs on an image holding this process's registration, a
-            // starting broker knows no topics: it answers nothing, as a Kafka broker accepts no
-            // connections before startup completes, and the client turns to another broker.
-            guard let brokerEpoch, dataPlane.image.broker(nodeID)?.brokerEpoch == brokerEpoch else { return }
+            guard isServingClients else { return }
             dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .dataResponse(correlationID, response):
             dataPlane.handleResponse(response, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .adminRequest(correlationID, request):
-            // Like data requests, only once this process is registered and running.
-            guard let brokerEpoch, dataPlane.image.broker(nodeID)?.brokerEpoch == brokerEpoch else { return }
+            guard isServingClients else { return }
             adminForwarder.accept(request, correlationID: correlationID, from: sender, controller: currentController,
                                   now: now, effects: &effects)
         case .raft, .controllerRequest, .fetchMetadata:

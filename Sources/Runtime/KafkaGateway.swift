@@ -75,6 +75,12 @@ public final class KafkaGateway: ClientProtocolHandler {
 
     public func frameReceived(_ frame: [UInt8], on connection: ClientConnectionID, now: Instant, actions: inout [ClientAction]) {
         guard connections[connection] != nil else { return }
+        guard broker.isServingClients else {
+            // Kafka accepts no connections before its startup completes; closing at once sends
+            // the client to another bootstrap broker instead of letting it wait for a timeout.
+            actions.append(.close(connection))
+            return
+        }
         let decoded: DecodedKafkaRequest
         do {
             decoded = try decodeKafkaRequest(frame[...])
@@ -116,8 +122,9 @@ public final class KafkaGateway: ClientProtocolHandler {
     }
 
     public func tick(now: Instant, actions: inout [ClientAction]) {
-        for (connection, state) in connections where state.slots.first.map({ now >= $0.deadline && $0.response == nil }) == true {
-            context.log.info("closing \(connection): API \(state.slots[0].header.apiKey) request unanswered past its deadline")
+        for connection in connections.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+            guard let oldest = connections[connection]?.slots.first, oldest.response == nil, now >= oldest.deadline else { continue }
+            context.log.info("closing \(connection): API \(oldest.header.apiKey) request unanswered past its deadline")
             actions.append(.close(connection))
         }
     }

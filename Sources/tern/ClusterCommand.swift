@@ -9,6 +9,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import KafkaClient
 import Runtime
 import TernCore
 
@@ -203,11 +204,10 @@ struct StartedNode {
     var logPath: String
 }
 
-/// For now "healthy" means: every node is still running, its log has no fatal line, and every
-/// listener (client and internal) accepts TCP connections. A node can pass this before the
-/// controller quorum has a leader or the brokers are registered; a Metadata round trip through
-/// the Kafka client (every broker listed, a controller known) is the better check, to replace
-/// this with.
+/// Healthy means: every node is still running with no fatal line in its log, every listener
+/// (client and internal) accepts TCP connections, and every broker answers a Kafka Metadata
+/// request listing all the cluster's brokers as live (so the controller quorum has a leader and
+/// every broker is registered and unfenced) and naming a controller.
 func waitUntilHealthy(_ nodes: [StartedNode], deadlineMilliseconds: Int64) throws(ClusterCommandError) {
     var ready = Set<pid_t>()
     while true {
@@ -227,14 +227,28 @@ func waitUntilHealthy(_ nodes: [StartedNode], deadlineMilliseconds: Int64) throw
             let listeners = [configuration.clientListener, configuration.internalListener].compactMap { $0 }
             if listeners.allSatisfy(acceptsConnections) { ready.insert(started.pid) }
         }
-        if ready.count == nodes.count { return }
+        if ready.count == nodes.count, brokersAgreeEveryoneIsLive(nodes) { return }
         guard monotonicMilliseconds() < deadlineMilliseconds else {
             let waiting = nodes.filter { !ready.contains($0.pid) }
             throw ClusterCommandError(message: "not healthy before the deadline: " + waiting.map(\.node.name).joined(separator: ", ")
-                                      + " did not accept connections on every listener\n"
+                                      + " did not accept connections on every listener, or a broker's Metadata"
+                                      + " did not yet list every broker as live\n"
                                       + waiting.map { "the end of \($0.logPath):\n" + logTail($0.logPath) }.joined(separator: "\n"))
         }
         sleepMilliseconds(200)
+    }
+}
+
+/// Whether every broker's Metadata answer lists every broker of the cluster and names a controller.
+func brokersAgreeEveryoneIsLive(_ nodes: [StartedNode]) -> Bool {
+    let brokers = nodes.filter(\.node.isBroker)
+    let expected = brokers.map(\.node.configuration.nodeID).sorted()
+    return brokers.allSatisfy { started in
+        guard let listener = started.node.configuration.advertisedClientListener else { return false }
+        let admin = KafkaAdminClient(bootstrap: [BrokerAddress(host: listener.host, port: listener.port)], requestTimeout: .seconds(2))
+        defer { admin.close() }
+        guard let metadata = try? admin.metadata(topics: []) else { return false }
+        return metadata.brokers.map(\.nodeID).sorted() == expected && metadata.controllerID != nil
     }
 }
 
