@@ -51,6 +51,19 @@ public struct NodeHostContext {
     public let clientListenAddress: SocketAddress?
     public let internalListenAddress: SocketAddress
     public let log: RuntimeLog
+
+    /// The node host makes these; public so a gateway's tests can build one around a node.
+    public init(configuration: NodeLaunchConfiguration, node: any NodeStateMachine, broker: BrokerNode?,
+                controller: ControllerNode?, clientListenAddress: SocketAddress?, internalListenAddress: SocketAddress,
+                log: RuntimeLog) {
+        self.configuration = configuration
+        self.node = node
+        self.broker = broker
+        self.controller = controller
+        self.clientListenAddress = clientListenAddress
+        self.internalListenAddress = internalListenAddress
+        self.log = log
+    }
 }
 
 /// A handler that accepts client connections and closes each at once, for a node whose client
