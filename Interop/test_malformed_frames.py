@@ -149,8 +149,7 @@ def main():
     # (f) Produce v9 to the partition's leader: bad CRC -> CORRUPT_MESSAGE; intact CRC -> accepted.
     topic = common.unique_topic("malformed-crc")
     found = common.create_topic(topic, 1, 3)
-    client = common.admin_client()
-    brokers = client.list_topics(timeout=30).brokers
+    brokers = common.admin_client().list_topics(topic=topic, timeout=30).brokers
     leader = found.partitions[0].leader
     leader_address = f"{brokers[leader].host}:{brokers[leader].port}"
     values = [b"crc-%d" % i for i in range(3)]
