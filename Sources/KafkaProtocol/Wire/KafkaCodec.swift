@@ -305,7 +305,9 @@ public func decodeKafkaRequest(_ frame: ArraySlice<UInt8>) throws(KafkaRequestDe
             try reader.skipTaggedFields()  // request header v2: Tern knows no header tags
         }
         let body = try KafkaRequest(decoding: &reader, apiKey: key, version: header.apiVersion)
-        try reader.requireEnd()
+        // Bytes after a complete body are ignored, as Kafka's broker ignores them: librdkafka 2.16
+        // sends an all-topics Metadata v12 whose topic count leaves three stray bytes behind, and
+        // Kafka serves it (reading the body exactly as here).
         return DecodedKafkaRequest(header: header, body: body)
     } catch {
         throw .malformedBody(header: header, reason: error.description)
