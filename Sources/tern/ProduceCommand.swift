@@ -78,18 +78,26 @@ func runProduce(_ arguments: [String]) {
     printToStandardError("tern: \(acknowledged) record(s) acknowledged (acks=\(options.acks == -1 ? "all" : String(options.acks)))")
 }
 
-/// The topic's partition count from Metadata; exits 1 when the topic does not exist.
+/// The topic's partition count from Metadata; exits 1 when the topic does not exist. A topic just
+/// created may not have reached the broker asked yet (it applies the metadata log a moment after
+/// the controller commits it), so "unknown topic" is retried for a few seconds, as Kafka's
+/// clients retry it.
 func topicPartitionCount(_ topic: String, bootstrap: [BrokerAddress]) -> Int32 {
     let admin = KafkaAdminClient(bootstrap: bootstrap)
     defer { admin.close() }
-    do {
-        let metadata = try admin.metadata(topics: [topic])
-        guard let entry = metadata.topics.first(where: { $0.name == topic }) else { failOperation("the broker did not answer for topic '\(topic)'") }
-        guard entry.errorCode == .none, !entry.partitions.isEmpty else {
-            failOperation("topic '\(topic)': \(kafkaErrorName(entry.errorCode == .none ? .unknownTopicOrPartition : entry.errorCode))")
+    let deadlineMilliseconds = monotonicMilliseconds() + 10_000
+    while true {
+        do {
+            let metadata = try admin.metadata(topics: [topic])
+            guard let entry = metadata.topics.first(where: { $0.name == topic }) else { failOperation("the broker did not answer for topic '\(topic)'") }
+            if entry.errorCode == .none, !entry.partitions.isEmpty { return Int32(entry.partitions.count) }
+            let code = entry.errorCode == .none ? KafkaErrorCode.unknownTopicOrPartition : entry.errorCode
+            guard code.isRetriable, monotonicMilliseconds() < deadlineMilliseconds else {
+                failOperation("topic '\(topic)': \(kafkaErrorName(code))")
+            }
+            sleepMilliseconds(200)
+        } catch {
+            failOperation(error.description)
         }
-        return Int32(entry.partitions.count)
-    } catch {
-        failOperation(error.description)
     }
 }
