@@ -84,8 +84,7 @@ import Testing
     }
 
     /// `tern broker` with its client port taken: exit 1, one clear line, no crash report.
-    @Test(.enabled(if: serverPropertiesParserAvailable(), "needs the real server.properties parser"))
-    func brokerProcessWithATakenPortExitsOne() throws {
+    @Test func brokerProcessWithATakenPortExitsOne() throws {
         let executable = try #require(ternExecutablePath(), "the tern executable is built next to the tests")
         let directory = TemporaryDirectory(prefix: "tern-startup-process")
         let holder = try PortHolder()
