@@ -14,6 +14,11 @@ public enum NodeHostOutcome: Sendable, Equatable, CustomStringConvertible {
     /// The controller did not allow the controlled shutdown in time; the process stops anyway,
     /// as Kafka does after its controlled-shutdown retries: exit 0 (the log says it was unclean).
     case shutdownTimedOut
+    /// No controller accepted the shutting-down broker's heartbeats for its session timeout: a
+    /// live controller has fenced it (its leaderships moved away) or there is no controller
+    /// quorum to grant the shutdown (the last nodes of a cluster going down). Exit 0; the log
+    /// says the shutdown was not controlled.
+    case shutdownWithoutController(silence: Duration)
     /// SIGTERM/SIGINT on a node without a broker part, or a second signal during a controlled
     /// shutdown: exit 0.
     case terminated(signal: Int32)
@@ -29,7 +34,7 @@ public enum NodeHostOutcome: Sendable, Equatable, CustomStringConvertible {
 
     public var processExitCode: Int32 {
         switch self {
-        case .controlledShutdown, .shutdownTimedOut, .terminated, .stopped: 0
+        case .controlledShutdown, .shutdownTimedOut, .shutdownWithoutController, .terminated, .stopped: 0
         case .halted: 70
         case .exited: 75
         case .failedToStart: 1
@@ -40,6 +45,8 @@ public enum NodeHostOutcome: Sendable, Equatable, CustomStringConvertible {
         switch self {
         case let .controlledShutdown(reason): "controlled shutdown complete (\(reason))"
         case .shutdownTimedOut: "controlled shutdown timed out; stopping without it"
+        case let .shutdownWithoutController(silence):
+            "no controller answered for \(silence) (broker.session.timeout.ms); stopping without a controlled shutdown"
         case let .terminated(signal): "terminated by signal \(signal)"
         case .stopped: "stopped"
         case let .halted(reason): "halted: \(reason)"
@@ -317,6 +324,7 @@ public final class NodeHost {
         loop.scheduleTimer(at: nextTickAt) { [unowned self] in
             let now = self.loop.now
             self.deliverToNode(.tick)
+            self.checkShutdownProgress(now: self.loop.now)
             // Fixed rate, but a stalled process (SIGSTOP, a slow sync) skips the ticks it
             // missed instead of firing them back to back.
             self.nextTickAt += self.node.tickInterval
@@ -380,6 +388,14 @@ public final class NodeHost {
         shutdownDeadlineTimer = loop.scheduleTimer(after: options.controlledShutdownTimeout) { [unowned self] in
             self.finish(.shutdownTimedOut)
         }
+    }
+
+    /// A controlled shutdown only a controller can grant: once none has answered the broker for
+    /// its session timeout, waiting the rest of `controlledShutdownTimeout` cannot move anything.
+    private func checkShutdownProgress(now: Instant) {
+        guard isShuttingDown, outcome == nil, let broker, broker.controllerSilentForSessionTimeout(now: now) else { return }
+        let silence = now - (broker.lastHeartbeatAcceptedAt ?? broker.startedAt ?? now)
+        finish(.shutdownWithoutController(silence: silence))
     }
 
     // MARK: Node events and effects

@@ -19,6 +19,7 @@ extension ServerProperties {
         let clusterID = try self.clusterID()
         let dataDirectory = try self.dataDirectory()
         let minInSyncReplicas = try integer(.minInSyncReplicas, in: 1...Int64(TopicRules.maxReplicationFactor)).map { Int($0) }
+        let sessionTimeout = try milliseconds(.brokerSessionTimeoutMilliseconds)
 
         let voterKey = ServerPropertyKey.controllerQuorumVoters
         if isController {
@@ -42,6 +43,7 @@ extension ServerProperties {
                             BrokerEndpoint(listenerName: NodeLaunchConfiguration.internalListenerName,
                                            host: listeners.internal.host, port: listeners.internal.port)])
             if let interval = try milliseconds(.brokerHeartbeatIntervalMilliseconds) { configuration.heartbeatInterval = interval }
+            if let sessionTimeout { configuration.sessionTimeout = sessionTimeout }
             if let minInSyncReplicas { configuration.dataPlane.replication.minInSyncReplicas = minInSyncReplicas }
             if let lag = try milliseconds(.replicaLagTimeMaxMilliseconds) { configuration.dataPlane.replication.replicaLagTimeMax = lag }
             if let segmentBytes = try integer(.logSegmentBytes, in: (RecordBatchSizeLimits.minimumBatchBytes + 1)...LogConfiguration.maximumSegmentBytes) {
@@ -56,7 +58,7 @@ extension ServerProperties {
         var controller: ControllerNode.Configuration?
         if isController {
             var settings = ControllerConfiguration(clusterID: clusterID)
-            if let timeout = try milliseconds(.brokerSessionTimeoutMilliseconds) { settings.brokerSessionTimeout = timeout }
+            if let sessionTimeout { settings.brokerSessionTimeout = sessionTimeout }
             if let count = try integer(.partitionCount, in: 1...Int64(TopicRules.maxPartitionsPerTopic)) {
                 settings.defaultPartitionCount = Int32(count)
             }
@@ -76,11 +78,11 @@ extension ServerProperties {
             controller = ControllerNode.Configuration(raft: raft, controller: settings)
         }
 
-        if let broker, let controller, broker.heartbeatInterval >= controller.controller.brokerSessionTimeout {
+        if let broker, broker.heartbeatInterval >= broker.sessionTimeout {
             let blamed: ServerPropertyKey = property(.brokerHeartbeatIntervalMilliseconds) != nil
                 ? .brokerHeartbeatIntervalMilliseconds : .brokerSessionTimeoutMilliseconds
             throw invalid(blamed, "must leave broker.heartbeat.interval.ms (\(broker.heartbeatInterval)) shorter than "
-                          + "broker.session.timeout.ms (\(controller.controller.brokerSessionTimeout)), or live brokers are fenced")
+                          + "broker.session.timeout.ms (\(broker.sessionTimeout)), or live brokers are fenced")
         }
 
         let maximumRequestBytes = try integer(.socketRequestMaxBytes, in: 1024...Int64(Int32.max), limitIsTechnical: true).map { Int($0) }

@@ -74,12 +74,15 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
 
     public var scope: Scope {
         switch self {
-        case .nodeID, .processRoles, .controllerQuorumVoters, .listeners, .logDirectories, .clusterID, .minInSyncReplicas:
+        // broker.session.timeout.ms: the controllers fence by it, and a broker stops waiting for
+        // a controlled shutdown no controller has answered for that long.
+        case .nodeID, .processRoles, .controllerQuorumVoters, .listeners, .logDirectories, .clusterID, .minInSyncReplicas,
+             .brokerSessionTimeoutMilliseconds:
             return .everyNode
         case .advertisedListeners, .logSegmentBytes, .replicaLagTimeMaxMilliseconds, .brokerHeartbeatIntervalMilliseconds,
              .messageMaxBytes, .socketRequestMaxBytes:
             return .broker
-        case .partitionCount, .defaultReplicationFactor, .uncleanLeaderElectionEnable, .brokerSessionTimeoutMilliseconds:
+        case .partitionCount, .defaultReplicationFactor, .uncleanLeaderElectionEnable:
             return .controller
         }
     }

@@ -275,11 +275,17 @@ struct RunningNode {
     var name: String
     var pid: pid_t
     var pidPath: String
+    /// From the node's properties file; nil when the file is gone or invalid.
+    var configuration: NodeLaunchConfiguration? = nil
 }
 
-/// Stops every node with a pid file in DIR/run: SIGTERM (a broker then shuts down in a controlled
-/// way, moving its leaderships away), and SIGKILL for those still running after `timeoutSeconds`.
-/// A stopped cluster is fine: nothing to do.
+/// Stops every node with a pid file in DIR/run, one at a time, in the order that keeps a
+/// controller quorum longest (`shutdownOrder`): SIGTERM, and the next node once it has exited. A
+/// broker then shuts down in a controlled way, moving its leaderships away, which needs the
+/// controller quorum. A node stopped when too few controller voters are left to form a quorum
+/// cannot be granted a controlled shutdown (the last node of a three-voter cluster): it is told to
+/// stop at once (SIGTERM, then SIGINT: a second signal), rather than waiting in vain. Nodes still
+/// running after `timeoutSeconds` in all get SIGKILL. A stopped cluster is fine: nothing to do.
 func stopCluster(files: ClusterFiles, timeoutSeconds: Int, report: (String) -> Void) throws(ClusterCommandError) {
     let pidFiles = ((try? directoryEntries(files.runDirectory)) ?? []).filter { $0.hasSuffix(".pid") }
     var running: [RunningNode] = []
@@ -296,10 +302,81 @@ func stopCluster(files: ClusterFiles, timeoutSeconds: Int, report: (String) -> V
         report("no node of \(files.directory) is running")
         return
     }
-    let stillRunning = stopProcesses(running, gracefulMilliseconds: Int64(timeoutSeconds) * 1_000, report: report)
+    // Without the configurations (files removed or broken) the voters are unknown: every node
+    // then gets SIGTERM at once, as before.
+    let configurations = (try? loadClusterNodes(in: files.directory)) ?? []
+    for index in running.indices {
+        running[index].configuration = configurations.first { $0.name == running[index].name }?.configuration
+    }
+    let gracefulDeadlineMilliseconds = monotonicMilliseconds() + Int64(timeoutSeconds) * 1_000
+    var stillRunning: [RunningNode] = []
+    if let voters = configurations.first?.configuration.controllerVoters.keys, running.allSatisfy({ $0.configuration != nil }) {
+        let ordered = shutdownOrder(running, activeController: activeControllerGuess(running))
+        stillRunning = stopOneAtATime(ordered, voters: Set(voters), deadlineMilliseconds: gracefulDeadlineMilliseconds, report: report)
+    } else {
+        stillRunning = running
+    }
+    if !stillRunning.isEmpty {
+        let remainingMilliseconds = max(gracefulDeadlineMilliseconds - monotonicMilliseconds(), 1_000)
+        stillRunning = stopProcesses(stillRunning, gracefulMilliseconds: remainingMilliseconds, report: report)
+    }
     guard stillRunning.isEmpty else {
         throw ClusterCommandError(message: "still running after SIGKILL: " + stillRunning.map { "\($0.name) (pid \($0.pid))" }.joined(separator: ", "))
     }
+}
+
+/// Brokers that are not controller voters first, then the voters, the active controller last: each
+/// controlled shutdown before the last then finds a quorum to grant it (the leaving voter still
+/// votes until it exits), and the controller stays where it is rather than moving with every stop.
+func shutdownOrder(_ nodes: [RunningNode], activeController: NodeID?) -> [RunningNode] {
+    func rank(_ node: RunningNode) -> Int {
+        guard let configuration = node.configuration else { return 0 }
+        if configuration.nodeID == activeController { return 3 }
+        return configuration.controllerVoters[configuration.nodeID] == nil ? 1 : 2
+    }
+    return nodes.sorted { left, right in
+        let leftRank = rank(left), rightRank = rank(right)
+        if leftRank != rightRank { return leftRank < rightRank }
+        return (left.configuration?.nodeID.rawValue ?? -1, left.name) < (right.configuration?.nodeID.rawValue ?? -1, right.name)
+    }
+}
+
+/// Which node the brokers say is the active controller (Metadata names the controller they send
+/// admin requests to). Only an ordering hint: a wrong or missing answer makes the shutdown move the
+/// controller once more, not less safe.
+func activeControllerGuess(_ nodes: [RunningNode]) -> NodeID? {
+    for node in nodes {
+        guard let configuration = node.configuration, configuration.roles.contains(.broker),
+              let listener = configuration.advertisedClientListener else { continue }
+        let admin = KafkaAdminClient(bootstrap: [BrokerAddress(host: listener.host, port: listener.port)], requestTimeout: .seconds(2))
+        defer { admin.close() }
+        if let controller = (try? admin.metadata(topics: []))?.controllerID { return controller }
+    }
+    return nil
+}
+
+/// Stops `nodes` in order, each waiting for the previous one's exit (until the deadline). Returns
+/// the nodes not stopped by the deadline (the one being waited for and those after it).
+func stopOneAtATime(_ nodes: [RunningNode], voters: Set<NodeID>, deadlineMilliseconds: Int64,
+                    report: (String) -> Void) -> [RunningNode] {
+    for (index, node) in nodes.enumerated() {
+        let runningVoters = nodes[index...].filter { $0.configuration.map { voters.contains($0.nodeID) } ?? false }.count
+        if runningVoters * 2 > voters.count {
+            report("stopping \(node.name) (pid \(node.pid))")
+            signalNodeProcessGroup(node.pid, SIGTERM)
+        } else {
+            // Its controlled shutdown would wait for a quorum that cannot form: a second signal
+            // stops it at once (its queued writes are still made durable on the way out).
+            report("stopping \(node.name) (pid \(node.pid)) without a controlled shutdown: "
+                   + "\(runningVoters) of \(voters.count) controller voters are running, no quorum to grant one")
+            signalNodeProcessGroup(node.pid, SIGTERM)
+            signalNodeProcessGroup(node.pid, SIGINT)
+        }
+        guard waitForExit([node], deadlineMilliseconds: deadlineMilliseconds).isEmpty else { return Array(nodes[index...]) }
+        unlink(node.pidPath)
+        report("stopped \(node.name) (pid \(node.pid))")
+    }
+    return []
 }
 
 /// SIGTERM, a bounded wait, SIGKILL, another bounded wait; removes the pid files of the nodes

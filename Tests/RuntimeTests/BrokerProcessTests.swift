@@ -3,17 +3,6 @@ import Glibc
 import TernCore
 import Testing
 
-/// True once the real `server.properties` parser is in (this branch carries a placeholder that
-/// refuses every file).
-func serverPropertiesParserAvailable() -> Bool {
-    do throws(ServerPropertiesError) {
-        _ = try ServerProperties.load(path: "/nonexistent/server.properties")
-        return true
-    } catch {
-        return !"\(error)".contains("not implemented on this branch")
-    }
-}
-
 /// A `tern broker` child process with its standard error in a file.
 private final class BrokerProcess {
     let pid: pid_t
@@ -69,8 +58,7 @@ private final class BrokerProcess {
     /// Three `tern broker` processes from server.properties files: they elect a controller,
     /// register and get unfenced over real sockets; SIGTERM makes a broker shut down under the
     /// controller's control and exit 0.
-    @Test(.enabled(if: serverPropertiesParserAvailable(), "needs the real server.properties parser"))
-    func threeBrokerProcessesFormAClusterAndStopOnSIGTERM() throws {
+    @Test func threeBrokerProcessesFormAClusterAndStopOnSIGTERM() throws {
         let executable = try #require(ternExecutablePath(), "the tern executable is built next to the tests")
         let directory = TemporaryDirectory(prefix: "tern-broker-process")
         let ports = try reserveLoopbackPorts(6)

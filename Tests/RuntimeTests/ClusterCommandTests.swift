@@ -97,6 +97,56 @@ import Testing
         #expect(reports.last == "no node of \(directory.path) is running", "down on a stopped cluster is fine")
     }
 
+    /// A real three-node cluster: `down` stops the nodes one at a time, the active controller
+    /// last, so each of the first two finds a quorum and completes a controlled shutdown; the last
+    /// has none left and is stopped at once rather than waiting for a grant that cannot come.
+    @Test func downStopsOneAtATimeKeepingTheControllerQuorum() throws {
+        let tern = try #require(ternExecutablePath(), "the tern executable is built next to the tests")
+        let directory = TemporaryDirectory(prefix: "cluster-down-order")
+        let ports = try reserveLoopbackPorts(6)
+        let voters = (0..<3).map { "\($0 + 1)@127.0.0.1:\(ports[3 + $0])" }.joined(separator: ",")
+        for index in 0..<3 {
+            try writeFile(directory.child("node-\(index + 1).properties"), """
+                node.id=\(index + 1)
+                process.roles=broker,controller
+                controller.quorum.voters=\(voters)
+                listeners=CLIENT://127.0.0.1:\(ports[index]),INTERNAL://127.0.0.1:\(ports[3 + index])
+                log.dirs=data/node-\(index + 1)
+                cluster.id=down-order
+                default.replication.factor=3
+                min.insync.replicas=2
+                broker.heartbeat.interval.ms=200
+
+                """)
+        }
+        let files = ClusterFiles(directory: directory.path)
+        let nodes = try loadClusterNodes(in: directory.path)
+        _ = try startCluster(nodes, files: files, nodeExecutable: tern, timeoutSeconds: 60) { _ in }
+        let running = nodes.map { node in
+            RunningNode(name: node.name, pid: readPidFile(files.pidPath(of: node.name)) ?? 0,
+                        pidPath: files.pidPath(of: node.name), configuration: node.configuration)
+        }
+        defer { for node in running where isAlive(node.pid) { kill(node.pid, SIGKILL) } }
+        let controller = try #require(activeControllerGuess(running))
+
+        var reports: [String] = []
+        try stopCluster(files: files, timeoutSeconds: 60) { reports.append($0) }
+        let stopped = reports.filter { $0.hasPrefix("stopped ") }
+        #expect(stopped.count == 3, "reports: \(reports)")
+        #expect(stopped.last?.hasPrefix("stopped node-\(controller.rawValue) ") == true, "the active controller last: \(reports)")
+        #expect(running.allSatisfy { !isAlive($0.pid) })
+        for node in running {
+            let log = String(decoding: try readFile(files.logPath(of: node.name), lastBytes: 1 << 20), as: UTF8.self)
+            if node.configuration?.nodeID == controller {
+                #expect(reports.contains { $0.hasPrefix("stopping \(node.name) ") && $0.contains("without a controlled shutdown") },
+                        "reports: \(reports)")
+                #expect(log.contains("stopping: terminated by signal"), "log: \(log)")
+            } else {
+                #expect(log.contains("controlled shutdown complete"), "log: \(log)")
+            }
+        }
+    }
+
     @Test func aNodeExitingDuringStartupFailsUpWithItsLogTail() throws {
         let directory = TemporaryDirectory(prefix: "cluster-command")
         try writeFile(directory.child("node-1.properties"), nodeProperties(id: 1, clientPort: 19921, internalPort: 19931))

@@ -102,8 +102,13 @@ final class HostThread: Sendable {
         }
     }
 
+    /// Waits for the host's thread to end. Joining a thread twice is undefined behaviour, so the
+    /// thread is taken out on the first join and later calls only read the outcome.
     func join() -> NodeHostOutcome? {
-        thread.withLock { $0 }?.join()
+        thread.withLock { started in
+            defer { started = nil }
+            return started
+        }?.join()
         return outcome
     }
 }
@@ -118,16 +123,18 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
 }
 
 @Suite(.serialized) struct NodeHostClusterTests {
-    static func combinedConfigurations(directory: TemporaryDirectory, clusterID: String) throws -> [NodeLaunchConfiguration] {
+    static func combinedConfigurations(directory: TemporaryDirectory, clusterID: String,
+                                       sessionTimeout: Duration = .seconds(9)) throws -> [NodeLaunchConfiguration] {
         let ids = [NodeID(1), NodeID(2), NodeID(3)]
         let ports = try reserveLoopbackPorts(ids.count)
         let voters = Dictionary(uniqueKeysWithValues: zip(ids, ports).map { ($0, SocketAddress(host: "127.0.0.1", port: $1)) })
         return ids.map { id in
             var raft = RaftNode.Configuration(raft: RaftConfiguration(nodeID: id, voters: ids))
             raft.tickInterval = .milliseconds(10)
-            let controllerConfiguration = ControllerConfiguration(clusterID: clusterID)
+            let controllerConfiguration = ControllerConfiguration(clusterID: clusterID, brokerSessionTimeout: sessionTimeout)
             var broker = BrokerConfiguration(brokerID: id, clusterID: clusterID, controllerVoters: ids)
             broker.heartbeatInterval = .milliseconds(200)
+            broker.sessionTimeout = sessionTimeout
             return NodeLaunchConfiguration(
                 nodeID: id, roles: [.broker, .controller],
                 clientListener: SocketAddress(host: "127.0.0.1", port: 0), advertisedClientListener: nil,
@@ -182,5 +189,38 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
         #expect(outcome?.processExitCode == 0)
         #expect(eventually { hosts.contains { $0.current.isActiveController && $0.current.committedBrokers[leaving.nodeID] == true } },
                 "the controller fences the broker that left")
+    }
+
+    /// The last node of a three-voter cluster has no controller quorum to grant its controlled
+    /// shutdown: once no controller has answered its heartbeats for the session timeout it stops
+    /// (exit 0, logged as not controlled) instead of waiting out `controlledShutdownTimeout`.
+    @Test func theLastNodeStopsWithoutAControlledShutdownOnceNoControllerAnswers() throws {
+        let directory = TemporaryDirectory(prefix: "tern-node-host-last")
+        let configurations = try Self.combinedConfigurations(directory: directory, clusterID: "tern-host-last",
+                                                             sessionTimeout: .seconds(2))
+        var options = NodeHostOptions()
+        options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
+        // Far beyond the session timeout: reaching it would be the old behaviour.
+        options.controlledShutdownTimeout = .seconds(600)
+        let hosts = configurations.map { HostThread(configuration: $0, options: options) }
+        defer { for host in hosts { host.withControl { $0.stop() }; _ = host.join() } }
+        let ids: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
+        #expect(eventually { hosts.allSatisfy { Set($0.current.brokerImageBrokers.keys) == ids && $0.current.brokerImageBrokers.values.allSatisfy { !$0 } } },
+                "observations: \(hosts.map(\.current))")
+
+        // Two nodes vanish without a word (as after a crash): the third has no quorum left.
+        for host in hosts.dropLast() {
+            host.withControl { $0.stop() }
+            _ = host.join()
+        }
+        let last = hosts[2]
+        last.withControl { $0.requestControlledShutdown() }
+        let outcome = last.join()
+        guard case .shutdownWithoutController = outcome else {
+            Issue.record("expected a shutdown without the controller, got \(String(describing: outcome))")
+            return
+        }
+        #expect(outcome?.processExitCode == 0)
+        #expect("\(outcome!)".contains("without a controlled shutdown"))
     }
 }
