@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
         .testTarget(name: "ClientTests", dependencies: ["Client"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "tern"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "tern"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),
     ],
