@@ -88,7 +88,14 @@ extension BrokerDataPlane {
         // An error, or nothing new from a fetch the leader could not park: wait a little (or for
         // the local sync, which clears the wait) before asking again. An empty long poll already
         // waited at the leader.
-        let fetchAgainNow = fetchedSomething || (inFlight.isLongPoll && !sawError)
+        // A local sync that completed while the fetch was in flight cleared no pause (there was
+        // none yet), so its progress must be reported now: pausing would hold the leader's high
+        // watermark, and every acks=all produce waiting on it, for the whole backoff.
+        let unreportedSync = inFlight.requests.contains { topicPartition, parameters in
+            guard let log = partitions[topicPartition]?.log else { return false }
+            return min(log.durableOffset, log.logEndOffset) > parameters.durableOffset
+        }
+        let fetchAgainNow = fetchedSomething || unreportedSync || (inFlight.isLongPoll && !sawError)
         if !fetchAgainNow || fetch.errorCode != .none {
             replicaFetchNotBefore[sender] = now + configuration.replicaFetchBackoff
         }

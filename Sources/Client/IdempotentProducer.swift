@@ -100,21 +100,14 @@ public struct IdempotentProducer: Sendable {
         }
     }
 
-    struct PendingRecord: Sendable {
-        var handle: RecordHandle
-        var key: [UInt8]?
-        var value: [UInt8]?
-        var headers: [RecordHeader]
-        var timestampMilliseconds: Int64
-    }
-
     enum BatchState: Equatable, Sendable {
         case inFlight(RequestCorrelation)
         case needsRetry
     }
 
     struct SentBatch: Sendable {
-        var records: [PendingRecord]
+        /// The batch's records in offset order; only their handles are kept once encoded.
+        var handles: [RecordHandle]
         var baseSequence: Int32
         /// Built once, resent byte for byte.
         var bytes: [UInt8]
@@ -126,10 +119,26 @@ public struct IdempotentProducer: Sendable {
         var possiblyWritten = false
     }
 
+    /// A batch still taking records. Each record is encoded as it arrives, so its key and value
+    /// are copied once and nothing of it but its handle is kept; the header fields that depend on
+    /// the producer id and the sequence are filled in when the batch is first sent.
     struct OpenBatch: Sendable {
-        var records: [PendingRecord] = []
+        var handles: [RecordHandle] = []
+        var builder: RecordBatchBuilder
         var estimatedBytes = RecordBatchLayout.headerSize
         var createdAt: Instant
+
+        init(baseTimestampMilliseconds: Int64, capacityBytes: Int, createdAt: Instant) {
+            builder = RecordBatchBuilder(baseTimestamp: baseTimestampMilliseconds, capacity: capacityBytes)
+            self.createdAt = createdAt
+        }
+
+        mutating func append(_ handle: RecordHandle, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader],
+                             timestampMilliseconds: Int64, estimatedSize: Int) {
+            builder.append(key: key, value: value, headers: headers, timestampDelta: timestampMilliseconds - builder.baseTimestamp)
+            handles.append(handle)
+            estimatedBytes += estimatedSize
+        }
     }
 
     struct PartitionState: Sendable {
@@ -143,8 +152,26 @@ public struct IdempotentProducer: Sendable {
         /// A retry round has started: the partition drained, waited out the backoff, and is
         /// resending its unacknowledged batches in order. Any new failure closes it (drain again).
         var retryRoundOpen = false
-        /// The last queued batch takes no more records (it filled up while waiting).
+        /// The last queued batch takes no more records (it filled up while waiting, or was flushed).
         var lastQueuedIsClosed = false
+
+        /// Adds the record to the open batch, or to a new one when that is closed or full.
+        mutating func append(_ handle: RecordHandle, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader],
+                             timestampMilliseconds: Int64, estimatedSize: Int, now: Instant, configuration: Configuration) {
+            if !lastQueuedIsClosed, let lastIndex = queued.indices.last, queued[lastIndex].handles.count < configuration.maxRecordsPerBatch,
+               queued[lastIndex].estimatedBytes + estimatedSize <= configuration.batchSizeBytes {
+                queued[lastIndex].append(handle, key: key, value: value, headers: headers, timestampMilliseconds: timestampMilliseconds,
+                                         estimatedSize: estimatedSize)
+                return
+            }
+            // Start small: a batch that lingers out with a few records should not hold batchSizeBytes.
+            var batch = OpenBatch(baseTimestampMilliseconds: timestampMilliseconds,
+                                  capacityBytes: min(configuration.batchSizeBytes, 16 * 1024), createdAt: now)
+            batch.append(handle, key: key, value: value, headers: headers, timestampMilliseconds: timestampMilliseconds,
+                         estimatedSize: estimatedSize)
+            queued.append(batch)
+            lastQueuedIsClosed = false
+        }
     }
 
     enum ProducerIdentity: Equatable, Sendable {
@@ -215,25 +242,29 @@ public struct IdempotentProducer: Sendable {
         let size = Self.estimatedSize(key: key, value: value, headers: headers)
         guard size + RecordBatchLayout.headerSize <= configuration.batchSizeBytes else { throw .recordTooLarge }
         metadata.track(topic: topicPartition.topic)
-        var state = partitionStates[topicPartition] ?? PartitionState()
-        if let failure = state.failure { throw .partitionFailed(failure) }
+        if let failure = partitionStates[topicPartition]?.failure { throw .partitionFailed(failure) }
 
         let handle = RecordHandle(nextHandle)
         nextHandle += 1
         bufferedRecords += 1
-        let record = PendingRecord(handle: handle, key: key, value: value, headers: headers,
-                                   timestampMilliseconds: now.nanoseconds / 1_000_000)
-        let last = state.queued.last
-        if let last, !state.lastQueuedIsClosed, last.records.count < configuration.maxRecordsPerBatch,
-           last.estimatedBytes + size <= configuration.batchSizeBytes {
-            state.queued[state.queued.count - 1].records.append(record)
-            state.queued[state.queued.count - 1].estimatedBytes += size
-        } else {
-            state.queued.append(OpenBatch(records: [record], estimatedBytes: RecordBatchLayout.headerSize + size, createdAt: now))
-            state.lastQueuedIsClosed = false
-        }
-        partitionStates[topicPartition] = state
+        // Mutated in place through the dictionary: a copy of the state would make the append
+        // below copy the whole open batch, once per record.
+        partitionStates[topicPartition, default: PartitionState()]
+            .append(handle, key: key, value: value, headers: headers, timestampMilliseconds: now.nanoseconds / 1_000_000,
+                    estimatedSize: size, now: now, configuration: configuration)
         return handle
+    }
+
+    /// Lets every open batch go at the next `nextRequests` without waiting out its linger, as
+    /// Kafka's `flush()` does (without its waiting): for a caller that will add nothing soon,
+    /// such as one that has as many records outstanding as it allows itself.
+    public mutating func flush() {
+        // By index, not over `keys`: holding the key view while writing would copy the dictionary.
+        var index = partitionStates.startIndex
+        while index != partitionStates.endIndex {
+            if !partitionStates.values[index].queued.isEmpty { partitionStates.values[index].lastQueuedIsClosed = true }
+            partitionStates.formIndex(after: &index)
+        }
     }
 
     /// Outcomes reported since the last call, each record's exactly once.
@@ -342,7 +373,8 @@ public struct IdempotentProducer: Sendable {
             if state.unacknowledged.contains(where: { $0.state == .needsRetry }) {
                 if !state.unacknowledged.contains(where: { $0.state != .needsRetry }) { consider(state.retryNotBefore) }
             } else if let first = state.queued.first, state.unacknowledged.count < configuration.maxInFlightPerPartition {
-                consider(state.queued.count > 1 ? first.createdAt : first.createdAt + configuration.lingerTime)
+                let full = state.queued.count > 1 || state.lastQueuedIsClosed || first.handles.count >= configuration.maxRecordsPerBatch
+                consider(full ? first.createdAt : first.createdAt + configuration.lingerTime)
             }
         }
         return earliest
@@ -368,22 +400,18 @@ public struct IdempotentProducer: Sendable {
         state.retryRoundOpen = false
         guard state.unacknowledged.count < configuration.maxInFlightPerPartition, let first = state.queued.first else { return nil }
         let full = state.queued.count > 1 || state.lastQueuedIsClosed
-            || first.records.count >= configuration.maxRecordsPerBatch
+            || first.handles.count >= configuration.maxRecordsPerBatch
         guard full || now >= first.createdAt + configuration.lingerTime else { return nil }
         state.queued.removeFirst()
         if state.queued.isEmpty { state.lastQueuedIsClosed = false }
         let baseSequence = state.nextSequence
-        var builder = RecordBatchBuilder(baseTimestamp: first.records[0].timestampMilliseconds, capacity: first.estimatedBytes)
+        var builder = first.builder
         builder.producerID = producerID.rawValue
         builder.producerEpoch = producerEpoch.rawValue
         builder.baseSequence = baseSequence
-        for record in first.records {
-            builder.append(key: record.key, value: record.value, headers: record.headers,
-                           timestampDelta: record.timestampMilliseconds - first.records[0].timestampMilliseconds)
-        }
         let bytes = builder.build()
-        state.nextSequence = Self.sequence(baseSequence, advancedBy: Int32(first.records.count))
-        state.unacknowledged.append(SentBatch(records: first.records, baseSequence: baseSequence, bytes: bytes, state: .needsRetry))
+        state.nextSequence = Self.sequence(baseSequence, advancedBy: Int32(first.handles.count))
+        state.unacknowledged.append(SentBatch(handles: first.handles, baseSequence: baseSequence, bytes: bytes, state: .needsRetry))
         return bytes
     }
 
@@ -445,9 +473,9 @@ public struct IdempotentProducer: Sendable {
         switch error {
         case .none, .duplicateSequenceNumber:
             let batch = state.unacknowledged.remove(at: index)
-            for (position, record) in batch.records.enumerated() {
+            for (position, handle) in batch.handles.enumerated() {
                 let offset = error == .none && answer.baseOffset != .unknown ? answer.baseOffset + Int64(position) : .unknown
-                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+                completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .written(offset: offset)))
             }
             partitionStates[topicPartition] = state
@@ -494,14 +522,14 @@ public struct IdempotentProducer: Sendable {
         guard var state = partitionStates[topicPartition], state.failure == nil else { return }
         state.failure = error
         for batch in state.unacknowledged {
-            for record in batch.records {
-                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+            for handle in batch.handles {
+                completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .failed(error: error, possiblyWritten: batch.possiblyWritten)))
             }
         }
         for batch in state.queued {
-            for record in batch.records {
-                completions.append(ProduceCompletion(handle: record.handle, topicPartition: topicPartition,
+            for handle in batch.handles {
+                completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .failed(error: error, possiblyWritten: false)))
             }
         }

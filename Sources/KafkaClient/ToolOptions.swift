@@ -194,21 +194,31 @@ public struct ClusterStatusOptions: Equatable, Sendable {
 public struct ProduceBenchmarkOptions: Equatable, Sendable {
     public var bootstrap: [BrokerAddress]
     public var topic: String
+    /// Records of the windowed phase; 0 runs only the one-at-a-time phase.
     public var recordCount = 1_000_000
     public var recordBytes = 100
     public var acks: Int16 = -1
+    /// Most records sent and not yet acknowledged in the windowed phase (the NATS peer's WINDOW),
+    /// so its latency measures the cluster rather than the benchmark's own queue.
+    public var windowRecords = 1_000
+    /// Records of the one-at-a-time phase after it, each sent only once the previous was acknowledged.
+    public var syncRecordCount = 0
     /// Used only when the topic is created; -1: the broker's default.
     public var partitionCount: Int32 = -1
     public var replicationFactor: Int16 = 3
 
     public init(_ arguments: [String]) throws(UsageError) {
         let parsed = try ParsedArguments(arguments, valueOptions: ["bootstrap", "topic", "records", "record-bytes", "acks",
-                                                                   "partitions", "replication-factor"], flagOptions: [])
+                                                                   "partitions", "replication-factor", "window", "sync-records"],
+                                         flagOptions: [])
         guard parsed.positionals.isEmpty else { throw UsageError("unexpected argument '\(parsed.positionals[0])'") }
         bootstrap = try parsed.bootstrap()
         guard let topic = parsed.value("topic") else { throw UsageError("--topic is required") }
         self.topic = topic
-        recordCount = try parsed.integer("records", default: 1_000_000, minimum: 1)
+        recordCount = try parsed.integer("records", default: 1_000_000, minimum: 0)
+        windowRecords = try parsed.integer("window", default: 1_000, minimum: 1)
+        syncRecordCount = try parsed.integer("sync-records", default: 0, minimum: 0)
+        guard recordCount > 0 || syncRecordCount > 0 else { throw UsageError("--records and --sync-records are both 0: nothing to measure") }
         // Values are opaque filler; one byte is the smallest record that still has a value.
         recordBytes = try parsed.integer("record-bytes", default: 100, minimum: 1)
         guard recordBytes <= 1_000_000 else { throw UsageError("--record-bytes must be at most 1000000") }

@@ -16,52 +16,90 @@ func runKafkaBenchmark(_ kind: String, _ arguments: [String]) {
 private func runProduceBenchmark(_ options: ProduceBenchmarkOptions) {
     let partitionCount = ensureBenchmarkTopic(options)
     var configuration = IdempotentProducer.Configuration(lingerTime: .milliseconds(5), batchSizeBytes: 256 * 1024, maxRecordsPerBatch: 2_000,
-                                                         maxBufferedRecords: 200_000)
+                                                         maxBufferedRecords: options.windowRecords)
     configuration.acks = options.acks
     let network = KafkaNetworkClient(bootstrap: options.bootstrap, configuration: .init(clientID: "tern-bench-producer"))
     let producer = IdempotentProducer(bootstrapNodes: network.bootstrapNodes, configuration: configuration,
                                       random: DeterministicRandom(seed: UInt64(bitPattern: Clocks.monotonicNanoseconds())))
     var driver = SansIOClientDriver(client: producer, network: network)
+    print("tern bench produce: \(options.recordCount) records of \(options.recordBytes) B to \(options.topic) (\(partitionCount) partitions),"
+          + " at most \(options.windowRecords) unacknowledged, then \(options.syncRecordCount) one at a time;"
+          + " acks=\(options.acks == -1 ? "all" : String(options.acks)), idempotent, batches up to \(configuration.batchSizeBytes / 1024) KiB"
+          + " / \(configuration.maxRecordsPerBatch) records, linger \(configuration.lingerTime) (none once the window is full)")
+    var failures = ProduceFailures()
+    var summary: [String] = []
+    if options.recordCount > 0 {
+        summary += runWindowedProduce(options, partitionCount: partitionCount, driver: &driver, failures: &failures)
+    }
+    if options.syncRecordCount > 0 {
+        summary += runOneAtATimeProduce(options, partitionCount: partitionCount, driver: &driver, failures: &failures)
+    }
+    network.closeAll()
+    print("(MB = 10^6 bytes of record values; latency is send() to acknowledgement, so it includes linger and time queued in the producer)")
+    for line in summary { print("result \(line)") }
+    if failures.count > 0 { failOperation("\(failures.count) records failed; first: \(failures.first ?? "?")") }
+}
+
+private struct ProduceFailures {
+    var count = 0
+    var first: String?
+
+    mutating func note(_ completion: ProduceCompletion) {
+        guard case let .failed(error, _) = completion.outcome else { return }
+        count += 1
+        if first == nil { first = "\(completion.topicPartition): \(kafkaErrorName(error))" }
+    }
+}
+
+/// The throughput phase, like the NATS peer's async publish: records are sent as fast as the
+/// window allows, each acknowledgement making room for the next record. Returns `result` lines.
+private func runWindowedProduce(_ options: ProduceBenchmarkOptions, partitionCount: Int32,
+                                driver: inout SansIOClientDriver<IdempotentProducer>, failures: inout ProduceFailures) -> [String] {
+    let configuration = driver.client.configuration
+    let window = options.windowRecords
     let value = [UInt8](repeating: UInt8(ascii: "x"), count: options.recordBytes)
-    // Send times by record handle (handles count up from 1), in a ring as large as the buffer
-    // bound: never more records than that are unanswered, so a slot is free when reused.
-    var sendTimes = [Int64](repeating: 0, count: configuration.maxBufferedRecords)
+    // Send times by record handle (handles count up from 1), in a ring as large as the window:
+    // never more records than that are unanswered, so a slot is free when reused.
+    var sendTimes = [Int64](repeating: 0, count: window)
     var histogram = LatencyHistogram()
     // Sticky partitioning: whole batches to one partition, then the next, as Kafka's default does.
-    let recordsPerPartitionTurn = min(configuration.maxRecordsPerBatch, max(1, configuration.batchSizeBytes / (options.recordBytes + 40)))
+    // A window smaller than a batch is one batch. Smaller turns, for more batches in flight, were
+    // slower on the 3-broker, 2-core benchmark machine (window 1000, medians of 3: 166 records a
+    // turn 232,000 records/s, 333 a turn 286,000, 1000 a turn 477,000): each request costs the
+    // brokers more than the wait for its round trip.
+    let batchBoundRecords = min(configuration.maxRecordsPerBatch, max(1, configuration.batchSizeBytes / (options.recordBytes + 40)))
+    let recordsPerPartitionTurn = min(batchBoundRecords, window)
     var sent = 0
     var acknowledged = 0
-    var failed = 0
-    var firstFailure: String?
-    print("tern bench produce: \(options.recordCount) records of \(options.recordBytes) B to \(options.topic) (\(partitionCount) partitions),"
-          + " acks=\(options.acks == -1 ? "all" : String(options.acks)), idempotent, batches up to \(configuration.batchSizeBytes / 1024) KiB"
-          + " / \(configuration.maxRecordsPerBatch) records, linger \(configuration.lingerTime)")
+    var finished = 0
     let startNanoseconds = Clocks.monotonicNanoseconds()
     var progress = BenchmarkProgress(startNanoseconds: startNanoseconds)
     var lastAcknowledgementNanoseconds = startNanoseconds
 
-    while acknowledged + failed < options.recordCount {
+    while finished < options.recordCount {
         let now = Clocks.wallClockNow()
-        while sent < options.recordCount, driver.client.unfinishedRecords < configuration.maxBufferedRecords {
+        while sent < options.recordCount, driver.client.unfinishedRecords < window {
             let partition = Int32((sent / recordsPerPartitionTurn) % Int(partitionCount))
             let handle: RecordHandle
             do { handle = try driver.client.send(TopicPartition(topic: options.topic, partition: partition), key: nil, value: value, now: now) } catch {
                 failOperation("record refused: \(error)")
             }
-            sendTimes[Int(handle.rawValue % UInt64(sendTimes.count))] = Clocks.monotonicNanoseconds()
+            sendTimes[Int(handle.rawValue % UInt64(window))] = Clocks.monotonicNanoseconds()
             sent += 1
         }
-        driver.step(maximumWait: .milliseconds(sent < options.recordCount && driver.client.unfinishedRecords < configuration.maxBufferedRecords ? 0 : 10))
+        // Nothing more can be added until acknowledgements arrive, so lingering would only add latency.
+        driver.client.flush()
+        // The window is full (or everything is sent): waiting for an answer is all there is to do.
+        driver.step(maximumWait: .milliseconds(10))
         let completions = driver.client.takeCompletions()
         let ackNanoseconds = Clocks.monotonicNanoseconds()
         for completion in completions {
-            switch completion.outcome {
-            case .written:
+            finished += 1
+            if case .written = completion.outcome {
                 acknowledged += 1
-                histogram.record(nanoseconds: ackNanoseconds - sendTimes[Int(completion.handle.rawValue % UInt64(sendTimes.count))])
-            case let .failed(error, _):
-                failed += 1
-                if firstFailure == nil { firstFailure = "\(completion.topicPartition): \(kafkaErrorName(error))" }
+                histogram.record(nanoseconds: ackNanoseconds - sendTimes[Int(completion.handle.rawValue % UInt64(window))])
+            } else {
+                failures.note(completion)
             }
         }
         if !completions.isEmpty { lastAcknowledgementNanoseconds = ackNanoseconds }
@@ -72,21 +110,77 @@ private func runProduceBenchmark(_ options: ProduceBenchmarkOptions) {
         progress.report(records: acknowledged, bytes: Int64(acknowledged) * Int64(options.recordBytes), histogram: histogram,
                         nowNanoseconds: ackNanoseconds)
     }
-    network.closeAll()
     let seconds = Double(lastAcknowledgementNanoseconds - startNanoseconds) / 1e9
-    let bytes = Double(acknowledged) * Double(options.recordBytes)
-    print("\(acknowledged) records acknowledged in \(formatFixed(seconds, places: 2)) s: "
-          + "\(formatFixed(Double(acknowledged) / seconds, places: 0)) records/s, \(formatFixed(bytes / seconds / 1e6, places: 2)) MB/s")
-    print("latency per record, send() to acknowledgement: p50 \(formatMilliseconds(histogram.percentileNanoseconds(0.5))) ms,"
-          + " p99 \(formatMilliseconds(histogram.percentileNanoseconds(0.99))) ms, p999 \(formatMilliseconds(histogram.percentileNanoseconds(0.999))) ms,"
-          + " max \(formatMilliseconds(histogram.maximumNanoseconds)) ms, mean \(formatMilliseconds(Int64(histogram.meanNanoseconds))) ms")
-    print("(MB = 10^6 bytes of record values; latency includes time queued in the producer's buffer and linger)")
-    print("result records_per_second=\(formatFixed(Double(acknowledged) / seconds, places: 0))")
-    print("result megabytes_per_second=\(formatFixed(bytes / seconds / 1e6, places: 2))")
-    print("result latency_p50_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.5)))")
-    print("result latency_p99_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.99)))")
-    print("result latency_p999_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.999)))")
-    if failed > 0 { failOperation("\(failed) records failed; first: \(firstFailure ?? "?")") }
+    let recordsPerSecond = Double(acknowledged) / seconds
+    let megabytesPerSecond = Double(acknowledged) * Double(options.recordBytes) / seconds / 1e6
+    print("windowed: \(acknowledged) records acknowledged in \(formatFixed(seconds, places: 2)) s with at most \(window) unacknowledged: "
+          + "\(formatFixed(recordsPerSecond, places: 0)) records/s, \(formatFixed(megabytesPerSecond, places: 2)) MB/s")
+    print("windowed latency: \(latencySummary(histogram))")
+    return ["window_records=\(window)",
+            "records_per_second=\(formatFixed(recordsPerSecond, places: 0))",
+            "megabytes_per_second=\(formatFixed(megabytesPerSecond, places: 2))"]
+        + latencyResults(histogram, prefix: "latency")
+}
+
+/// The latency phase, like the NATS peer's SYNC_PUB: one record at a time, each sent at once
+/// (no linger) and acknowledged before the next is sent. Returns `result` lines.
+private func runOneAtATimeProduce(_ options: ProduceBenchmarkOptions, partitionCount: Int32,
+                                  driver: inout SansIOClientDriver<IdempotentProducer>, failures: inout ProduceFailures) -> [String] {
+    let value = [UInt8](repeating: UInt8(ascii: "x"), count: options.recordBytes)
+    var histogram = LatencyHistogram()
+    // One unmeasured record first, so connecting, metadata and the producer id are not in the
+    // figures when this phase runs alone.
+    _ = produceOne(options, partition: 0, value: value, driver: &driver, failures: &failures)
+    let startNanoseconds = Clocks.monotonicNanoseconds()
+    for index in 0..<options.syncRecordCount {
+        // Round robin, so every partition leader's latency is in the figures.
+        let partition = Int32(index % Int(partitionCount))
+        histogram.record(nanoseconds: produceOne(options, partition: partition, value: value, driver: &driver, failures: &failures))
+    }
+    let seconds = Double(Clocks.monotonicNanoseconds() - startNanoseconds) / 1e9
+    let recordsPerSecond = Double(options.syncRecordCount) / seconds
+    print("one at a time: \(options.syncRecordCount) records in \(formatFixed(seconds, places: 2)) s: \(formatFixed(recordsPerSecond, places: 0)) records/s")
+    print("one-at-a-time latency: \(latencySummary(histogram))")
+    return ["sync_records=\(options.syncRecordCount)", "sync_records_per_second=\(formatFixed(recordsPerSecond, places: 0))"]
+        + latencyResults(histogram, prefix: "sync_latency")
+}
+
+/// Sends one record, waits for its outcome and returns the nanoseconds that took.
+private func produceOne(_ options: ProduceBenchmarkOptions, partition: Int32, value: [UInt8],
+                        driver: inout SansIOClientDriver<IdempotentProducer>, failures: inout ProduceFailures) -> Int64 {
+    let startNanoseconds = Clocks.monotonicNanoseconds()
+    let handle: RecordHandle
+    do {
+        handle = try driver.client.send(TopicPartition(topic: options.topic, partition: partition), key: nil, value: value,
+                                        now: Clocks.wallClockNow())
+    } catch {
+        failOperation("record refused: \(error)")
+    }
+    driver.client.flush()
+    while true {
+        driver.step(maximumWait: .milliseconds(100))
+        for completion in driver.client.takeCompletions() where completion.handle == handle {
+            failures.note(completion)
+            return Clocks.monotonicNanoseconds() - startNanoseconds
+        }
+        if Clocks.monotonicNanoseconds() - startNanoseconds > 60_000_000_000 {
+            failOperation("no acknowledgement for 60 s for a single record"
+                          + (driver.lastNetworkError.map { "; last network error: \($0)" } ?? ""))
+        }
+    }
+}
+
+private func latencySummary(_ histogram: LatencyHistogram) -> String {
+    "p50 \(formatMilliseconds(histogram.percentileNanoseconds(0.5))) ms, p99 \(formatMilliseconds(histogram.percentileNanoseconds(0.99))) ms,"
+        + " p999 \(formatMilliseconds(histogram.percentileNanoseconds(0.999))) ms, max \(formatMilliseconds(histogram.maximumNanoseconds)) ms,"
+        + " mean \(formatMilliseconds(Int64(histogram.meanNanoseconds))) ms"
+}
+
+private func latencyResults(_ histogram: LatencyHistogram, prefix: String) -> [String] {
+    ["\(prefix)_p50_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.5)))",
+     "\(prefix)_p99_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.99)))",
+     "\(prefix)_p999_ms=\(formatMilliseconds(histogram.percentileNanoseconds(0.999)))",
+     "\(prefix)_max_ms=\(formatMilliseconds(histogram.maximumNanoseconds))"]
 }
 
 /// Creates the topic when missing and waits until every partition has a leader.

@@ -43,7 +43,8 @@ let consumeUsage = """
 let clusterStatusUsage = "usage: tern cluster status --bootstrap HOST:PORT"
 let kafkaBenchmarkUsage = """
     usage: tern bench produce --bootstrap HOST:PORT --topic T [--records N] [--record-bytes B] [--acks all|1|0]
-                              [--partitions P] [--replication-factor R]
+                              [--partitions P] [--replication-factor R] [--window W] [--sync-records S]
+           (N records with at most W unacknowledged, default 1000; then S records one at a time, default 0)
            tern bench consume --bootstrap HOST:PORT --topic T [--records N] [--timeout-seconds S]
     """
 func exitWithoutMessage(code: Int32) -> Never { exit(code) }

@@ -46,6 +46,9 @@ private final class DataPlaneHarness {
     /// Fetches (with their long-poll wait) the followers sent.
     var followerFetchWaits: [Int32] = []
     var nextCorrelationID: UInt64 = 1
+    /// Messages between brokers this says to hold stay in `heldMessages` (in flight) until released.
+    var hold: ((_ from: NodeID, _ to: NodeID) -> Bool)?
+    var heldMessages: [(from: NodeID, to: NodeID, bytes: [UInt8])] = []
     var alterPartitionRequests = 0
 
     init() throws {
@@ -110,6 +113,8 @@ private final class DataPlaneHarness {
                 case let .notController(correlationID, _)?: adminAnswers[correlationID] = .some(nil)
                 default: Issue.record("client got an unexpected message")
                 }
+            } else if let hold, hold(from, to) {
+                heldMessages.append((from, to, bytes))
             } else {
                 if case let .dataRequest(_, .fetch(fetch))? = try? PeerMessage(decoding: bytes), fetch.replicaID != nil {
                     followerFetchWaits.append(fetch.maxWaitMilliseconds)
@@ -176,6 +181,13 @@ private final class DataPlaneHarness {
         metadataLog.append(.partitionChange(PartitionChangeRecord(
             topicID: topicID, partition: 0, leader: change, isr: isr, leaderEpoch: partitionState.leaderEpoch,
             partitionEpoch: partitionState.partitionEpoch)))
+    }
+
+    /// Delivers the held messages; what they cause is held again where `hold` still says so.
+    func releaseHeld() {
+        let released = heldMessages
+        heldMessages.removeAll()
+        for (from, to, bytes) in released { run(to, .message(from: from, bytes: bytes)) }
     }
 
     /// Advances time by `duration` in 10 ms steps: disk completions, then ticks.
@@ -290,6 +302,32 @@ private final class DataPlaneHarness {
     #expect(cluster.replica(2)?.isr == cluster.brokerIDs)
     #expect(cluster.alterPartitionRequests >= 1)
     #expect(cluster.replica(1)?.logEndOffset == Offset(8))
+}
+
+@Test func aFollowerReportsASyncThatCompletedDuringItsFetchWithoutPausing() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.brokerIDs.allSatisfy { cluster.broker($0.rawValue).dataPlane.hostedPartitions == [partition0] } }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    // The leader's answers to follower 2 stay in flight until released.
+    cluster.hold = { from, to in from == NodeID(1) && to == NodeID(2) }
+    let produced = cluster.produce(clientBatch(records: 5, seed: 7), to: NodeID(1))
+    // The data reaches follower 2 at its next fetch; it asks again at once (unsynced data: not parked).
+    cluster.advance(.seconds(1)) {
+        cluster.releaseHeld()
+        return cluster.replica(2)?.log.logEndOffset == Offset(5)
+    }
+    #expect(cluster.replica(2)?.log.logEndOffset == Offset(5))
+    #expect(cluster.replica(2)?.log.durableOffset == Offset(0))
+    #expect(!cluster.heldMessages.isEmpty, "follower 2's next fetch is answered, and the answer held")
+    // Follower 2's sync completes while that answer (nothing new) is still in flight.
+    cluster.advance(.seconds(1)) { cluster.replica(2)?.log.durableOffset == Offset(5) }
+    #expect(cluster.produceAnswer(produced) == nil, "the leader has not heard of follower 2's sync yet")
+    cluster.hold = nil
+    cluster.releaseHeld()
+    let released = cluster.now
+    cluster.advance(.seconds(1)) { cluster.produceAnswer(produced) != nil }
+    #expect(cluster.produceAnswer(produced)?.errorCode == KafkaErrorCode.none)
+    #expect(cluster.now - released <= .milliseconds(100), "reported at once, not after the 500 ms fetch backoff")
 }
 
 @Test func requestsForUnknownPartitionsAndDuplicatesAnswerAsKafkaDoes() throws {

@@ -181,6 +181,12 @@ import Testing
         #expect(produce.recordCount == 1_000 && produce.recordBytes == 200 && produce.partitionCount == 3)
         #expect(produce.acks == -1 && produce.replicationFactor == 3)
         #expect(try ProduceBenchmarkOptions(["--topic", "t"] + bootstrap).recordCount == 1_000_000)
+        let windowed = try ProduceBenchmarkOptions(["--topic", "t", "--window", "5000", "--sync-records", "100"] + bootstrap)
+        #expect(windowed.windowRecords == 5_000 && windowed.syncRecordCount == 100)
+        #expect(try ProduceBenchmarkOptions(["--topic", "t"] + bootstrap).windowRecords == 1_000)
+        #expect(try ProduceBenchmarkOptions(["--topic", "t", "--records", "0", "--sync-records", "10"] + bootstrap).recordCount == 0)
+        #expect(throws: UsageError.self) { try ProduceBenchmarkOptions(["--topic", "t", "--records", "0"] + self.bootstrap) }
+        #expect(throws: UsageError.self) { try ProduceBenchmarkOptions(["--topic", "t", "--window", "0"] + self.bootstrap) }
         #expect(throws: UsageError.self) { try ProduceBenchmarkOptions(self.bootstrap) }
         let consume = try ConsumeBenchmarkOptions(["--topic", "bench", "--records", "500"] + bootstrap)
         #expect(consume.recordCount == 500)
