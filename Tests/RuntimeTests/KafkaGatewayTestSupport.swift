@@ -81,50 +81,6 @@ final class ObservedKafkaGateway: ClientProtocolHandler {
     }
 }
 
-/// A `NodeHost` with the Kafka gateway, running on its own thread.
-final class GatewayHostThread: Sendable {
-    let nodeID: NodeID
-    private let observation = Mutex(GatewayNodeObservation())
-    private let control = Mutex<NodeHostControl?>(nil)
-    private let clientAddress = Mutex<SocketAddress?>(nil)
-    private let result = Mutex<NodeHostOutcome?>(nil)
-    private let thread = Mutex<TestThread?>(nil)
-
-    init(configuration: NodeLaunchConfiguration, options: NodeHostOptions) {
-        nodeID = configuration.nodeID
-        let started = TestThread { [self] in
-            do throws(NodeHostError) {
-                let host = try NodeHost(configuration: configuration, options: options) { context in
-                    ObservedKafkaGateway(context: context) { snapshot in self.observation.withLock { $0 = snapshot } }
-                }
-                control.withLock { $0 = host.control }
-                clientAddress.withLock { $0 = host.clientListenAddress }
-                let outcome = host.run()
-                result.withLock { $0 = outcome }
-            } catch {
-                result.withLock { $0 = .failedToStart(reason: "\(error)") }
-            }
-        }
-        thread.withLock { $0 = started }
-    }
-
-    var current: GatewayNodeObservation { observation.withLock { $0 } }
-    var outcome: NodeHostOutcome? { result.withLock { $0 } }
-    var clientListenAddress: SocketAddress? { clientAddress.withLock { $0 } }
-
-    func stop() {
-        for _ in 0..<3_000 {
-            if let control = control.withLock({ $0 }) { return control.stop() }
-            if outcome != nil { return }
-            sleepMilliseconds(10)
-        }
-    }
-
-    func join() {
-        thread.withLock { $0 }?.join()
-    }
-}
-
 struct GatewayClusterError: Error, CustomStringConvertible {
     var description: String
 }
@@ -135,7 +91,7 @@ final class GatewayCluster {
     static let nodeIDs: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
 
     let directory: TemporaryDirectory
-    let hosts: [GatewayHostThread]
+    let hosts: [HostThread<GatewayNodeObservation>]
 
     /// Starts the nodes and waits (generously) until every broker serves clients and sees all
     /// three brokers unfenced.
@@ -145,7 +101,11 @@ final class GatewayCluster {
         var options = NodeHostOptions()
         // TERN_TEST_LOGS=1 shows the nodes' log lines.
         options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
-        hosts = configurations.map { GatewayHostThread(configuration: $0, options: options) }
+        hosts = configurations.map { configuration in
+            HostThread(configuration: configuration, options: options, initialObservation: GatewayNodeObservation()) { context, publish in
+                ObservedKafkaGateway(context: context, publish: publish)
+            }
+        }
         let ready = eventually {
             hosts.allSatisfy { host in
                 let seen = host.current
@@ -159,11 +119,11 @@ final class GatewayCluster {
     }
 
     func stop() {
-        for host in hosts { host.stop() }
-        for host in hosts { host.join() }
+        for host in hosts { host.withControl { $0.stop() } }
+        for host in hosts { _ = host.join() }
     }
 
-    func host(_ id: NodeID) -> GatewayHostThread { hosts.first { $0.nodeID == id }! }
+    func host(_ id: NodeID) -> HostThread<GatewayNodeObservation> { hosts.first { $0.nodeID == id }! }
 
     func clientAddress(of id: NodeID) -> SocketAddress { host(id).clientListenAddress! }
 

@@ -62,21 +62,24 @@ final class ObservingClientHandler: ClientProtocolHandler {
     }
 }
 
-/// A `NodeHost` running on its own thread.
-final class HostThread: Sendable {
+/// A `NodeHost` running on its own thread, its client protocol handler publishing what the test
+/// observes of the node (from the node's own thread).
+final class HostThread<Observation: Sendable>: Sendable {
     let nodeID: NodeID
-    let observation = Mutex(NodeObservation())
+    let observation: Mutex<Observation>
     private let control = Mutex<NodeHostControl?>(nil)
     private let clientAddress = Mutex<SocketAddress?>(nil)
     private let result = Mutex<NodeHostOutcome?>(nil)
     private let thread: Mutex<TestThread?> = Mutex(nil)
 
-    init(configuration: NodeLaunchConfiguration, options: NodeHostOptions) {
+    init(configuration: NodeLaunchConfiguration, options: NodeHostOptions, initialObservation: Observation,
+         makeHandler: @escaping @Sendable (NodeHostContext, @escaping @Sendable (Observation) -> Void) -> any ClientProtocolHandler) {
         nodeID = configuration.nodeID
+        observation = Mutex(initialObservation)
         let started = TestThread { [self] in
             do throws(NodeHostError) {
                 let host = try NodeHost(configuration: configuration, options: options) { context in
-                    ObservingClientHandler(context: context) { snapshot in self.observation.withLock { $0 = snapshot } }
+                    makeHandler(context) { snapshot in self.observation.withLock { $0 = snapshot } }
                 }
                 control.withLock { $0 = host.control }
                 clientAddress.withLock { $0 = host.clientListenAddress }
@@ -89,7 +92,7 @@ final class HostThread: Sendable {
         thread.withLock { $0 = started }
     }
 
-    var current: NodeObservation { observation.withLock { $0 } }
+    var current: Observation { observation.withLock { $0 } }
     var outcome: NodeHostOutcome? { result.withLock { $0 } }
     var clientListenAddress: SocketAddress? { clientAddress.withLock { $0 } }
 
@@ -120,6 +123,13 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
         sleepMilliseconds(20)
     }
     return condition()
+}
+
+/// A node whose client handler closes every connection and reports the node's state.
+func observedHost(_ configuration: NodeLaunchConfiguration, options: NodeHostOptions) -> HostThread<NodeObservation> {
+    HostThread(configuration: configuration, options: options, initialObservation: NodeObservation()) { context, publish in
+        ObservingClientHandler(context: context, publish: publish)
+    }
 }
 
 @Suite(.serialized) struct NodeHostClusterTests {
@@ -154,7 +164,7 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
         // TERN_TEST_LOGS=1 shows the nodes' log lines.
         options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
         options.controlledShutdownTimeout = .seconds(60)
-        let hosts = configurations.map { HostThread(configuration: $0, options: options) }
+        let hosts = configurations.map { observedHost($0, options: options) }
         defer { for host in hosts { host.withControl { $0.stop() }; _ = host.join() } }
         let ids: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
 
@@ -202,7 +212,7 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
         options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
         // Far beyond the session timeout: reaching it would be the old behaviour.
         options.controlledShutdownTimeout = .seconds(600)
-        let hosts = configurations.map { HostThread(configuration: $0, options: options) }
+        let hosts = configurations.map { observedHost($0, options: options) }
         defer { for host in hosts { host.withControl { $0.stop() }; _ = host.join() } }
         let ids: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
         #expect(eventually { hosts.allSatisfy { Set($0.current.brokerImageBrokers.keys) == ids && $0.current.brokerImageBrokers.values.allSatisfy { !$0 } } },
