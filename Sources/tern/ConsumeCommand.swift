@@ -40,7 +40,7 @@ func runConsume(_ arguments: [String]) {
     var output = StandardOutput()
     while true {
         driver.step(maximumWait: .milliseconds(100))
-        for event in driver.client.takeEvents() { printToStandardError("tern: \(event)") }
+        for event in driver.client.takeEvents() { reportConsumerEvent(event) }
         for record in driver.client.takeRecords() {
             var line = ""
             if options.printOffset { line += "\(record.topicPartition.partition)@\(record.offset)\t" }
@@ -61,6 +61,16 @@ func runConsume(_ arguments: [String]) {
             return
         }
     }
+}
+
+/// Resets and truncations are reported and consumption goes on; a partition the consumer had to
+/// stop (data it cannot read, such as a compressed batch: the tern client does not decompress
+/// yet) ends the command, rather than waiting forever for records it will never deliver.
+func reportConsumerEvent(_ event: ConsumerEvent) {
+    if case let .partitionStopped(topicPartition, reason) = event {
+        failOperation("cannot read \(topicPartition): \(reason)")
+    }
+    printToStandardError("tern: \(event)")
 }
 
 /// Standard output through write(2) in large pieces: print() per record would be a syscall each

@@ -242,7 +242,7 @@ private func runConsumeBenchmark(_ options: ConsumeBenchmarkOptions) {
     while records < goal {
         driver.step(maximumWait: .milliseconds(100))
         let now = Clocks.monotonicNanoseconds()
-        for event in driver.client.takeEvents() { printToStandardError("tern: \(event)") }
+        for event in driver.client.takeEvents() { reportConsumerEvent(event) }
         let batch = driver.client.takeRecords()
         if !batch.isEmpty {
             if firstRecordNanoseconds == nil { firstRecordNanoseconds = now }
