@@ -23,11 +23,11 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case rebalanceInProgress = 27
     case invalidTimestamp = 32
     case unsupportedVersion = 35
+    case notController = 41
+    case invalidRequest = 42
     case outOfOrderSequenceNumber = 45
     case duplicateSequenceNumber = 46
     case invalidProducerEpoch = 47
-    case notController = 41
-    case invalidRequest = 42
     case invalidTransactionTimeout = 50
     case concurrentTransactions = 51
     case kafkaStorageError = 56
