@@ -25,6 +25,8 @@ let package = Package(
         // Sans-IO Kafka client (metadata, idempotent producer, consumer); sits beside Broker.
         .target(name: "Client", dependencies: ["TernCore", "KafkaProtocol"]),
         // Networked Kafka client for Tern's tools: blocking sockets with timeouts around the sans-IO Client.
+        // A shell like Runtime (real sockets and clocks) around Client's sans-IO producer and consumer,
+        // for the tern tools; never linked by the simulator.
         .target(name: "KafkaClient", dependencies: ["TernCore", "KafkaProtocol", "Client", "CSystem"]),
 
         // The two shells: real IO, and the deterministic simulator.

@@ -40,19 +40,40 @@ extension BrokerDataPlane {
         return recordBytes >= max(1, Int(minBytes))
     }
 
-    /// Answers the parked fetches that now have enough to say (re-reading their partitions), or,
-    /// with `expiredOnly`, those whose wait has run out, with whatever there is.
-    func answerParkedFetches(now: Instant, effects: inout [NodeEffect], expiredOnly: Bool) {
+    /// Which parked fetches to read again.
+    enum ParkedFetchRecheck {
+        /// Only those whose wait has run out (answered with whatever there is).
+        case expiredOnly
+        /// Every one (roles may have changed).
+        case every
+        /// Those naming one of these partitions, plus the expired ones.
+        case reading(Set<TopicPartition>)
+    }
+
+    /// Answers the parked fetches that now have enough to say (re-reading their partitions), and
+    /// those whose wait has run out, with whatever there is.
+    func answerParkedFetches(now: Instant, effects: inout [NodeEffect], recheck: ParkedFetchRecheck) {
         guard !parkedFetches.isEmpty else { return }
         for parkedID in parkedFetches.keys.sorted() {
             guard let parked = parkedFetches[parkedID] else { continue }
             let expired = now >= parked.deadline
-            if expiredOnly && !expired { continue }
+            if !expired && !Self.mayHaveNewData(parked.request, recheck: recheck) { continue }
             let response = handleFetch(parked.request, now: now)
             guard expired || Self.isWorthAnswering(response, minBytes: parked.request.minBytes) else { continue }
             parkedFetches[parkedID] = nil
             effects.append(.send(to: parked.client, bytes: PeerMessage.dataResponse(
                 correlationID: parked.correlationID, response: .fetch(response)).encoded()))
+        }
+    }
+
+    private static func mayHaveNewData(_ request: FetchRequest, recheck: ParkedFetchRecheck) -> Bool {
+        switch recheck {
+        case .expiredOnly: return false
+        case .every: return true
+        case let .reading(changed):
+            return request.topics.contains { topic in
+                topic.partitions.contains { changed.contains(TopicPartition(topic: topic.name, partition: $0.partitionIndex)) }
+            }
         }
     }
 }

@@ -145,11 +145,11 @@ extension BrokerDataPlane {
         switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now) {
         case let .completed(info, error):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
-            fetchableDataChanged = true
+            partitionsWithNewData.insert(topicPartition)
             return (accepted(info.firstOffset, error), nil)
         case let .pending(info, ticket):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
-            fetchableDataChanged = true
+            partitionsWithNewData.insert(topicPartition)
             return (accepted(info.firstOffset), .ticket(ticket))
         case let .rejected(code, _):
             return refuse(code)

@@ -113,9 +113,12 @@ public final class BrokerDataPlane {
     /// Long-polling fetches waiting for data, in arrival order (ids increase).
     var parkedFetches: [UInt64: ParkedFetch] = [:]
     var nextParkedFetchID: UInt64 = 1
-    /// Something a parked fetch may be waiting for changed during this event: a leader appended,
-    /// a high watermark moved, or roles changed.
-    var fetchableDataChanged = false
+    /// Partitions a parked fetch may be waiting on that changed during this event: a leader
+    /// appended or a high watermark moved (membership only, never iterated). Only the parked
+    /// fetches naming one of them are read again, not every parked fetch on every append.
+    var partitionsWithNewData: Set<TopicPartition> = []
+    /// Roles may have changed (a new image): every parked fetch is read again.
+    var everyParkedFetchNeedsRecheck = false
 
     var producerIDBlock: (next: Int64, end: Int64)?
     var parkedInitProducerIDs: [ParkedInitProducerID] = []
@@ -158,7 +161,7 @@ public final class BrokerDataPlane {
     /// the role and ISR the image commits, and stops replicas no longer assigned.
     public func applyImage(_ image: MetadataImage, now: Instant, effects: inout [NodeEffect]) {
         self.image = image
-        fetchableDataChanged = true  // a parked fetch of a partition this broker no longer leads must hear so
+        everyParkedFetchNeedsRecheck = true  // a parked fetch of a partition this broker no longer leads must hear so
         var assigned: Set<TopicPartition> = []  // membership only, never iterated
         for entry in image.partitions where entry.registration.replicas.contains(localID) {
             let topicPartition = entry.topicPartition
@@ -265,7 +268,7 @@ public final class BrokerDataPlane {
         if let proposal = update.proposal { hosted.unsentProposal = proposal }
         if update.highWatermarkChanged {
             highWatermarkMoved = true
-            fetchableDataChanged = true
+            partitionsWithNewData.insert(hosted.topicPartition)
         }
     }
 
@@ -338,7 +341,7 @@ public final class BrokerDataPlane {
         }
         expireParkedProduces(now: now, effects: &effects)
         expireParkedInitProducerIDs(now: now, effects: &effects)
-        answerParkedFetches(now: now, effects: &effects, expiredOnly: true)
+        answerParkedFetches(now: now, effects: &effects, recheck: .expiredOnly)
         highWatermarkMoved = true  // completions handed out without an update may have moved it
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
@@ -364,9 +367,15 @@ public final class BrokerDataPlane {
         }
         // Parked follower fetches re-read report positions again, which may move a high
         // watermark: answer them before settling the produces waiting on one.
-        if fetchableDataChanged {
-            fetchableDataChanged = false
-            answerParkedFetches(now: now, effects: &effects, expiredOnly: false)
+        // What the re-reads themselves change is left for the next event's check.
+        if everyParkedFetchNeedsRecheck {
+            everyParkedFetchNeedsRecheck = false
+            partitionsWithNewData.removeAll(keepingCapacity: true)
+            answerParkedFetches(now: now, effects: &effects, recheck: .every)
+        } else if !partitionsWithNewData.isEmpty {
+            let changed = partitionsWithNewData
+            partitionsWithNewData.removeAll(keepingCapacity: true)
+            answerParkedFetches(now: now, effects: &effects, recheck: .reading(changed))
         }
         if highWatermarkMoved {
             highWatermarkMoved = false

@@ -1,3 +1,5 @@
+// Glibc: the tools' shell reads the real clocks here, and only here; the sans-IO clients in Client
+// get readings as values. The simulator never links this module.
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,3 +1,5 @@
+// Glibc: real sockets for the tools' shell (this module is not part of the deterministic core; the
+// simulator never links it).
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -230,7 +230,7 @@ extension KafkaGateway {
             }
         }
         wire.replicaElectionResults = byTopic
-        return .init(wire)
+        return wire
     }
 }
 
@@ -239,8 +239,4 @@ extension ControllerErrorCode {
     init(kafka code: KafkaErrorCode) {
         self = ControllerErrorCode(rawValue: code.rawValue) ?? .unknownServerError
     }
-}
-
-extension KafkaWire.ElectLeadersResponse {
-    init(_ other: KafkaWire.ElectLeadersResponse) { self = other }
 }

@@ -148,8 +148,9 @@ public final class KafkaGateway: ClientProtocolHandler {
                 return
             }
             let timeout = Self.adminTimeout(of: decoded.body)
-            forward(.adminRequest(correlationID: 0, request: adminRequest), decoded: decoded, on: connection,
-                    deadline: now + timeout + Self.answerGrace, expectsAnswer: true, actions: &actions)
+            forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: true, actions: &actions) {
+                PeerMessage.adminRequest(correlationID: $0, request: adminRequest)
+            }
         case .produce, .fetch, .listOffsets, .metadata, .initProducerID, .offsetForLeaderEpoch:
             guard let dataRequest = DataRequest(kafka: decoded.body, version: version) else {
                 context.log.info("closing \(connection): API \(header.apiKey) v\(version) request has no data-plane form")
@@ -167,15 +168,15 @@ public final class KafkaGateway: ClientProtocolHandler {
             default:
                 break
             }
-            forward(.dataRequest(correlationID: 0, request: dataRequest), decoded: decoded, on: connection,
-                    deadline: now + timeout + Self.answerGrace, expectsAnswer: expectsAnswer, actions: &actions)
+            forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: expectsAnswer,
+                    actions: &actions) { PeerMessage.dataRequest(correlationID: $0, request: dataRequest) }
         }
     }
 
-    /// Sends `message` (its correlation id replaced) from the connection's pseudo node to the
-    /// broker, with a slot for the answer when the client expects one.
-    private func forward(_ message: PeerMessage, decoded: DecodedKafkaRequest, on connection: ClientConnectionID, deadline: Instant,
-                         expectsAnswer: Bool, actions: inout [ClientAction]) {
+    /// Sends the message `makeMessage` builds for a fresh correlation id from the connection's
+    /// pseudo node to the broker, with a slot for the answer when the client expects one.
+    private func forward(_ decoded: DecodedKafkaRequest, on connection: ClientConnectionID, deadline: Instant,
+                         expectsAnswer: Bool, actions: inout [ClientAction], makeMessage: (UInt64) -> PeerMessage) {
         guard let key = decoded.header.knownAPIKey, let state = connections[connection] else { return }
         let correlationID = nextNodeCorrelationID
         nextNodeCorrelationID += 1
@@ -183,25 +184,19 @@ public final class KafkaGateway: ClientProtocolHandler {
         if expectsAnswer { sequence = openSlot(on: connection, header: decoded.header, deadline: deadline) }
         pendingAnswers[correlationID] = PendingAnswer(connection: connection, sequence: sequence, apiKey: key,
                                                       version: decoded.header.apiVersion, request: decoded.body)
-        let bytes: [UInt8]
-        switch message {
-        case let .dataRequest(_, request): bytes = PeerMessage.dataRequest(correlationID: correlationID, request: request).encoded()
-        case let .adminRequest(_, request): bytes = PeerMessage.adminRequest(correlationID: correlationID, request: request).encoded()
-        default: preconditionFailure("only data and admin requests are forwarded")
-        }
-        actions.append(.deliverToNode(from: state.pseudoNodeID, bytes: bytes))
+        actions.append(.deliverToNode(from: state.pseudoNodeID, bytes: makeMessage(correlationID).encoded()))
     }
 
     private func answerNow(_ response: KafkaResponse, header: KafkaRequestHeader, on connection: ClientConnectionID, now: Instant) {
-        let sequence = openSlot(on: connection, header: header, deadline: now)
-        guard let index = connections[connection]?.slots.firstIndex(where: { $0.sequence == sequence }) else { return }
-        connections[connection]!.slots[index].response = encodeKafkaResponse(response, for: header)
+        openSlot(on: connection, header: header, deadline: now, response: encodeKafkaResponse(response, for: header))
     }
 
-    private func openSlot(on connection: ClientConnectionID, header: KafkaRequestHeader, deadline: Instant) -> UInt64 {
+    @discardableResult
+    private func openSlot(on connection: ClientConnectionID, header: KafkaRequestHeader, deadline: Instant,
+                          response: [UInt8]? = nil) -> UInt64 {
         let sequence = connections[connection]!.nextSequence
         connections[connection]!.nextSequence += 1
-        connections[connection]!.slots.append(Slot(sequence: sequence, header: header, response: nil, deadline: deadline))
+        connections[connection]!.slots.append(Slot(sequence: sequence, header: header, response: response, deadline: deadline))
         return sequence
     }
 

@@ -569,11 +569,7 @@ func acceptsConnections(_ address: SocketAddress) -> Bool {
     return false
 }
 
-func monotonicMilliseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
-}
+func monotonicMilliseconds() -> Int64 { Clocks.monotonicNanoseconds() / 1_000_000 }
 
 func sleepMilliseconds(_ milliseconds: Int) {
     var request = timespec(tv_sec: milliseconds / 1_000, tv_nsec: (milliseconds % 1_000) * 1_000_000)
