@@ -463,3 +463,30 @@ def _parse_records(data, base_offset, count):
     if reader.remaining():
         raise ValueError(f"{reader.remaining()} bytes after the {count} records of the batch at {base_offset}")
     return records
+
+
+def parse_metadata_response_v1(payload):
+    """Metadata v1: (correlation_id, {node_id: (host, port)}, controller_id,
+    {topic: (error_code, {partition: (error_code, leader, replicas, isr)})})."""
+    reader = Reader(payload)
+    correlation_id = reader.int32()
+    brokers = {}
+    for _ in range(reader.int32()):
+        node_id, host, port = reader.int32(), reader.string(False), reader.int32()
+        reader.string(False)                    # Rack
+        brokers[node_id] = (host, port)
+    controller_id = reader.int32()
+    topics = {}
+    for _ in range(reader.int32()):
+        error_code, name = reader.int16(), reader.string(False)
+        reader.int8()                           # IsInternal
+        partitions = {}
+        for _ in range(reader.int32()):
+            partition_error, index, leader = reader.int16(), reader.int32(), reader.int32()
+            replicas = [reader.int32() for _ in range(reader.int32())]
+            isr = [reader.int32() for _ in range(reader.int32())]
+            partitions[index] = (partition_error, leader, replicas, isr)
+        topics[name] = (error_code, partitions)
+    if reader.remaining():
+        raise ValueError(f"{reader.remaining()} bytes after the Metadata v1 response")
+    return correlation_id, brokers, controller_id, topics
