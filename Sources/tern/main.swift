@@ -64,6 +64,8 @@ let usage = """
                                                              coordinated power loss)
                                    --watch TOPIC-PARTITION   print each change of one partition's
                                                              replicas and registration (one seed)
+                                   --jobs N                  split a sweep across N worker processes
+                                                             (default 1), reporting what one would
       help                       this text
 
     exit codes: 0 success, 1 an operation failed (message on stderr), 2 usage error
