@@ -35,7 +35,7 @@ func runSeedsInWorkers(_ seeds: [UInt64], _ options: SimulateOptions, onResult: 
         }
         var finished: [Int] = []
         for index in workers.indices where descriptors[index].revents != 0 {
-            if readResults(&workers[index], options, into: &results, onResult: onResult) { finished.append(index) }
+            if readResults(&workers[index], into: &results, onResult: onResult) { finished.append(index) }
         }
         for index in finished.reversed() {
             let worker = workers.remove(at: index)
@@ -64,9 +64,8 @@ private func startWorker(seeds: [UInt64], _ options: SimulateOptions) -> SweepWo
 
 /// Reads what the worker has written and hands on every complete record. True once the pipe is
 /// closed (or unreadable): the worker is done or dead.
-private func readResults(_ worker: inout SweepWorker, _ options: SimulateOptions, into results: inout [SeedResult],
-                         onResult: (SeedResult) -> Void) -> Bool {
-    var chunk = [UInt8](repeating: 0, count: 64 * 1024)
+private func readResults(_ worker: inout SweepWorker, into results: inout [SeedResult], onResult: (SeedResult) -> Void) -> Bool {
+    var chunk = [UInt8](repeating: 0, count: 16 * 1024)
     let count = chunk.withUnsafeMutableBytes { read(worker.resultsDescriptor, $0.baseAddress, $0.count) }
     if count < 0 { return errno != EINTR }
     if count == 0 { return true }
@@ -89,6 +88,7 @@ private func reap(_ worker: SweepWorker, _ options: SimulateOptions, into result
     var status: Int32 = 0
     while waitpid(worker.processID, &status, 0) < 0 && errno == EINTR {}
     guard let seed = worker.pending.first else { return nil }
+    // WIFEXITED / WTERMSIG / WEXITSTATUS are C macros, which Swift does not import.
     let termination = status & 0x7F == 0 ? "exited with status \((status >> 8) & 0xFF)" : "was killed by signal \(status & 0x7F)"
     let result = SeedResult(seed: seed, simulatedSeconds: 0,
                             violation: "the worker process running this seed \(termination) (a node trapping on an assertion "
@@ -101,8 +101,9 @@ private func reap(_ worker: SweepWorker, _ options: SimulateOptions, into result
 
 // MARK: Records
 
-// A record: "SEED SIMULATED_SECONDS_BITS VIOLATION_BYTES\n" then the violation's UTF-8 bytes (none
-// when the seed passed; -1 as the count means no violation, 0 an empty one).
+// A record: "SEED SIMULATED_SECONDS_BITS VIOLATION_BYTES\n" then the violation's UTF-8 bytes
+// (VIOLATION_BYTES -1: the seed passed). Each record is no longer than its violation's text, so
+// the parent buffers at most one partial record per worker.
 
 private func writeRecord(_ result: SeedResult, to descriptor: Int32) {
     let violation = result.violation.map { Array($0.utf8) }
