@@ -39,7 +39,7 @@ struct SimulateOptions {
     func replayCommand(seed: UInt64) -> String {
         var command = "tern simulate --seed \(seed) --profile \(profile)"
         if layout.combined > 0 {
-            command += " --combined \(layout.combined)"
+            command += " --combined \(layout.combined)" + (layout.brokers > 0 ? " --brokers \(layout.brokers)" : "")
         } else {
             command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
         }
@@ -215,6 +215,7 @@ private func armCrashReport(seed: UInt64, command: String) {
 
 private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     var options = SimulateOptions()
+    var givenFlags: Set<String> = []
     var index = 0
     func value() -> String {
         guard index + 1 < arguments.count else { fail("\(arguments[index]) needs a value") }
@@ -227,6 +228,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     }
     while index < arguments.count {
         let flag = arguments[index]
+        givenFlags.insert(flag)
         switch flag {
         case "--seed":
             guard let seed = UInt64(value()) else { fail("--seed takes an integer") }
@@ -247,7 +249,6 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--combined":
             options.layout.combined = integer(value(), flag)
             options.layout.controllers = 0
-            options.layout.brokers = 0
         case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
@@ -285,6 +286,13 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         default: fail("unknown option '\(flag)' for simulate")
         }
         index += 1
+    }
+    if options.layout.combined > 0 {
+        guard !givenFlags.contains("--controllers") else {
+            fail("--combined N runs the controllers inside N combined nodes; --controllers (dedicated ones) does not mix with it")
+        }
+        // Combined nodes alone, unless dedicated brokers are asked for beside them.
+        if !givenFlags.contains("--brokers") { options.layout.brokers = 0 }
     }
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
     guard options.jobs == 1 || options.isSweep else { fail("--jobs splits a sweep (--seeds A..B) across processes") }
