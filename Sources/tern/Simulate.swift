@@ -32,12 +32,14 @@ struct SimulateOptions {
     var syncLatencyMilliseconds: ClosedRange<Int64>?
     var tracePath: String?
     var watch: TopicPartition?
+    /// A sweep's worker processes (`--jobs`); 1 runs every seed in this process.
+    var jobs = 1
 
     /// The arguments that replay `seed` exactly.
     func replayCommand(seed: UInt64) -> String {
         var command = "tern simulate --seed \(seed) --profile \(profile)"
         if layout.combined > 0 {
-            command += " --combined \(layout.combined)"
+            command += " --combined \(layout.combined)" + (layout.brokers > 0 ? " --brokers \(layout.brokers)" : "")
         } else {
             command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
         }
@@ -137,35 +139,59 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     print(report.passed ? "  result          PASS" : "  result          FAIL")
 }
 
+/// One seed's outcome, as a sweep summarizes it.
+struct SeedResult {
+    var seed: UInt64
+    var simulatedSeconds: Double
+    var violation: String?
+}
+
+/// Runs one seed of a sweep in this process (its crash report armed).
+func runSeed(_ seed: UInt64, _ options: SimulateOptions) -> SeedResult {
+    armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
+    let outcome = simulation(seed: seed, options).run()
+    return SeedResult(seed: seed, simulatedSeconds: outcome.report.simulatedTime.seconds,
+                      violation: outcome.report.violation?.description)
+}
+
 private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) {
-    var failures: [(UInt64, String)] = []
     let start = monotonicSeconds()
     var simulatedSeconds = 0.0
     var done = 0
-    for seed in options.seeds {
-        armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
-        let outcome = simulation(seed: seed, options).run()
+    var failures = 0
+    func progress(_ result: SeedResult) {
         done += 1
-        simulatedSeconds += outcome.report.simulatedTime.seconds
-        if let violation = outcome.report.violation { failures.append((seed, violation.description)) }
-        let elapsed = monotonicSeconds() - start
+        simulatedSeconds += result.simulatedSeconds
+        if result.violation != nil { failures += 1 }
         // A live progress line on a terminal; logs (CI) get the summary lines only.
-        if standardErrorIsTerminal {
-            writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures.count)  "
-                + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+        guard standardErrorIsTerminal else { return }
+        let elapsed = monotonicSeconds() - start
+        writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures)  "
+            + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+    }
+    let results: [SeedResult]
+    if options.jobs > 1 {
+        results = runSeedsInWorkers(Array(options.seeds), options, onResult: progress)
+    } else {
+        results = options.seeds.map { seed in
+            let result = runSeed(seed, options)
+            progress(result)
+            return result
         }
     }
     if standardErrorIsTerminal { writeStandardError("\n") }
     let elapsed = monotonicSeconds() - start
+    let failed = results.filter { $0.violation != nil }.sorted { $0.seed < $1.seed }
     print("profile \(options.profile): \(formatFixed(simulatedSeconds, places: 0)) simulated seconds in "
-        + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time)")
+        + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time"
+        + (options.jobs > 1 ? ", \(options.jobs) processes)" : ")"))
     print("swept seeds \(options.seeds.lowerBound)...\(options.seeds.upperBound), profile \(options.profile): "
-        + "\(options.seeds.count - failures.count) passed, \(failures.count) failed")
-    for (seed, violation) in failures {
-        print("FAIL seed \(seed): \(violation)")
-        print("  replay: \(options.replayCommand(seed: seed))")
+        + "\(results.count - failed.count) passed, \(failed.count) failed")
+    for result in failed {
+        print("FAIL seed \(result.seed): \(result.violation!)")
+        print("  replay: \(options.replayCommand(seed: result.seed))")
     }
-    return (options.seeds.count - failures.count, failures.count)
+    return (results.count - failed.count, failed.count)
 }
 
 // MARK: Crash reports
@@ -189,6 +215,7 @@ private func armCrashReport(seed: UInt64, command: String) {
 
 private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     var options = SimulateOptions()
+    var givenFlags: Set<String> = []
     var index = 0
     func value() -> String {
         guard index + 1 < arguments.count else { fail("\(arguments[index]) needs a value") }
@@ -201,6 +228,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     }
     while index < arguments.count {
         let flag = arguments[index]
+        givenFlags.insert(flag)
         switch flag {
         case "--seed":
             guard let seed = UInt64(value()) else { fail("--seed takes an integer") }
@@ -221,7 +249,6 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--combined":
             options.layout.combined = integer(value(), flag)
             options.layout.controllers = 0
-            options.layout.brokers = 0
         case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
@@ -247,6 +274,9 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
                 fail("--durability takes \(durabilityPolicies.map(durabilityName).joined(separator: " or ")), not '\(name)'")
             }
             options.layout.durabilityPolicy = policy
+        case "--jobs":
+            options.jobs = integer(value(), flag)
+            guard options.jobs >= 1 else { fail("--jobs takes a positive number of processes") }
         case "--watch":
             let name = value()
             guard let dash = name.lastIndex(of: "-"), let partition = Int32(name[name.index(after: dash)...]) else {
@@ -257,7 +287,15 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         }
         index += 1
     }
+    if options.layout.combined > 0 {
+        guard !givenFlags.contains("--controllers") else {
+            fail("--combined N runs the controllers inside N combined nodes; --controllers (dedicated ones) does not mix with it")
+        }
+        // Combined nodes alone, unless dedicated brokers are asked for beside them.
+        if !givenFlags.contains("--brokers") { options.layout.brokers = 0 }
+    }
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
+    guard options.jobs == 1 || options.isSweep else { fail("--jobs splits a sweep (--seeds A..B) across processes") }
     return options
 }
 

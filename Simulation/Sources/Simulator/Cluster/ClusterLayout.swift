@@ -5,8 +5,9 @@ import Raft
 import TernCore
 
 /// Which processes a simulated cluster has and how each is built: `controllers` dedicated
-/// controllers (ids 1...), `brokers` dedicated brokers (ids 101...), or `combined` processes with
-/// both roles (ids 1...), plus one admin client (id 1000) that creates topics while the cluster runs
+/// controllers (ids 1...) or `combined` processes with both roles (ids 1...), and `brokers`
+/// dedicated brokers (ids 101...; beside combined nodes too, as in cluster-configs/five-node's
+/// three combined nodes and two brokers), plus one admin client (id 1000) that creates topics while the cluster runs
 /// and, with `produceWorkload`, a producer (id 1001) and a consumer (id 1002) client.
 public struct ClusterLayout: Sendable {
     public var controllers: Int
@@ -52,17 +53,16 @@ public struct ClusterLayout: Sendable {
     }
 
     public var brokerIDs: [NodeID] {
-        combined > 0 ? controllerIDs : (0..<brokers).map { NodeID(Int32(101 + $0)) }
+        (combined > 0 ? controllerIDs : []) + dedicatedBrokerIDs
     }
+
+    var dedicatedBrokerIDs: [NodeID] { (0..<brokers).map { NodeID(Int32(101 + $0)) } }
 
     public var nodes: [NodeSpecification] {
         var nodes: [NodeSpecification] = []
-        if combined > 0 {
-            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: [.controller, .broker]) }
-        } else {
-            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: .controller) }
-            nodes += brokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
-        }
+        let controllerRoles: NodeRoles = combined > 0 ? [.controller, .broker] : .controller
+        nodes += controllerIDs.map { NodeSpecification(id: $0, roles: controllerRoles) }
+        nodes += dedicatedBrokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
         nodes.append(NodeSpecification(id: Self.adminClientID, roles: .client))
         if produceWorkload {
             nodes.append(NodeSpecification(id: Self.producerClientID, roles: .client))
