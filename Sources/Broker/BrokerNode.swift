@@ -190,7 +190,7 @@ public final class BrokerNode: NodeStateMachine {
         if let brokerEpoch {
             request = .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: nodeID, brokerEpoch: brokerEpoch,
                                                               metadataOffset: image.offset, wantShutDown: wantsShutDown,
-                                                              offlineReplicas: dataPlane.offlineReplicas))
+                                                              dataLosses: dataPlane.dataLossReports))
         } else {
             request = .brokerRegistration(BrokerRegistrationRequest(brokerID: nodeID, clusterID: configuration.clusterID,
                                                                     incarnationID: incarnationID,

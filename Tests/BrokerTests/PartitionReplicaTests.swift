@@ -1,4 +1,5 @@
 @testable import Broker
+import Controller
 import KafkaProtocol
 import LogStorage
 import Simulator
@@ -102,16 +103,17 @@ private final class ReplicaCluster {
         return replica(leader).appendClientBatch(&bytes, acks: acks, now: now)
     }
 
-    /// One fetch round trip from follower `id` to its leader.
+    /// One fetch round trip from follower `id` to its leader: the fetch it would send now, or
+    /// `request` (one it made earlier and that was delayed).
     @discardableResult
-    func fetch(_ id: Int, brokerEpoch: Int64 = -1) -> FollowerFetchResult? {
+    func fetch(_ id: Int, brokerEpoch: Int64 = -1, request delayed: FetchRequestParameters? = nil) -> FollowerFetchResult? {
         let follower = node(id)
-        guard let request = follower.replica.nextFetch(now: now) else { return nil }
+        guard let request = delayed ?? follower.replica.nextFetch(now: now) else { return nil }
         let leader = node(Int(request.leader.rawValue))
         let outcome = leader.replica.handleFollowerFetch(
             follower: follower.id, fetchOffset: request.fetchOffset, lastFetchedEpoch: request.lastFetchedEpoch,
             followerDurableOffset: request.durableOffset, followerBrokerEpoch: BrokerEpoch(brokerEpoch),
-            currentLeaderEpoch: request.currentLeaderEpoch, now: now)
+            followerAcknowledgedLoss: request.acknowledgedLoss, currentLeaderEpoch: request.currentLeaderEpoch, now: now)
         record(outcome.update)
         record(follower.replica.handleFetchResponse(FollowerFetchResponse(request: request, result: outcome.result), now: now))
         return outcome.result
@@ -540,5 +542,67 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         cluster.fetch(2)
         #expect(try cluster.node(2).contents() == cluster.node(3).contents())
         #expect(cluster.hw(3) == Offset(2))
+    }
+
+    /// Seed 2230: a follower's fetch from before it found (and discarded) lost data — a long poll
+    /// the leader parked and re-read after an image change, or one delayed in the network — made
+    /// the leader count the follower at its old position and propose adding it back to the ISR.
+    @Test func fetchesFromBeforeAFollowerDiscardedALossCountForNothing() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 0, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2, 3])
+        #expect(cluster.hw(1) == Offset(5))
+        let stale = try #require(cluster.replica(3).nextFetch(now: cluster.now), "3's fetch at 5, still in flight")
+
+        // 3's copy rotted; the controller records the loss and takes 3 out of the ISR.
+        let loss = ReplicaDataLoss(broker: NodeID(3), firstLostOffset: .zero, markedAt: PartitionEpoch(1))
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(1), dataLoss: [loss], now: cluster.now))
+        try cluster.replica(3).truncate(to: .zero, now: cluster.now)
+        cluster.replica(3).acknowledgedLoss = loss.markedAt
+        cluster.sync(3)
+
+        cluster.fetch(3, request: stale)
+        #expect(cluster.replica(1).pendingProposal == nil, "an old fetch cannot bring 3 back")
+        #expect(cluster.replica(1).countedOffset(of: NodeID(3)) == nil, "nor count 3 at its old position")
+
+        // 3 fetches what it lost, naming the loss; once caught up durably it is proposed back.
+        for _ in 0..<4 { cluster.fetch(3); cluster.sync(3) }
+        cluster.fetch(3)
+        #expect(cluster.leo(3) == Offset(5))
+        #expect(cluster.replica(1).pendingProposal?.newISR == cluster.ids)
+        #expect(cluster.replica(1).acknowledgedLoss(of: NodeID(3)) == loss.markedAt)
+        cluster.commitProposal(leader: 1)
+
+        // The old fetch, arriving once more, is answered but changes nothing the leader knows of 3.
+        _ = cluster.produce(1, records: 2, seed: 9)
+        cluster.sync(1)
+        cluster.fetch(2); cluster.sync(2); cluster.fetch(2)
+        #expect(cluster.hw(1) == Offset(5), "3 has not fetched the new records")
+        cluster.fetch(3, request: stale)
+        #expect(cluster.replica(1).followers[NodeID(3)]?.logEndOffset == Offset(5))
+        #expect(cluster.hw(1) == Offset(5))
+    }
+
+    @Test func aFollowerWithALossTheLeaderDoesNotYetSeeAcknowledgedKeepsTheHighWatermarkStill() throws {
+        let cluster = try ReplicaCluster()
+        let loss = ReplicaDataLoss(broker: NodeID(2), firstLostOffset: .zero, markedAt: PartitionEpoch(3))
+        cluster.record(cluster.replica(1).becomeLeader(leaderEpoch: LeaderEpoch(1), partitionEpoch: PartitionEpoch(3), replicas: cluster.ids,
+                                                       isr: [NodeID(1), NodeID(2)], dataLoss: [loss], now: cluster.now))
+        cluster.record(cluster.replica(2).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(1), now: cluster.now))
+        cluster.record(cluster.replica(3).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(1), now: cluster.now))
+        #expect(cluster.produce(1, records: 5, acks: .leader) != .rejected(.notEnoughReplicas, logError: nil))
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.leo(2) == Offset(5))
+        #expect(cluster.hw(1) == Offset(0), "2 is in the ISR but has not discarded its loss: it counts for nothing")
+        #expect(cluster.produce(1, records: 1, seed: 4) == .rejected(.notEnoughReplicas, logError: nil),
+                "acks=all: only the leader counts as in sync")
+        cluster.replica(2).acknowledgedLoss = loss.markedAt
+        cluster.fetch(2)
+        #expect(cluster.hw(1) == Offset(5))
+        #expect(cluster.replica(1).pendingProposal?.newISR == [NodeID(1), NodeID(2)], "the leader asks to clear 2's loss")
     }
 }

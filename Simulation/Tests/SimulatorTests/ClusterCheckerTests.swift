@@ -169,6 +169,37 @@ import Testing
         }
     }
 
+    /// Seeds 1656, 1901 and 1685 ended with a copy that had lost committed records elected while
+    /// an intact one (or one surviving further) existed; the checker holds every election to the
+    /// rule directly.
+    @Test func electingACopyThatLostDataOverABetterOneIsCaught() {
+        func loss(_ broker: Int32, from offset: Int64, at epoch: Int32) -> ReplicaDataLoss {
+            ReplicaDataLoss(broker: NodeID(broker), firstLostOffset: Offset(offset), markedAt: PartitionEpoch(epoch))
+        }
+        func elects(_ leader: Int32, losses: [ReplicaDataLoss]) -> CheckResult {
+            let checker = MetadataChecker()
+            for entry in goodHistory() { _ = checker.extendReference(with: entry) }
+            _ = checker.extendReference(with: PeerMessage.MetadataEntry(offset: Offset(6), records: [
+                .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .none, leaderEpoch: LeaderEpoch(1),
+                                                       partitionEpoch: PartitionEpoch(1), dataLoss: losses)),
+            ]))
+            return checker.extendReference(with: PeerMessage.MetadataEntry(offset: Offset(7), records: [
+                .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .elected(NodeID(leader)),
+                                                       leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(2))),
+            ]))
+        }
+        #expect(elects(2, losses: []) == .ok)
+        #expect(elects(2, losses: [loss(1, from: 3, at: 1)]) == .ok, "2 is intact")
+        #expect(elects(1, losses: [loss(1, from: 28, at: 1), loss(2, from: 0, at: 1)]) == .ok, "1 survives furthest")
+        for bad in [elects(1, losses: [loss(1, from: 3, at: 1)]),
+                    elects(2, losses: [loss(1, from: 28, at: 1), loss(2, from: 0, at: 1)])] {
+            guard case .violation = bad else {
+                Issue.record("an election that could lose committed records was not reported")
+                return
+            }
+        }
+    }
+
     @Test func epochsGoingBackwardsAreCaught() {
         let checker = MetadataChecker()
         for entry in goodHistory() { _ = checker.extendReference(with: entry) }

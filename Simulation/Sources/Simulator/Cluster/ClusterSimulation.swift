@@ -98,7 +98,7 @@ public struct ClusterSimulation {
     }
 
     /// Every partition has a running leader that leads it at the committed epoch with its high
-    /// watermark at its log end, the producer has no unfinished record, and the consumer has read
+    /// watermark at its log end, every running replica that lost data has fetched it back, the producer has no unfinished record, and the consumer has read
     /// every partition up to its leader's high watermark.
     static func dataPlaneProblem(_ view: SimulationView, image: MetadataImage) -> String? {
         guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
@@ -121,6 +121,9 @@ public struct ClusterSimulation {
                   let replica = brokerPart(of: view.node(leader))?.dataPlane.replica(for: topicPartition),
                   replica.isLeader, replica.leaderEpoch == partition.registration.leaderEpoch else {
                 return "\(topicPartition): n\(leader) does not lead it at epoch \(partition.registration.leaderEpoch) yet"
+            }
+            if let loss = partition.registration.dataLoss.first(where: { view.status(of: $0.broker) == .running }) {
+                return "\(topicPartition): n\(loss.broker) has not fetched back what it lost from offset \(loss.firstLostOffset)"
             }
             guard replica.log.highWatermark == replica.log.logEndOffset else {
                 return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"
