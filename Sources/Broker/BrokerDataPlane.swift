@@ -212,6 +212,11 @@ public final class BrokerDataPlane {
 
     private func applyRegistration(_ registration: PartitionRegistration, to hosted: HostedPartition, now: Instant) {
         let replica = hosted.replica
+        var eligible: [NodeID: BrokerEpoch] = [:]
+        for id in registration.replicas {
+            if let broker = image.broker(id), broker.isActive { eligible[id] = broker.brokerEpoch }
+        }
+        handle(replica.updateEligibleBrokers(eligible, now: now), of: hosted, now: now)
         let update: ReplicaUpdate
         if registration.leader == localID {
             let ledEpochBefore = replica.isLeader ? replica.leaderEpoch : nil
