@@ -17,12 +17,11 @@ import TernCore
 ///
 /// Judged partitions are the producer's that had an acknowledged write before the failure (writes
 /// *resume*: a topic created a moment before, whose producer is still starting, is not judged),
-/// led by a broker other than the failed one (a failed
-/// leader's partitions wait on the client's request timeout too, which the liveness check
-/// bounds), while their committed ISR without the failed broker still has `min.insync.replicas`
-/// running, active members (an operator's controlled shutdown of another member may take that
-/// away; the partition is then no longer judged). The judgement ends at the next fault, at the
-/// failed broker's restart, or with the safety phase.
+/// led by a broker other than the failed one (a failed leader's partitions wait on the client's
+/// request timeout too, which the liveness check bounds), while their committed ISR without the
+/// failed broker still has `min.insync.replicas` running, active members and their leader runs
+/// (an operator's action may take that away; the partition is then no longer judged). The
+/// judgement ends at the next fault, at the failed broker's restart, or with the safety phase.
 ///
 /// Measured per partition: from the moment the producer client is given its first record for it
 /// after the failure to the moment the client hears the first acknowledgement of such a record.
