@@ -210,6 +210,11 @@ public final class BrokerDataPlane {
         let replica = hosted.replica
         // First the recorded loss, so a leader whose loss it is leads from what survives.
         discardRecordedLoss(registration, of: hosted, now: now)
+        var eligible: [NodeID: BrokerEpoch] = [:]
+        for id in registration.replicas {
+            if let broker = image.broker(id), broker.isActive { eligible[id] = broker.brokerEpoch }
+        }
+        handle(replica.updateEligibleBrokers(eligible, now: now), of: hosted, now: now)
         let update: ReplicaUpdate
         if registration.leader == localID {
             let ledEpochBefore = replica.isLeader ? replica.leaderEpoch : nil

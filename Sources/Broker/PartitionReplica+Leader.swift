@@ -33,8 +33,11 @@ extension PartitionReplica {
             return .rejected(.notLeaderOrFollower, logError: nil)
         }
         // The committed ISR never shrinks below min.insync.replicas (see `tick`): what counts here
-        // is how many of its members are keeping up.
-        if acks == .all, isr.filter({ $0 == localID || isCaughtUp($0, now: now) }).count < configuration.minInSyncReplicas {
+        // is how many of its members are keeping up and eligible (a fenced member kept in the ISR
+        // at that floor will not acknowledge anything soon; Kafka, which moves it out of the ISR,
+        // answers NOT_ENOUGH_REPLICAS too).
+        if acks == .all, isr.filter({ $0 == localID || (isCaughtUp($0, now: now) && isISREligible($0)) }).count
+            < configuration.minInSyncReplicas {
             return .rejected(.notEnoughReplicas, logError: nil)
         }
         let info: AppendInfo
@@ -222,14 +225,24 @@ extension PartitionReplica {
         }
     }
 
-    /// Kafka's expansion rule: the follower reached the high watermark and the start of this
-    /// epoch. Under `.synced` it must hold them durably, so every ISR member has what the high
-    /// watermark vouches for on stable storage.
+    /// Kafka's expansion rule: the follower is ISR-eligible and reached the high watermark and the
+    /// start of this epoch. Under `.synced` it must hold them durably, so every ISR member has what
+    /// the high watermark vouches for on stable storage.
     func isEligibleToJoin(_ follower: NodeID) -> Bool {
-        guard replicas.contains(follower), let state = followers[follower], let counted = countedOffset(of: follower) else {
+        guard replicas.contains(follower), isISREligible(follower), let state = followers[follower],
+              let counted = countedOffset(of: follower) else {
             return false
         }
         return state.logEndOffset >= leaderEpochStartOffset && counted >= log.highWatermark
+    }
+
+    /// Kafka's ISR eligibility (KIP-903): the follower's broker is registered, unfenced and not in
+    /// controlled shutdown in the image, and it last fetched with the broker epoch the image
+    /// knows (a fetch of an older process says nothing of the current one).
+    func isISREligible(_ follower: NodeID) -> Bool {
+        guard let eligible = eligibleBrokerEpochs else { return true }
+        guard let epoch = eligible[follower] else { return false }
+        return followers[follower]?.brokerEpoch.map { $0 == epoch } ?? true
     }
 
     func isCaughtUp(_ follower: NodeID, now: Instant) -> Bool {
@@ -239,8 +252,17 @@ extension PartitionReplica {
 
     // MARK: High watermark
 
-    /// HW = the minimum counted offset over the maximal ISR (and over caught-up replicas about to
-    /// join). Only positions followers reported in the current leader epoch count (becoming leader
+    /// HW = the minimum counted offset over the maximal ISR, and over ISR-eligible caught-up
+    /// replicas about to join (Kafka's rule). Every member of the maximal ISR counts, eligible or
+    /// not: the controller takes fenced, shutting-down and re-registered brokers out of the ISR
+    /// itself, in the commit that fences them, but keeps them at the `min.insync.replicas` floor
+    /// and may elect them later, so a member must hold everything below the HW. A replica outside
+    /// the ISR counts only while eligible: counting a dead follower the controller had already
+    /// fenced and removed held the HW, and every `acks=all` answer, until
+    /// `replica.lag.time.max.ms` after its last fetch instead of the broker session timeout
+    /// (found by the write-availability checker: `tern simulate --seed 1 --profile broker-failure`).
+    ///
+    /// Only positions followers reported in the current leader epoch count (becoming leader
     /// forgets the others), and such a fetch has passed the leader-epoch divergence check, so the
     /// follower's log matches the leader's below it: the HW may then cover data of earlier epochs,
     /// as in Kafka. (Waiting for an offset of the leader's own epoch, as Raft does, left a new
@@ -256,7 +278,7 @@ extension PartitionReplica {
             let members = maximalISR
             for id in replicas where id != localID {
                 let inISR = members.contains(id)
-                guard inISR || isCaughtUp(id, now: now) else { continue }
+                guard inISR || (isCaughtUp(id, now: now) && isISREligible(id)) else { continue }
                 guard let counted = countedOffset(of: id) else {
                     if inISR { candidate = nil }
                     continue

@@ -127,6 +127,11 @@ public final class PartitionReplica {
     /// The recorded loss of this replica (its `markedAt`) whose data this process has discarded;
     /// -1 if none. Followers name it in every fetch.
     public var acknowledgedLoss = PartitionEpoch(-1)
+    /// Kafka's ISR eligibility, from the metadata image the broker follows: the brokers that are
+    /// registered, unfenced and not in controlled shutdown, with their broker epochs. Nil until
+    /// the owner sets it; every replica is then eligible (which waits for more replicas, never
+    /// fewer).
+    public internal(set) var eligibleBrokerEpochs: [NodeID: BrokerEpoch]?
 
     var followers: [NodeID: FollowerState] = [:]
     var pendingAppends: [PendingAppend] = []
@@ -194,6 +199,19 @@ public final class PartitionReplica {
         for id in newReplicas where id != localID && followers[id] == nil {
             followers[id] = FollowerState(lastCaughtUpTime: nil)
         }
+    }
+
+    /// The metadata image changed which brokers may be in the ISR (a broker was fenced, began a
+    /// controlled shutdown, registered again or returned). A leader may then stop waiting for a
+    /// caught-up replica outside the ISR.
+    @discardableResult
+    public func updateEligibleBrokers(_ epochs: [NodeID: BrokerEpoch], now: Instant) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        update.completions = takeDeferred()
+        guard epochs != eligibleBrokerEpochs else { return update }
+        eligibleBrokerEpochs = epochs
+        update.merge(recomputeHighWatermark(now: now))
+        return update
     }
 
     /// Follows `leader` in `leaderEpoch`. An older epoch is ignored. Pending `acks=all` appends

@@ -132,6 +132,13 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
     }
+    if let window = outcome.writeAvailability {
+        let inISR = window.longestWait(failedBrokerInISR: true).map { "\($0)" } ?? "-"
+        let others = window.longestWait(failedBrokerInISR: false).map { "\($0)" } ?? "-"
+        print("  availability    n\(window.failedBroker) failed at \(window.failedAt): \(window.resumedAfter.count) of "
+            + "\(window.judgedPartitions.count) judged partitions wrote again; longest wait \(inISR) where it was in "
+            + "the ISR, \(others) elsewhere (bound \(window.bound))")
+    }
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")
     }

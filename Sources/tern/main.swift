@@ -35,8 +35,10 @@ let usage = """
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
                                    --seed N | --seeds A..B   one run with a summary, or a sweep
-                                   --profile none|network|crash|disk|all   (default all;
-                                             a sweep takes a comma-separated list)
+                                   --profile none|network|crash|disk|all|broker-failure
+                                             (default all; a sweep takes a comma-separated list;
+                                             broker-failure: one broker fails once mid-run,
+                                             nothing else, and writes must resume in time)
                                    --controllers N --brokers M | --combined N [--brokers M]
                                                              dedicated controllers and brokers
                                                              (default 3 + 5), or N combined nodes

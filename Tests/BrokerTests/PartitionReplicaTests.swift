@@ -471,6 +471,99 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.proposals.last?.newISR == [NodeID(1), NodeID(3)])
     }
 
+    /// The controller fences a dead follower and takes it out of the ISR (one commit): from then
+    /// on the high watermark, and every acks=all answer, stops waiting for it, although it was
+    /// caught up less than replica.lag.time.max.ms ago. (Before, the leader kept counting it as
+    /// "about to join" for 30 s.)
+    @Test func aFencedFollowerOutOfTheISRNoLongerHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        let epochs = [NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11), NodeID(3): BrokerEpoch(12)]
+        cluster.record(cluster.replica(1).updateEligibleBrokers(epochs, now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        for id in [2, 3] {
+            cluster.fetch(id, brokerEpoch: 10 + Int64(id) - 1)
+            cluster.sync(id)
+            cluster.fetch(id, brokerEpoch: 10 + Int64(id) - 1)
+        }
+        #expect(cluster.hw(1) == Offset(5))
+        cluster.completions = []
+
+        // Broker 3 dies; broker 2 keeps replicating. The append waits for broker 3 (ISR member).
+        cluster.advance(.seconds(1))
+        let pending = cluster.produce(1, records: 3, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        #expect(cluster.hw(1) == Offset(5), "broker 3 is in the ISR: the HW waits for it")
+        #expect(cluster.completions.isEmpty)
+
+        // 9 s later the controller fences broker 3 and removes it from the ISR.
+        cluster.advance(.seconds(9))
+        #expect(cluster.replica(1).isCaughtUp(NodeID(3), now: cluster.now), "within replica.lag.time.max.ms")
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11)],
+                                                               now: cluster.now))
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(2), now: cluster.now))
+        #expect(cluster.hw(1) == Offset(8))
+        #expect(cluster.completions.map(\.ticket) == [ticket(of: pending)].compactMap { $0 })
+        #expect(cluster.completions.map(\.error) == [.none])
+    }
+
+    /// Kafka's rule is kept for eligible replicas: a caught-up follower outside the ISR holds the
+    /// high watermark while it is about to join, so it can join.
+    @Test func anEligibleCaughtUpFollowerOutsideTheISRStillHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(12)], now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.hw(1) == Offset(5))
+
+        // Broker 3 fetches everything (caught up) but has synced nothing yet, so it cannot join.
+        _ = cluster.produce(1, records: 3, acks: .leader, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(3, brokerEpoch: 12)
+        cluster.fetch(3, brokerEpoch: 12)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        #expect(cluster.replica(1).isCaughtUp(NodeID(3), now: cluster.now))
+        #expect(cluster.replica(1).pendingProposal == nil)
+        #expect(cluster.hw(1) == Offset(5), "broker 3 is about to join: the HW waits for it")
+
+        // The image now knows another process of broker 3 than the one that fetched.
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(13)], now: cluster.now))
+        #expect(cluster.hw(1) == Offset(8), "what an older process of broker 3 fetched holds nothing back")
+    }
+
+    /// Fenced members the controller keeps in the ISR (at the min.insync.replicas floor) are
+    /// still waited for — they may be elected later and must hold every committed record — and
+    /// new acks=all appends are refused while too few eligible members keep up.
+    @Test func aFencedISRMemberAtTheFloorStillHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(12)], now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 3])
+        let pending = cluster.produce(1, records: 5, seed: 1)
+        #expect(ticket(of: pending) != nil)
+        cluster.sync(1)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11)],
+                                                               now: cluster.now))
+        #expect(cluster.hw(1) == Offset(0), "broker 3 is fenced but in the ISR: the HW waits for it")
+        #expect(cluster.completions.isEmpty)
+        #expect(cluster.produce(1, acks: .all) == .rejected(.notEnoughReplicas, logError: nil),
+                "the only other ISR member is fenced")
+    }
+
     @Test func pageCachePolicyAdvancesBeforeSyncWhileSyncedDoesNot() throws {
         func run(_ policy: DurabilityPolicy) throws -> (hw: Offset, completed: Int) {
             let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, durabilityPolicy: policy))

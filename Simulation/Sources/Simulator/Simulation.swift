@@ -174,6 +174,9 @@ public final class Simulation {
         }
         for host in hosts where violation == nil { startNode(host) }
         if nemesis.isActive { scheduleNemesisStep(before: livenessStart) }
+        if let failure = nemesis.planOneBrokerFailure(nodes: configuration.nodes, safetyPhase: configuration.safetyPhaseDuration) {
+            push(.fault(failure.action, fromNemesis: true), at: now + failure.delay)
+        }
         push(.periodicCheck, at: now + configuration.checkInterval)
         push(.beginLivenessPhase, at: livenessStart)
         push(.endOfRun, at: end)
@@ -576,10 +579,17 @@ public final class Simulation {
         faultsInjected[kind] += 1
         let text = action.description + detail
         trace.record(now, subject, .fault, action.traceCode, stableHash(text)) { text }
+        tellCheckers(action)
     }
 
     private func recordHealing(_ action: FaultAction, _ subject: TraceSubject) {
         trace.record(now, subject, .heal, action.traceCode, stableHash(action.description)) { action.description }
+        tellCheckers(action)
+    }
+
+    private func tellCheckers(_ action: FaultAction) {
+        let view = self.view
+        for checker in checkers { checker.faultApplied(action, in: view) }
     }
 
     private func scheduleNemesisStep(before livenessStart: Instant) {

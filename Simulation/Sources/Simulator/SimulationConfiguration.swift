@@ -129,6 +129,11 @@ public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertibl
     case disk
     /// Everything above.
     case all
+    /// One broker fails once, in an otherwise healthy cluster: at a time drawn from the half to
+    /// the two thirds of the safety phase, one broker's machine crashes or its process is killed,
+    /// and it stays down until the liveness phase. Nothing else is injected, and no broker plans
+    /// a controlled shutdown. The failover the write-availability checker judges.
+    case brokerFailure = "broker-failure"
 
     public var faultKinds: [FaultKind] {
         switch self {
@@ -137,8 +142,12 @@ public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertibl
         case .crash: return [.nodeCrash, .processKill, .nodePause, .clockSkew, .clockJump, .powerLoss]
         case .disk: return [.nodeCrash, .powerLoss, .latentCorruption, .diskIOErrors]
         case .all: return FaultKind.allCases
+        case .brokerFailure: return [.nodeCrash, .processKill]
         }
     }
+
+    /// True when the nemesis injects one planned fault instead of drawing faults all phase long.
+    public var injectsOneFailure: Bool { self == .brokerFailure }
 
     /// True when the network runs with `NetworkConfiguration.degraded` links during the safety
     /// phase (otherwise `calm`).

@@ -16,6 +16,8 @@ public struct ClusterSimulation {
         var layout = layout
         if layout.produceWorkload, layout.produceDuration == nil { layout.produceDuration = safetyPhase }
         if layout.produceWorkload, layout.operatorActionsDuration == nil { layout.operatorActionsDuration = safetyPhase }
+        // One broker failure and nothing else: no other broker leaves for a controlled shutdown.
+        if profile.injectsOneFailure { layout.plannedShutdownProbability = 0 }
         self.layout = layout
         configuration = SimulationConfiguration(seed: seed, profile: profile, nodes: layout.nodes,
                                                 safetyPhaseDuration: safetyPhase, livenessPhaseDuration: livenessPhase)
@@ -45,6 +47,8 @@ public struct ClusterSimulation {
         public var consumedRecords = 0
         /// Fetch answers with records the consumed-records checker held against the brokers' HW.
         public var checkedConsumerFetches = 0
+        /// The broker failure the write-availability checker judged, if its precondition held.
+        public var writeAvailability: WriteAvailabilityWindow?
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -58,9 +62,11 @@ public struct ClusterSimulation {
         if let writes { checkers.append(writes) }
         let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
         if let consumed { checkers.append(consumed) }
+        let availability = layout.produceWorkload ? WriteAvailabilityChecker(layout: layout) : nil
         if layout.produceWorkload {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
+            checkers.append(availability!)
         }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
@@ -76,7 +82,8 @@ public struct ClusterSimulation {
                        committedMetadataRecords: records,
                        checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
                        acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
-                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
+                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
+                       writeAvailability: availability?.window)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {

@@ -36,6 +36,9 @@ public final class ProducerClientNode: NodeStateMachine {
     /// `send` refusals (buffer full, failed partition or producer).
     public private(set) var refusedSends = 0
     public private(set) var nextValue: UInt64 = 0
+    /// Per partition, the value of the last record given to the producer: a checker reading it
+    /// after each of this node's events knows when each partition was given each record.
+    public private(set) var lastValueSent: [TopicPartition: UInt64] = [:]
 
     private let partitions: [TopicPartition]
     private let interval: Duration
@@ -108,6 +111,7 @@ public final class ProducerClientNode: NodeStateMachine {
         do {
             let handle = try producer.send(topicPartition, key: Array("p\(value)".utf8), value: bytes, now: now)
             values[handle] = (topicPartition, value)
+            lastValueSent[topicPartition] = value
         } catch {
             refusedSends += 1
         }
