@@ -196,12 +196,14 @@ extension PartitionReplica {
 
     /// Kafka's expansion rule: the follower reached the high watermark and the start of this
     /// epoch. Under `.synced` it must hold them durably, so every ISR member has what the high
-    /// watermark vouches for on stable storage.
+    /// watermark vouches for on stable storage — the start of the epoch too: a new leader's own
+    /// high watermark may still be behind what earlier leaders committed, and everything
+    /// committed lies below the start of its epoch.
     func isEligibleToJoin(_ follower: NodeID) -> Bool {
         guard replicas.contains(follower), let state = followers[follower], let counted = countedOffset(of: follower) else {
             return false
         }
-        return state.logEndOffset >= leaderEpochStartOffset && counted >= log.highWatermark
+        return state.logEndOffset >= leaderEpochStartOffset && counted >= max(log.highWatermark, leaderEpochStartOffset)
     }
 
     func isCaughtUp(_ follower: NodeID, now: Instant) -> Bool {
