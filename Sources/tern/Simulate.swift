@@ -52,7 +52,7 @@ struct SimulateOptions {
         if let delay = restartDelayMilliseconds { command += " --restart-delay-ms \(delay.lowerBound)..\(delay.upperBound)" }
         if let latency = syncLatencyMilliseconds { command += " --sync-latency-ms \(latency.lowerBound)..\(latency.upperBound)" }
         if layout.durabilityPolicy != .synced { command += " --durability \(durabilityName(layout.durabilityPolicy))" }
-        if let storage = worldChoices.storage, syncLatencyMilliseconds == nil { command += " --storage \(storage.rawValue)" }
+        if let storage = worldChoices.storage { command += " --storage \(storage.rawValue)" }
         if let workload = worldChoices.workload { command += " --workload \(workload.rawValue)" }
         if let churn = worldChoices.churn { command += " --churn \(churn.rawValue)" }
         return command

@@ -200,6 +200,8 @@ public struct WorkloadProfile: Sendable, Equatable {
     public var kind: Kind
     /// In start order; empty when steady.
     public var bursts: [ProducerBurst]
+    /// False for a run without the producer (`--no-workload`).
+    public var hasProducer = true
 
     static func draw(using random: inout DeterministicRandom, layout: ClusterLayout, safetyPhase: Duration,
                      kind forced: Kind?) -> WorkloadProfile {
@@ -208,7 +210,9 @@ public struct WorkloadProfile: Sendable, Equatable {
         // The producer starts writing 3 s in; bursts end 3 s before the faults stop.
         let earliest = Duration.seconds(5)
         let latest = safetyPhase - .seconds(3)
-        guard kind == .bursty, layout.produceWorkload, latest > earliest else { return WorkloadProfile(kind: kind, bursts: []) }
+        guard kind == .bursty, layout.produceWorkload, latest > earliest else {
+            return WorkloadProfile(kind: kind, bursts: [], hasProducer: layout.produceWorkload)
+        }
         let partitions = (0..<layout.topics).flatMap { topic in
             (0..<layout.partitionsPerTopic).map { TopicPartition(topic: "topic-\(topic)", partition: $0) }
         }
@@ -226,6 +230,7 @@ public struct WorkloadProfile: Sendable, Equatable {
     }
 
     public var summary: String {
+        guard hasProducer else { return "no producer" }
         guard !bursts.isEmpty else { return "\(kind.rawValue): 20 records/s round-robin" }
         let lengths = bursts.map(\.length)
         let sizes = bursts.map(\.recordsPerBatch)
