@@ -49,7 +49,7 @@ public final class ProducerOutcomeChecker: SimulationChecker {
             let written = first.possiblyWritten ? "possibly written" : "not written"
             return .violation("\(first.topicPartition): the idempotent producer gave up on value \(first.value) at "
                 + "\(formatFixed((first.time - .zero).seconds, places: 3)) s (client clock) with \(first.error) (\(written)); "
-                + "\(failed.count) records failed in all, in a cluster that kept a quorum")
+                + "\(failed.count) records failed in all")
         }
         if let first = refused.first {
             return .violation("\(first.topicPartition): the producer refused value \(first.value) at "
