@@ -227,13 +227,15 @@ extension PartitionReplica {
 
     /// Kafka's expansion rule: the follower is ISR-eligible and reached the high watermark and the
     /// start of this epoch. Under `.synced` it must hold them durably, so every ISR member has what
-    /// the high watermark vouches for on stable storage.
+    /// the high watermark vouches for on stable storage — the start of the epoch too: a new
+    /// leader's own high watermark may still be behind what earlier leaders committed, and
+    /// everything committed lies below the start of its epoch.
     func isEligibleToJoin(_ follower: NodeID) -> Bool {
         guard replicas.contains(follower), isISREligible(follower), let state = followers[follower],
               let counted = countedOffset(of: follower) else {
             return false
         }
-        return state.logEndOffset >= leaderEpochStartOffset && counted >= log.highWatermark
+        return state.logEndOffset >= leaderEpochStartOffset && counted >= max(log.highWatermark, leaderEpochStartOffset)
     }
 
     /// Kafka's ISR eligibility (KIP-903): the follower's broker is registered, unfenced and not in

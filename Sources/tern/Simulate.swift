@@ -30,6 +30,8 @@ struct SimulateOptions {
     var restartDelayMilliseconds: ClosedRange<Int64>?
     /// Replaces the disks' sync latency (`--sync-latency-ms`), in milliseconds.
     var syncLatencyMilliseconds: ClosedRange<Int64>?
+    /// Dimensions of the generated world fixed instead of drawn (`--storage`, `--workload`, `--churn`).
+    var worldChoices = GeneratedWorld.Choices()
     var tracePath: String?
     var watch: TopicPartition?
     /// A sweep's worker processes (`--jobs`); 1 runs every seed in this process.
@@ -52,6 +54,9 @@ struct SimulateOptions {
         if let delay = restartDelayMilliseconds { command += " --restart-delay-ms \(delay.lowerBound)..\(delay.upperBound)" }
         if let latency = syncLatencyMilliseconds { command += " --sync-latency-ms \(latency.lowerBound)..\(latency.upperBound)" }
         if layout.durabilityPolicy != .synced { command += " --durability \(durabilityName(layout.durabilityPolicy))" }
+        if let storage = worldChoices.storage { command += " --storage \(storage.rawValue)" }
+        if let workload = worldChoices.workload { command += " --workload \(workload.rawValue)" }
+        if let churn = worldChoices.churn { command += " --churn \(churn.rawValue)" }
         return command
     }
 }
@@ -88,6 +93,7 @@ private func simulation(seed: UInt64, _ options: SimulateOptions) -> ClusterSimu
     if let latency = options.syncLatencyMilliseconds {
         simulation.configuration.disk.syncLatency = .milliseconds(latency.lowerBound)...(.milliseconds(latency.upperBound))
     }
+    simulation.worldChoices = options.worldChoices
     return simulation
 }
 
@@ -115,10 +121,16 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     let report = outcome.report
     let simulated = report.simulatedTime.seconds
     print("seed \(report.seed)  profile \(report.profile)  nodes \(report.nodeCount)")
+    for (label, text) in outcome.world?.summary ?? [] {
+        print("  " + label + String(repeating: " ", count: max(1, 16 - label.count)) + text)
+    }
     print("  simulated time  \(formatFixed(simulated, places: 3)) s   (wall \(formatFixed(wallSeconds, places: 3)) s, "
         + "\(formatFixed(wallSeconds > 0 ? simulated / wallSeconds : 0, places: 0))x real time)")
     print("  events          \(report.eventsDelivered) delivered, \(report.schedulerSteps) scheduler steps")
     print("  faults          \(report.faultsInjected.total) injected: \(report.faultsInjected)")
+    if outcome.churnSteps.taken + outcome.churnSteps.skipped > 0 {
+        print("  churn steps     \(outcome.churnSteps.taken) taken, \(outcome.churnSteps.skipped) skipped (no target to fault in time)")
+    }
     print("  restarts        \(report.nodeRestarts)")
     print("  network         \(report.network)")
     print("  elections       \(outcome.elections) terms with a leader")
@@ -129,7 +141,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     }
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
     if options.layout.produceWorkload {
-        print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
+        print("  produced        \(outcome.producer)")
+        print("  consumed        \(outcome.consumedRecords) records "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
     }
     if let window = outcome.writeAvailability {
@@ -272,6 +285,11 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
             options.restartDelayMilliseconds = parseRange(value(), flag)
         case "--sync-latency-ms":
             options.syncLatencyMilliseconds = parseRange(value(), flag)
+            options.worldChoices.storage = .uniform  // every disk at the latency given
+        case "--storage": options.worldChoices.storage = parseChoice(value(), flag)
+        case "--workload": options.worldChoices.workload = parseChoice(value(), flag)
+        case "--churn": options.worldChoices.churn = parseChoice(value(), flag)
+        case "--narrow-world": options.worldChoices = .narrow
         case "--produce": options.layout.produceWorkload = true  // the default; kept for old replay lines
         case "--no-workload": options.layout.produceWorkload = false
         case "--unclean-leader-election": options.layout.uncleanLeaderElection = true
@@ -304,6 +322,14 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
     guard options.jobs == 1 || options.isSweep else { fail("--jobs splits a sweep (--seeds A..B) across processes") }
     return options
+}
+
+/// One of a world dimension's kinds, by name.
+private func parseChoice<Kind: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) -> Kind where Kind.RawValue == String {
+    guard let kind = Kind(rawValue: text) else {
+        fail("\(flag) takes \(Kind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+    }
+    return kind
 }
 
 /// "A..B" with 0 <= A <= B.

@@ -315,6 +315,32 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.replica(1).pendingProposal == nil)
     }
 
+    /// Found by the simulator (`tern simulate --seed 56 --profile crash`, slow disks and election
+    /// churn): a broker restarted with its high watermark checkpoint behind, became leader, and
+    /// let a new replica join the ISR as soon as it had fetched the inherited records, before it
+    /// had synced them. A preferred election made that replica leader, it crashed, came back
+    /// empty, still in the ISR, and was elected again: the committed records were gone.
+    @Test func underSyncedAFollowerJoinsOnlyOnceItHoldsTheInheritedRecordsDurably() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2], followers: [2])
+        _ = cluster.produce(1, seed: 1)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.hw(1) == Offset(5))
+        try cluster.node(2).crashAndRestart(now: cluster.now)
+        cluster.elect(leader: 2, epoch: 2, partitionEpoch: 2, isr: [1, 2], followers: [1, 3])
+        #expect(cluster.hw(2) == Offset(0), "the new leader's checkpointed high watermark is behind what was committed")
+
+        cluster.fetch(3)  // copies offsets 0..<5, not yet synced
+        cluster.fetch(3)
+        #expect(cluster.leo(3) == Offset(5))
+        #expect(cluster.proposals.isEmpty, "broker 3 holds the committed records only in its page cache")
+        cluster.sync(3)
+        cluster.fetch(3)
+        let expand = try #require(cluster.proposals.last)
+        #expect(expand.newISR.contains(NodeID(3)))
+    }
+
     @Test func followersNotKeepingUpBlockAcksAll() throws {
         let cluster = try ReplicaCluster()
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])

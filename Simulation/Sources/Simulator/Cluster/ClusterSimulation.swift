@@ -10,6 +10,8 @@ import TernCore
 public struct ClusterSimulation {
     public var layout: ClusterLayout
     public var configuration: SimulationConfiguration
+    /// Dimensions of the generated world fixed instead of drawn from the seed.
+    public var worldChoices = GeneratedWorld.Choices()
 
     public init(seed: UInt64, profile: FaultProfile, layout: ClusterLayout = ClusterLayout(),
                 safetyPhase: Duration = .seconds(60), livenessPhase: Duration = .seconds(30)) {
@@ -49,6 +51,18 @@ public struct ClusterSimulation {
         public var checkedConsumerFetches = 0
         /// The broker failure the write-availability checker judged, if its precondition held.
         public var writeAvailability: WriteAvailabilityWindow?
+        /// The world the run was drawn into (storage, workload, election churn).
+        public var world: GeneratedWorld?
+        /// What happened to the producer client's records.
+        public var producer = ProducerOutcomeSummary()
+        /// Churn steps applied and skipped (their target was not there to fault in time).
+        public var churnSteps = (taken: 0, skipped: 0)
+    }
+
+    /// The world this simulation runs in: drawn from the seed for the layout and configuration as
+    /// they are now, with `worldChoices` fixed.
+    public var world: GeneratedWorld {
+        GeneratedWorld.draw(seed: configuration.seed, layout: layout, configuration: configuration, choices: worldChoices)
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -56,7 +70,9 @@ public struct ClusterSimulation {
                     watchSink: @escaping (String) -> Void = { print($0) }) -> Outcome {
         let raft = RaftSafetyChecker()
         let metadata = MetadataChecker()
-        let layout = self.layout
+        let world = self.world
+        let layout = world.applied(to: self.layout)
+        let configuration = world.applied(to: self.configuration, layout: layout)
         var checkers: [any SimulationChecker] = [raft, metadata]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
@@ -68,10 +84,14 @@ public struct ClusterSimulation {
             checkers.append(ReplicaConsistencyChecker(layout: layout))
             checkers.append(availability!)
         }
+        // After the checkers that name data loss: a lost write also breaks the producer's sequence.
+        let producerOutcome = layout.produceWorkload ? ProducerOutcomeChecker() : nil
+        if let producerOutcome { checkers.append(producerOutcome) }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
         checkers.append(operations)
-        let report = Simulation.run(configuration, checkers: checkers,
+        let churn = world.churn.bursts.isEmpty ? nil : ElectionChurnPlanner(plan: world.churn, layout: layout)
+        let report = Simulation.run(configuration, checkers: checkers, faultPlanners: churn.map { [$0] } ?? [],
                                     isConverged: { view in ClusterSimulation.isConverged(view, layout: layout) },
                                     describeNonConvergence: { view in
                                         ClusterSimulation.convergenceProblem(view, layout: layout) ?? "converged at the very end"
@@ -83,7 +103,9 @@ public struct ClusterSimulation {
                        checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
                        acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
                        consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
-                       writeAvailability: availability?.window)
+                       writeAvailability: availability?.window,
+                       world: world, producer: producerOutcome?.summary ?? ProducerOutcomeSummary(),
+                       churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0))
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
