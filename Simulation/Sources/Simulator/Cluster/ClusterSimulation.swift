@@ -45,6 +45,9 @@ public struct ClusterSimulation {
         public var consumedRecords = 0
         /// Fetch answers with records the consumed-records checker held against the brokers' HW.
         public var checkedConsumerFetches = 0
+        /// Batches of acks=all answers, and Raft messages, the durability oracle held against the disks.
+        public var durableAcknowledgementsChecked = 0
+        public var raftMessagesCheckedAgainstDisk = 0
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -62,6 +65,8 @@ public struct ClusterSimulation {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
         }
+        let durability = DurabilityOracle(layout: layout)
+        checkers.append(durability)
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
         checkers.append(operations)
@@ -76,7 +81,9 @@ public struct ClusterSimulation {
                        committedMetadataRecords: records,
                        checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
                        acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
-                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
+                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
+                       durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
+                       raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
