@@ -207,8 +207,10 @@ public final class DurabilityOracle: SimulationChecker {
         // Within its term a node's log prefix below an acknowledged index never changes, so the
         // current log is what it acknowledged; after a newer term it may have, and only the
         // length is checked.
-        let core = raft?.core
-        let currentTerms: ((LogIndex) -> Term?)? = core.flatMap { core in core.term == message.term ? { core.term(at: $0) } : nil }
+        var currentTerms: ((LogIndex) -> Term?)?
+        if case .appendAccepted = message.body, let core = raft?.core, core.term == message.term {
+            currentTerms = { core.term(at: $0) }
+        }
         return Self.judge(message, durable: durable, currentTerms: currentTerms)
     }
 
@@ -226,9 +228,12 @@ public final class DurabilityOracle: SimulationChecker {
     public static func judge(_ message: RaftMessage, durable: DurableRaftState,
                              currentTerms: ((LogIndex) -> Term?)?) -> CheckResult {
         let sender = message.from
-        let said = "n\(sender) sent \(message.body) to n\(message.to) in term \(message.term)"
-        let held = "its disk holds \(durable.hardState.map { "\($0)" } ?? "no quorum state") and a log through "
-            + "\(durable.logTerms.count)@\(durable.logTerms.last ?? .zero)"
+        // Built only for a violation: most messages pass, and appends describe every entry.
+        var said: String { "n\(sender) sent \(message.body) to n\(message.to) in term \(message.term)" }
+        var held: String {
+            "its disk holds \(durable.hardState.map { "\($0)" } ?? "no quorum state") and a log through "
+                + "\(durable.logTerms.count)@\(durable.logTerms.last ?? .zero)"
+        }
         switch message.body {
         case let .voteRequest(request) where request.isPreVote:
             return .ok  // asks about a term it has not entered
@@ -262,9 +267,7 @@ public final class DurabilityOracle: SimulationChecker {
                 let term = durable.logTerms[start]
                 var last = start
                 while last + 1 < end && durable.logTerms[last + 1] == term { last += 1 }
-                for position in [start, last] {
-                    let index = LogIndex(Int64(position + 1))
-                    guard currentTerms(index) != term else { continue }
+                for index in [LogIndex(Int64(start + 1)), LogIndex(Int64(last + 1))] where currentTerms(index) != term {
                     return .violation("\(said), but durable entry \(index) has term \(term) where its log has "
                         + "\(currentTerms(index).map { "\($0)" } ?? "none"): \(held)")
                 }

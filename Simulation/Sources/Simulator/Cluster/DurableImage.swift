@@ -12,42 +12,35 @@ public enum DiskImage: Sendable, Equatable {
     case volatile
 }
 
-/// Reads the files of one directory of a `SimDisk` in one image, as the durability oracle needs
+/// A directory's segment files in one image of a `SimDisk`, read as the durability oracle needs
 /// them: record batches by their framing, independently of LogStorage's own reader (an oracle
 /// that reused the code it checks would share its bugs).
-struct DiskImageReader {
-    let disk: SimDisk
-    let image: DiskImage
+struct Segment {
+    var baseOffset: Int64
+    var file: InspectedFile
 
-    func listing(of directory: String) -> [String]? {
+    /// The segment files (`<20 digits>.log`) of `directory`, ascending by base offset, and the
+    /// directory's other files.
+    static func files(in directory: String, of disk: SimDisk, image: DiskImage) -> (segments: [Segment], others: [InspectedFile]) {
+        let files: [InspectedFile]?
         switch image {
-        case .durable: return disk.durableListing(of: directory)
-        case .volatile: return disk.volatileListing(of: directory)
+        case .durable: files = disk.durableFilesAsWritten(in: directory)
+        case .volatile: files = disk.volatileFiles(in: directory)
         }
-    }
-
-    func contents(of path: String) -> [UInt8]? {
-        switch image {
-        case .durable: return disk.durableContentsAsWritten(of: path)
-        case .volatile: return disk.volatileContents(of: path)
+        var segments: [Segment] = []
+        var others: [InspectedFile] = []
+        for file in files ?? [] {
+            if let base = baseOffset(fileName: file.name) { segments.append(Segment(baseOffset: base, file: file)) } else { others.append(file) }
         }
+        // Names are 20 zero-padded digits: name order is offset order.
+        return (segments, others)
     }
 
-    /// Base offsets of the segment files (`<20 digits>.log`) in `directory`, ascending.
-    func segmentBaseOffsets(in directory: String) -> [Int64] {
-        (listing(of: directory) ?? []).compactMap(Self.segmentBaseOffset(fileName:)).sorted()
-    }
-
-    static func segmentBaseOffset(fileName name: String) -> Int64? {
+    static func baseOffset(fileName name: String) -> Int64? {
         guard name.utf8.count == 24, name.hasSuffix(".log") else { return nil }
         let digits = name.utf8.prefix(20)
         guard digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return nil }
         return Int64(String(decoding: digits, as: UTF8.self))
-    }
-
-    static func segmentFileName(baseOffset: Int64) -> String {
-        let digits = String(baseOffset)
-        return String(repeating: "0", count: max(0, 20 - digits.count)) + digits + ".log"
     }
 }
 
@@ -118,23 +111,23 @@ public struct ProducedBatch: Equatable, Sendable {
     /// resume where the last reading of each file stopped.
     func isHeld(at baseOffset: Offset, in directory: String, on disk: SimDisk, image: DiskImage,
                 scans: inout [String: SegmentScan]) -> Bool {
-        let reader = DiskImageReader(disk: disk, image: image)
         // Segments are contiguous: the batch lives in the last one starting at or below it. Any
         // earlier one is tried too, in case a crash left stale segment files behind.
-        for segmentBase in reader.segmentBaseOffsets(in: directory).reversed() where segmentBase <= baseOffset.rawValue {
-            let path = joinPath(directory, DiskImageReader.segmentFileName(baseOffset: segmentBase))
-            let found: (batch: FramedBatch, bytes: [UInt8])?
-            switch image {
-            case .durable:
+        for segment in Segment.files(in: directory, of: disk, image: image).segments.reversed()
+        where segment.baseOffset <= baseOffset.rawValue {
+            let bytes = segment.file.contents
+            let found: FramedBatch?
+            if let version = segment.file.version {
+                let path = joinPath(directory, segment.file.name)
                 var scan = scans.removeValue(forKey: path) ?? SegmentScan(validatesChecksums: false)
-                let bytes = scan.refresh(path: path, on: disk)
-                found = bytes.flatMap { bytes in scan.batch(at: baseOffset.rawValue).map { ($0, bytes) } }
+                scan.refresh(version: version, bytes: bytes)
+                found = scan.batch(at: baseOffset.rawValue)
                 scans[path] = scan
-            case .volatile:
-                found = reader.contents(of: path).flatMap { bytes in Self.find(baseOffset.rawValue, in: bytes).map { ($0, bytes) } }
+            } else {
+                found = Self.find(baseOffset.rawValue, in: bytes)
             }
-            if let (batch, bytes) = found {
-                return batch.checksum == checksum && batch.lastOffsetDelta == lastOffsetDelta && batch.checksumMatches(in: bytes)
+            if let found {
+                return found.checksum == checksum && found.lastOffsetDelta == lastOffsetDelta && found.checksumMatches(in: bytes)
             }
         }
         return false
@@ -165,18 +158,13 @@ struct SegmentScan {
 
     init(validatesChecksums: Bool) { self.validatesChecksums = validatesChecksums }
 
-    /// Catches up with what `disk` holds durably at `path` (as written) and returns those bytes;
-    /// nil, with nothing kept, when no durable file is there.
-    mutating func refresh(path: String, on disk: SimDisk) -> [UInt8]? {
-        guard let current = disk.durableFileVersion(of: path), let bytes = disk.durableContentsAsWritten(of: path) else {
-            self = SegmentScan(validatesChecksums: validatesChecksums)
-            return nil
-        }
+    /// Catches up with the durable `bytes` of the file at `version`.
+    mutating func refresh(version current: DurableFileVersion, bytes: [UInt8]) {
         if let version, version.file != current.file || version.rewrites != current.rewrites || current.size < scannedEnd {
             self = SegmentScan(validatesChecksums: validatesChecksums)
         }
         version = current
-        guard scannedEnd < bytes.count else { return bytes }
+        guard scannedEnd < bytes.count else { return }
         let validates = validatesChecksums
         var added: [FramedBatch] = []
         FramedBatch.forEach(in: bytes, from: scannedEnd) { batch in
@@ -189,7 +177,6 @@ struct SegmentScan {
             batches.append(batch)
         }
         if let last = added.last { scannedEnd = last.position + last.totalSize }
-        return bytes
     }
 
     /// The first batch read with this base offset.
@@ -225,16 +212,16 @@ public struct DurableRaftState: Equatable, Sendable {
 
     /// The same, resuming each segment where `scans` left it.
     static func read(from disk: SimDisk, directory: String, scans: inout [String: SegmentScan]) -> DurableRaftState {
-        let reader = DiskImageReader(disk: disk, image: .durable)
-        let hardState = reader.contents(of: joinPath(directory, "quorum-state")).flatMap(Self.decodeHardState)
+        let (segments, others) = Segment.files(in: directory, of: disk, image: .durable)
+        let hardState = others.first { $0.name == "quorum-state" }.flatMap { decodeHardState($0.contents) }
         var terms: [Term] = []
         var expected: Int64 = 0
-        segments: for segmentBase in reader.segmentBaseOffsets(in: directory) {
-            guard segmentBase == expected else { break }
-            let path = joinPath(directory, DiskImageReader.segmentFileName(baseOffset: segmentBase))
+        segments: for segment in segments {
+            guard segment.baseOffset == expected, let version = segment.file.version else { break }
+            let path = joinPath(directory, segment.file.name)
             var scan = scans.removeValue(forKey: path) ?? SegmentScan(validatesChecksums: true)
-            defer { scans[path] = scan }
-            guard scan.refresh(path: path, on: disk) != nil else { break }
+            scan.refresh(version: version, bytes: segment.file.contents)
+            scans[path] = scan
             for batch in scan.batches {
                 guard batch.baseOffset == expected else { break segments }
                 for _ in 0...Int(batch.lastOffsetDelta) { terms.append(Term(Int64(batch.partitionLeaderEpoch))) }
