@@ -4,7 +4,7 @@ import Raft
 import TernCore
 
 /// Which image of a simulated disk a reader looks at.
-public enum DiskImage: Sendable, Equatable {
+enum DiskImage: Sendable, Equatable {
     /// What a crash that keeps nothing unsynced leaves, as the node's writes left it (latent
     /// corruption undone: rot is the disk's fault, not a missing sync).
     case durable
