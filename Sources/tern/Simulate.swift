@@ -140,6 +140,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  operator        \(actions.joined(separator: " "))")
     }
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
+    print("  durability      \(outcome.durableAcknowledgementsChecked) acknowledged batches and "
+        + "\(outcome.raftMessagesCheckedAgainstDisk) Raft messages checked against the disks as they left")
     if options.layout.produceWorkload {
         print("  produced        \(outcome.producer)")
         print("  consumed        \(outcome.consumedRecords) records "

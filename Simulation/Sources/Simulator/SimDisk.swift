@@ -154,6 +154,10 @@ public final class SimDisk: Disk {
     private var nextTokenNumber: UInt64 = 1
     /// Issue order of every content and namespace operation, shared by all inodes.
     private(set) var lastSequence: UInt64 = 0
+    /// Grows whenever what a crash would leave may have changed (data or entries made durable, a
+    /// crash, latent corruption): inspection results computed at one version stay true until the
+    /// next.
+    public internal(set) var durableStateVersion: UInt64 = 0
     var scheduledSyncs: BoundedHeap<ScheduledSync>
     private var finishedCompletions: [SyncCompletion] = []
     var processGeneration: UInt64 = 0
@@ -535,6 +539,7 @@ public final class SimDisk: Disk {
     public func crash(using random: inout DeterministicRandom) {
         completeDueSyncs()
         statistics.crashes += 1
+        durableStateVersion += 1
         scheduledSyncs = BoundedHeap(capacity: configuration.maximumOutstandingSyncs)
         finishedCompletions.removeAll()
         processGeneration += 1
@@ -595,7 +600,7 @@ public final class SimDisk: Disk {
     }
 
     /// Resolves a path through durable entries only.
-    private func durableLookup(_ path: String) -> SimInode? {
+    func durableLookup(_ path: String) -> SimInode? {
         var current = inodes[rootID]!
         for name in simPathComponents(path) {
             guard current.isDirectory, let childID = current.durableEntries[name],
@@ -653,9 +658,12 @@ public final class SimDisk: Disk {
         let count = inode.pendingContentPrefixCount(through: throughSequence)
         guard count > 0 else { return }
         for operation in inode.pendingContent[..<count] {
+            if operation.change.rewrites(durableSize: inode.durableContent.count) { inode.durableRewrites += 1 }
             operation.change.apply(to: &inode.durableContent)
+            if inode.durableContentAsWritten != nil { operation.change.apply(to: &inode.durableContentAsWritten!) }
         }
         inode.pendingContent.removeFirst(count)
+        durableStateVersion += 1
     }
 
     /// Makes durable every pending namespace operation of a directory issued up to
@@ -665,6 +673,7 @@ public final class SimDisk: Disk {
         guard let directory = inodes[directoryID] else { return }
         while let first = directory.pendingNamespace.first, first.sequence <= throughSequence {
             directory.pendingNamespace.removeFirst()
+            durableStateVersion += 1
             if let dependency = first.requires {
                 makeNamespaceDurable(dependency.directory, throughSequence: dependency.sequence)
             }

@@ -57,6 +57,9 @@ public struct ClusterSimulation {
         public var producer = ProducerOutcomeSummary()
         /// Churn steps applied and skipped (their target was not there to fault in time).
         public var churnSteps = (taken: 0, skipped: 0)
+        /// Batches of acks=all answers, and Raft messages, the durability oracle held against the disks.
+        public var durableAcknowledgementsChecked = 0
+        public var raftMessagesCheckedAgainstDisk = 0
     }
 
     /// The world this simulation runs in: drawn from the seed for the layout and configuration as
@@ -84,6 +87,8 @@ public struct ClusterSimulation {
             checkers.append(ReplicaConsistencyChecker(layout: layout))
             checkers.append(availability!)
         }
+        let durability = DurabilityOracle(layout: layout)
+        checkers.append(durability)
         // After the checkers that name data loss: a lost write also breaks the producer's sequence.
         let producerOutcome = layout.produceWorkload ? ProducerOutcomeChecker() : nil
         if let producerOutcome { checkers.append(producerOutcome) }
@@ -105,7 +110,9 @@ public struct ClusterSimulation {
                        consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
                        writeAvailability: availability?.window,
                        world: world, producer: producerOutcome?.summary ?? ProducerOutcomeSummary(),
-                       churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0))
+                       churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0),
+                       durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
+                       raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
