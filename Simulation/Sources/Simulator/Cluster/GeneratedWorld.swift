@@ -39,12 +39,14 @@ public struct GeneratedWorld: Sendable, Equatable {
         var workloadRandom = root.stream("world.workload")
         var churnRandom = root.stream("world.election-churn")
         let faultKinds = configuration.profile.faultKinds.filter { configuration.nemesis.weights[$0] > 0 }
+        // A profile of one failure and nothing else (the write-availability check) has no churn.
+        let churn = configuration.profile.injectsOneFailure ? ElectionChurnPlan.Kind.off : choices.churn
         return GeneratedWorld(
             storage: StorageProfile.draw(using: &storageRandom, layout: layout, disk: configuration.disk, kind: choices.storage),
             workload: WorkloadProfile.draw(using: &workloadRandom, layout: layout, safetyPhase: configuration.safetyPhaseDuration,
                                            kind: choices.workload),
             churn: ElectionChurnPlan.draw(using: &churnRandom, layout: layout, safetyPhase: configuration.safetyPhaseDuration,
-                                          faultKinds: faultKinds, kind: choices.churn))
+                                          faultKinds: faultKinds, kind: churn))
     }
 
     /// The layout with this world's producer bursts and preferred-election windows.
