@@ -74,6 +74,11 @@ public final class BrokerNode: NodeStateMachine {
     private var pendingFetch: PendingRequest?
     private var nextControlAt = Instant.zero
     private var nextFetchAt = Instant.zero
+    /// Metadata pages asked for straight after the previous one since the last tick.
+    private var pagesFetchedSinceTick = 0
+    /// Keeps a catching-up broker's exchange with a controller in the same process well inside
+    /// `CombinedNode`'s bound (two hops a page); the next pages follow on the next ticks.
+    static let maximumPagesFetchedBetweenTicks = 16
     /// When this process will ask for a controlled shutdown, if it plans one.
     public private(set) var plannedShutdownAt: Instant?
     public let dataPlane: BrokerDataPlane
@@ -164,6 +169,7 @@ public final class BrokerNode: NodeStateMachine {
     // MARK: Timers
 
     private func onTick(now: Instant, effects: inout [NodeEffect]) {
+        pagesFetchedSinceTick = 0
         if let plannedShutdownAt, now >= plannedShutdownAt { wantsShutDown = true }
         expireRequests(now: now)
         if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
@@ -331,8 +337,19 @@ public final class BrokerNode: NodeStateMachine {
             }
             image = next
         }
+        // The next page is asked for at once only while pages keep coming: an answer that moved
+        // nothing (its controller has not applied more yet, or the committed offset came from a
+        // stale answer) would get the same answer again. In a combined process the answer comes
+        // back inside the same event, so the pages in a row are bounded too; the rest follow on
+        // the next ticks.
         let behind = image.offset < knownCommittedOffset
-        nextFetchAt = behind ? now : now + configuration.metadataFetchInterval
-        if behind { sendFetch(now: now, effects: &effects) }
+        if !behind || image.offset == imageBefore {
+            nextFetchAt = now + configuration.metadataFetchInterval
+        } else if pagesFetchedSinceTick < Self.maximumPagesFetchedBetweenTicks {
+            pagesFetchedSinceTick += 1
+            sendFetch(now: now, effects: &effects)
+        } else {
+            nextFetchAt = now
+        }
     }
 }
