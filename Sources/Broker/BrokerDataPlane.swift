@@ -129,7 +129,7 @@ public final class BrokerDataPlane {
     var highWatermarkMoved = false
 
     /// Data-plane correlation ids have the top bit set, so an answer to one can never be taken for
-    /// an answer to the control plane's requests (which count up from 1 in `BrokerNode`).
+    /// an answer to the control plane's requests (which count up in `BrokerNode`).
     public static let correlationIDFlag: UInt64 = 1 << 63
 
     public init(localID: NodeID, clusterID: String, configuration: BrokerDataPlaneConfiguration, disk: any Disk,

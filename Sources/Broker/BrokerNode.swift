@@ -69,7 +69,7 @@ public final class BrokerNode: NodeStateMachine {
     private var random: DeterministicRandom
     private var incarnationID: IncarnationID
     private var controllerIndex = 0
-    private var nextCorrelationID: UInt64 = 1
+    private var nextCorrelationID: UInt64
     private var pendingControl: PendingRequest?
     private var pendingFetch: PendingRequest?
     private var nextControlAt = Instant.zero
@@ -96,11 +96,25 @@ public final class BrokerNode: NodeStateMachine {
         precondition(configuration.brokerID == environment.nodeID, "the broker's id is its node's id")
         self.configuration = configuration
         self.random = environment.random.stream("broker")
-        self.adminForwarder = AdminForwarder(requestTimeout: configuration.requestTimeout, retryBackoff: configuration.retryBackoff)
+        // Answers travel by node id: a late answer to the previous process reaches this one. Each
+        // process counts its correlation ids from its own random start, so such an answer matches
+        // none of this process's requests (a registration answer taken for its own would make it
+        // heartbeat as its predecessor, and the controller would never learn it restarted).
+        var correlationIDStarts = environment.random.stream("correlation ids")
+        self.nextCorrelationID = Self.randomCorrelationIDStart(&correlationIDStarts)
+        self.adminForwarder = AdminForwarder(requestTimeout: configuration.requestTimeout, retryBackoff: configuration.retryBackoff,
+                                             firstAttempt: Self.randomCorrelationIDStart(&correlationIDStarts))
         self.incarnationID = IncarnationID(high: random.next(), low: random.next())
         self.dataPlane = BrokerDataPlane(localID: configuration.brokerID, clusterID: configuration.clusterID,
                                          configuration: configuration.dataPlane, disk: environment.disk,
                                          dataDirectory: environment.dataDirectory, controller: configuration.controllerVoters[0])
+        dataPlane.nextCorrelationID = Self.randomCorrelationIDStart(&correlationIDStarts)
+    }
+
+    /// Below 2^60: counting up from it never reaches the bits that tell the admin forwarder's and
+    /// the data plane's correlation ids apart from the control plane's.
+    private static func randomCorrelationIDStart(_ random: inout DeterministicRandom) -> UInt64 {
+        1 + random.next(below: 1 << 60)
     }
 
     public var currentController: NodeID { configuration.controllerVoters[controllerIndex] }
