@@ -19,7 +19,8 @@ public struct BrokerConfiguration: Sendable {
     public var sessionTimeout: Duration = .milliseconds(9000)
     /// A request without an answer after this is given up and sent again (to the next controller).
     public var requestTimeout: Duration = .milliseconds(2000)
-    /// Pause between metadata fetches once caught up (a fetch that returns entries is followed at once).
+    /// Pause between metadata fetches once caught up, or after an answer that applied nothing new
+    /// (one that did is followed at once, up to `maximumPagesFetchedBetweenTicks` pages a tick).
     public var metadataFetchInterval: Duration = .milliseconds(200)
     /// Wait before registering again after a refusal.
     public var retryBackoff: Duration = .milliseconds(200)
