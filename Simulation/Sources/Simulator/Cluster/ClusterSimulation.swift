@@ -18,8 +18,13 @@ public struct ClusterSimulation {
         var layout = layout
         if layout.produceWorkload, layout.produceDuration == nil { layout.produceDuration = safetyPhase }
         if layout.produceWorkload, layout.operatorActionsDuration == nil { layout.operatorActionsDuration = safetyPhase }
-        // One broker failure and nothing else: no other broker leaves for a controlled shutdown.
-        if profile.injectsOneFailure { layout.plannedShutdownProbability = 0 }
+        if profile.injectsOneFailure {
+            // One broker failure and nothing else: no other broker leaves for a controlled
+            // shutdown, and no operator moves leaders (a preferred election during the failure
+            // sent the producer after the new leader, which the check is not about: seed 77).
+            layout.plannedShutdownProbability = 0
+            layout.operatorActionsDuration = .zero
+        }
         self.layout = layout
         configuration = SimulationConfiguration(seed: seed, profile: profile, nodes: layout.nodes,
                                                 safetyPhaseDuration: safetyPhase, livenessPhaseDuration: livenessPhase)
