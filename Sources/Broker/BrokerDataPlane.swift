@@ -148,6 +148,8 @@ public final class BrokerDataPlane {
 
     /// The replica of a hosted partition (for inspection by tests and checkers).
     public func replica(for topicPartition: TopicPartition) -> PartitionReplica? { partitions[topicPartition]?.replica }
+    /// The id of the topic whose partition is hosted under this name (for inspection by checkers).
+    public func topicID(of topicPartition: TopicPartition) -> TopicID? { partitions[topicPartition]?.topicID }
     public var hostedPartitions: [TopicPartition] { hostedOrder }
 
     func takeCorrelationID() -> UInt64 {

@@ -61,6 +61,7 @@ public struct ClusterSimulation {
         if layout.produceWorkload {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
+            checkers.append(TopicIncarnationChecker(layout: layout, metadata: metadata))
         }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
@@ -110,6 +111,9 @@ public struct ClusterSimulation {
         guard producer.unfinishedRecords == 0 else {
             return "the producer has \(producer.unfinishedRecords) unfinished records: "
                 + producer.producer.unfinishedPartitions.joined(separator: "; ")
+        }
+        if let admin = view.node(ClusterLayout.adminClientID, as: AdminClientNode.self), admin.recycler.unfinishedRecords > 0 {
+            return "the operator has \(admin.recycler.unfinishedRecords) unfinished records for \(TopicRecycler.topicName)"
         }
         for partition in image.partitions {
             let topicPartition = partition.topicPartition
