@@ -365,6 +365,7 @@ public final class BrokerDataPlane {
             for topicPartition in hostedOrder {
                 guard let hosted = partitions[topicPartition] else { continue }
                 hosted.log.checkpoint()
+                hosted.log.repairDamagedIdentity()
                 snapshotProducerStateIfDue(hosted)
             }
         }

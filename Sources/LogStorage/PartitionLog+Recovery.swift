@@ -73,7 +73,9 @@ extension PartitionLog {
     private static func checkIdentity(of directory: String, is topicID: String, disk: any Disk) throws(LogError) -> IdentityCheck {
         let found: PartitionMetadata.Found
         do { found = try PartitionMetadata.read(directory: directory, disk: disk) } catch { throw .disk(error) }
-        if case let .unreadable(reason) = found { return .unknown(reason) }
+        if found == .unreadable {
+            return .unknown("\(PartitionMetadata.fileName) does not decode and no checkpoint repeats the topic id")
+        }
         guard let recorded = found.recordedTopicID else { return .toWrite }
         guard recorded == topicID else { throw .topicIDMismatch(directory: directory, found: recorded, expected: topicID) }
         return found == .topicID(recorded) ? .recorded : .toWrite

@@ -79,7 +79,9 @@ public final class PartitionLog {
     public var isIdle: Bool {
         durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && durabilityBarrier == nil && identityWriter == nil
     }
-    public var hasDurabilityBarrier: Bool { durabilityBarrier != nil }
+    /// Appends wait (`durabilityBarrierPending`): a truncation or recovery, or the write of
+    /// `partition.metadata`, is being made durable.
+    public var hasDurabilityBarrier: Bool { durabilityBarrier != nil || identityWriter != nil }
 
     var activeSegment: LogSegment {
         get { segments[segments.count - 1] }
@@ -92,7 +94,7 @@ public final class PartitionLog {
     func ensureWritable() throws(LogError) {
         if let failure { throw .offline(reason: failure) }
         if let corruption { throw .corrupt(corruption) }
-        if durabilityBarrier != nil || identityWriter != nil { throw .durabilityBarrierPending }
+        if hasDurabilityBarrier { throw .durabilityBarrierPending }
     }
 
     /// A write or sync failed: the page cache may now disagree with the disk, so the log stops.
@@ -346,6 +348,23 @@ public final class PartitionLog {
     }
 
     // MARK: Identity
+
+    /// Reads `partition.metadata` and the checkpoint back and rewrites whichever no longer decodes
+    /// (latent corruption): each holds the topic id, and while one is intact the other can be
+    /// repaired from memory. Called periodically; a read that fails is left for the next call.
+    public func repairDamagedIdentity() {
+        guard let topicID, identityWriter == nil, failure == nil else { return }
+        if case .unreadable? = try? PartitionMetadata.readFile(directory: directory, disk: disk) {
+            do { try startIdentityWrite() } catch { _ = fail("rewriting \(PartitionMetadata.fileName) failed: \(error)") }
+        }
+        let path = joinPath(directory, PartitionCheckpoint.fileName)
+        guard checkpointWriter.isIdle, disk.fileExists(path), let file = try? disk.open(path, create: false) else { return }
+        defer { disk.close(file) }
+        guard let size = try? disk.size(file), size <= 16 << 20, let bytes = try? disk.read(file, at: 0, count: Int(size)),
+              (try? PartitionCheckpoint.decode(bytes))?.topicID != topicID else { return }
+        lastWrittenCheckpoint = nil  // written again even if nothing changed
+        checkpoint()
+    }
 
     /// Starts the write of `partition.metadata` (for a directory that has none, or a damaged one).
     func startIdentityWrite() throws(DiskError) {

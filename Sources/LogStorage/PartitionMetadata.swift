@@ -65,7 +65,7 @@ public struct PartitionMetadata: Equatable, Sendable {
         case topicIDFromCheckpoint(String)
         /// `partition.metadata` does not decode (rot, or not Tern's) and no checkpoint names the
         /// topic: whose data the directory holds is unknown.
-        case unreadable(reason: String)
+        case unreadable
 
         /// The topic id either file records, if one does.
         public var recordedTopicID: String? {
@@ -80,35 +80,32 @@ public struct PartitionMetadata: Equatable, Sendable {
     /// Reads `partition.metadata` of `directory`, and where it is missing or damaged, the topic id
     /// the checkpoint repeats. Disk errors are thrown: they say nothing of the files.
     public static func read(directory: String, disk: any Disk) throws(DiskError) -> Found {
-        let found = try readFile(directory: directory, disk: disk)
+        let fileBytes = try smallFile(joinPath(directory, fileName), disk: disk, limit: 256)
+        let found = decodeFile(fileBytes)
         if case .topicID = found { return found }
-        if let recorded = try checkpointTopicID(directory: directory, disk: disk) { return .topicIDFromCheckpoint(recorded) }
-        return found
+        let checkpointBytes = try smallFile(joinPath(directory, PartitionCheckpoint.fileName), disk: disk, limit: 16 << 20)
+        guard let bytes = checkpointBytes, let recorded = (try? PartitionCheckpoint.decode(bytes))?.topicID else { return found }
+        return .topicIDFromCheckpoint(recorded)
     }
 
-    private static func checkpointTopicID(directory: String, disk: any Disk) throws(DiskError) -> String? {
-        let path = joinPath(directory, PartitionCheckpoint.fileName)
+    /// `partition.metadata` alone: `.absent`, `.topicID` or `.unreadable`.
+    static func readFile(directory: String, disk: any Disk) throws(DiskError) -> Found {
+        decodeFile(try smallFile(joinPath(directory, fileName), disk: disk, limit: 256))
+    }
+
+    private static func decodeFile(_ bytes: [UInt8]?) -> Found {
+        guard let bytes else { return .absent }
+        guard let metadata = try? decode(bytes) else { return .unreadable }
+        return .topicID(metadata.topicID)
+    }
+
+    /// The bytes of a file (nil if there is none); a file larger than `limit` reads as empty.
+    private static func smallFile(_ path: String, disk: any Disk, limit: Int64) throws(DiskError) -> [UInt8]? {
         guard disk.fileExists(path) else { return nil }
         let file = try disk.open(path, create: false)
         defer { disk.close(file) }
         let size = try disk.size(file)
-        guard size <= 16 << 20 else { return nil }
-        let bytes = try disk.read(file, at: 0, count: Int(size))
-        return (try? PartitionCheckpoint.decode(bytes))?.topicID
-    }
-
-    private static func readFile(directory: String, disk: any Disk) throws(DiskError) -> Found {
-        let path = joinPath(directory, fileName)
-        guard disk.fileExists(path) else { return .absent }
-        let file = try disk.open(path, create: false)
-        defer { disk.close(file) }
-        let size = try disk.size(file)
-        guard size <= 256 else { return .unreadable(reason: "\(path): \(size) bytes is too large") }
-        let bytes = try disk.read(file, at: 0, count: Int(size))
-        do {
-            return .topicID(try decode(bytes).topicID)
-        } catch {
-            return .unreadable(reason: "\(path): \(error)")
-        }
+        guard size <= limit else { return [] }
+        return try disk.read(file, at: 0, count: Int(size))
     }
 }

@@ -148,7 +148,8 @@ import Testing
         let disk = makeDisk()
         try closedLogOfTopicA(on: disk)
         try overwrite(metadataPath(), with: Array("tern-partition-metadata 1\nrotten\n".utf8), on: disk)
-        #expect(try PartitionMetadata.read(directory: directory, disk: disk) == .topicIDFromCheckpoint(topicA))
+        let found = try PartitionMetadata.read(directory: directory, disk: disk)
+        #expect(found == .topicIDFromCheckpoint(topicA))
         #expect(throws: LogError.topicIDMismatch(directory: directory, found: topicA, expected: topicB)) {
             try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
         }
@@ -156,6 +157,26 @@ import Testing
         settle(repaired, on: disk)
         #expect(repaired.logEndOffset == Offset(3) && repaired.corruption == nil)
         #expect(try PartitionMetadata.decode(try #require(disk.durableContents(of: metadataPath()))).topicID == topicA)
+    }
+
+    @Test func aRunningLogRepairsEitherCopyOfItsTopicIdFromTheOther() throws {
+        let disk = makeDisk()
+        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        settle(log, on: disk)
+        var batch = makeBatch(records: 2)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        log.flush()
+        log.checkpoint()
+        settle(log, on: disk)
+        let checkpointPath = joinPath(directory, PartitionCheckpoint.fileName)
+        for damaged in [metadataPath(), checkpointPath] {
+            try overwrite(damaged, with: Array("rot".utf8), on: disk)
+            log.repairDamagedIdentity()
+            settle(log, on: disk)
+            #expect(try PartitionMetadata.decode(try #require(disk.durableContents(of: metadataPath()))).topicID == topicA, "\(damaged)")
+            #expect(try PartitionCheckpoint.decode(try #require(disk.durableContents(of: checkpointPath))).topicID == topicA, "\(damaged)")
+        }
+        #expect(log.logEndOffset == Offset(2) && log.failure == nil)
     }
 
     @Test func aLogWhoseTopicCannotBeReadIsLostDataUntilDiscarded() throws {
@@ -175,13 +196,14 @@ import Testing
         #expect(throws: LogError.self) { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), now: testEpoch) }
         log.checkpoint()
         settle(log, on: disk)
-        #expect(try PartitionMetadata.read(directory: directory, disk: disk) != .topicIDFromCheckpoint(topicB),
-                "no checkpoint vouches for the unknown records")
+        let beforeDiscard = try PartitionMetadata.read(directory: directory, disk: disk)
+        #expect(beforeDiscard.recordedTopicID == nil, "no checkpoint vouches for the unknown records")
 
         try log.discardFromCorruption()
         settle(log, on: disk)
         #expect(log.corruption == nil && log.logEndOffset == Offset(0))
-        #expect(try PartitionMetadata.read(directory: directory, disk: disk) == .topicID(topicB))
+        let afterDiscard = try PartitionMetadata.read(directory: directory, disk: disk)
+        #expect(afterDiscard == .topicID(topicB))
         try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), now: testEpoch)
         #expect(log.logEndOffset == Offset(1))
     }
