@@ -129,6 +129,10 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     if options.layout.produceWorkload {
         print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
+        let recycled = outcome.recycledTopic
+        print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
+            + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "
+            + "checked, \(recycled.acknowledgedByAnEarlierIncarnation) acknowledged by brokers still on an earlier incarnation")
     }
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")

@@ -45,6 +45,16 @@ public struct ClusterSimulation {
         public var consumedRecords = 0
         /// Fetch answers with records the consumed-records checker held against the brokers' HW.
         public var checkedConsumerFetches = 0
+        /// What the topic-incarnations checker saw of the recycled topic.
+        public var recycledTopic = RecycledTopicCounts()
+    }
+
+    public struct RecycledTopicCounts: Sendable {
+        public var incarnations = 0
+        public var checkedAnswers = 0
+        public var checkedReplicaReads = 0
+        public var checkedAcknowledgements = 0
+        public var acknowledgedByAnEarlierIncarnation = 0
     }
 
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
@@ -61,8 +71,9 @@ public struct ClusterSimulation {
         if layout.produceWorkload {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
-            checkers.append(TopicIncarnationChecker(layout: layout, metadata: metadata))
         }
+        let incarnations = layout.produceWorkload ? TopicIncarnationChecker(layout: layout, metadata: metadata) : nil
+        if let incarnations { checkers.append(incarnations) }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
         checkers.append(operations)
@@ -73,11 +84,18 @@ public struct ClusterSimulation {
                                     },
                                     traceSink: traceSink, makeNode: { layout.makeNode($0) })
         let records = metadata.reference.reduce(0) { $0 + $1.records.count }
-        return Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
-                       committedMetadataRecords: records,
-                       checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
-                       acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
-                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
+        var outcome = Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
+                              committedMetadataRecords: records,
+                              checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
+                              acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
+                              consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
+        if let incarnations {
+            outcome.recycledTopic = RecycledTopicCounts(
+                incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
+                checkedReplicaReads: incarnations.checkedReplicaReads, checkedAcknowledgements: incarnations.checkedAcknowledgements,
+                acknowledgedByAnEarlierIncarnation: incarnations.acknowledgedByAnEarlierIncarnation)
+        }
+        return outcome
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {

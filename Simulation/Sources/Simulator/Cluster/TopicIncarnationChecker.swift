@@ -16,12 +16,16 @@ import TernCore
 ///   hosts, and a leader answers a follower's fetch without an error only when the follower
 ///   asked for the incarnation the leader hosts: otherwise the follower's offsets would count
 ///   toward the wrong incarnation's high watermark, or its records land in the wrong log;
-/// - at the end, every record acknowledged for the incarnation that exists then is in its
-///   leader's log at its offset with its value, below the high watermark.
+/// - at the end, every record acknowledged for the incarnation that exists then, by brokers
+///   hosting that incarnation, is in its leader's log at its offset with its value, below the
+///   high watermark.
 ///
-/// A record of a *later* incarnation in an earlier one's log is not flagged: a produce request
-/// names its topic, not the topic's id, so a broker that has not yet learned of the re-creation
-/// rightly writes it to the incarnation it knows (a log that is deleted with it).
+/// A record of a *later* incarnation in an earlier one's log is not flagged, nor is its
+/// acknowledgement held against the later one: a produce request names its topic, not the
+/// topic's id (Kafka's Produce before v13), so brokers that have not yet learned of a deletion
+/// and re-creation write it to the incarnation they know, acknowledge it, and delete it with that
+/// incarnation. The checker tells those acknowledgements apart by the incarnation the answering
+/// broker hosted, and counts them (`acknowledgedByAnEarlierIncarnation`).
 ///
 /// Logs are read through the simulated disk's inspection view, never through `PartitionLog`, so
 /// the checker draws no fault and records no corruption: looking does not change the run.
@@ -38,6 +42,12 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// Follower fetches in flight: per (follower, correlation id), the incarnation the follower
     /// hosted for each partition it asked about, and when it asked.
     private var followerFetches: [FetchKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
+    /// The operator's produce requests in flight: per correlation id, the sequence numbers of the
+    /// records sent to each partition, and when.
+    private var operatorProduces: [UInt64: (sentAt: Instant, sequences: [Int32: [UInt64]])] = [:]
+    /// Per record sequence number, the incarnations hosted by the brokers that acknowledged it.
+    private var acknowledgingIncarnations: [UInt64: Set<UInt32>] = [:]
+    public private(set) var acknowledgedByAnEarlierIncarnation = 0
     public private(set) var checkedReplicaReads = 0
     public private(set) var checkedAnswers = 0
     public private(set) var incarnationsSeen = 0
@@ -69,6 +79,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
     }
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
+        if delivered.nodeID == ClusterLayout.adminClientID { noteOperatorProduces(delivered.effects, now: simulation.now) }
         guard let broker = brokerPart(of: simulation.node(delivered.nodeID)) else { return .ok }
         learnIncarnations()
         let stored = checkHostedLogs(of: delivered.nodeID, broker.dataPlane, incarnation: delivered.incarnation, simulation)
@@ -84,6 +95,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
                 let result = checkAnswer(response, correlationID: correlationID, from: delivered.nodeID, to: destination,
                                          broker.dataPlane)
                 if result != .ok { return result }
+            case let .dataResponse(correlationID, .produce(response)) where destination == ClusterLayout.adminClientID:
+                noteAcknowledgements(response, correlationID: correlationID, broker.dataPlane)
             default:
                 continue
             }
@@ -93,17 +106,19 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     public func periodically(in simulation: SimulationView) -> CheckResult {
         followerFetches = followerFetches.filter { simulation.now - $0.value.sentAt < Self.forgetUnansweredFetchesAfter }
+        operatorProduces = operatorProduces.filter { simulation.now - $0.value.sentAt < Self.forgetUnansweredFetchesAfter }
         return .ok
     }
 
     public func atEnd(of simulation: SimulationView) -> CheckResult {
         learnIncarnations()
-        incarnationsSeen = incarnationIDs.count
         guard let admin = simulation.node(ClusterLayout.adminClientID, as: AdminClientNode.self),
               let active = activeController(simulation, layout: layout),
               let current = active.committedImage.topic(named: topicName),
               let incarnation = incarnation(of: current.topicID) else { return .ok }
-        let acknowledged = admin.recycler.acknowledged.filter { $0.value.incarnation == incarnation }
+        let ofCurrent = admin.recycler.acknowledged.filter { $0.value.incarnation == incarnation }
+        let acknowledged = ofCurrent.filter { acknowledgingIncarnations[$0.value.sequence] == [incarnation] }
+        acknowledgedByAnEarlierIncarnation = ofCurrent.count - acknowledged.count
         checkedAcknowledgements = acknowledged.count
         let leaderLogs: [TopicPartition: LeaderLogSnapshot]
         switch LeaderLogSnapshot.currentLeaders(in: simulation, layout: layout) {
@@ -124,6 +139,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
             }
             scannedMetadataEntries += 1
         }
+        incarnationsSeen = incarnationIDs.count
     }
 
     private func incarnation(of topicID: TopicID) -> UInt32? {
@@ -240,6 +256,45 @@ public final class TopicIncarnationChecker: SimulationChecker {
             }
         }
         return .ok
+    }
+
+    // MARK: Acknowledgements
+
+    private func noteOperatorProduces(_ effects: [NodeEffect], now: Instant) {
+        for effect in effects {
+            guard case let .send(_, bytes) = effect, bytes.first == PeerMessage.Kind.dataRequest.rawValue,
+                  case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes) else { continue }
+            var sequences: [Int32: [UInt64]] = [:]
+            for topic in request.topics where topic.name == topicName {
+                for partition in topic.partitions {
+                    sequences[partition.partitionIndex, default: []] += Self.values(in: partition.records).map(\.sequence)
+                }
+            }
+            if !sequences.isEmpty { operatorProduces[correlationID] = (now, sequences) }
+        }
+    }
+
+    private func noteAcknowledgements(_ response: ProduceResponse, correlationID: UInt64, _ dataPlane: BrokerDataPlane) {
+        guard let sent = operatorProduces.removeValue(forKey: correlationID) else { return }
+        for topic in response.topics where topic.name == topicName {
+            for answer in topic.partitions where answer.errorCode == .none {
+                let topicPartition = TopicPartition(topic: topicName, partition: answer.partitionIndex)
+                guard let hosted = hostedIncarnation(dataPlane, topicPartition) else { continue }
+                for sequence in sent.sequences[answer.partitionIndex] ?? [] { acknowledgingIncarnations[sequence, default: []].insert(hosted) }
+            }
+        }
+    }
+
+    static func values(in batches: [UInt8]) -> [IncarnationTaggedValue] {
+        var found: [IncarnationTaggedValue] = []
+        var position = 0
+        while batches.count - position >= RecordBatchLayout.headerSize, let batch = try? RecordBatch(batches, at: position) {
+            position += batch.header.totalSize
+            for record in (try? batch.records()) ?? [] {
+                if let value = IncarnationTaggedValue(decoding: record.value) { found.append(value) }
+            }
+        }
+        return found
     }
 
     // MARK: End of run
