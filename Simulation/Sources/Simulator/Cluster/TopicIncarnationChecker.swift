@@ -41,10 +41,11 @@ public final class TopicIncarnationChecker: SimulationChecker {
     private var readLogs: [NodeID: [TopicPartition: LogState]] = [:]
     /// Follower fetches in flight: per (follower, correlation id), the incarnation the follower
     /// hosted for each partition it asked about, and when it asked.
-    private var followerFetches: [FetchKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
-    /// The operator's produce requests in flight: per correlation id, the sequence numbers of the
-    /// records sent to each partition, and when.
-    private var operatorProduces: [UInt64: (sentAt: Instant, sequences: [Int32: [UInt64]])] = [:]
+    private var followerFetches: [RequestKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
+    /// The operator's produce requests a broker received and has not answered: per broker and
+    /// correlation id, for each partition, the incarnation the broker hosted when it received them
+    /// (the one it wrote the records to) and the records' sequence numbers.
+    private var operatorProduces: [RequestKey: (receivedAt: Instant, partitions: [Int32: (incarnation: UInt32, sequences: [UInt64])])] = [:]
     /// Per record sequence number, the incarnations hosted by the brokers that acknowledged it.
     private var acknowledgingIncarnations: [UInt64: Set<UInt32>] = [:]
     public private(set) var acknowledgedByAnEarlierIncarnation = 0
@@ -65,8 +66,9 @@ public final class TopicIncarnationChecker: SimulationChecker {
         var sizeInBytes: Int64
     }
 
-    struct FetchKey: Hashable {
-        let follower: NodeID
+    /// A request by the node that sent it (a follower's fetch) or received it (a produce).
+    struct RequestKey: Hashable {
+        let node: NodeID
         let correlationID: UInt64
     }
 
@@ -79,8 +81,10 @@ public final class TopicIncarnationChecker: SimulationChecker {
     }
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
-        if delivered.nodeID == ClusterLayout.adminClientID { noteOperatorProduces(delivered.effects, now: simulation.now) }
         guard let broker = brokerPart(of: simulation.node(delivered.nodeID)) else { return .ok }
+        if case let .message(sender, bytes) = delivered.event, sender == ClusterLayout.adminClientID {
+            noteOperatorProduce(bytes, at: delivered.nodeID, broker.dataPlane, now: simulation.now)
+        }
         learnIncarnations()
         let stored = checkHostedLogs(of: delivered.nodeID, broker.dataPlane, incarnation: delivered.incarnation, simulation)
         guard stored == .ok else { return stored }
@@ -96,7 +100,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
                                          broker.dataPlane)
                 if result != .ok { return result }
             case let .dataResponse(correlationID, .produce(response)) where destination == ClusterLayout.adminClientID:
-                noteAcknowledgements(response, correlationID: correlationID, broker.dataPlane)
+                noteAcknowledgements(response, correlationID: correlationID, from: delivered.nodeID)
             default:
                 continue
             }
@@ -106,7 +110,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     public func periodically(in simulation: SimulationView) -> CheckResult {
         followerFetches = followerFetches.filter { simulation.now - $0.value.sentAt < Self.forgetUnansweredFetchesAfter }
-        operatorProduces = operatorProduces.filter { simulation.now - $0.value.sentAt < Self.forgetUnansweredFetchesAfter }
+        operatorProduces = operatorProduces.filter { simulation.now - $0.value.receivedAt < Self.forgetUnansweredFetchesAfter }
         return .ok
     }
 
@@ -215,12 +219,12 @@ public final class TopicIncarnationChecker: SimulationChecker {
             }
         }
         guard !incarnations.isEmpty else { return }
-        followerFetches[FetchKey(follower: follower, correlationID: correlationID)] = (now, incarnations)
+        followerFetches[RequestKey(node: follower, correlationID: correlationID)] = (now, incarnations)
     }
 
     private func checkAnswer(_ response: FetchResponse, correlationID: UInt64, from server: NodeID, to destination: NodeID,
                              _ dataPlane: BrokerDataPlane) -> CheckResult {
-        let asked = followerFetches.removeValue(forKey: FetchKey(follower: destination, correlationID: correlationID))
+        let asked = followerFetches.removeValue(forKey: RequestKey(node: destination, correlationID: correlationID))
         for topic in response.topics where topic.name == topicName {
             for answer in topic.partitions {
                 let topicPartition = TopicPartition(topic: topicName, partition: answer.partitionIndex)
@@ -260,27 +264,28 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     // MARK: Acknowledgements
 
-    private func noteOperatorProduces(_ effects: [NodeEffect], now: Instant) {
-        for effect in effects {
-            guard case let .send(_, bytes) = effect, bytes.first == PeerMessage.Kind.dataRequest.rawValue,
-                  case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes) else { continue }
-            var sequences: [Int32: [UInt64]] = [:]
-            for topic in request.topics where topic.name == topicName {
-                for partition in topic.partitions {
-                    sequences[partition.partitionIndex, default: []] += Self.values(in: partition.records).map(\.sequence)
-                }
+    /// A produce request from the operator, as the broker that received it wrote it: to the
+    /// incarnation it hosted then (an answer may leave only later, after it moved on).
+    private func noteOperatorProduce(_ bytes: [UInt8], at node: NodeID, _ dataPlane: BrokerDataPlane, now: Instant) {
+        guard bytes.first == PeerMessage.Kind.dataRequest.rawValue,
+              case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes) else { return }
+        var partitions: [Int32: (incarnation: UInt32, sequences: [UInt64])] = [:]
+        for topic in request.topics where topic.name == topicName {
+            for partition in topic.partitions {
+                let topicPartition = TopicPartition(topic: topicName, partition: partition.partitionIndex)
+                guard let hosted = hostedIncarnation(dataPlane, topicPartition) else { continue }
+                partitions[partition.partitionIndex] = (hosted, Self.values(in: partition.records).map(\.sequence))
             }
-            if !sequences.isEmpty { operatorProduces[correlationID] = (now, sequences) }
         }
+        if !partitions.isEmpty { operatorProduces[RequestKey(node: node, correlationID: correlationID)] = (now, partitions) }
     }
 
-    private func noteAcknowledgements(_ response: ProduceResponse, correlationID: UInt64, _ dataPlane: BrokerDataPlane) {
-        guard let sent = operatorProduces.removeValue(forKey: correlationID) else { return }
+    private func noteAcknowledgements(_ response: ProduceResponse, correlationID: UInt64, from node: NodeID) {
+        guard let received = operatorProduces.removeValue(forKey: RequestKey(node: node, correlationID: correlationID)) else { return }
         for topic in response.topics where topic.name == topicName {
             for answer in topic.partitions where answer.errorCode == .none {
-                let topicPartition = TopicPartition(topic: topicName, partition: answer.partitionIndex)
-                guard let hosted = hostedIncarnation(dataPlane, topicPartition) else { continue }
-                for sequence in sent.sequences[answer.partitionIndex] ?? [] { acknowledgingIncarnations[sequence, default: []].insert(hosted) }
+                guard let written = received.partitions[answer.partitionIndex] else { continue }
+                for sequence in written.sequences { acknowledgingIncarnations[sequence, default: []].insert(written.incarnation) }
             }
         }
     }
