@@ -23,6 +23,8 @@ struct DirectoryRemoval {
 /// its live name without the file that says whose it is.
 extension BrokerDataPlane {
     static let movedAsideSuffix = "-delete"
+    /// Moved-aside copies of one directory with one topic id that may wait for removal at once.
+    static let maximumMovedAsideNames = 64
     /// The Raft metadata log of a combined node shares the data directory: never a partition's
     /// (the controller refuses a topic of that name).
     static let metadataLogDirectoryPrefix = TopicRules.clusterMetadataTopicName + "-"
@@ -87,6 +89,7 @@ extension BrokerDataPlane {
         while disk.fileExists(target) {
             // Left by an earlier removal of the same directory: a new name, never a merge.
             attempt += 1
+            guard attempt <= Self.maximumMovedAsideNames else { return false }
             target = "\(path).\(topicID ?? "no-topic-id").\(attempt)\(Self.movedAsideSuffix)"
         }
         do {

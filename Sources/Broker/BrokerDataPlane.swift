@@ -99,7 +99,8 @@ public final class BrokerDataPlane {
     /// The data directory was checked against the image (see `removeStrayDirectories`): partitions
     /// may be opened.
     var hasRemovedStrayDirectories = false
-    /// Partition directories moved aside, waiting to be removed.
+    /// Partition directories moved aside, waiting to be removed (at most one per directory the
+    /// data directory holds).
     var directoryRemovals: [DirectoryRemoval] = []
     var nextRemovalRetryAt = Instant.zero
     /// An assigned partition could not be opened (or the data directory read): when to try again.

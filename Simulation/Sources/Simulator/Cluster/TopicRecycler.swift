@@ -93,10 +93,6 @@ struct TopicRecycler {
     /// Incarnations whose creation the controller confirmed.
     private(set) var incarnation: UInt32 = 0
     private(set) var acknowledged: [RecycledTopicWrite] = []
-    private(set) var failedRecords = 0
-    /// Records whose outcome was never learned: their producer was abandoned after `drainTime`.
-    private(set) var abandonedRecords = 0
-    private(set) var completedRecycles = 0
     let assignments: [[NodeID]]
     private let brokers: [NodeID]
     private let random: DeterministicRandom
@@ -154,7 +150,6 @@ struct TopicRecycler {
         case .delete:
             precondition(phase == .deleting && unfinishedRecords == 0, "an incarnation is deleted only once drained")
             producer = nil
-            completedRecycles = Int(incarnation)
             phase = .creating
         }
     }
@@ -213,7 +208,7 @@ struct TopicRecycler {
             guard let handle = try producer?.send(topicPartition, key: Array("r\(value.sequence)".utf8), value: value.bytes, now: now) else { return }
             values[handle] = (topicPartition, value)
         } catch {
-            failedRecords += 1
+            return  // refused (a failed partition): the record is simply not written
         }
     }
 
@@ -225,14 +220,13 @@ struct TopicRecycler {
             case let .written(offset):
                 acknowledged.append(RecycledTopicWrite(topicPartition: sent.topicPartition, offset: offset, value: sent.value))
             case .failed:
-                failedRecords += 1
+                continue  // not acknowledged: nothing to check
             }
         }
         self.producer = producer
         if case let .draining(until) = phase, producer.unfinishedRecords == 0 || now >= until {
             if producer.unfinishedRecords > 0 {
                 // Its requests stop here: no retry follows, and the quiet time outlasts any in flight.
-                abandonedRecords += producer.unfinishedRecords
                 self.producer = nil
             }
             phase = .quiet(until: now + Self.quietTimeBeforeDeletion)
