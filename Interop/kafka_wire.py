@@ -2,7 +2,8 @@
 
 Standard library only. Follows ../shared/kafka-protocol/REFERENCE.md: §1 (framing, headers,
 classic and compact encodings) and §3 (RecordBatch v2 with CRC-32C). Used by the malformed-frame
-tests (Interop/test_malformed_frames.py) and the fuzzer's seed corpus (Fuzz/make-seeds.py).
+tests (Interop/test_malformed_frames.py), the fuzzer's seed corpus (Fuzz/make-seeds.py), and
+reading back the batches a broker stores (Interop/stored_batches.py).
 """
 
 import socket
@@ -263,6 +264,15 @@ class Reader:
         length = self.uvarint() - 1 if flexible else self.int16()
         return None if length < 0 else self.take(length).decode()
 
+    def nullable_bytes(self, flexible):
+        length = self.uvarint() - 1 if flexible else self.int32()
+        return None if length < 0 else self.take(length)
+
+    def varint(self):
+        """Zig-zag VARINT/VARLONG (record format only)."""
+        value = self.uvarint()
+        return (value >> 1) ^ -(value & 1)
+
     def array_count(self, flexible):
         return self.uvarint() - 1 if flexible else self.int32()
 
@@ -346,3 +356,137 @@ def connect(address, timeout=30.0):
     sock = socket.create_connection((host, int(port)), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return sock
+
+
+def parse_fetch_response(payload, version):
+    """(correlation_id, error_code, [FetchedPartition]) for Fetch v4-v12."""
+    flexible = version >= 12
+    reader = Reader(payload)
+    correlation_id = reader.int32()
+    reader.skip_tags(flexible)                  # response header v1
+    reader.int32()                              # ThrottleTimeMs
+    error_code = 0
+    if version >= 7:
+        error_code = reader.int16()
+        reader.int32()                          # SessionId
+    partitions = []
+    for _ in range(reader.array_count(flexible)):
+        topic = reader.string(flexible)
+        for _ in range(reader.array_count(flexible)):
+            index, partition_error, high_watermark = reader.int32(), reader.int16(), reader.int64()
+            reader.int64()                      # LastStableOffset
+            log_start_offset = reader.int64() if version >= 5 else -1
+            for _ in range(max(reader.array_count(flexible), 0)):   # AbortedTransactions
+                reader.int64()
+                reader.int64()
+                reader.skip_tags(flexible)
+            if version >= 11:
+                reader.int32()                  # PreferredReadReplica
+            records = reader.nullable_bytes(flexible) or b""
+            reader.skip_tags(flexible)
+            partitions.append(FetchedPartition(topic, index, partition_error, high_watermark, log_start_offset, records))
+        reader.skip_tags(flexible)
+    reader.skip_tags(flexible)
+    if reader.remaining():
+        raise ValueError(f"{reader.remaining()} bytes after the Fetch v{version} response")
+    return correlation_id, error_code, partitions
+
+
+class FetchedPartition:
+    def __init__(self, topic, partition, error_code, high_watermark, log_start_offset, records):
+        self.topic, self.partition, self.error_code = topic, partition, error_code
+        self.high_watermark, self.log_start_offset, self.records = high_watermark, log_start_offset, records
+
+
+CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
+
+
+class StoredBatch:
+    """One RecordBatch v2 as a broker served it: its header and, when uncompressed, its records'
+    (offset, key, value)."""
+
+    def __init__(self, base_offset, last_offset_delta, attributes, producer_id, base_sequence, record_count, records):
+        self.base_offset, self.last_offset_delta, self.attributes = base_offset, last_offset_delta, attributes
+        self.producer_id, self.base_sequence, self.record_count = producer_id, base_sequence, record_count
+        self.records = records
+
+    @property
+    def codec(self):
+        return CODEC_NAMES.get(self.attributes & 0x7, f"unknown codec {self.attributes & 0x7}")
+
+    @property
+    def last_offset(self):
+        return self.base_offset + self.last_offset_delta
+
+
+def parse_record_batches(data: bytes):
+    """The complete RecordBatch v2 batches at the start of `data` (a Fetch answer may end with a
+    partial batch, which is left out). Checks each batch's magic and CRC-32C."""
+    batches = []
+    position = 0
+    while len(data) - position >= 61:
+        base_offset, batch_length = struct.unpack_from(">qi", data, position)
+        end = position + 12 + batch_length
+        if batch_length < 49 or end > len(data):
+            break
+        magic = data[position + 16]
+        if magic != 2:
+            raise ValueError(f"batch at offset {base_offset} has magic {magic}, not 2")
+        stored_crc = struct.unpack_from(">I", data, position + 17)[0]
+        if crc32c(data[position + 21:end]) != stored_crc:
+            raise ValueError(f"batch at offset {base_offset} fails its CRC-32C check")
+        attributes, last_offset_delta = struct.unpack_from(">hi", data, position + 21)
+        producer_id, _, base_sequence, record_count = struct.unpack_from(">qhii", data, position + 43)
+        records = None
+        if attributes & 0x7 == 0:
+            records = _parse_records(data[position + 61:end], base_offset, record_count)
+        batches.append(StoredBatch(base_offset, last_offset_delta, attributes, producer_id, base_sequence,
+                                   record_count, records))
+        position = end
+    return batches
+
+
+def _parse_records(data, base_offset, count):
+    reader = Reader(data)
+    records = []
+    for _ in range(count):
+        length = reader.varint()
+        body = Reader(reader.take(length))
+        body.int8()                             # attributes
+        body.varint()                           # timestamp delta
+        offset = base_offset + body.varint()
+        key_length = body.varint()
+        key = None if key_length < 0 else body.take(key_length)
+        value_length = body.varint()
+        value = None if value_length < 0 else body.take(value_length)
+        records.append((offset, key, value))
+    if reader.remaining():
+        raise ValueError(f"{reader.remaining()} bytes after the {count} records of the batch at {base_offset}")
+    return records
+
+
+def parse_metadata_response_v1(payload):
+    """Metadata v1: (correlation_id, {node_id: (host, port)}, controller_id,
+    {topic: (error_code, {partition: (error_code, leader, replicas, isr)})})."""
+    reader = Reader(payload)
+    correlation_id = reader.int32()
+    brokers = {}
+    for _ in range(reader.int32()):
+        node_id, host, port = reader.int32(), reader.string(False), reader.int32()
+        reader.string(False)                    # Rack
+        brokers[node_id] = (host, port)
+    controller_id = reader.int32()
+    topics = {}
+    for _ in range(reader.int32()):
+        error_code, name = reader.int16(), reader.string(False)
+        reader.int8()                           # IsInternal
+        partitions = {}
+        for _ in range(reader.int32()):
+            partition_error, index, leader = reader.int16(), reader.int32(), reader.int32()
+            replicas = [reader.int32() for _ in range(reader.int32())]
+            isr = [reader.int32() for _ in range(reader.int32())]
+            partitions[index] = (partition_error, leader, replicas, isr)
+        topics[name] = (error_code, partitions)
+    if reader.remaining():
+        raise ValueError(f"{reader.remaining()} bytes after the Metadata v1 response")
+    return correlation_id, brokers, controller_id, topics

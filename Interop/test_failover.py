@@ -38,19 +38,6 @@ def partition_leader(client, topic):
     return metadata.topics[topic].partitions[0].leader
 
 
-def process_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A killed child of another process lingers as a zombie until reaped; it serves nothing.
-    try:
-        with open(f"/proc/{pid}/stat") as file:
-            return file.read().split(") ", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 def main():
     topic = common.unique_topic("failover")
     common.create_topic(topic, 1, 3)
@@ -108,7 +95,7 @@ def main():
     remaining = producer.flush(240)
     log(f"sent {sequence}; acknowledged {len(acknowledged)} ({len(acknowledged) - acknowledged_at_kill} after the kill), "
         f"failed {len(failures)}, undelivered {remaining}")
-    check(not process_alive(pids[leader]), f"node {leader} (pid {pids[leader]}) is still running after SIGKILL")
+    check(not common.process_alive(pids[leader]), f"node {leader} (pid {pids[leader]}) is still running after SIGKILL")
     check(not fatal_errors, f"the idempotent producer hit a fatal error: {fatal_errors}")
     check(remaining == 0, f"{remaining} records neither acknowledged nor failed after flush")
     check(len(acknowledged) > acknowledged_at_kill,
@@ -123,7 +110,7 @@ def main():
             break
         check(time.monotonic() < deadline, f"metadata still names leader {new_leader} (killed: {leader})")
         time.sleep(0.5)
-    check(new_leader in pids and process_alive(pids[new_leader]), f"new leader {new_leader} is not a live node")
+    check(new_leader in pids and common.process_alive(pids[new_leader]), f"new leader {new_leader} is not a live node")
     log(f"new leader: node {new_leader}")
 
     consumer = Consumer({

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # kcat (librdkafka 2.0.x) against the cluster: -L lists every broker and the topics; -P of N lines
 # then -C -e -o beginning reads back exactly those lines, in order on a one-partition topic and as
-# the same multiset on a three-partition topic; and compressed with each codec (-z).
+# the same multiset on a three-partition topic; and compressed with each codec (-z), checking the
+# codec of the batches the broker stores.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 bootstrap=${TERN_BOOTSTRAP:?TERN_BOOTSTRAP is not set (Interop/run sets it)}
@@ -83,7 +84,10 @@ used=$(cut -d' ' -f1 "$work/multi.raw" | sort -u | wc -l)
 echo "kcat: $lines keyed records round-tripped through $multi (all 3 partitions used)"
 
 # Compressed batches: the broker stores them as sent (checking header and CRC, not decompressing)
-# and serves them back; kcat decompresses. Every codec librdkafka offers, one topic each.
+# and serves them back; kcat decompresses. Every codec librdkafka offers, one topic each. A round
+# trip alone proves nothing about compression (librdkafka falls back to plain batches when it
+# thinks the broker lacks a codec), so each topic's stored batches are read back with a raw Fetch
+# and must carry the codec asked for.
 for codec in gzip snappy lz4 zstd; do
     topic="kcat-$codec-$suffix"
     python3 "$here/create-topic.py" "$topic" 1 3
@@ -94,6 +98,13 @@ for codec in gzip snappy lz4 zstd; do
         || fail "kcat -C on $topic exited $?"
     cmp -s "$work/$codec.in" "$work/$codec.out" \
         || fail "kcat -z $codec round trip: sent $(wc -l < "$work/$codec.in") lines, read $(wc -l < "$work/$codec.out")"
+    stored=$codec
+    # EXPECTED UNCOMPRESSED: librdkafka enables lz4 only when the broker advertises FindCoordinator,
+    # which Tern does not serve yet ("Broker does not support compression type lz4: not compressing
+    # batch"), so kcat -z lz4 sends plain batches. Once FindCoordinator is served this check fails:
+    # then expect lz4 here.
+    if [[ $codec == lz4 ]]; then stored=none; fi
+    python3 "$here/stored_batches.py" "$topic" 1 "$stored" || fail "kcat -z $codec: the stored batches are not $stored (above)"
 done
-echo "kcat: $lines lines round-tripped through each of gzip, snappy, lz4 and zstd"
+echo "kcat: $lines lines round-tripped through each of gzip, snappy, lz4 and zstd; stored gzip, snappy, none (lz4: expected uncompressed) and zstd batches"
 echo "ok test_kcat.sh"

@@ -37,11 +37,12 @@ struct AdminForwarder {
     private var nextID: UInt64 = 1
     /// Attempt correlation id → forwarded request id.
     private var attempts: [UInt64: UInt64] = [:]
-    private var nextAttempt: UInt64 = 1
+    private var nextAttempt: UInt64
 
-    init(requestTimeout: Duration, retryBackoff: Duration) {
+    init(requestTimeout: Duration, retryBackoff: Duration, firstAttempt: UInt64) {
         self.requestTimeout = requestTimeout
         self.retryBackoff = retryBackoff
+        self.nextAttempt = firstAttempt
     }
 
     mutating func accept(_ request: ControllerRequest, correlationID: UInt64, from client: NodeID, controller: NodeID,

@@ -35,7 +35,7 @@ extension BrokerDataPlane {
                     fetchOffset: parameters.fetchOffset, lastFetchedEpoch: parameters.lastFetchedEpoch,
                     logStartOffset: partitions[topicPartition]!.log.logStartOffset,
                     partitionMaxBytes: Int32(clamping: configuration.replication.maxFetchBytes),
-                    replicaDurableOffset: parameters.durableOffset)
+                    replicaDurableOffset: parameters.durableOffset, replicaAcknowledgedLoss: parameters.acknowledgedLoss)
                 if topics.last?.name == topicPartition.topic {
                     topics[topics.count - 1].partitions.append(partition)
                 } else {
@@ -150,7 +150,7 @@ extension BrokerDataPlane {
         guard image.partition(topicPartition) != nil else { return .refused(.unknownTopicOrPartition) }
         guard let hosted = partitions[topicPartition], hosted.replica.isLeader else { return .refused(.notLeaderOrFollower) }
         // Corruption found in the leader's own log: it answers nothing until the controller has
-        // moved leadership to an intact replica (see `offlineReplicas`).
+        // recorded the loss and moved leadership to an intact replica (see `dataLossReports`).
         guard hosted.log.corruption == nil else { return .refused(.kafkaStorageError) }
         if currentLeaderEpoch != .none {
             if currentLeaderEpoch < hosted.replica.leaderEpoch { return .refused(.fencedLeaderEpoch) }
@@ -175,7 +175,7 @@ extension BrokerDataPlane {
         let outcome = hosted.replica.handleFollowerFetch(
             follower: follower, fetchOffset: partition.fetchOffset, lastFetchedEpoch: partition.lastFetchedEpoch,
             followerDurableOffset: partition.replicaDurableOffset, followerBrokerEpoch: brokerEpoch,
-            currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
+            followerAcknowledgedLoss: partition.replicaAcknowledgedLoss, currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
         handle(outcome.update, of: hosted, now: now)
         switch outcome.result {
         case let .records(bytes, highWatermark, logStartOffset, leaderLogEndOffset):

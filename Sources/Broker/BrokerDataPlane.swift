@@ -64,10 +64,6 @@ final class HostedPartition {
         self.producerStateLogStart = replica.log.logStartOffset
         self.lastProducerSnapshot = producerState.endOffset
     }
-
-    /// The log lost, or may have lost, data it had synced: corruption, or an invalid tail after a
-    /// crash (kept by `keepsInvalidTailForRepair` until the controller no longer counts on it).
-    var hasLostData: Bool { log.corruption != nil }
 }
 
 struct InFlightControllerRequest {
@@ -139,7 +135,7 @@ public final class BrokerDataPlane {
     var highWatermarkMoved = false
 
     /// Data-plane correlation ids have the top bit set, so an answer to one can never be taken for
-    /// an answer to the control plane's requests (which count up from 1 in `BrokerNode`).
+    /// an answer to the control plane's requests (which count up in `BrokerNode`).
     public static let correlationIDFlag: UInt64 = 1 << 63
 
     public init(localID: NodeID, clusterID: String, configuration: BrokerDataPlaneConfiguration, disk: any Disk,
@@ -245,11 +241,19 @@ public final class BrokerDataPlane {
 
     private func applyRegistration(_ registration: PartitionRegistration, to hosted: HostedPartition, now: Instant) {
         let replica = hosted.replica
+        // First the recorded loss, so a leader whose loss it is leads from what survives.
+        discardRecordedLoss(registration, of: hosted, now: now)
+        var eligible: [NodeID: BrokerEpoch] = [:]
+        for id in registration.replicas {
+            if let broker = image.broker(id), broker.isActive { eligible[id] = broker.brokerEpoch }
+        }
+        handle(replica.updateEligibleBrokers(eligible, now: now), of: hosted, now: now)
         let update: ReplicaUpdate
         if registration.leader == localID {
             let ledEpochBefore = replica.isLeader ? replica.leaderEpoch : nil
             update = replica.becomeLeader(leaderEpoch: registration.leaderEpoch, partitionEpoch: registration.partitionEpoch,
-                                          replicas: registration.replicas, isr: registration.isr, now: now)
+                                          replicas: registration.replicas, isr: registration.isr,
+                                          dataLoss: registration.dataLoss, now: now)
             if replica.isLeader, ledEpochBefore != replica.leaderEpoch {
                 hosted.unsentProposal = nil
                 hosted.alterPartitionInFlight = nil
@@ -315,20 +319,45 @@ public final class BrokerDataPlane {
 
     // MARK: Storage failures
 
-    /// Replicas whose log lost (or may have lost) synced data while the committed image still
-    /// counts them in sync with another member: the heartbeat reports them, the controller moves
-    /// their leadership and ISR membership away, and only then is bad data discarded — so a
-    /// replica that lost acknowledged data is never elected while another in-sync replica holds it.
-    public var offlineReplicas: [ReplicaReference] {
+    /// Replicas whose log lost (or may have lost) records it held: corruption a checksum caught, or
+    /// an invalid tail after a crash (kept by `keepsInvalidTailForRepair`, since it may be synced
+    /// data that rotted). Each is reported in every heartbeat, whatever this broker's image says,
+    /// until the committed metadata records a loss covering it; only then is the data discarded
+    /// (`discardRecordedLoss`), so no controller ever elects or counts this copy as if it still
+    /// held it.
+    public var dataLossReports: [ReplicaDataLossReport] {
         hostedOrder.compactMap { topicPartition in
-            guard let hosted = partitions[topicPartition], hosted.hasLostData, mustReportOffline(hosted) else { return nil }
-            return ReplicaReference(topicID: hosted.topicID, partition: topicPartition.partition)
+            guard let hosted = partitions[topicPartition], let corruption = hosted.log.corruption else { return nil }
+            let acknowledged = hosted.replica.acknowledgedLoss
+            if let recorded = image.partition(topicID: hosted.topicID, index: topicPartition.partition)?.dataLoss(of: localID),
+               recorded.firstLostOffset <= corruption.offset, recorded.markedAt != acknowledged {
+                return nil  // recorded and not yet discarded: `discardRecordedLoss` takes it from here
+            }
+            return ReplicaDataLossReport(replica: ReplicaReference(topicID: hosted.topicID, partition: topicPartition.partition),
+                                         firstLostOffset: corruption.offset, acknowledgedLoss: acknowledged)
         }
     }
 
-    func mustReportOffline(_ hosted: HostedPartition) -> Bool {
-        guard let registration = image.partition(topicID: hosted.topicID, index: hosted.topicPartition.partition) else { return false }
-        return registration.isr.contains(localID) && registration.isr.count > 1
+    /// Discards this replica's log from the loss the committed image records for it (once per
+    /// recorded loss and process: a restarted process discards again, not knowing what its
+    /// predecessor did), then re-fetches, naming the loss in its fetches. A loss found below the
+    /// recorded one waits for its own record. A leader gives up what it was doing first: appends
+    /// waiting for the high watermark may sit on the data that goes.
+    func discardRecordedLoss(_ registration: PartitionRegistration, of hosted: HostedPartition, now: Instant) {
+        let replica = hosted.replica
+        guard let loss = registration.dataLoss(of: localID), replica.acknowledgedLoss != loss.markedAt else { return }
+        if let corruption = hosted.log.corruption, corruption.offset < loss.firstLostOffset { return }
+        if replica.isLeader { handle(replica.stopReplica(), of: hosted, now: now) }
+        do throws(LogError) {
+            try hosted.log.discardFromCorruption()
+            try replica.truncate(to: loss.firstLostOffset, now: now)
+        } catch {
+            return  // the disk failed: `finishEvent` restarts the process, which discards again
+        }
+        precondition(hosted.log.corruption == nil && hosted.log.logEndOffset <= max(loss.firstLostOffset, hosted.log.logStartOffset),
+                     "a discarded loss leaves nothing of the lost data")
+        replica.acknowledgedLoss = loss.markedAt
+        syncProducerState(hosted)
     }
 
     // MARK: Timers and end of event
@@ -337,11 +366,10 @@ public final class BrokerDataPlane {
         for topicPartition in hostedOrder {
             guard let hosted = partitions[topicPartition] else { continue }
             handle(hosted.replica.tick(now: now), of: hosted, now: now)
-            if hosted.hasLostData, !mustReportOffline(hosted) {
-                // Out of the ISR (or its last member, with nowhere else to take the data from):
-                // drop the bad batch and what follows, and re-fetch it from the leader.
-                try? hosted.log.discardFromCorruption()
-                syncProducerState(hosted)
+            if !hosted.replica.isLeader, let registration = image.partition(topicID: hosted.topicID, index: topicPartition.partition) {
+                // A recorded loss that could not be discarded when the image came (a lower loss
+                // found since had to be recorded first, or the disk refused).
+                discardRecordedLoss(registration, of: hosted, now: now)
             }
             if let inFlight = hosted.alterPartitionInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
                 alterPartitionFailed(hosted, now: now)
@@ -420,8 +448,10 @@ public final class BrokerDataPlane {
             // KIP-903: each member with the broker epoch it fetched with, so the controller refuses
             // to add a broker whose process has changed since.
             let members = proposal.newISR.map { id in
-                AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: id == localID ? brokerEpoch
-                                                    : hosted.replica.brokerEpoch(of: id) ?? BrokerEpoch(-1))
+                id == localID
+                    ? AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: brokerEpoch, acknowledgedLoss: hosted.replica.acknowledgedLoss)
+                    : AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: hosted.replica.brokerEpoch(of: id) ?? BrokerEpoch(-1),
+                                                      acknowledgedLoss: hosted.replica.acknowledgedLoss(of: id))
             }
             let request = AlterPartitionRequest(brokerID: localID, brokerEpoch: brokerEpoch, partitions: [
                 AlterPartitionRequest.Partition(topicID: hosted.topicID, partition: topicPartition.partition,
@@ -451,7 +481,8 @@ public final class BrokerDataPlane {
                 return
             }
             handle(hosted.replica.applyCommittedPartitionState(isr: result.isr, leaderEpoch: result.leaderEpoch,
-                                                               partitionEpoch: result.partitionEpoch, now: now),
+                                                               partitionEpoch: result.partitionEpoch, dataLoss: result.dataLoss,
+                                                               now: now),
                    of: hosted, now: now)
         case let .allocateProducerIDs(reply):
             guard allocateProducerIDsInFlight?.correlationID == correlationID else { return }

@@ -19,7 +19,8 @@ public struct BrokerConfiguration: Sendable {
     public var sessionTimeout: Duration = .milliseconds(9000)
     /// A request without an answer after this is given up and sent again (to the next controller).
     public var requestTimeout: Duration = .milliseconds(2000)
-    /// Pause between metadata fetches once caught up (a fetch that returns entries is followed at once).
+    /// Pause between metadata fetches once caught up, or after an answer that applied nothing new
+    /// (one that did is followed at once, up to `maximumPagesFetchedBetweenTicks` pages a tick).
     public var metadataFetchInterval: Duration = .milliseconds(200)
     /// Wait before registering again after a refusal.
     public var retryBackoff: Duration = .milliseconds(200)
@@ -69,11 +70,16 @@ public final class BrokerNode: NodeStateMachine {
     private var random: DeterministicRandom
     private var incarnationID: IncarnationID
     private var controllerIndex = 0
-    private var nextCorrelationID: UInt64 = 1
+    private var nextCorrelationID: UInt64
     private var pendingControl: PendingRequest?
     private var pendingFetch: PendingRequest?
     private var nextControlAt = Instant.zero
     private var nextFetchAt = Instant.zero
+    /// Metadata pages asked for straight after the previous one since the last tick.
+    private var pagesFetchedSinceTick = 0
+    /// Keeps a catching-up broker's exchange with a controller in the same process well inside
+    /// `CombinedNode`'s bound (two hops a page); the next pages follow on the next ticks.
+    static let maximumPagesFetchedBetweenTicks = 16
     /// When this process will ask for a controlled shutdown, if it plans one.
     public private(set) var plannedShutdownAt: Instant?
     public let dataPlane: BrokerDataPlane
@@ -91,11 +97,25 @@ public final class BrokerNode: NodeStateMachine {
         precondition(configuration.brokerID == environment.nodeID, "the broker's id is its node's id")
         self.configuration = configuration
         self.random = environment.random.stream("broker")
-        self.adminForwarder = AdminForwarder(requestTimeout: configuration.requestTimeout, retryBackoff: configuration.retryBackoff)
+        // Answers travel by node id: a late answer to the previous process reaches this one. Each
+        // process counts its correlation ids from its own random start, so such an answer matches
+        // none of this process's requests (a registration answer taken for its own would make it
+        // heartbeat as its predecessor, and the controller would never learn it restarted).
+        var correlationIDStarts = environment.random.stream("correlation ids")
+        self.nextCorrelationID = Self.randomCorrelationIDStart(&correlationIDStarts)
+        self.adminForwarder = AdminForwarder(requestTimeout: configuration.requestTimeout, retryBackoff: configuration.retryBackoff,
+                                             firstAttempt: Self.randomCorrelationIDStart(&correlationIDStarts))
         self.incarnationID = IncarnationID(high: random.next(), low: random.next())
         self.dataPlane = BrokerDataPlane(localID: configuration.brokerID, clusterID: configuration.clusterID,
                                          configuration: configuration.dataPlane, disk: environment.disk,
                                          dataDirectory: environment.dataDirectory, controller: configuration.controllerVoters[0])
+        dataPlane.nextCorrelationID = Self.randomCorrelationIDStart(&correlationIDStarts)
+    }
+
+    /// Below 2^60: counting up from it never reaches the bits that tell the admin forwarder's and
+    /// the data plane's correlation ids apart from the control plane's.
+    private static func randomCorrelationIDStart(_ random: inout DeterministicRandom) -> UInt64 {
+        1 + random.next(below: 1 << 60)
     }
 
     public var currentController: NodeID { configuration.controllerVoters[controllerIndex] }
@@ -164,6 +184,7 @@ public final class BrokerNode: NodeStateMachine {
     // MARK: Timers
 
     private func onTick(now: Instant, effects: inout [NodeEffect]) {
+        pagesFetchedSinceTick = 0
         if let plannedShutdownAt, now >= plannedShutdownAt { wantsShutDown = true }
         expireRequests(now: now)
         if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
@@ -190,7 +211,7 @@ public final class BrokerNode: NodeStateMachine {
         if let brokerEpoch {
             request = .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: nodeID, brokerEpoch: brokerEpoch,
                                                               metadataOffset: image.offset, wantShutDown: wantsShutDown,
-                                                              offlineReplicas: dataPlane.offlineReplicas))
+                                                              dataLosses: dataPlane.dataLossReports))
         } else {
             request = .brokerRegistration(BrokerRegistrationRequest(brokerID: nodeID, clusterID: configuration.clusterID,
                                                                     incarnationID: incarnationID,
@@ -331,8 +352,19 @@ public final class BrokerNode: NodeStateMachine {
             }
             image = next
         }
+        // The next page is asked for at once only while pages keep coming: an answer that moved
+        // nothing (its controller has not applied more yet, or the committed offset came from a
+        // stale answer) would get the same answer again. In a combined process the answer comes
+        // back inside the same event, so the pages in a row are bounded too; the rest follow on
+        // the next ticks.
         let behind = image.offset < knownCommittedOffset
-        nextFetchAt = behind ? now : now + configuration.metadataFetchInterval
-        if behind { sendFetch(now: now, effects: &effects) }
+        if !behind || image.offset == imageBefore {
+            nextFetchAt = now + configuration.metadataFetchInterval
+        } else if pagesFetchedSinceTick < Self.maximumPagesFetchedBetweenTicks {
+            pagesFetchedSinceTick += 1
+            sendFetch(now: now, effects: &effects)
+        } else {
+            nextFetchAt = now
+        }
     }
 }

@@ -1,3 +1,4 @@
+import Controller
 import KafkaProtocol
 import LogStorage
 import TernCore
@@ -14,6 +15,8 @@ public struct FetchRequestParameters: Equatable, Sendable {
     public var lastFetchedEpoch: LeaderEpoch
     /// Below this the follower's log is synced; counts toward the leader's high watermark.
     public var durableOffset: Offset
+    /// The recorded data loss of this replica whose data it has discarded (see `ReplicaDataLoss`).
+    public var acknowledgedLoss: PartitionEpoch
 }
 
 /// The leader's answer, with the request it answers (stale answers are ignored).
@@ -40,7 +43,7 @@ extension PartitionReplica {
         let end = log.logEndOffset
         return FetchRequestParameters(leader: leader, currentLeaderEpoch: leaderEpoch, fetchOffset: end,
                                       lastFetchedEpoch: log.leaderEpochs.latestEpoch ?? .none,
-                                      durableOffset: min(log.durableOffset, end))
+                                      durableOffset: min(log.durableOffset, end), acknowledgedLoss: acknowledgedLoss)
     }
 
     /// Applies the leader's answer: truncates by epoch on divergence (never to its own high

@@ -1,3 +1,4 @@
+import Controller
 import KafkaProtocol
 import LogStorage
 import TernCore
@@ -32,8 +33,11 @@ extension PartitionReplica {
             return .rejected(.notLeaderOrFollower, logError: nil)
         }
         // The committed ISR never shrinks below min.insync.replicas (see `tick`): what counts here
-        // is how many of its members are keeping up.
-        if acks == .all, isr.filter({ $0 == localID || isCaughtUp($0, now: now) }).count < configuration.minInSyncReplicas {
+        // is how many of its members are keeping up and eligible (a fenced member kept in the ISR
+        // at that floor will not acknowledge anything soon; Kafka, which moves it out of the ISR,
+        // answers NOT_ENOUGH_REPLICAS too).
+        if acks == .all, isr.filter({ $0 == localID || (isCaughtUp($0, now: now) && isISREligible($0)) }).count
+            < configuration.minInSyncReplicas {
             return .rejected(.notEnoughReplicas, logError: nil)
         }
         let info: AppendInfo
@@ -92,8 +96,11 @@ extension PartitionReplica {
     /// Answers a follower's fetch. The fetch offset is the follower's log end offset; the durable
     /// offset it reports counts toward the high watermark under `.synced`. `currentLeaderEpoch`,
     /// when given, is checked (FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH).
+    /// A fetch from an older process of the follower's broker, or sent before the follower
+    /// discarded data for a recorded loss, is answered but its positions are not taken.
     public func handleFollowerFetch(follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch,
                                     followerDurableOffset: Offset, followerBrokerEpoch: BrokerEpoch = BrokerEpoch(-1),
+                                    followerAcknowledgedLoss: PartitionEpoch = PartitionEpoch(-1),
                                     currentLeaderEpoch: LeaderEpoch? = nil, now: Instant) -> LeaderFetchOutcome {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
@@ -108,7 +115,7 @@ extension PartitionReplica {
             if current > leaderEpoch { return answer(.error(.unknownLeaderEpoch)) }
         }
         guard follower != localID, followers[follower] != nil else { return answer(.error(.notLeaderOrFollower)) }
-        noteBrokerEpoch(followerBrokerEpoch, of: follower)
+        let isCurrent = noteFetchOrigin(of: follower, brokerEpoch: followerBrokerEpoch, acknowledgedLoss: followerAcknowledgedLoss)
 
         let leaderEnd = log.logEndOffset
         // KIP-320: does the follower's last fetched epoch end, in the leader's log, before its fetch offset?
@@ -129,10 +136,13 @@ extension PartitionReplica {
             return answer(.offsetOutOfRange(logStartOffset: log.logStartOffset, leaderLogEndOffset: leaderEnd))
         }
 
-        recordFetch(of: follower, fetchOffset: fetchOffset, durableOffset: followerDurableOffset, leaderEnd: leaderEnd, now: now)
-        update.merge(recomputeHighWatermark(now: now))
-        if pendingProposal == nil, !isr.contains(follower), isEligibleToJoin(follower) {
-            update.merge(propose(isr: isr + [follower]))
+        if isCurrent {
+            recordFetch(of: follower, fetchOffset: fetchOffset, durableOffset: followerDurableOffset, leaderEnd: leaderEnd, now: now)
+            update.merge(recomputeHighWatermark(now: now))
+            // Join the ISR, or (a member whose loss is recorded) have the record cleared.
+            if pendingProposal == nil, !isr.contains(follower) || hasRecordedLoss(follower), isEligibleToJoin(follower) {
+                update.merge(propose(isr: isr.contains(follower) ? isr : isr + [follower]))
+            }
         }
 
         let read: LogReadResult
@@ -146,22 +156,43 @@ extension PartitionReplica {
                                logStartOffset: log.logStartOffset, leaderLogEndOffset: leaderEnd))
     }
 
-    /// Kafka's caught-up tracking: a fetch at the leader's end, or at the end the leader had at the
-    /// follower's previous fetch, means the follower was caught up then.
-    /// KIP-903: a fetch from a new process of the follower's broker (a newer broker epoch) starts
-    /// its state afresh: what the previous process had fetched, and had synced, may be gone, so
-    /// neither its position nor its having caught up may count.
-    func noteBrokerEpoch(_ epoch: BrokerEpoch, of follower: NodeID) {
-        guard epoch.rawValue >= 0, var state = followers[follower] else { return }
-        if let known = state.brokerEpoch, known != epoch {
-            state = FollowerState(lastCaughtUpTime: nil)
+    /// Whether a fetch's positions may be taken. KIP-903: a fetch from a new process of the
+    /// follower's broker (a newer broker epoch) starts its state afresh: what the previous process
+    /// had fetched, and had synced, may be gone, so neither its position nor its having caught up
+    /// may count; a fetch from an older process (still in flight) counts for nothing. Likewise a
+    /// fetch naming an older recorded loss than one the follower already said it discarded its data
+    /// for was sent before that discard.
+    func noteFetchOrigin(of follower: NodeID, brokerEpoch epoch: BrokerEpoch, acknowledgedLoss: PartitionEpoch) -> Bool {
+        guard var state = followers[follower] else { return false }
+        if epoch.rawValue >= 0, let known = state.brokerEpoch {
+            if epoch < known { return false }
+            if epoch > known { state = FollowerState(lastCaughtUpTime: nil) }
         }
-        state.brokerEpoch = epoch
+        if epoch.rawValue >= 0 { state.brokerEpoch = epoch }
+        guard acknowledgedLoss >= state.acknowledgedLoss else {
+            followers[follower] = state
+            return false
+        }
+        state.acknowledgedLoss = acknowledgedLoss
         followers[follower] = state
+        return true
     }
 
     /// The broker epoch the follower last fetched with, for AlterPartition (KIP-903).
     public func brokerEpoch(of follower: NodeID) -> BrokerEpoch? { followers[follower]?.brokerEpoch }
+
+    /// The recorded loss the follower's fetches say it discarded its data for (-1 if none), for
+    /// AlterPartition.
+    public func acknowledgedLoss(of follower: NodeID) -> PartitionEpoch { followers[follower]?.acknowledgedLoss ?? PartitionEpoch(-1) }
+
+    func hasRecordedLoss(_ replica: NodeID) -> Bool { dataLoss.contains { $0.broker == replica } }
+
+    /// A recorded loss the follower's fetches have not yet shown it discarded its data for: until
+    /// they do, its positions describe data it may no longer hold, so they count for nothing.
+    func hasUnacknowledgedLoss(_ follower: NodeID) -> Bool {
+        guard let loss = dataLoss.first(where: { $0.broker == follower }) else { return false }
+        return followers[follower]?.acknowledgedLoss != loss.markedAt
+    }
 
     func recordFetch(of follower: NodeID, fetchOffset: Offset, durableOffset: Offset, leaderEnd: Offset, now: Instant) {
         guard var state = followers[follower] else { return }
@@ -180,7 +211,7 @@ extension PartitionReplica {
 
     /// What a follower counts toward the high watermark under the policy.
     func countedOffset(of follower: NodeID) -> Offset? {
-        guard let state = followers[follower], state.logEndOffset != .unknown else { return nil }
+        guard let state = followers[follower], state.logEndOffset != .unknown, !hasUnacknowledgedLoss(follower) else { return nil }
         switch configuration.durabilityPolicy {
         case .synced: return state.durableOffset == .unknown ? nil : state.durableOffset
         case .pageCache: return state.logEndOffset
@@ -194,25 +225,46 @@ extension PartitionReplica {
         }
     }
 
-    /// Kafka's expansion rule: the follower reached the high watermark and the start of this
-    /// epoch. Under `.synced` it must hold them durably, so every ISR member has what the high
-    /// watermark vouches for on stable storage.
+    /// Kafka's expansion rule: the follower is ISR-eligible and reached the high watermark and the
+    /// start of this epoch. Under `.synced` it must hold them durably, so every ISR member has what
+    /// the high watermark vouches for on stable storage — the start of the epoch too: a new
+    /// leader's own high watermark may still be behind what earlier leaders committed, and
+    /// everything committed lies below the start of its epoch.
     func isEligibleToJoin(_ follower: NodeID) -> Bool {
-        guard replicas.contains(follower), let state = followers[follower], let counted = countedOffset(of: follower) else {
+        guard replicas.contains(follower), isISREligible(follower), let state = followers[follower],
+              let counted = countedOffset(of: follower) else {
             return false
         }
-        return state.logEndOffset >= leaderEpochStartOffset && counted >= log.highWatermark
+        return state.logEndOffset >= leaderEpochStartOffset && counted >= max(log.highWatermark, leaderEpochStartOffset)
+    }
+
+    /// Kafka's ISR eligibility (KIP-903): the follower's broker is registered, unfenced and not in
+    /// controlled shutdown in the image, and it last fetched with the broker epoch the image
+    /// knows (a fetch of an older process says nothing of the current one).
+    func isISREligible(_ follower: NodeID) -> Bool {
+        guard let eligible = eligibleBrokerEpochs else { return true }
+        guard let epoch = eligible[follower] else { return false }
+        return followers[follower]?.brokerEpoch.map { $0 == epoch } ?? true
     }
 
     func isCaughtUp(_ follower: NodeID, now: Instant) -> Bool {
-        guard let caughtUp = followers[follower]?.lastCaughtUpTime else { return false }
+        guard let caughtUp = followers[follower]?.lastCaughtUpTime, !hasUnacknowledgedLoss(follower) else { return false }
         return now - caughtUp <= configuration.replicaLagTimeMax
     }
 
     // MARK: High watermark
 
-    /// HW = the minimum counted offset over the maximal ISR (and over caught-up replicas about to
-    /// join). Only positions followers reported in the current leader epoch count (becoming leader
+    /// HW = the minimum counted offset over the maximal ISR, and over ISR-eligible caught-up
+    /// replicas about to join (Kafka's rule). Every member of the maximal ISR counts, eligible or
+    /// not: the controller takes fenced, shutting-down and re-registered brokers out of the ISR
+    /// itself, in the commit that fences them, but keeps them at the `min.insync.replicas` floor
+    /// and may elect them later, so a member must hold everything below the HW. A replica outside
+    /// the ISR counts only while eligible: counting a dead follower the controller had already
+    /// fenced and removed held the HW, and every `acks=all` answer, until
+    /// `replica.lag.time.max.ms` after its last fetch instead of the broker session timeout
+    /// (found by the write-availability checker: `tern simulate --seed 1 --profile broker-failure`).
+    ///
+    /// Only positions followers reported in the current leader epoch count (becoming leader
     /// forgets the others), and such a fetch has passed the leader-epoch divergence check, so the
     /// follower's log matches the leader's below it: the HW may then cover data of earlier epochs,
     /// as in Kafka. (Waiting for an offset of the leader's own epoch, as Raft does, left a new
@@ -228,7 +280,7 @@ extension PartitionReplica {
             let members = maximalISR
             for id in replicas where id != localID {
                 let inISR = members.contains(id)
-                guard inISR || isCaughtUp(id, now: now) else { continue }
+                guard inISR || (isCaughtUp(id, now: now) && isISREligible(id)) else { continue }
                 guard let counted = countedOffset(of: id) else {
                     if inISR { candidate = nil }
                     continue
@@ -268,6 +320,12 @@ extension PartitionReplica {
         guard role == .leader else { return update }
         update.merge(recomputeHighWatermark(now: now))
         guard pendingProposal == nil else { return update }
+        if let own = dataLoss.first(where: { $0.broker == localID }), acknowledgedLoss == own.markedAt, !log.hasDurabilityBarrier {
+            // This leader's own loss: elected as the furthest surviving copy, it discarded what it
+            // lost and its log is now the partition's; the record can go.
+            update.merge(propose(isr: isr))
+            return update
+        }
         let removable = max(0, isr.count - configuration.minInSyncReplicas)
         let lagging = isr.filter { $0 != localID && !isCaughtUp($0, now: now) }
             .sorted { (followers[$0]?.lastCaughtUpTime ?? .zero, $0) < (followers[$1]?.lastCaughtUpTime ?? .zero, $1) }
@@ -297,13 +355,14 @@ extension PartitionReplica {
     /// `acks=all` appends the high watermark does not cover fail with
     /// NOT_ENOUGH_REPLICAS_AFTER_APPEND (the data is possibly persisted; idempotence dedups a retry).
     @discardableResult
-    public func applyCommittedPartitionState(isr newISR: [NodeID], leaderEpoch: LeaderEpoch,
-                                             partitionEpoch: PartitionEpoch, now: Instant) -> ReplicaUpdate {
+    public func applyCommittedPartitionState(isr newISR: [NodeID], leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
+                                             dataLoss newDataLoss: [ReplicaDataLoss] = [], now: Instant) -> ReplicaUpdate {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
         guard role == .leader, leaderEpoch == self.leaderEpoch, partitionEpoch >= self.partitionEpoch else { return update }
-        if partitionEpoch == self.partitionEpoch, ordered(newISR, by: replicas) == isr { return update }
+        if partitionEpoch == self.partitionEpoch, ordered(newISR, by: replicas) == isr, newDataLoss == dataLoss { return update }
         isr = ordered(newISR, by: replicas)
+        dataLoss = newDataLoss
         self.partitionEpoch = partitionEpoch
         pendingProposal = nil
         for id in isr where id != localID {

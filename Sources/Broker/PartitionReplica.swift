@@ -1,3 +1,4 @@
+import Controller
 import KafkaProtocol
 import LogStorage
 import TernCore
@@ -120,6 +121,17 @@ public final class PartitionReplica {
     public internal(set) var pendingProposal: AlterPartitionProposal?
     /// The log end offset when this replica became leader: where its epoch starts.
     public internal(set) var leaderEpochStartOffset = Offset.unknown
+    /// The data losses the controller recorded for this partition's replicas, as the leader last
+    /// learned them (see `ReplicaDataLoss`).
+    public internal(set) var dataLoss: [ReplicaDataLoss] = []
+    /// The recorded loss of this replica (its `markedAt`) whose data this process has discarded;
+    /// -1 if none. Followers name it in every fetch.
+    public var acknowledgedLoss = PartitionEpoch(-1)
+    /// Kafka's ISR eligibility, from the metadata image the broker follows: the brokers that are
+    /// registered, unfenced and not in controlled shutdown, with their broker epochs. Nil until
+    /// the owner sets it; every replica is then eligible (which waits for more replicas, never
+    /// fewer).
+    public internal(set) var eligibleBrokerEpochs: [NodeID: BrokerEpoch]?
 
     var followers: [NodeID: FollowerState] = [:]
     var pendingAppends: [PendingAppend] = []
@@ -150,12 +162,13 @@ public final class PartitionReplica {
     /// ignored; the current one, when already leader, only updates the ISR and partition epoch.
     @discardableResult
     public func becomeLeader(leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch, replicas: [NodeID],
-                             isr: [NodeID], now: Instant) -> ReplicaUpdate {
+                             isr: [NodeID], dataLoss: [ReplicaDataLoss] = [], now: Instant) -> ReplicaUpdate {
         if leaderEpoch < self.leaderEpoch { return ReplicaUpdate() }
         if leaderEpoch == self.leaderEpoch {
             guard role == .leader else { return ReplicaUpdate() }
             if partitionEpoch > self.partitionEpoch { adoptReplicas(replicas, now: now) }
-            return applyCommittedPartitionState(isr: isr, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch, now: now)
+            return applyCommittedPartitionState(isr: isr, leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
+                                                dataLoss: dataLoss, now: now)
         }
         precondition(replicas.contains(localID), "a leader is one of the partition's replicas")
         var update = ReplicaUpdate()
@@ -165,6 +178,7 @@ public final class PartitionReplica {
         self.partitionEpoch = partitionEpoch
         self.replicas = replicas
         self.isr = ordered(isr, by: replicas)
+        self.dataLoss = dataLoss
         self.pendingProposal = nil
         self.leaderEpochStartOffset = log.logEndOffset
         followers = [:]
@@ -185,6 +199,19 @@ public final class PartitionReplica {
         for id in newReplicas where id != localID && followers[id] == nil {
             followers[id] = FollowerState(lastCaughtUpTime: nil)
         }
+    }
+
+    /// The metadata image changed which brokers may be in the ISR (a broker was fenced, began a
+    /// controlled shutdown, registered again or returned). A leader may then stop waiting for a
+    /// caught-up replica outside the ISR.
+    @discardableResult
+    public func updateEligibleBrokers(_ epochs: [NodeID: BrokerEpoch], now: Instant) -> ReplicaUpdate {
+        var update = ReplicaUpdate()
+        update.completions = takeDeferred()
+        guard epochs != eligibleBrokerEpochs else { return update }
+        eligibleBrokerEpochs = epochs
+        update.merge(recomputeHighWatermark(now: now))
+        return update
     }
 
     /// Follows `leader` in `leaderEpoch`. An older epoch is ignored. Pending `acks=all` appends
@@ -272,6 +299,9 @@ struct FollowerState {
     var leaderEndOffsetAtLastFetch = Offset.unknown
     /// The broker epoch of the process that fetched last (nil until one says).
     var brokerEpoch: BrokerEpoch?
+    /// The highest recorded loss the follower's fetches said it had discarded its data for: a
+    /// fetch naming an older one was sent before that discard, and its positions are stale.
+    var acknowledgedLoss = PartitionEpoch(-1)
 
     init(lastCaughtUpTime: Instant?) { self.lastCaughtUpTime = lastCaughtUpTime }
 }

@@ -45,11 +45,16 @@ public enum ProducerSendError: Error, Equatable, Sendable {
 /// (one of its last 5) and answers the original offset instead of writing it twice.
 ///
 /// Order: at most `maxInFlightPerPartition` (≤ 5, the broker's deduplication window) batches of a
-/// partition are unacknowledged at once. When one of them needs a retry (a retriable error, a lost
+/// partition have been sent since its oldest unacknowledged one, that one included. Answers may
+/// come in any order (a lost answer, a slow link), and a batch acknowledged ahead of an older one
+/// still counts: the broker remembers the last 5 batches it appended, and the oldest
+/// unacknowledged batch must stay among them so that its retry is recognised as a duplicate
+/// rather than refused as out of order. When a batch needs a retry (a retriable error, a lost
 /// request), the partition sends nothing until every request of it in flight has been answered or
 /// abandoned; then it resends all its unacknowledged batches in sequence order, and only after
-/// that new ones. An OUT_OF_ORDER_SEQUENCE_NUMBER on a batch with an earlier unacknowledged batch
-/// is the expected echo of that earlier failure and is retried the same way.
+/// that new ones. An OUT_OF_ORDER_SEQUENCE_NUMBER for an attempt sent while an earlier batch was
+/// unacknowledged is the expected echo of that batch's absence (it had failed, or had not arrived
+/// yet), even when that batch has been acknowledged since, and is retried the same way.
 ///
 /// Unrecoverable errors: OUT_OF_ORDER_SEQUENCE_NUMBER on the oldest unacknowledged batch,
 /// UNKNOWN_PRODUCER_ID, INVALID_PRODUCER_EPOCH and every non-retriable error fail the partition:
@@ -117,6 +122,11 @@ public struct IdempotentProducer: Sendable {
         var sentLeaderEpoch = LeaderEpoch.none
         /// Some attempt may have reached a broker's log.
         var possiblyWritten = false
+        /// The partition's count of batches sent when this one was first sent: orders the window.
+        var number = 0
+        /// The current attempt went out while an earlier batch was unacknowledged, so the broker
+        /// may have refused it only because that batch had not reached it.
+        var sentBehindUnacknowledged = false
     }
 
     /// A batch still taking records. Each record is encoded as it arrives, so its key and value
@@ -144,8 +154,12 @@ public struct IdempotentProducer: Sendable {
     struct PartitionState: Sendable {
         /// Not yet sent, oldest first; only the last may still take records.
         var queued: [OpenBatch] = []
-        /// Sent and not acknowledged, in sequence order; never more than maxInFlightPerPartition.
+        /// Sent and not acknowledged, in sequence order.
         var unacknowledged: [SentBatch] = []
+        /// Numbers of batches acknowledged while an older batch is still unacknowledged.
+        var acknowledgedAhead: [Int] = []
+        /// Batches sent so far (first sends only), for `SentBatch.number`.
+        var batchesSent = 0
         var nextSequence: Int32 = 0
         var retryNotBefore = Instant.zero
         var failure: KafkaErrorCode?
@@ -154,6 +168,19 @@ public struct IdempotentProducer: Sendable {
         var retryRoundOpen = false
         /// The last queued batch takes no more records (it filled up while waiting, or was flushed).
         var lastQueuedIsClosed = false
+
+        /// Batches sent since the oldest unacknowledged one, that one included.
+        var window: Int { unacknowledged.count + acknowledgedAhead.count }
+
+        /// Removes the batch at `index`, acknowledged; keeps it in the window while an older
+        /// batch is still unacknowledged.
+        mutating func acknowledge(at index: Int) -> SentBatch {
+            let batch = unacknowledged.remove(at: index)
+            if index > 0 { acknowledgedAhead.append(batch.number) }
+            let oldest = unacknowledged.first?.number ?? Int.max
+            acknowledgedAhead.removeAll { $0 < oldest }
+            return batch
+        }
 
         /// Adds the record to the open batch, or to a new one when that is closed or full.
         mutating func append(_ handle: RecordHandle, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader],
@@ -213,6 +240,10 @@ public struct IdempotentProducer: Sendable {
     }
 
     public func failure(of topicPartition: TopicPartition) -> KafkaErrorCode? { partitionStates[topicPartition]?.failure }
+
+    /// Batches of the partition sent since its oldest unacknowledged one, that one included: at
+    /// most `maxInFlightPerPartition`.
+    public func window(of topicPartition: TopicPartition) -> Int { partitionStates[topicPartition]?.window ?? 0 }
 
     /// Records whose outcome is not reported yet (queued or unacknowledged).
     public var unfinishedRecords: Int { bufferedRecords - completions.count }
@@ -372,7 +403,7 @@ public struct IdempotentProducer: Sendable {
         for state in partitionStates.values where state.failure == nil {
             if state.unacknowledged.contains(where: { $0.state == .needsRetry }) {
                 if !state.unacknowledged.contains(where: { $0.state != .needsRetry }) { consider(state.retryNotBefore) }
-            } else if let first = state.queued.first, state.unacknowledged.count < configuration.maxInFlightPerPartition {
+            } else if let first = state.queued.first, state.window < configuration.maxInFlightPerPartition {
                 let full = state.queued.count > 1 || state.lastQueuedIsClosed || first.handles.count >= configuration.maxRecordsPerBatch
                 consider(full ? first.createdAt : first.createdAt + configuration.lingerTime)
             }
@@ -398,7 +429,7 @@ public struct IdempotentProducer: Sendable {
             return state.unacknowledged[index].bytes
         }
         state.retryRoundOpen = false
-        guard state.unacknowledged.count < configuration.maxInFlightPerPartition, let first = state.queued.first else { return nil }
+        guard state.window < configuration.maxInFlightPerPartition, let first = state.queued.first else { return nil }
         let full = state.queued.count > 1 || state.lastQueuedIsClosed
             || first.handles.count >= configuration.maxRecordsPerBatch
         guard full || now >= first.createdAt + configuration.lingerTime else { return nil }
@@ -411,7 +442,9 @@ public struct IdempotentProducer: Sendable {
         builder.baseSequence = baseSequence
         let bytes = builder.build()
         state.nextSequence = Self.sequence(baseSequence, advancedBy: Int32(first.handles.count))
-        state.unacknowledged.append(SentBatch(handles: first.handles, baseSequence: baseSequence, bytes: bytes, state: .needsRetry))
+        state.unacknowledged.append(SentBatch(handles: first.handles, baseSequence: baseSequence, bytes: bytes, state: .needsRetry,
+                                              number: state.batchesSent))
+        state.batchesSent += 1
         return bytes
     }
 
@@ -422,6 +455,7 @@ public struct IdempotentProducer: Sendable {
         }
         partitionStates[topicPartition]!.unacknowledged[index].state = .inFlight(correlation)
         partitionStates[topicPartition]!.unacknowledged[index].sentLeaderEpoch = leaderEpoch
+        partitionStates[topicPartition]!.unacknowledged[index].sentBehindUnacknowledged = index > 0
     }
 
     private mutating func register(_ kind: PendingRequest, destination: NodeID, request: DataRequest, now: Instant) -> ClientRequest {
@@ -472,15 +506,16 @@ public struct IdempotentProducer: Sendable {
         let error = answer.errorCode
         switch error {
         case .none, .duplicateSequenceNumber:
-            let batch = state.unacknowledged.remove(at: index)
+            let batch = state.acknowledge(at: index)
             for (position, handle) in batch.handles.enumerated() {
                 let offset = error == .none && answer.baseOffset != .unknown ? answer.baseOffset + Int64(position) : .unknown
                 completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .written(offset: offset)))
             }
             partitionStates[topicPartition] = state
-        case .outOfOrderSequenceNumber where index > 0, _ where error.isRetriable:
-            // Retriable, or the echo of an earlier batch's failure: resend in order after the drain.
+        case .outOfOrderSequenceNumber where index > 0 || state.unacknowledged[index].sentBehindUnacknowledged,
+             _ where error.isRetriable:
+            // Retriable, or the echo of an earlier batch's absence: resend in order after the drain.
             state.unacknowledged[index].state = .needsRetry
             state.retryRoundOpen = false
             // Only errors that refuse before appending leave the log untouched.
@@ -534,6 +569,7 @@ public struct IdempotentProducer: Sendable {
             }
         }
         state.unacknowledged.removeAll()
+        state.acknowledgedAhead.removeAll()
         state.queued.removeAll()
         partitionStates[topicPartition] = state
     }

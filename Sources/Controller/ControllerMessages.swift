@@ -71,19 +71,39 @@ public struct BrokerHeartbeatRequest: Hashable, Sendable {
     public var wantFence: Bool
     /// The broker asks for a controlled shutdown.
     public var wantShutDown: Bool
-    /// Replicas whose storage lost data the broker had (latent corruption found): the controller
-    /// takes the broker out of their ISRs and leaderships and keeps it from leading them while it
-    /// keeps reporting them (Kafka's offline log directories, per partition).
-    public var offlineReplicas: [ReplicaReference]
+    /// Replicas whose log lost, or may have lost, records it held (latent corruption caught by a
+    /// checksum, or an invalid tail after a crash), reported until the committed metadata records
+    /// each loss: only then does the broker discard that data (see `ReplicaDataLoss`).
+    public var dataLosses: [ReplicaDataLossReport]
 
     public init(brokerID: NodeID, brokerEpoch: BrokerEpoch, metadataOffset: Offset, wantFence: Bool = false,
-                wantShutDown: Bool = false, offlineReplicas: [ReplicaReference] = []) {
+                wantShutDown: Bool = false, dataLosses: [ReplicaDataLossReport] = []) {
         self.brokerID = brokerID
         self.brokerEpoch = brokerEpoch
         self.metadataOffset = metadataOffset
         self.wantFence = wantFence
         self.wantShutDown = wantShutDown
-        self.offlineReplicas = offlineReplicas
+        self.dataLosses = dataLosses
+    }
+}
+
+/// One replica of the reporting broker whose log holds nothing trustworthy from `firstLostOffset` on.
+public struct ReplicaDataLossReport: Hashable, Sendable, Comparable {
+    public var replica: ReplicaReference
+    public var firstLostOffset: Offset
+    /// The recorded loss (its `markedAt`) this process already discarded its data for, -1 if none:
+    /// a loss found after that discard needs a record of its own, even at a higher offset, so that
+    /// fetches from before the new discard can be told from those after it.
+    public var acknowledgedLoss: PartitionEpoch
+
+    public init(replica: ReplicaReference, firstLostOffset: Offset, acknowledgedLoss: PartitionEpoch = PartitionEpoch(-1)) {
+        self.replica = replica
+        self.firstLostOffset = firstLostOffset
+        self.acknowledgedLoss = acknowledgedLoss
+    }
+
+    public static func < (left: ReplicaDataLossReport, right: ReplicaDataLossReport) -> Bool {
+        (left.replica, left.firstLostOffset) < (right.replica, right.firstLostOffset)
     }
 }
 
@@ -150,14 +170,20 @@ public struct AlterPartitionRequest: Hashable, Sendable {
 
     /// An ISR member with the broker epoch the leader saw it fetch with (KIP-903): a broker that
     /// restarted since cannot be added on the strength of its previous incarnation's fetches.
+    /// Likewise a replica with a recorded data loss: the leader names the loss (its `markedAt`)
+    /// that the member's fetches say it discarded its data for, so only fetches made after that
+    /// discard can clear the loss, never older ones still in flight.
     public struct ISRMember: Hashable, Sendable {
         public var brokerID: NodeID
         /// -1 skips the check.
         public var brokerEpoch: BrokerEpoch
+        /// The recorded loss the member has discarded its data for and caught up from; -1 if none.
+        public var acknowledgedLoss: PartitionEpoch
 
-        public init(brokerID: NodeID, brokerEpoch: BrokerEpoch = BrokerEpoch(-1)) {
+        public init(brokerID: NodeID, brokerEpoch: BrokerEpoch = BrokerEpoch(-1), acknowledgedLoss: PartitionEpoch = PartitionEpoch(-1)) {
             self.brokerID = brokerID
             self.brokerEpoch = brokerEpoch
+            self.acknowledgedLoss = acknowledgedLoss
         }
     }
 }
@@ -181,9 +207,11 @@ public struct AlterPartitionResponse: Hashable, Sendable {
         public var leaderEpoch: LeaderEpoch
         public var isr: [NodeID]
         public var partitionEpoch: PartitionEpoch
+        public var dataLoss: [ReplicaDataLoss]
 
         public init(topicID: TopicID, partition: Int32, error: ControllerErrorCode, leader: NodeID? = nil,
-                    leaderEpoch: LeaderEpoch = .none, isr: [NodeID] = [], partitionEpoch: PartitionEpoch = PartitionEpoch(-1)) {
+                    leaderEpoch: LeaderEpoch = .none, isr: [NodeID] = [], partitionEpoch: PartitionEpoch = PartitionEpoch(-1),
+                    dataLoss: [ReplicaDataLoss] = []) {
             self.topicID = topicID
             self.partition = partition
             self.error = error
@@ -191,6 +219,7 @@ public struct AlterPartitionResponse: Hashable, Sendable {
             self.leaderEpoch = leaderEpoch
             self.isr = isr
             self.partitionEpoch = partitionEpoch
+            self.dataLoss = dataLoss
         }
     }
 }

@@ -232,9 +232,11 @@ extension BrokerHeartbeatRequest {
         writer.writeInt64(metadataOffset.rawValue)
         writer.writeBool(wantFence)
         writer.writeBool(wantShutDown)
-        writer.writeList(offlineReplicas) { writer, replica in
-            writer.writeUUID(replica.topicID)
-            writer.writeInt32(replica.partition)
+        writer.writeList(dataLosses) { writer, loss in
+            writer.writeUUID(loss.replica.topicID)
+            writer.writeInt32(loss.replica.partition)
+            writer.writeInt64(loss.firstLostOffset.rawValue)
+            writer.writeInt32(loss.acknowledgedLoss.rawValue)
         }
     }
 
@@ -244,11 +246,14 @@ extension BrokerHeartbeatRequest {
         let metadataOffset = Offset(try reader.readInt64())
         let wantFence = try reader.readBool()
         let wantShutDown = try reader.readBool()
-        let offlineReplicas = try reader.readList(minimumElementBytes: 20) { (reader: inout ByteReader) throws(DecodeError) in
-            ReplicaReference(topicID: try reader.readUUID(), partition: try reader.readInt32())
+        let dataLosses = try reader.readList(minimumElementBytes: 32) { (reader: inout ByteReader) throws(DecodeError) in
+            let replica = ReplicaReference(topicID: try reader.readUUID(), partition: try reader.readInt32())
+            let firstLostOffset = Offset(try reader.readInt64())
+            let acknowledgedLoss = PartitionEpoch(try reader.readInt32())
+            return ReplicaDataLossReport(replica: replica, firstLostOffset: firstLostOffset, acknowledgedLoss: acknowledgedLoss)
         }
         return BrokerHeartbeatRequest(brokerID: brokerID, brokerEpoch: brokerEpoch, metadataOffset: metadataOffset,
-                                      wantFence: wantFence, wantShutDown: wantShutDown, offlineReplicas: offlineReplicas)
+                                      wantFence: wantFence, wantShutDown: wantShutDown, dataLosses: dataLosses)
     }
 }
 
@@ -264,6 +269,7 @@ extension AlterPartitionRequest {
             writer.writeList(partition.newISR) { writer, member in
                 writer.writeNodeID(member.brokerID)
                 writer.writeInt64(member.brokerEpoch.rawValue)
+                writer.writeInt32(member.acknowledgedLoss.rawValue)
             }
         }
     }
@@ -276,10 +282,11 @@ extension AlterPartitionRequest {
             let partition = try reader.readInt32()
             let leaderEpoch = LeaderEpoch(try reader.readInt32())
             let partitionEpoch = PartitionEpoch(try reader.readInt32())
-            let newISR = try reader.readList(minimumElementBytes: 12) { (reader: inout ByteReader) throws(DecodeError) in
+            let newISR = try reader.readList(minimumElementBytes: 16) { (reader: inout ByteReader) throws(DecodeError) in
                 let member = try reader.readNodeID()
                 let epoch = BrokerEpoch(try reader.readInt64())
-                return ISRMember(brokerID: member, brokerEpoch: epoch)
+                let acknowledgedLoss = PartitionEpoch(try reader.readInt32())
+                return ISRMember(brokerID: member, brokerEpoch: epoch, acknowledgedLoss: acknowledgedLoss)
             }
             return Partition(topicID: topicID, partition: partition, leaderEpoch: leaderEpoch,
                              partitionEpoch: partitionEpoch, newISR: newISR)
@@ -429,12 +436,13 @@ extension AlterPartitionResponse {
             writer.writeInt32(result.leaderEpoch.rawValue)
             writer.writeNodeIDs(result.isr)
             writer.writeInt32(result.partitionEpoch.rawValue)
+            writer.writeList(result.dataLoss) { writer, loss in loss.encode(into: &writer) }
         }
     }
 
     static func decode(from reader: inout ByteReader) throws(DecodeError) -> AlterPartitionResponse {
         let error = try reader.readErrorCode()
-        let partitions = try reader.readList(minimumElementBytes: 35) { (reader: inout ByteReader) throws(DecodeError) in
+        let partitions = try reader.readList(minimumElementBytes: 36) { (reader: inout ByteReader) throws(DecodeError) in
             let topicID: TopicID = try reader.readUUID()
             let partition = try reader.readInt32()
             let error = try reader.readErrorCode()
@@ -442,8 +450,11 @@ extension AlterPartitionResponse {
             let leaderEpoch = LeaderEpoch(try reader.readInt32())
             let isr = try reader.readNodeIDs()
             let partitionEpoch = PartitionEpoch(try reader.readInt32())
+            let dataLoss = try reader.readList(minimumElementBytes: ReplicaDataLoss.encodedBytes) {
+                (reader: inout ByteReader) throws(DecodeError) in try ReplicaDataLoss.decode(from: &reader)
+            }
             return PartitionResult(topicID: topicID, partition: partition, error: error, leader: leader,
-                                   leaderEpoch: leaderEpoch, isr: isr, partitionEpoch: partitionEpoch)
+                                   leaderEpoch: leaderEpoch, isr: isr, partitionEpoch: partitionEpoch, dataLoss: dataLoss)
         }
         return AlterPartitionResponse(error: error, partitions: partitions)
     }

@@ -53,10 +53,9 @@ extension ControllerStateMachine {
             return ControllerResult(records: [], reply: BrokerHeartbeatResponse(error: .staleBrokerEpoch))
         }
         touchSession(of: registration, reportedOffset: request.metadataOffset, now: now)
-        sessions[request.brokerID]?.offlineReplicas = Set(request.offlineReplicas)
         let isCaughtUp = request.metadataOffset >= registration.registeredAtOffset
         var builder = ProposalBuilder(image: image)
-        appendOfflineReplicaRemoval(of: request.brokerID, replicas: request.offlineReplicas, into: &builder)
+        appendDataLosses(of: request.brokerID, reports: request.dataLosses, into: &builder)
         let shouldShutDown = appendStateTransition(of: registration, request: request, isCaughtUp: isCaughtUp, into: &builder)
         let isFenced = builder.image.broker(request.brokerID)!.isFenced
         return builder.result(BrokerHeartbeatResponse(error: .none, isCaughtUp: isCaughtUp, isFenced: isFenced,
@@ -70,21 +69,31 @@ extension ControllerStateMachine {
         sessions[registration.brokerID] = session
     }
 
-    /// Takes the broker out of the ISR and leadership of each replica it reports offline; where it
-    /// is the last ISR member the partition goes offline (its data exists nowhere else in sync).
-    private func appendOfflineReplicaRemoval(of broker: NodeID, replicas: [ReplicaReference], into builder: inout ProposalBuilder) {
-        for replica in replicas.sorted() {
-            guard let current = builder.image.partition(topicID: replica.topicID, index: replica.partition),
-                  current.leader == broker || current.isr.contains(broker) else { continue }
+    /// Records each data loss the broker reports that no recorded one already covers (a loss from a
+    /// lower offset that the broker has not yet discarded its data for covers it), and in the same change takes the broker out of the ISR where enough
+    /// members remain and elects another leader where it led. The broker discards nothing before
+    /// it sees the record, so until then no stale image of its own can make it throw away data the
+    /// controller still counts on.
+    private func appendDataLosses(of broker: NodeID, reports: [ReplicaDataLossReport], into builder: inout ProposalBuilder) {
+        for report in reports.sorted() {
+            let topicID = report.replica.topicID
+            let partition = report.replica.partition
+            guard let current = builder.image.partition(topicID: topicID, index: partition), current.replicas.contains(broker),
+                  report.firstLostOffset.rawValue >= 0 else { continue }
+            if let recorded = current.dataLoss(of: broker), recorded.firstLostOffset <= report.firstLostOffset,
+               recorded.markedAt != report.acknowledgedLoss { continue }
+            let loss = ReplicaDataLoss(broker: broker, firstLostOffset: report.firstLostOffset, markedAt: current.partitionEpoch.next)
             let working = builder.image
+            let topic = working.topic(id: topicID)?.name ?? ""
             let planner = PartitionChangePlanner(
-                topicID: replica.topicID, partition: replica.partition, current: current,
-                isEligibleLeader: { $0 != broker && mayLead($0, replica.topicID, replica.partition, in: working) })
-            let topic = working.topic(id: replica.topicID)?.name ?? ""
+                topicID: topicID, partition: partition, current: current, isEligibleLeader: { mayLead($0, in: working) },
+                minimumISR: minInSyncReplicas(for: topic, in: working),
+                dataLoss: (current.dataLoss.filter { $0.broker != broker } + [loss]).sorted())
             let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: topic, in: working))
-            if let change = planner.change(targetISR: current.isr.filter { $0 != broker }, election: election) {
-                builder.append(.partitionChange(change))
+            guard let change = planner.change(targetISR: current.isr.filter { $0 != broker }, election: election) else {
+                preconditionFailure("recording a new data loss always changes the partition")
             }
+            builder.append(.partitionChange(change))
         }
     }
 

@@ -28,10 +28,16 @@ extension ControllerStateMachine {
             return partitionResult(item, current, error: error)
         }
         let newISR = item.newISR.map(\.brokerID)
-        guard newISR != current.isr else { return partitionResult(item, current, error: .none) }
+        // A member whose fetches show it discarded the data of its recorded loss and caught up
+        // since holds everything again: the record goes.
+        let dataLoss = current.dataLoss.filter { loss in
+            !item.newISR.contains { $0.brokerID == loss.broker && $0.acknowledgedLoss == loss.markedAt }
+        }
+        guard newISR != current.isr || dataLoss != current.dataLoss else { return partitionResult(item, current, error: .none) }
         builder.append(.partitionChange(PartitionChangeRecord(
-            topicID: item.topicID, partition: item.partition, isr: newISR,
-            leaderEpoch: current.leaderEpoch, partitionEpoch: current.partitionEpoch.next)))
+            topicID: item.topicID, partition: item.partition, isr: newISR == current.isr ? nil : newISR,
+            leaderEpoch: current.leaderEpoch, partitionEpoch: current.partitionEpoch.next,
+            dataLoss: dataLoss == current.dataLoss ? nil : dataLoss)))
         let answered = builder.image.partition(topicID: item.topicID, index: item.partition)!
         // The ISR the leader asked for is committed; a reassignment it completes follows in the
         // same batch, and the leader learns of it from the metadata log like everyone else.
@@ -56,6 +62,11 @@ extension ControllerStateMachine {
                   member.brokerEpoch.rawValue == -1 || member.brokerEpoch == broker.brokerEpoch else {
                 return .ineligibleReplica
             }
+            // A replica that lost data joins only on the strength of fetches made after it
+            // discarded that data, never on older ones still in flight when it found the loss.
+            if let loss = current.dataLoss(of: member.brokerID), member.acknowledgedLoss != loss.markedAt {
+                return .ineligibleReplica
+            }
         }
         return nil
     }
@@ -64,7 +75,7 @@ extension ControllerStateMachine {
                                  error: ControllerErrorCode) -> AlterPartitionResponse.PartitionResult {
         AlterPartitionResponse.PartitionResult(topicID: item.topicID, partition: item.partition, error: error,
                                                leader: state.leader, leaderEpoch: state.leaderEpoch, isr: state.isr,
-                                               partitionEpoch: state.partitionEpoch)
+                                               partitionEpoch: state.partitionEpoch, dataLoss: state.dataLoss)
     }
 
     // MARK: ElectLeaders
@@ -87,7 +98,7 @@ extension ControllerStateMachine {
               let current = topic.partition(topicPartition.partition) else { return .unknownTopicOrPartition }
         let working = builder.image
         let planner = PartitionChangePlanner(topicID: topic.topicID, partition: topicPartition.partition, current: current,
-                                             isEligibleLeader: { mayLead($0, topic.topicID, topicPartition.partition, in: working) })
+                                             isEligibleLeader: { mayLead($0, in: working) })
         let change: PartitionChangeRecord?
         switch type {
         case .preferred:

@@ -71,7 +71,7 @@ extension ControllerStateMachine {
         let working = builder.image
         var leader = current.leader
         if let existing = leader, !target.contains(existing) {
-            leader = target.first { isr.contains($0) && mayLead($0, topicID, partition, in: working) }
+            leader = target.first { isr.contains($0) && mayLead($0, in: working) && current.dataLoss(of: $0) == nil }
         }
         let leaderChanged = leader != current.leader
         builder.append(.partitionChange(PartitionChangeRecord(

@@ -141,7 +141,7 @@ public struct ControllerStateMachine: Sendable {
                 topicID: entry.topicID, partition: entry.topicPartition.partition, current: current,
                 isEligibleLeader: { candidate in
                     candidate != broker && !alsoIneligible.contains(candidate)
-                        && mayLead(candidate, entry.topicID, entry.topicPartition.partition, in: working)
+                        && mayLead(candidate, in: working)
                 },
                 minimumISR: minInSyncReplicas(for: entry.topicPartition.topic, in: working))
             let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: entry.topicPartition.topic, in: working))
@@ -165,7 +165,7 @@ public struct ControllerStateMachine: Sendable {
             let working = builder.image
             let planner = PartitionChangePlanner(
                 topicID: entry.topicID, partition: entry.topicPartition.partition, current: entry.registration,
-                isEligibleLeader: { mayLead($0, entry.topicID, entry.topicPartition.partition, in: working) })
+                isEligibleLeader: { mayLead($0, in: working) })
             let election = LeaderElection.keepOrElect(unclean: uncleanElectionEnabled(for: entry.topicPartition.topic, in: working))
             if let change = planner.change(targetISR: nil, election: election) {
                 builder.append(.partitionChange(change))
@@ -173,13 +173,9 @@ public struct ControllerStateMachine: Sendable {
         }
     }
 
-    /// An active broker whose replica of the partition is not reported offline (its storage lost
-    /// data: it must not lead until it has re-fetched what it lost).
-    func mayLead(_ broker: NodeID, _ topicID: TopicID, _ partition: Int32, in image: MetadataImage) -> Bool {
-        guard image.isActive(broker) else { return false }
-        guard let offline = sessions[broker]?.offlineReplicas, !offline.isEmpty else { return true }
-        return !offline.contains(ReplicaReference(topicID: topicID, partition: partition))
-    }
+    /// An active broker (unfenced, not shutting down). Whether its copy lost data is the
+    /// planner's business: it prefers intact copies (see `PartitionChangePlanner`).
+    func mayLead(_ broker: NodeID, in image: MetadataImage) -> Bool { image.isActive(broker) }
 }
 
 /// The controller's view of one broker registration's liveness: soft state, rebuilt when a new
@@ -190,6 +186,4 @@ struct BrokerSession: Hashable, Sendable {
     var deadline: Instant
     /// The highest metadata offset the broker reported applying.
     var reportedMetadataOffset: Offset = .unknown
-    /// Replicas the broker's last heartbeat reported offline (membership only, never iterated).
-    var offlineReplicas: Set<ReplicaReference> = []
 }

@@ -107,6 +107,8 @@ extension MetadataImage {
         next.isr = change.isr ?? current.isr
         next.addingReplicas = change.addingReplicas ?? current.addingReplicas
         next.removingReplicas = change.removingReplicas ?? current.removingReplicas
+        // A broker that is no longer a replica has no copy left to distrust.
+        next.dataLoss = (change.dataLoss ?? current.dataLoss).filter { next.replicas.contains($0.broker) }
         switch change.leader {
         case .unchanged: break
         case .none: next.leader = nil
@@ -135,6 +137,10 @@ extension MetadataImage {
     private func validate(_ registration: PartitionRegistration, of topicPartition: TopicPartition) throws(MetadataApplyError) {
         if let problem = TopicRules.assignmentProblem(replicas: registration.replicas, isr: registration.isr,
                                                       leader: registration.leader) {
+            throw .invalidAssignment(topicPartition, reason: problem)
+        }
+        if let problem = TopicRules.dataLossProblem(registration.dataLoss, replicas: registration.replicas,
+                                                    partitionEpoch: registration.partitionEpoch) {
             throw .invalidAssignment(topicPartition, reason: problem)
         }
         if let problem = TopicRules.reassignmentProblem(replicas: registration.replicas, adding: registration.addingReplicas,

@@ -2,7 +2,7 @@ import TernCore
 
 extension MetadataImage {
     /// Version of `canonicalEncoding()`; bump it whenever the layout changes.
-    public static let canonicalEncodingVersion: UInt32 = 0
+    public static let canonicalEncodingVersion: UInt32 = 1
 
     /// The image as bytes that depend only on its content: brokers by id, topics by name,
     /// partitions by index, configuration by resource then name. Two nodes that applied the same
@@ -50,6 +50,7 @@ extension TopicImage {
             writer.writeInt32(partition.partitionEpoch.rawValue)
             writer.writeNodeIDs(partition.addingReplicas)
             writer.writeNodeIDs(partition.removingReplicas)
+            writer.writeList(partition.dataLoss) { writer, loss in loss.encode(into: &writer) }
         }
     }
 }

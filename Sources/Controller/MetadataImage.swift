@@ -34,9 +34,13 @@ public struct PartitionRegistration: Hashable, Sendable {
     /// and replicas to remove once every added one has. Both are subsets of `replicas`.
     public var addingReplicas: [NodeID] = []
     public var removingReplicas: [NodeID] = []
+    /// Replicas whose storage lost (or may have lost) records they held, by broker id: until the
+    /// leader vouches that one has fetched them back, it counts toward nothing and leads only when
+    /// no better copy can exist (see `PartitionChangePlanner`).
+    public var dataLoss: [ReplicaDataLoss] = []
 
     public init(replicas: [NodeID], isr: [NodeID], leader: NodeID?, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
-                addingReplicas: [NodeID] = [], removingReplicas: [NodeID] = []) {
+                addingReplicas: [NodeID] = [], removingReplicas: [NodeID] = [], dataLoss: [ReplicaDataLoss] = []) {
         self.replicas = replicas
         self.isr = isr
         self.leader = leader
@@ -44,7 +48,11 @@ public struct PartitionRegistration: Hashable, Sendable {
         self.partitionEpoch = partitionEpoch
         self.addingReplicas = addingReplicas
         self.removingReplicas = removingReplicas
+        self.dataLoss = dataLoss
     }
+
+    /// The loss the controller has recorded for `broker`'s replica, if any.
+    public func dataLoss(of broker: NodeID) -> ReplicaDataLoss? { dataLoss.first { $0.broker == broker } }
 
     public var isOffline: Bool { leader == nil }
     public var isReassigning: Bool { !addingReplicas.isEmpty || !removingReplicas.isEmpty }
@@ -52,6 +60,30 @@ public struct PartitionRegistration: Hashable, Sendable {
     public var targetReplicas: [NodeID] { replicas.filter { !removingReplicas.contains($0) } }
     /// Kafka's "preferred leader": the first replica.
     public var preferredLeader: NodeID { replicas[0] }
+}
+
+/// A replica's loss of data it held, as the controller recorded it from the broker's report: latent
+/// corruption its checksums caught, or an invalid tail after a crash that may have been synced (the
+/// two cannot be told apart). Nothing from `firstLostOffset` on may be taken from that copy.
+///
+/// The broker discards its log from `firstLostOffset` only once the committed metadata carries this
+/// record (so no controller elects it, or counts it in sync, as if it still held that data); it then
+/// re-fetches, naming `markedAt` in its fetches, and the leader clears the record through
+/// AlterPartition once such a fetch shows the replica caught up again.
+public struct ReplicaDataLoss: Hashable, Sendable, Comparable {
+    public var broker: NodeID
+    public var firstLostOffset: Offset
+    /// The partition epoch of the change that recorded this loss: identifies it, so a replica's
+    /// statement that it discarded "up to loss X" can never be taken for a later loss.
+    public var markedAt: PartitionEpoch
+
+    public init(broker: NodeID, firstLostOffset: Offset, markedAt: PartitionEpoch) {
+        self.broker = broker
+        self.firstLostOffset = firstLostOffset
+        self.markedAt = markedAt
+    }
+
+    public static func < (left: ReplicaDataLoss, right: ReplicaDataLoss) -> Bool { left.broker < right.broker }
 }
 
 /// A topic with its partitions (indexed by partition number) and configuration overrides.

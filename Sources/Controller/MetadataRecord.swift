@@ -135,10 +135,13 @@ public struct PartitionChangeRecord: Hashable, Sendable {
     /// nil: unchanged. Set together with `replicas` by reassignments.
     public var addingReplicas: [NodeID]?
     public var removingReplicas: [NodeID]?
+    /// nil: unchanged; otherwise the whole new list, sorted by broker. Losses of brokers that are no
+    /// longer replicas are dropped when the record is applied.
+    public var dataLoss: [ReplicaDataLoss]?
 
     public init(topicID: TopicID, partition: Int32, leader: LeaderChange = .unchanged, isr: [NodeID]? = nil,
                 replicas: [NodeID]? = nil, leaderEpoch: LeaderEpoch, partitionEpoch: PartitionEpoch,
-                addingReplicas: [NodeID]? = nil, removingReplicas: [NodeID]? = nil) {
+                addingReplicas: [NodeID]? = nil, removingReplicas: [NodeID]? = nil, dataLoss: [ReplicaDataLoss]? = nil) {
         self.topicID = topicID
         self.partition = partition
         self.leader = leader
@@ -148,6 +151,7 @@ public struct PartitionChangeRecord: Hashable, Sendable {
         self.partitionEpoch = partitionEpoch
         self.addingReplicas = addingReplicas
         self.removingReplicas = removingReplicas
+        self.dataLoss = dataLoss
     }
 }
 

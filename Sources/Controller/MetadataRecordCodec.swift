@@ -22,7 +22,7 @@ public enum MetadataRecordType: UInt32, Sendable, CaseIterable {
 
 extension MetadataRecord {
     /// The newest record version this build writes and the newest it can read.
-    public static let currentVersion: UInt32 = 0
+    public static let currentVersion: UInt32 = 1
 
     public var recordType: MetadataRecordType {
         switch self {
@@ -74,7 +74,7 @@ extension MetadataRecord {
         guard let type = MetadataRecordType(rawValue: rawType) else {
             throw .invalidValue(position: typeStart, reason: "unknown metadata record type \(rawType)")
         }
-        _ = try reader.readVersion(supported: currentVersion, of: "metadata record")
+        let version = try reader.readVersion(supported: currentVersion, of: "metadata record")
         switch type {
         case .registerBroker: return .registerBroker(try BrokerRegistrationRecord.decode(from: &reader))
         case .fenceBroker: return .fenceBroker(try BrokerAndEpoch.decode(from: &reader))
@@ -82,7 +82,7 @@ extension MetadataRecord {
         case .beginControlledShutdown: return .beginControlledShutdown(try BrokerAndEpoch.decode(from: &reader))
         case .topic: return .topic(try TopicRecord.decode(from: &reader))
         case .partition: return .partition(try PartitionRecord.decode(from: &reader))
-        case .partitionChange: return .partitionChange(try PartitionChangeRecord.decode(from: &reader))
+        case .partitionChange: return .partitionChange(try PartitionChangeRecord.decode(from: &reader, version: version))
         case .producerIDBlock: return .producerIDBlock(try ProducerIDBlockRecord.decode(from: &reader))
         case .removeTopic: return .removeTopic(RemoveTopicRecord(topicID: try reader.readUUID()))
         case .config: return .config(try ConfigRecord.decode(from: &reader))
@@ -234,9 +234,11 @@ extension PartitionChangeRecord {
         writer.writeInt32(partitionEpoch.rawValue)
         writer.writeOptionalList(addingReplicas) { writer, node in writer.writeNodeID(node) }
         writer.writeOptionalList(removingReplicas) { writer, node in writer.writeNodeID(node) }
+        writer.writeOptionalList(dataLoss) { writer, loss in loss.encode(into: &writer) }
     }
 
-    static func decode(from reader: inout ByteReader) throws(DecodeError) -> PartitionChangeRecord {
+    /// Version 0 records (before data-loss marks) leave the losses unchanged.
+    static func decode(from reader: inout ByteReader, version: UInt32) throws(DecodeError) -> PartitionChangeRecord {
         let topicID: TopicID = try reader.readUUID()
         let partition = try reader.readInt32()
         let leader = try LeaderChange.decode(from: &reader)
@@ -246,9 +248,31 @@ extension PartitionChangeRecord {
         let partitionEpoch = PartitionEpoch(try reader.readInt32())
         let adding = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in try reader.readNodeID() }
         let removing = try reader.readOptionalList(minimumElementBytes: 4) { (reader: inout ByteReader) throws(DecodeError) in try reader.readNodeID() }
+        let dataLoss = version >= 1
+            ? try reader.readOptionalList(minimumElementBytes: ReplicaDataLoss.encodedBytes) { (reader: inout ByteReader) throws(DecodeError) in
+                try ReplicaDataLoss.decode(from: &reader)
+            }
+            : nil
         return PartitionChangeRecord(topicID: topicID, partition: partition, leader: leader, isr: isr, replicas: replicas,
                                      leaderEpoch: leaderEpoch, partitionEpoch: partitionEpoch,
-                                     addingReplicas: adding, removingReplicas: removing)
+                                     addingReplicas: adding, removingReplicas: removing, dataLoss: dataLoss)
+    }
+}
+
+extension ReplicaDataLoss {
+    static let encodedBytes = 16
+
+    func encode(into writer: inout ByteWriter) {
+        writer.writeNodeID(broker)
+        writer.writeInt64(firstLostOffset.rawValue)
+        writer.writeInt32(markedAt.rawValue)
+    }
+
+    static func decode(from reader: inout ByteReader) throws(DecodeError) -> ReplicaDataLoss {
+        let broker = try reader.readNodeID()
+        let offset = Offset(try reader.readInt64())
+        let markedAt = PartitionEpoch(try reader.readInt32())
+        return ReplicaDataLoss(broker: broker, firstLostOffset: offset, markedAt: markedAt)
     }
 }
 

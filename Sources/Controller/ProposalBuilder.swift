@@ -50,9 +50,21 @@ struct PartitionChangePlanner {
     let current: PartitionRegistration
     /// May this broker lead? (Unfenced, not shutting down, not about to be fenced.)
     let isEligibleLeader: (NodeID) -> Bool
-    /// The ISR does not shrink below this many members (the partition's `min.insync.replicas`),
-    /// except for a member that lost data.
+    /// The ISR does not shrink below this many members (the partition's `min.insync.replicas`).
     var minimumISR = 1
+    /// The data losses the change leaves recorded (`current.dataLoss` unless the change records or
+    /// clears one).
+    var dataLoss: [ReplicaDataLoss]
+
+    init(topicID: TopicID, partition: Int32, current: PartitionRegistration, isEligibleLeader: @escaping (NodeID) -> Bool,
+         minimumISR: Int = 1, dataLoss: [ReplicaDataLoss]? = nil) {
+        self.topicID = topicID
+        self.partition = partition
+        self.current = current
+        self.isEligibleLeader = isEligibleLeader
+        self.minimumISR = minimumISR
+        self.dataLoss = dataLoss ?? current.dataLoss
+    }
 
     /// `targetISR` nil keeps the ISR. A target smaller than `minimumISR` keeps the members it
     /// would remove: while the ISR is that small the high watermark stands still, so each of them
@@ -78,24 +90,44 @@ struct PartitionChangePlanner {
             }
         case .preferred:
             let preferred = current.preferredLeader
-            leader = isEligibleLeader(preferred) && isr.contains(preferred) ? preferred : current.leader
+            let mayLead = isEligibleLeader(preferred) && isr.contains(preferred) && !hasLostData(preferred)
+            leader = mayLead ? preferred : current.leader
         }
         return record(isr: isr, leader: leader)
     }
 
+    func hasLostData(_ broker: NodeID) -> Bool { dataLoss.contains { $0.broker == broker } }
+
+    /// An ISR member that lost no data, the current leader first, then in replica order. When every
+    /// member lost some, the one whose copy survives furthest: each member held every committed
+    /// record before its loss and fewer than `min.insync.replicas` copies can have lost committed
+    /// ones, so the furthest surviving copy holds them all — but only if it is compared with every
+    /// member (one that cannot be asked now may hold more), so all of them must be eligible.
     private func electClean(isr: [NodeID]) -> NodeID? {
-        if let leader = current.leader, isr.contains(leader), isEligibleLeader(leader) { return leader }
-        return current.replicas.first { isr.contains($0) && isEligibleLeader($0) }
+        if let leader = current.leader, isr.contains(leader), isEligibleLeader(leader), !hasLostData(leader) { return leader }
+        if let intact = current.replicas.first(where: { isr.contains($0) && isEligibleLeader($0) && !hasLostData($0) }) {
+            return intact
+        }
+        guard !isr.isEmpty, isr.allSatisfy(isEligibleLeader) else { return nil }
+        let survivingEnd = { (broker: NodeID) in self.dataLoss.first { $0.broker == broker }?.firstLostOffset ?? .unknown }
+        let furthest = isr.map(survivingEnd).max()!
+        if let leader = current.leader, isr.contains(leader), survivingEnd(leader) == furthest { return leader }
+        return current.replicas.first { isr.contains($0) && survivingEnd($0) == furthest }
     }
 
+    /// The change, or nil when it changes nothing. A leader whose loss this change records starts a
+    /// new leader epoch even if it stays: it discards data it may already have served in the old one.
     private func record(isr: [NodeID], leader: NodeID?) -> PartitionChangeRecord? {
-        let leaderChanged = leader != current.leader
+        let leaderLoss = leader.flatMap { id in dataLoss.first { $0.broker == id } }
+        let leaderLossIsNew = leaderLoss.map { $0 != current.dataLoss(of: $0.broker) } ?? false
+        let leaderChanged = leader != current.leader || leaderLossIsNew
         let isrChanged = isr != current.isr
-        guard leaderChanged || isrChanged else { return nil }
+        let dataLossChanged = dataLoss != current.dataLoss
+        guard leaderChanged || isrChanged || dataLossChanged else { return nil }
         let leaderChange: LeaderChange = leaderChanged ? (leader.map(LeaderChange.elected) ?? LeaderChange.none) : .unchanged
         return PartitionChangeRecord(
             topicID: topicID, partition: partition, leader: leaderChange, isr: isrChanged ? isr : nil,
             leaderEpoch: leaderChanged ? current.leaderEpoch.next : current.leaderEpoch,
-            partitionEpoch: current.partitionEpoch.next)
+            partitionEpoch: current.partitionEpoch.next, dataLoss: dataLossChanged ? dataLoss : nil)
     }
 }

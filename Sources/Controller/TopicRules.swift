@@ -50,6 +50,18 @@ public enum TopicRules {
         return nil
     }
 
+    /// Why a partition's recorded data losses are inconsistent, or nil: one per replica at most,
+    /// sorted by broker, each set at or before the partition's current epoch.
+    static func dataLossProblem(_ losses: [ReplicaDataLoss], replicas: [NodeID], partitionEpoch: PartitionEpoch) -> String? {
+        for (index, loss) in losses.enumerated() {
+            if !replicas.contains(loss.broker) { return "data loss of broker \(loss.broker), which is not a replica" }
+            if index > 0, losses[index - 1].broker >= loss.broker { return "data losses not sorted by broker" }
+            if loss.firstLostOffset.rawValue < 0 { return "data loss from a negative offset" }
+            if loss.markedAt > partitionEpoch { return "data loss recorded at partition epoch \(loss.markedAt), after \(partitionEpoch)" }
+        }
+        return nil
+    }
+
     /// Why the reassignment state of a partition is inconsistent, or nil.
     static func reassignmentProblem(replicas: [NodeID], adding: [NodeID], removing: [NodeID]) -> String? {
         if let outsider = (adding + removing).first(where: { !replicas.contains($0) }) { return "reassigned broker \(outsider) is not a replica" }

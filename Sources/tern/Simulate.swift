@@ -30,14 +30,18 @@ struct SimulateOptions {
     var restartDelayMilliseconds: ClosedRange<Int64>?
     /// Replaces the disks' sync latency (`--sync-latency-ms`), in milliseconds.
     var syncLatencyMilliseconds: ClosedRange<Int64>?
+    /// Dimensions of the generated world fixed instead of drawn (`--storage`, `--workload`, `--churn`).
+    var worldChoices = GeneratedWorld.Choices()
     var tracePath: String?
     var watch: TopicPartition?
+    /// A sweep's worker processes (`--jobs`); 1 runs every seed in this process.
+    var jobs = 1
 
     /// The arguments that replay `seed` exactly.
     func replayCommand(seed: UInt64) -> String {
         var command = "tern simulate --seed \(seed) --profile \(profile)"
         if layout.combined > 0 {
-            command += " --combined \(layout.combined)"
+            command += " --combined \(layout.combined)" + (layout.brokers > 0 ? " --brokers \(layout.brokers)" : "")
         } else {
             command += " --controllers \(layout.controllers) --brokers \(layout.brokers)"
         }
@@ -50,6 +54,9 @@ struct SimulateOptions {
         if let delay = restartDelayMilliseconds { command += " --restart-delay-ms \(delay.lowerBound)..\(delay.upperBound)" }
         if let latency = syncLatencyMilliseconds { command += " --sync-latency-ms \(latency.lowerBound)..\(latency.upperBound)" }
         if layout.durabilityPolicy != .synced { command += " --durability \(durabilityName(layout.durabilityPolicy))" }
+        if let storage = worldChoices.storage { command += " --storage \(storage.rawValue)" }
+        if let workload = worldChoices.workload { command += " --workload \(workload.rawValue)" }
+        if let churn = worldChoices.churn { command += " --churn \(churn.rawValue)" }
         return command
     }
 }
@@ -86,6 +93,7 @@ private func simulation(seed: UInt64, _ options: SimulateOptions) -> ClusterSimu
     if let latency = options.syncLatencyMilliseconds {
         simulation.configuration.disk.syncLatency = .milliseconds(latency.lowerBound)...(.milliseconds(latency.upperBound))
     }
+    simulation.worldChoices = options.worldChoices
     return simulation
 }
 
@@ -113,10 +121,16 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     let report = outcome.report
     let simulated = report.simulatedTime.seconds
     print("seed \(report.seed)  profile \(report.profile)  nodes \(report.nodeCount)")
+    for (label, text) in outcome.world?.summary ?? [] {
+        print("  " + label + String(repeating: " ", count: max(1, 16 - label.count)) + text)
+    }
     print("  simulated time  \(formatFixed(simulated, places: 3)) s   (wall \(formatFixed(wallSeconds, places: 3)) s, "
         + "\(formatFixed(wallSeconds > 0 ? simulated / wallSeconds : 0, places: 0))x real time)")
     print("  events          \(report.eventsDelivered) delivered, \(report.schedulerSteps) scheduler steps")
     print("  faults          \(report.faultsInjected.total) injected: \(report.faultsInjected)")
+    if outcome.churnSteps.taken + outcome.churnSteps.skipped > 0 {
+        print("  churn steps     \(outcome.churnSteps.taken) taken, \(outcome.churnSteps.skipped) skipped (no target to fault in time)")
+    }
     print("  restarts        \(report.nodeRestarts)")
     print("  network         \(report.network)")
     print("  elections       \(outcome.elections) terms with a leader")
@@ -126,13 +140,23 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  operator        \(actions.joined(separator: " "))")
     }
     print("  checks          \(outcome.checkersRun.joined(separator: ", ")) after every event and at the end")
+    print("  durability      \(outcome.durableAcknowledgementsChecked) acknowledged batches and "
+        + "\(outcome.raftMessagesCheckedAgainstDisk) Raft messages checked against the disks as they left")
     if options.layout.produceWorkload {
-        print("  workload        \(outcome.acknowledgedWrites) writes acknowledged, \(outcome.consumedRecords) records consumed "
+        print("  produced        \(outcome.producer)")
+        print("  consumed        \(outcome.consumedRecords) records "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
         let recycled = outcome.recycledTopic
         print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
             + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "
             + "checked, \(recycled.acknowledgedByAnEarlierIncarnation) acknowledged by brokers still on an earlier incarnation")
+    }
+    if let window = outcome.writeAvailability {
+        let inISR = window.longestWait(failedBrokerInISR: true).map { "\($0)" } ?? "-"
+        let others = window.longestWait(failedBrokerInISR: false).map { "\($0)" } ?? "-"
+        print("  availability    n\(window.failedBroker) failed at \(window.failedAt): \(window.resumedAfter.count) of "
+            + "\(window.judgedPartitions.count) judged partitions wrote again; longest wait \(inISR) where it was in "
+            + "the ISR, \(others) elsewhere (bound \(window.bound))")
     }
     if let start = report.livenessPhaseStart, let converged = report.convergedAt {
         print("  converged       \(formatFixed((converged - start).seconds, places: 3)) s into the liveness phase")
@@ -141,35 +165,59 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
     print(report.passed ? "  result          PASS" : "  result          FAIL")
 }
 
+/// One seed's outcome, as a sweep summarizes it.
+struct SeedResult {
+    var seed: UInt64
+    var simulatedSeconds: Double
+    var violation: String?
+}
+
+/// Runs one seed of a sweep in this process (its crash report armed).
+func runSeed(_ seed: UInt64, _ options: SimulateOptions) -> SeedResult {
+    armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
+    let outcome = simulation(seed: seed, options).run()
+    return SeedResult(seed: seed, simulatedSeconds: outcome.report.simulatedTime.seconds,
+                      violation: outcome.report.violation?.description)
+}
+
 private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) {
-    var failures: [(UInt64, String)] = []
     let start = monotonicSeconds()
     var simulatedSeconds = 0.0
     var done = 0
-    for seed in options.seeds {
-        armCrashReport(seed: seed, command: options.replayCommand(seed: seed))
-        let outcome = simulation(seed: seed, options).run()
+    var failures = 0
+    func progress(_ result: SeedResult) {
         done += 1
-        simulatedSeconds += outcome.report.simulatedTime.seconds
-        if let violation = outcome.report.violation { failures.append((seed, violation.description)) }
-        let elapsed = monotonicSeconds() - start
+        simulatedSeconds += result.simulatedSeconds
+        if result.violation != nil { failures += 1 }
         // A live progress line on a terminal; logs (CI) get the summary lines only.
-        if standardErrorIsTerminal {
-            writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures.count)  "
-                + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+        guard standardErrorIsTerminal else { return }
+        let elapsed = monotonicSeconds() - start
+        writeStandardError("\rseeds \(done)/\(options.seeds.count)  failures \(failures)  "
+            + "\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time  \(formatFixed(elapsed, places: 1)) s\u{1B}[K")
+    }
+    let results: [SeedResult]
+    if options.jobs > 1 {
+        results = runSeedsInWorkers(Array(options.seeds), options, onResult: progress)
+    } else {
+        results = options.seeds.map { seed in
+            let result = runSeed(seed, options)
+            progress(result)
+            return result
         }
     }
     if standardErrorIsTerminal { writeStandardError("\n") }
     let elapsed = monotonicSeconds() - start
+    let failed = results.filter { $0.violation != nil }.sorted { $0.seed < $1.seed }
     print("profile \(options.profile): \(formatFixed(simulatedSeconds, places: 0)) simulated seconds in "
-        + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time)")
+        + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time"
+        + (options.jobs > 1 ? ", \(options.jobs) processes)" : ")"))
     print("swept seeds \(options.seeds.lowerBound)...\(options.seeds.upperBound), profile \(options.profile): "
-        + "\(options.seeds.count - failures.count) passed, \(failures.count) failed")
-    for (seed, violation) in failures {
-        print("FAIL seed \(seed): \(violation)")
-        print("  replay: \(options.replayCommand(seed: seed))")
+        + "\(results.count - failed.count) passed, \(failed.count) failed")
+    for result in failed {
+        print("FAIL seed \(result.seed): \(result.violation!)")
+        print("  replay: \(options.replayCommand(seed: result.seed))")
     }
-    return (options.seeds.count - failures.count, failures.count)
+    return (results.count - failed.count, failed.count)
 }
 
 // MARK: Crash reports
@@ -193,6 +241,7 @@ private func armCrashReport(seed: UInt64, command: String) {
 
 private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     var options = SimulateOptions()
+    var givenFlags: Set<String> = []
     var index = 0
     func value() -> String {
         guard index + 1 < arguments.count else { fail("\(arguments[index]) needs a value") }
@@ -205,6 +254,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     }
     while index < arguments.count {
         let flag = arguments[index]
+        givenFlags.insert(flag)
         switch flag {
         case "--seed":
             guard let seed = UInt64(value()) else { fail("--seed takes an integer") }
@@ -225,7 +275,6 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         case "--combined":
             options.layout.combined = integer(value(), flag)
             options.layout.controllers = 0
-            options.layout.brokers = 0
         case "--safety-seconds": options.safetySeconds = Int64(integer(value(), flag))
         case "--liveness-seconds": options.livenessSeconds = Int64(integer(value(), flag))
         case "--trace": options.tracePath = value()
@@ -242,6 +291,11 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
             options.restartDelayMilliseconds = parseRange(value(), flag)
         case "--sync-latency-ms":
             options.syncLatencyMilliseconds = parseRange(value(), flag)
+            options.worldChoices.storage = .uniform  // every disk at the latency given
+        case "--storage": options.worldChoices.storage = parseChoice(value(), flag)
+        case "--workload": options.worldChoices.workload = parseChoice(value(), flag)
+        case "--churn": options.worldChoices.churn = parseChoice(value(), flag)
+        case "--narrow-world": options.worldChoices = .narrow
         case "--produce": options.layout.produceWorkload = true  // the default; kept for old replay lines
         case "--no-workload": options.layout.produceWorkload = false
         case "--unclean-leader-election": options.layout.uncleanLeaderElection = true
@@ -251,6 +305,9 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
                 fail("--durability takes \(durabilityPolicies.map(durabilityName).joined(separator: " or ")), not '\(name)'")
             }
             options.layout.durabilityPolicy = policy
+        case "--jobs":
+            options.jobs = integer(value(), flag)
+            guard options.jobs >= 1 else { fail("--jobs takes a positive number of processes") }
         case "--watch":
             let name = value()
             guard let dash = name.lastIndex(of: "-"), let partition = Int32(name[name.index(after: dash)...]) else {
@@ -261,8 +318,24 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
         }
         index += 1
     }
+    if options.layout.combined > 0 {
+        guard !givenFlags.contains("--controllers") else {
+            fail("--combined N runs the controllers inside N combined nodes; --controllers (dedicated ones) does not mix with it")
+        }
+        // Combined nodes alone, unless dedicated brokers are asked for beside them.
+        if !givenFlags.contains("--brokers") { options.layout.brokers = 0 }
+    }
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
+    guard options.jobs == 1 || options.isSweep else { fail("--jobs splits a sweep (--seeds A..B) across processes") }
     return options
+}
+
+/// One of a world dimension's kinds, by name.
+private func parseChoice<Kind: RawRepresentable & CaseIterable>(_ text: String, _ flag: String) -> Kind where Kind.RawValue == String {
+    guard let kind = Kind(rawValue: text) else {
+        fail("\(flag) takes \(Kind.allCases.map(\.rawValue).joined(separator: ", ")), not '\(text)'")
+    }
+    return kind
 }
 
 /// "A..B" with 0 <= A <= B.

@@ -35,9 +35,14 @@ let usage = """
       demo log DIR               append, crash-free reopen and read back a small log in DIR
       simulate [options]         deterministic cluster simulation under faults:
                                    --seed N | --seeds A..B   one run with a summary, or a sweep
-                                   --profile none|network|crash|disk|all   (default all;
-                                             a sweep takes a comma-separated list)
-                                   --controllers N --brokers M | --combined N   (default 3 + 5)
+                                   --profile none|network|crash|disk|all|broker-failure
+                                             (default all; a sweep takes a comma-separated list;
+                                             broker-failure: one broker fails once mid-run,
+                                             nothing else, and writes must resume in time)
+                                   --controllers N --brokers M | --combined N [--brokers M]
+                                                             dedicated controllers and brokers
+                                                             (default 3 + 5), or N combined nodes
+                                                             (and M brokers beside them)
                                    --safety-seconds S --liveness-seconds L      (default 60, 30)
                                    --fault-weights K=N,...   only these faults (of those the profile
                                                              enables), with these weights, e.g.
@@ -64,6 +69,8 @@ let usage = """
                                                              coordinated power loss)
                                    --watch TOPIC-PARTITION   print each change of one partition's
                                                              replicas and registration (one seed)
+                                   --jobs N                  split a sweep across N worker processes
+                                                             (default 1), reporting what one would
       help                       this text
 
     exit codes: 0 success, 1 an operation failed (message on stderr), 2 usage error

@@ -3,7 +3,7 @@ import Controller
 import KafkaProtocol
 import LogStorage
 import NodeKit
-import Simulator
+@testable import Simulator
 import TernCore
 import Testing
 
@@ -50,6 +50,12 @@ private final class DataPlaneHarness {
     var hold: ((_ from: NodeID, _ to: NodeID) -> Bool)?
     var heldMessages: [(from: NodeID, to: NodeID, bytes: [UInt8])] = []
     var alterPartitionRequests = 0
+    /// While set, the scripted controller loses every AlterPartition compare-and-set.
+    var refusesAlterPartition = false
+    /// The AlterPartition requests received, in order.
+    var alterPartitionLog: [AlterPartitionRequest] = []
+    /// The data losses each broker's heartbeats reported, in order.
+    var reportedLosses: [NodeID: [[ReplicaDataLossReport]]] = [:]
 
     init() throws {
         partitionState = PartitionRegistration(replicas: brokerIDs, isr: brokerIDs, leader: NodeID(1),
@@ -135,20 +141,28 @@ private final class DataPlaneHarness {
         case let .controllerRequest(correlationID, .brokerRegistration(request)):
             reply = .controllerResponse(correlationID: correlationID, response: .brokerRegistration(
                 BrokerRegistrationResponse(error: .none, brokerEpoch: BrokerEpoch(Int64(request.brokerID.rawValue)))))
-        case let .controllerRequest(correlationID, .brokerHeartbeat):
+        case let .controllerRequest(correlationID, .brokerHeartbeat(request)):
+            reportedLosses[request.brokerID, default: []].append(request.dataLosses)
             reply = .controllerResponse(correlationID: correlationID, response: .brokerHeartbeat(
                 BrokerHeartbeatResponse(error: .none, isCaughtUp: true, isFenced: false)))
         case let .controllerRequest(correlationID, .alterPartition(request)):
             alterPartitionRequests += 1
+            alterPartitionLog.append(request)
             let asked = request.partitions[0]
             var result = AlterPartitionResponse.PartitionResult(topicID: topicID, partition: 0, error: .invalidUpdateVersion,
                                                                 leader: partitionState.leader, leaderEpoch: partitionState.leaderEpoch,
-                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch)
-            if asked.leaderEpoch == partitionState.leaderEpoch, asked.partitionEpoch == partitionState.partitionEpoch {
-                commit(isr: asked.newISR.map(\.brokerID))
+                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch,
+                                                                dataLoss: partitionState.dataLoss)
+            if !refusesAlterPartition, asked.leaderEpoch == partitionState.leaderEpoch, asked.partitionEpoch == partitionState.partitionEpoch {
+                // As the controller does: a member naming its recorded loss has fetched it back.
+                let remaining = partitionState.dataLoss.filter { loss in
+                    !asked.newISR.contains { $0.brokerID == loss.broker && $0.acknowledgedLoss == loss.markedAt }
+                }
+                commit(isr: asked.newISR.map(\.brokerID), dataLoss: remaining == partitionState.dataLoss ? nil : remaining)
                 result = AlterPartitionResponse.PartitionResult(topicID: topicID, partition: 0, error: .none,
                                                                 leader: partitionState.leader, leaderEpoch: partitionState.leaderEpoch,
-                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch)
+                                                                isr: partitionState.isr, partitionEpoch: partitionState.partitionEpoch,
+                                                                dataLoss: partitionState.dataLoss)
             }
             reply = .controllerResponse(correlationID: correlationID,
                                         response: .alterPartition(AlterPartitionResponse(error: .none, partitions: [result])))
@@ -169,9 +183,10 @@ private final class DataPlaneHarness {
         network.append((Self.controllerID, broker, reply.encoded()))
     }
 
-    func commit(isr: [NodeID]? = nil, leader: NodeID? = nil) {
+    func commit(isr: [NodeID]? = nil, leader: NodeID? = nil, dataLoss: [ReplicaDataLoss]? = nil) {
         partitionState.partitionEpoch = partitionState.partitionEpoch.next
         if let isr { partitionState.isr = isr }
+        if let dataLoss { partitionState.dataLoss = dataLoss }
         var change = LeaderChange.unchanged
         if let leader {
             partitionState.leader = leader
@@ -180,7 +195,17 @@ private final class DataPlaneHarness {
         }
         metadataLog.append(.partitionChange(PartitionChangeRecord(
             topicID: topicID, partition: 0, leader: change, isr: isr, leaderEpoch: partitionState.leaderEpoch,
-            partitionEpoch: partitionState.partitionEpoch)))
+            partitionEpoch: partitionState.partitionEpoch, dataLoss: dataLoss)))
+    }
+
+    /// Latent corruption of the first synced sector of broker `id`'s segment, found by a read.
+    func corruptAndRead(_ id: Int32) {
+        var random = DeterministicRandom(seed: 99)
+        let disk = disks[NodeID(id)]!
+        let hit = disk.corruptDurableSector(using: &random) { $0.hasSuffix("00000000000000000000.log") }
+        #expect(hit?.bytes.lowerBound == 0 || hit != nil)
+        let log = replica(id)!.log
+        _ = try? log.read(from: log.logStartOffset, maxBytes: 1 << 20, maxOffset: log.logEndOffset)
     }
 
     /// Delivers the held messages; what they cause is held again where `hold` still says so.
@@ -479,4 +504,53 @@ private final class DataPlaneHarness {
     #expect(cluster.adminAnswers[abandoned] == nil)
     cluster.advance(.seconds(2)) { cluster.adminAnswers[abandoned] != nil }
     #expect(cluster.adminAnswers[abandoned] == .some(nil), "given up with notController")
+}
+
+/// Seed 1656 of the 10,000-seed sweep: a follower found corruption while its metadata image still
+/// said it was out of the ISR (the controller had just added it back). It decided from that stale
+/// image that nobody counted on its copy, discarded it without telling the controller, was later
+/// elected with an empty log, and the intact replicas truncated to it.
+@Test func aReplicaThatLostDataReportsItWhateverItsImageSaysAndDiscardsOnlyOnceTheLossIsRecorded() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.brokerIDs.allSatisfy { cluster.broker($0.rawValue).dataPlane.hostedPartitions == [partition0] } }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    let produced = cluster.produce(clientBatch(records: 5, seed: 3), to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(produced) != nil && cluster.replica(2)?.highWatermark == Offset(5) }
+    #expect(cluster.produceAnswer(produced)?.errorCode == KafkaErrorCode.none)
+
+    // Broker 2 learns it left the ISR; the controller adds it back (on the strength of a fetch of
+    // 2's the leader re-read), but 2 does not hear of that yet.
+    cluster.refusesAlterPartition = true
+    cluster.commit(isr: [NodeID(1), NodeID(3)])
+    cluster.advance(.seconds(1)) { cluster.broker(2).dataPlane.image.partition(partition0)?.isr == [NodeID(1), NodeID(3)] }
+    cluster.hold = { from, to in from == DataPlaneHarness.controllerID && to == NodeID(2) }
+    cluster.commit(isr: cluster.brokerIDs)
+    cluster.refusesAlterPartition = false
+    cluster.advance(.milliseconds(500))
+    #expect(cluster.broker(2).dataPlane.image.partition(partition0)?.isr == [NodeID(1), NodeID(3)], "2's image is stale")
+
+    cluster.corruptAndRead(2)
+    let corruption = try #require(cluster.replica(2)?.log.corruption)
+    cluster.reportedLosses[NodeID(2)] = []
+    cluster.advance(.seconds(5))
+    let expected = ReplicaDataLossReport(replica: ReplicaReference(topicID: topicID, partition: 0), firstLostOffset: corruption.offset)
+    #expect(cluster.reportedLosses[NodeID(2)]?.last == [expected], "reported, though its image says no one counts on it")
+    #expect(cluster.replica(2)?.log.corruption != nil && cluster.replica(2)?.logEndOffset == Offset(5),
+            "nothing discarded before the controller records the loss")
+
+    // The controller records the loss (keeping 2 in the ISR, as at min.insync.replicas); 2 hears of it.
+    let markedAt = cluster.partitionState.partitionEpoch.next
+    cluster.commit(dataLoss: [ReplicaDataLoss(broker: NodeID(2), firstLostOffset: corruption.offset, markedAt: markedAt)])
+    cluster.hold = nil
+    cluster.releaseHeld()
+    cluster.advance(.seconds(5)) { cluster.partitionState.dataLoss.isEmpty }
+    #expect(cluster.replica(2)?.acknowledgedLoss == markedAt, "2 discarded what it lost and named the loss in its fetches")
+    #expect(cluster.partitionState.dataLoss.isEmpty, "the leader vouched that 2 fetched it back")
+    let clearing = try #require(cluster.alterPartitionLog.last?.partitions.first?.newISR.first { $0.brokerID == NodeID(2) })
+    #expect(clearing.acknowledgedLoss == markedAt)
+    let leaderBytes = try #require(cluster.consume(from: NodeID(1))).records
+    let followerLog = try #require(cluster.replica(2)?.log)
+    #expect(try followerLog.read(from: .zero, maxBytes: 1 << 20, maxOffset: followerLog.logEndOffset).bytes == leaderBytes)
+    cluster.advance(.seconds(3))
+    #expect(cluster.reportedLosses[NodeID(2)]?.last == [], "nothing left to report")
 }

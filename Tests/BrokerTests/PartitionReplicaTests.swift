@@ -1,4 +1,5 @@
 @testable import Broker
+import Controller
 import KafkaProtocol
 import LogStorage
 import Simulator
@@ -102,16 +103,17 @@ private final class ReplicaCluster {
         return replica(leader).appendClientBatch(&bytes, acks: acks, now: now)
     }
 
-    /// One fetch round trip from follower `id` to its leader.
+    /// One fetch round trip from follower `id` to its leader: the fetch it would send now, or
+    /// `request` (one it made earlier and that was delayed).
     @discardableResult
-    func fetch(_ id: Int, brokerEpoch: Int64 = -1) -> FollowerFetchResult? {
+    func fetch(_ id: Int, brokerEpoch: Int64 = -1, request delayed: FetchRequestParameters? = nil) -> FollowerFetchResult? {
         let follower = node(id)
-        guard let request = follower.replica.nextFetch(now: now) else { return nil }
+        guard let request = delayed ?? follower.replica.nextFetch(now: now) else { return nil }
         let leader = node(Int(request.leader.rawValue))
         let outcome = leader.replica.handleFollowerFetch(
             follower: follower.id, fetchOffset: request.fetchOffset, lastFetchedEpoch: request.lastFetchedEpoch,
             followerDurableOffset: request.durableOffset, followerBrokerEpoch: BrokerEpoch(brokerEpoch),
-            currentLeaderEpoch: request.currentLeaderEpoch, now: now)
+            followerAcknowledgedLoss: request.acknowledgedLoss, currentLeaderEpoch: request.currentLeaderEpoch, now: now)
         record(outcome.update)
         record(follower.replica.handleFetchResponse(FollowerFetchResponse(request: request, result: outcome.result), now: now))
         return outcome.result
@@ -313,6 +315,32 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.replica(1).pendingProposal == nil)
     }
 
+    /// Found by the simulator (`tern simulate --seed 56 --profile crash`, slow disks and election
+    /// churn): a broker restarted with its high watermark checkpoint behind, became leader, and
+    /// let a new replica join the ISR as soon as it had fetched the inherited records, before it
+    /// had synced them. A preferred election made that replica leader, it crashed, came back
+    /// empty, still in the ISR, and was elected again: the committed records were gone.
+    @Test func underSyncedAFollowerJoinsOnlyOnceItHoldsTheInheritedRecordsDurably() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2], followers: [2])
+        _ = cluster.produce(1, seed: 1)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.hw(1) == Offset(5))
+        try cluster.node(2).crashAndRestart(now: cluster.now)
+        cluster.elect(leader: 2, epoch: 2, partitionEpoch: 2, isr: [1, 2], followers: [1, 3])
+        #expect(cluster.hw(2) == Offset(0), "the new leader's checkpointed high watermark is behind what was committed")
+
+        cluster.fetch(3)  // copies offsets 0..<5, not yet synced
+        cluster.fetch(3)
+        #expect(cluster.leo(3) == Offset(5))
+        #expect(cluster.proposals.isEmpty, "broker 3 holds the committed records only in its page cache")
+        cluster.sync(3)
+        cluster.fetch(3)
+        let expand = try #require(cluster.proposals.last)
+        #expect(expand.newISR.contains(NodeID(3)))
+    }
+
     @Test func followersNotKeepingUpBlockAcksAll() throws {
         let cluster = try ReplicaCluster()
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
@@ -469,6 +497,99 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.proposals.last?.newISR == [NodeID(1), NodeID(3)])
     }
 
+    /// The controller fences a dead follower and takes it out of the ISR (one commit): from then
+    /// on the high watermark, and every acks=all answer, stops waiting for it, although it was
+    /// caught up less than replica.lag.time.max.ms ago. (Before, the leader kept counting it as
+    /// "about to join" for 30 s.)
+    @Test func aFencedFollowerOutOfTheISRNoLongerHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        let epochs = [NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11), NodeID(3): BrokerEpoch(12)]
+        cluster.record(cluster.replica(1).updateEligibleBrokers(epochs, now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        for id in [2, 3] {
+            cluster.fetch(id, brokerEpoch: 10 + Int64(id) - 1)
+            cluster.sync(id)
+            cluster.fetch(id, brokerEpoch: 10 + Int64(id) - 1)
+        }
+        #expect(cluster.hw(1) == Offset(5))
+        cluster.completions = []
+
+        // Broker 3 dies; broker 2 keeps replicating. The append waits for broker 3 (ISR member).
+        cluster.advance(.seconds(1))
+        let pending = cluster.produce(1, records: 3, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        #expect(cluster.hw(1) == Offset(5), "broker 3 is in the ISR: the HW waits for it")
+        #expect(cluster.completions.isEmpty)
+
+        // 9 s later the controller fences broker 3 and removes it from the ISR.
+        cluster.advance(.seconds(9))
+        #expect(cluster.replica(1).isCaughtUp(NodeID(3), now: cluster.now), "within replica.lag.time.max.ms")
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11)],
+                                                               now: cluster.now))
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(2), now: cluster.now))
+        #expect(cluster.hw(1) == Offset(8))
+        #expect(cluster.completions.map(\.ticket) == [ticket(of: pending)].compactMap { $0 })
+        #expect(cluster.completions.map(\.error) == [.none])
+    }
+
+    /// Kafka's rule is kept for eligible replicas: a caught-up follower outside the ISR holds the
+    /// high watermark while it is about to join, so it can join.
+    @Test func anEligibleCaughtUpFollowerOutsideTheISRStillHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(12)], now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.hw(1) == Offset(5))
+
+        // Broker 3 fetches everything (caught up) but has synced nothing yet, so it cannot join.
+        _ = cluster.produce(1, records: 3, acks: .leader, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(3, brokerEpoch: 12)
+        cluster.fetch(3, brokerEpoch: 12)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        #expect(cluster.replica(1).isCaughtUp(NodeID(3), now: cluster.now))
+        #expect(cluster.replica(1).pendingProposal == nil)
+        #expect(cluster.hw(1) == Offset(5), "broker 3 is about to join: the HW waits for it")
+
+        // The image now knows another process of broker 3 than the one that fetched.
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(13)], now: cluster.now))
+        #expect(cluster.hw(1) == Offset(8), "what an older process of broker 3 fetched holds nothing back")
+    }
+
+    /// Fenced members the controller keeps in the ISR (at the min.insync.replicas floor) are
+    /// still waited for — they may be elected later and must hold every committed record — and
+    /// new acks=all appends are refused while too few eligible members keep up.
+    @Test func aFencedISRMemberAtTheFloorStillHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11),
+                                                                NodeID(3): BrokerEpoch(12)], now: cluster.now))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 3])
+        let pending = cluster.produce(1, records: 5, seed: 1)
+        #expect(ticket(of: pending) != nil)
+        cluster.sync(1)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.sync(2)
+        cluster.fetch(2, brokerEpoch: 11)
+        cluster.record(cluster.replica(1).updateEligibleBrokers([NodeID(1): BrokerEpoch(10), NodeID(2): BrokerEpoch(11)],
+                                                               now: cluster.now))
+        #expect(cluster.hw(1) == Offset(0), "broker 3 is fenced but in the ISR: the HW waits for it")
+        #expect(cluster.completions.isEmpty)
+        #expect(cluster.produce(1, acks: .all) == .rejected(.notEnoughReplicas, logError: nil),
+                "the only other ISR member is fenced")
+    }
+
     @Test func pageCachePolicyAdvancesBeforeSyncWhileSyncedDoesNot() throws {
         func run(_ policy: DurabilityPolicy) throws -> (hw: Offset, completed: Int) {
             let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, durabilityPolicy: policy))
@@ -540,5 +661,67 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         cluster.fetch(2)
         #expect(try cluster.node(2).contents() == cluster.node(3).contents())
         #expect(cluster.hw(3) == Offset(2))
+    }
+
+    /// Seed 2230: a follower's fetch from before it found (and discarded) lost data — a long poll
+    /// the leader parked and re-read after an image change, or one delayed in the network — made
+    /// the leader count the follower at its old position and propose adding it back to the ISR.
+    @Test func fetchesFromBeforeAFollowerDiscardedALossCountForNothing() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 0, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2, 3])
+        #expect(cluster.hw(1) == Offset(5))
+        let stale = try #require(cluster.replica(3).nextFetch(now: cluster.now), "3's fetch at 5, still in flight")
+
+        // 3's copy rotted; the controller records the loss and takes 3 out of the ISR.
+        let loss = ReplicaDataLoss(broker: NodeID(3), firstLostOffset: .zero, markedAt: PartitionEpoch(1))
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(1), dataLoss: [loss], now: cluster.now))
+        try cluster.replica(3).truncate(to: .zero, now: cluster.now)
+        cluster.replica(3).acknowledgedLoss = loss.markedAt
+        cluster.sync(3)
+
+        cluster.fetch(3, request: stale)
+        #expect(cluster.replica(1).pendingProposal == nil, "an old fetch cannot bring 3 back")
+        #expect(cluster.replica(1).countedOffset(of: NodeID(3)) == nil, "nor count 3 at its old position")
+
+        // 3 fetches what it lost, naming the loss; once caught up durably it is proposed back.
+        for _ in 0..<4 { cluster.fetch(3); cluster.sync(3) }
+        cluster.fetch(3)
+        #expect(cluster.leo(3) == Offset(5))
+        #expect(cluster.replica(1).pendingProposal?.newISR == cluster.ids)
+        #expect(cluster.replica(1).acknowledgedLoss(of: NodeID(3)) == loss.markedAt)
+        cluster.commitProposal(leader: 1)
+
+        // The old fetch, arriving once more, is answered but changes nothing the leader knows of 3.
+        _ = cluster.produce(1, records: 2, seed: 9)
+        cluster.sync(1)
+        cluster.fetch(2); cluster.sync(2); cluster.fetch(2)
+        #expect(cluster.hw(1) == Offset(5), "3 has not fetched the new records")
+        cluster.fetch(3, request: stale)
+        #expect(cluster.replica(1).followers[NodeID(3)]?.logEndOffset == Offset(5))
+        #expect(cluster.hw(1) == Offset(5))
+    }
+
+    @Test func aFollowerWithALossTheLeaderDoesNotYetSeeAcknowledgedKeepsTheHighWatermarkStill() throws {
+        let cluster = try ReplicaCluster()
+        let loss = ReplicaDataLoss(broker: NodeID(2), firstLostOffset: .zero, markedAt: PartitionEpoch(3))
+        cluster.record(cluster.replica(1).becomeLeader(leaderEpoch: LeaderEpoch(1), partitionEpoch: PartitionEpoch(3), replicas: cluster.ids,
+                                                       isr: [NodeID(1), NodeID(2)], dataLoss: [loss], now: cluster.now))
+        cluster.record(cluster.replica(2).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(1), now: cluster.now))
+        cluster.record(cluster.replica(3).becomeFollower(leader: NodeID(1), leaderEpoch: LeaderEpoch(1), now: cluster.now))
+        #expect(cluster.produce(1, records: 5, acks: .leader) != .rejected(.notEnoughReplicas, logError: nil))
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.leo(2) == Offset(5))
+        #expect(cluster.hw(1) == Offset(0), "2 is in the ISR but has not discarded its loss: it counts for nothing")
+        #expect(cluster.produce(1, records: 1, seed: 4) == .rejected(.notEnoughReplicas, logError: nil),
+                "acks=all: only the leader counts as in sync")
+        cluster.replica(2).acknowledgedLoss = loss.markedAt
+        cluster.fetch(2)
+        #expect(cluster.hw(1) == Offset(5))
+        #expect(cluster.replica(1).pendingProposal?.newISR == [NodeID(1), NodeID(2)], "the leader asks to clear 2's loss")
     }
 }

@@ -214,6 +214,45 @@ private struct ProducerHarness {
         #expect(harness.completions.count == 2)
     }
 
+    /// Found by the simulator's producer-outcome checker (`tern simulate --seed 1 --profile all
+    /// --narrow-world` before the fix): two requests of a partition went out together, the later
+    /// one reached the broker first and was refused as out of order, and its answer came back only
+    /// after the earlier batch had been acknowledged. The refusal says the earlier batch was
+    /// missing when the later one arrived, not that the sequence has a gap.
+    @Test func outOfOrderForABatchSentBehindAnUnacknowledgedOneIsRetriedEvenWhenAnsweredLast() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let sent = harness.producer.nextRequests(now: harness.now) + harness.sendSeparately(["1"])
+        #expect(sent.map { baseSequence(producedBatch($0)!) } == [0, 1])
+        harness.answer(sent[0], .none, baseOffset: 0)
+        harness.answer(sent[1], .outOfOrderSequenceNumber)
+        #expect(harness.producer.failure(of: topicPartition0) == nil)
+        let retry = harness.answeringMetadata(harness.advance(.milliseconds(100)))
+        #expect(retry.count == 1)
+        #expect(producedBatch(retry[0]) == producedBatch(sent[1]), "the same batch, byte for byte")
+        harness.answer(retry[0], .none, baseOffset: 1)
+        #expect(harness.completions.map(\.outcome) == [.written(offset: Offset(0)), .written(offset: Offset(1))])
+    }
+
+    /// Found by the simulator's producer-outcome checker (`tern simulate --seed 4 --profile all`
+    /// before the fix): the answers to the oldest batch's attempts were lost while later batches
+    /// were acknowledged, new batches kept going out, and the oldest fell out of the broker's
+    /// memory of the producer's last 5 batches, so its retry was refused as out of order.
+    @Test func aBatchAcknowledgedAheadOfAnOlderOneKeepsItsPlaceInTheWindow() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let sent = harness.producer.nextRequests(now: harness.now) + harness.sendSeparately(["1", "2", "3", "4"])
+        #expect(sent.map { baseSequence(producedBatch($0)!) } == [0, 1, 2, 3, 4])
+        for (index, request) in sent.enumerated().dropFirst() { harness.answer(request, .none, baseOffset: Int64(index)) }
+        #expect(harness.completions.count == 4)
+        _ = try! harness.producer.send(topicPartition0, key: nil, value: Array("5".utf8), now: harness.now)
+        #expect(harness.producer.nextRequests(now: harness.now).isEmpty,
+                "five batches were sent since the oldest unacknowledged one: the sixth waits")
+        harness.answer(sent[0], .none, baseOffset: 0)
+        let next = harness.producer.nextRequests(now: harness.now)
+        #expect(next.map { baseSequence(producedBatch($0)!) } == [5])
+    }
+
     @Test func bufferIsBounded() {
         var producer = IdempotentProducer(bootstrapNodes: [NodeID(1)], configuration: .init(maxBufferedRecords: 2),
                                           random: DeterministicRandom(seed: 1))

@@ -15,11 +15,16 @@ import Testing
         .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: NodeID(1), brokerEpoch: BrokerEpoch(5), metadataOffset: .unknown,
                                                 wantShutDown: true)),
         .brokerHeartbeat(BrokerHeartbeatRequest(brokerID: NodeID(1), brokerEpoch: BrokerEpoch(5), metadataOffset: Offset(9),
-                                                offlineReplicas: [ReplicaReference(topicID: topicID, partition: 2),
-                                                                  ReplicaReference(topicID: topicID, partition: 0)])),
+                                                dataLosses: [
+                                                    ReplicaDataLossReport(replica: ReplicaReference(topicID: topicID, partition: 2),
+                                                                          firstLostOffset: Offset(17)),
+                                                    ReplicaDataLossReport(replica: ReplicaReference(topicID: topicID, partition: 0),
+                                                                          firstLostOffset: .zero, acknowledgedLoss: PartitionEpoch(4)),
+                                                ])),
         .alterPartition(AlterPartitionRequest(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(3), partitions: [
             .init(topicID: topicID, partition: 4, leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(6),
-                  newISR: [.init(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(3)), .init(brokerID: NodeID(1))]),
+                  newISR: [.init(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(3)),
+                           .init(brokerID: NodeID(1), acknowledgedLoss: PartitionEpoch(5))]),
         ])),
         .allocateProducerIDs(AllocateProducerIDsRequest(brokerID: NodeID(3), brokerEpoch: BrokerEpoch(9))),
         .createTopics(CreateTopicsRequest(topics: [

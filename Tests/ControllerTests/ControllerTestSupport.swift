@@ -1,4 +1,5 @@
 @testable import Controller
+import Simulator
 import TernCore
 import Testing
 
@@ -22,6 +23,9 @@ enum MetadataInvariants {
             if partition.partitionEpoch < before.partitionEpoch { problems.append("\(name): partition epoch went back") }
             if partition.leader != before.leader && partition.leaderEpoch <= before.leaderEpoch {
                 problems.append("\(name): leader changed without a new leader epoch")
+            }
+            if let problem = MetadataChecker.electionProblem(from: before, to: partition, isActive: next.isActive) {
+                problems.append("\(name): \(problem)")
             }
         }
         for broker in next.brokers {
@@ -102,10 +106,10 @@ struct ControllerHarness {
     /// A heartbeat from the broker's current registration, reporting the whole log applied unless told otherwise.
     @discardableResult
     mutating func heartbeat(_ broker: Int32, metadataOffset: Offset? = nil, wantFence: Bool = false,
-                            wantShutDown: Bool = false, offlineReplicas: [ReplicaReference] = []) -> BrokerHeartbeatResponse {
+                            wantShutDown: Bool = false, dataLosses: [ReplicaDataLossReport] = []) -> BrokerHeartbeatResponse {
         let request = BrokerHeartbeatRequest(brokerID: NodeID(broker), brokerEpoch: epoch(of: broker),
                                              metadataOffset: metadataOffset ?? nextOffset - 1,
-                                             wantFence: wantFence, wantShutDown: wantShutDown, offlineReplicas: offlineReplicas)
+                                             wantFence: wantFence, wantShutDown: wantShutDown, dataLosses: dataLosses)
         let now = self.now
         return run { $0.heartbeat(request, now: now) }
     }

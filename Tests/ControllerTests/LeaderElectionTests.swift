@@ -73,35 +73,6 @@ import Testing
         #expect(harness.partition("t", 0).isr == nodes([1, 2]), "server.properties' min.insync.replicas=2 keeps two members")
     }
 
-    @Test func aReplicaReportedOfflineLeavesTheISRAndCannotLeadUntilReportedAgain() {
-        var harness = ControllerHarness(brokers: [1, 2, 3])
-        let topicID = harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])
-        let lost = ReplicaReference(topicID: topicID, partition: 0)
-        harness.heartbeat(1, offlineReplicas: [lost])
-        let moved = harness.partition("t", 0)
-        #expect(moved.leader == NodeID(2), "leadership moves to an intact ISR member")
-        #expect(moved.isr == nodes([2, 3]), "the member that lost data leaves the ISR")
-        #expect(moved.leaderEpoch == LeaderEpoch(1))
-
-        // 1 is now outside the ISR; the other two die: nobody clean can lead, 1 may not.
-        harness.expireSessions(except: [1])
-        #expect(harness.partition("t", 0).leader == nil)
-        #expect(harness.controller.tick(now: harness.now).isEmpty)
-    }
-
-    @Test func theLastISRMemberReportedOfflineGoesOfflineWhileItKeepsReporting() {
-        var harness = ControllerHarness(brokers: [1, 2, 3])
-        let topicID = harness.createTopic("t", assignments: [[1, 2, 3]], configs: [ConfigEntry(name: "min.insync.replicas", value: "2")])
-        let lost = ReplicaReference(topicID: topicID, partition: 0)
-        harness.expireSessions(except: [1, 2])
-        harness.heartbeat(1, offlineReplicas: [lost])
-        let afterReport = harness.partition("t", 0)
-        #expect(afterReport.leader == NodeID(2) && afterReport.isr == nodes([2]), "below min.insync: the lost copy goes")
-        harness.expireSessions(except: [1])
-        #expect(harness.partition("t", 0).leader == nil, "2 is dead, 1 is not in the ISR")
-        #expect(harness.partition("t", 0).isr == nodes([2]))
-    }
-
     @Test func uncleanElectionPicksALiveReplicaWhenEnabled() {
         var harness = Self.clusterWithLaggingReplica(ControllerConfiguration(uncleanLeaderElectionEnabled: true))
         harness.expireSessions(except: [3])

@@ -191,7 +191,7 @@ import Testing
 
     /// The canonical bytes are a format other nodes compare: pin the empty image's.
     @Test func emptyImageGoldenEncoding() {
-        let expected: [UInt8] = [0x00] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 16) + [0, 0, 0]
+        let expected: [UInt8] = [0x01] + [0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF] + [UInt8](repeating: 0, count: 16) + [0, 0, 0]
         #expect(MetadataImage.empty.canonicalEncoding() == expected)
     }
 }

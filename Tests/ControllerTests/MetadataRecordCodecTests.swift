@@ -53,7 +53,7 @@ import Testing
     /// The layout is part of the on-disk format: type, version, then big-endian fields.
     @Test func fenceRecordGoldenBytes() throws {
         let record = MetadataRecord.fenceBroker(BrokerAndEpoch(brokerID: NodeID(3), brokerEpoch: BrokerEpoch(0x0102)))
-        let expected: [UInt8] = [0x02, 0x00, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0x01, 0x02]
+        let expected: [UInt8] = [0x02, 0x01, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0x01, 0x02]
         #expect(record.encoded() == expected)
         #expect(try MetadataRecord(decoding: expected) == record)
     }
@@ -62,7 +62,7 @@ import Testing
         let record = MetadataRecord.partition(PartitionRecord(
             topicID: TopicID(high: 1, low: 2), partition: 0, replicas: nodes([1, 2]), isr: nodes([1]), leader: nil,
             leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0)))
-        let expected: [UInt8] = [0x06, 0x00]
+        let expected: [UInt8] = [0x06, 0x01]
             + [0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2] // topic id
             + [0, 0, 0, 0] // partition
             + [0x02, 0, 0, 0, 1, 0, 0, 0, 2] // replicas
@@ -90,8 +90,21 @@ import Testing
         unknownType[0] = 0x63
         #expect(throws: DecodeError.self) { try MetadataRecord(decoding: unknownType) }
         var newerVersion = Self.samples[2].encoded()
-        newerVersion[1] = 0x01
+        newerVersion[1] = 0x02
         #expect(throws: DecodeError.self) { try MetadataRecord(decoding: newerVersion) }
+    }
+
+    /// Metadata logs written before data-loss records (version 0) still replay: their partition
+    /// changes leave the recorded losses as they are.
+    @Test func versionZeroPartitionChangesDecodeWithoutDataLosses() throws {
+        let record = MetadataRecord.partitionChange(PartitionChangeRecord(
+            topicID: TopicID(high: 1, low: 2), partition: 3, leader: .elected(NodeID(2)), isr: nodes([2]),
+            leaderEpoch: LeaderEpoch(4), partitionEpoch: PartitionEpoch(5), dataLoss: nil))
+        var versionZero = record.encoded()
+        #expect(versionZero[1] == 0x01 && versionZero.last == 0, "version 1 ends with an absent data-loss list")
+        versionZero[1] = 0x00
+        versionZero.removeLast()
+        #expect(try MetadataRecord(decoding: versionZero) == record)
     }
 
     /// A forged count far beyond the input fails before anything is allocated for it.

@@ -57,9 +57,23 @@ struct RandomScenario {
         guard let broker = pick(upBrokers) else { return }
         let behind = random.chance(0.2)
         let offset = behind ? Offset(Int64(random.int(in: 0...max(0, harness.log.count - 1)))) : nil
-        let reply = harness.heartbeat(broker, metadataOffset: offset, wantShutDown: shuttingDown.contains(broker))
+        let reply = harness.heartbeat(broker, metadataOffset: offset, wantShutDown: shuttingDown.contains(broker),
+                                      dataLosses: someDataLoss(of: broker))
         #expect(reply.error == ControllerErrorCode.none)
         if reply.shouldShutDown { stop(broker) }
+    }
+
+    /// Now and then a replica of the broker reports a loss (latent corruption or a torn tail),
+    /// sometimes one found after it discarded for the loss already recorded.
+    private mutating func someDataLoss(of broker: Int32) -> [ReplicaDataLossReport] {
+        guard random.chance(0.1) else { return [] }
+        let hosted = harness.image.partitions.filter { $0.registration.replicas.contains(NodeID(broker)) }
+        guard let entry = pick(hosted) else { return [] }
+        let recorded = entry.registration.dataLoss(of: NodeID(broker))
+        let acknowledged = recorded.flatMap { random.chance(0.5) ? $0.markedAt : nil } ?? PartitionEpoch(-1)
+        count("data loss reported")
+        return [ReplicaDataLossReport(replica: ReplicaReference(topicID: entry.topicID, partition: entry.topicPartition.partition),
+                                      firstLostOffset: Offset(Int64(random.int(in: 0...100))), acknowledgedLoss: acknowledged)]
     }
 
     /// Time passes; live brokers heartbeat (those shutting down still asking to).
@@ -127,7 +141,12 @@ struct RandomScenario {
         let request = AlterPartitionRequest(brokerID: leader, brokerEpoch: harness.image.broker(leader)!.brokerEpoch, partitions: [
             .init(topicID: entry.topicID, partition: entry.topicPartition.partition, leaderEpoch: current.leaderEpoch,
                   partitionEpoch: staleEpoch ? PartitionEpoch(current.partitionEpoch.rawValue - 1) : current.partitionEpoch,
-                  newISR: isr.map { .init(brokerID: $0, brokerEpoch: harness.image.broker($0)?.brokerEpoch ?? BrokerEpoch(-1)) }),
+                  newISR: isr.map { member in
+                      // Sometimes the member's fetches show it discarded its recorded loss.
+                      let loss = current.dataLoss(of: member).flatMap { random.chance(0.5) ? $0.markedAt : nil }
+                      return .init(brokerID: member, brokerEpoch: harness.image.broker(member)?.brokerEpoch ?? BrokerEpoch(-1),
+                                   acknowledgedLoss: loss ?? PartitionEpoch(-1))
+                  }),
         ])
         let reply = harness.run { $0.alterPartition(request) }
         let result = reply.partitions[0]
@@ -135,6 +154,7 @@ struct RandomScenario {
         if result.error == ControllerErrorCode.none {
             #expect(harness.image.partition(entry.topicPartition)?.isr == isr)
             count("isr change")
+            if result.dataLoss.count < current.dataLoss.count { count("data loss cleared") }
         }
     }
 
@@ -201,7 +221,8 @@ struct RandomScenario {
             scenario.run(steps: 500)
             for (event, count) in scenario.statistics { totals[event, default: 0] += count }
         }
-        for event in ["crash", "restart", "topic created", "isr change", "shutdown granted", "elections preferred"] {
+        for event in ["crash", "restart", "topic created", "isr change", "shutdown granted", "elections preferred",
+                      "data loss reported", "data loss cleared"] {
             #expect(totals[event, default: 0] > 0, "no \(event) in 12 seeds: \(totals)")
         }
     }

@@ -1,13 +1,14 @@
 import Raft
+import Simulator
 import TernCore
 
 /// A few `RaftCore`s wired together by an in-memory network and in-memory storage, driven one
 /// command at a time by transcript tests. Storage is synchronous here (a Ready is persisted the
-/// moment it is handled), so these tests are about the protocol; `RaftNode` tests cover disks.
+/// moment it is handled), so these tests are about the protocol; `DiskCluster` covers disks.
 ///
 /// Each node has its own clock, moved only by `tick`, as etcd's interaction tests count ticks per
 /// node. The network is one FIFO queue; partitions drop messages when they are delivered.
-final class CoreCluster {
+final class CoreCluster: TranscriptCluster {
     struct Storage {
         var hardState = RaftHardState.initial
         var entries: [RaftLogEntry] = []
@@ -26,9 +27,9 @@ final class CoreCluster {
     let seed: UInt64
     var members: [Member] = []
     var queue: [RaftMessage] = []
-    /// Node ids grouped by partition side; empty means fully connected.
     var partitionGroups: [[NodeID]] = []
     var output: [String] = []
+    let safety = TranscriptSafety()
     var configure: (inout RaftConfiguration) -> Void
 
     static let tickLength = Duration.milliseconds(100)
@@ -110,20 +111,8 @@ final class CoreCluster {
         return any
     }
 
-    /// Delivers the messages queued now (not those their delivery produces), in order.
-    @discardableResult
-    func deliver(filter: (RaftMessage) -> Bool = { _ in true }) -> Bool {
-        let batch = queue.filter(filter)
-        queue = queue.filter { !filter($0) }
-        for message in batch {
-            guard connected(message.from, message.to) else {
-                output.append("dropped \(message)")
-                continue
-            }
-            output.append(message.description)
-            mutate(message.to) { core, now in try? core.step(.receive(message), now: now) }
-        }
-        return !batch.isEmpty
+    func receive(_ message: RaftMessage) {
+        mutate(message.to) { core, now in try? core.step(.receive(message), now: now) }
     }
 
     /// Ready and deliver until nothing moves (bounded: a livelock is a failure).
@@ -136,20 +125,6 @@ final class CoreCluster {
         output.append("did not stabilize within 1000 rounds")
     }
 
-    func drop(from: NodeID?, to: NodeID?) {
-        let before = queue.count
-        queue.removeAll { (from == nil || $0.from == from) && (to == nil || $0.to == to) }
-        output.append("dropped \(before - queue.count) messages")
-    }
-
-    func partition(_ groups: [[NodeID]]) { partitionGroups = groups }
-    func heal() { partitionGroups = [] }
-
-    func connected(_ a: NodeID, _ b: NodeID) -> Bool {
-        guard !partitionGroups.isEmpty else { return true }
-        return partitionGroups.contains { $0.contains(a) && $0.contains(b) }
-    }
-
     /// The node loses everything not persisted (its core, queued messages to it) and restarts.
     func crash(_ id: NodeID) {
         var member = members[slot(id)]
@@ -160,26 +135,19 @@ final class CoreCluster {
         queue.removeAll { $0.to == id }
         output.append("\(id) restarted: \(status(id))")
         members[slot(id)].lastStatus = status(id)
+        output += safety.observe(observation(id))
     }
 
     // MARK: Output
 
-    func status(_ id: NodeID) -> String {
-        let core = core(id)
-        let leader = core.leaderID.map { "\($0)" } ?? "none"
-        let vote = core.votedFor.map { "\($0)" } ?? "none"
-        return "\(core.role) term=\(core.term) vote=\(vote) leader=\(leader) last=\(core.lastIndex) commit=\(core.commitIndex)"
-    }
+    func status(_ id: NodeID) -> String { transcriptStatus(of: core(id)) }
+    func logDescription(_ id: NodeID) -> String { transcriptLog(of: core(id)) }
+    func appliedDescription(_ id: NodeID) -> String { transcriptApplied(members[slot(id)].applied, of: id) }
 
-    func logDescription(_ id: NodeID) -> String {
-        let terms = core(id).entries.map { "\($0.term)" }.joined(separator: " ")
-        return "\(id): log terms [\(terms)] commit=\(core(id).commitIndex)"
-    }
+    func observations() -> [RaftSafetyChecker.Observation] { voters.map(observation) }
 
-    func appliedDescription(_ id: NodeID) -> String {
-        let applied = members[slot(id)].applied.filter { $0.kind == .command }
-            .map { "\($0.index)@\($0.term):\(String(decoding: $0.payload, as: UTF8.self))" }
-        return "\(id): applied [\(applied.joined(separator: " "))]"
+    private func observation(_ id: NodeID) -> RaftSafetyChecker.Observation {
+        TranscriptSafety.observation(of: core(id), incarnation: members[slot(id)].restarts + 1)
     }
 
     private func mutate(_ id: NodeID, _ change: (inout RaftCore, Instant) -> Void) {
@@ -188,11 +156,13 @@ final class CoreCluster {
         reportStatusChange(id)
     }
 
+    /// Prints the node's status if it changed, then checks its state.
     private func reportStatusChange(_ id: NodeID) {
         let current = status(id)
         if current != members[slot(id)].lastStatus {
             members[slot(id)].lastStatus = current
             output.append("  \(id): \(current)")
         }
+        output += safety.observe(observation(id))
     }
 }

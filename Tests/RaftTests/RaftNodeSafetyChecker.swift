@@ -8,7 +8,9 @@ import TernCore
 ///
 /// - Election Safety: at most one leader per term.
 /// - State Machine Safety: an index, once committed anywhere, always holds the same entry.
-/// - Leader Completeness: a new leader holds every entry committed before it.
+/// - Leader Completeness: a new leader holds every entry committed in an earlier term (a leader
+///   of an older term can still be elected late, by a vote that was delayed, and lack entries
+///   committed since; it cannot commit anything).
 /// - Log Matching: two logs with the same term at an index agree on everything before it.
 /// - Persist before send: a granted vote leaves a node only once the vote is durable on its disk,
 ///   no node ever votes for two candidates in one term, and an acknowledged match index is
@@ -17,6 +19,9 @@ final class RaftNodeSafetyChecker {
     private(set) var failures: [String] = []
     private var leaderOfTerm: [Term: NodeID] = [:]
     private var committed: [LogIndex: RaftLogEntry] = [:]
+    /// The lowest term in which a node handed out each committed entry: the entry was committed
+    /// in that term or earlier, so leaders of later terms must hold it.
+    private var committedByTerm: [LogIndex: Term] = [:]
     private var highestCommitted = LogIndex.zero
     private var voteOfTerm: [Term: [NodeID: NodeID]] = [:]
     private(set) var votesChecked = 0
@@ -40,13 +45,15 @@ final class RaftNodeSafetyChecker {
 
     private func checkCompleteness(of leader: RaftNode) {
         guard let core = leader.core else { return }
-        for index in committed.keys.sorted() where core.entry(at: index) != committed[index] {
-            fail("leader \(leader.nodeID) of term \(leader.term) lacks committed entry \(index)")
+        for index in committed.keys.sorted() where committedByTerm[index]! < leader.term && core.entry(at: index) != committed[index] {
+            fail("leader \(leader.nodeID) of term \(leader.term) lacks entry \(index), committed by term \(committedByTerm[index]!)")
             return
         }
     }
 
-    func observeCommitted(_ entry: RaftLogEntry, by node: NodeID) {
+    /// `term`: the node's term when it handed the entry out.
+    func observeCommitted(_ entry: RaftLogEntry, by node: NodeID, inTerm term: Term) {
+        committedByTerm[entry.index] = min(committedByTerm[entry.index] ?? term, term)
         if let known = committed[entry.index] {
             if known != entry { fail("node \(node) committed \(entry) at \(entry.index) where \(known) was committed") }
         } else {

@@ -202,7 +202,7 @@ final class SimulatedCluster {
                 checker.fail("node \(id) applied \(entry.index) where \(hosts[slot(id)].nextApplyIndex) was next")
             }
             hosts[slot(id)].nextApplyIndex = entry.index.next
-            checker.observeCommitted(entry, by: id)
+            checker.observeCommitted(entry, by: id, inTerm: node.term)
             if entry.kind == .command { committedPayloads.insert(String(decoding: entry.payload, as: UTF8.self)) }
         }
     }

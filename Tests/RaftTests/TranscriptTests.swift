@@ -7,14 +7,27 @@ import TernCore
 /// a `----` line and the output it must produce. Set RAFT_TRANSCRIPT_REWRITE=1 to regenerate the
 /// expected output after a deliberate change (then review the diff).
 ///
+/// Every node's state is checked after every step, and every pair of logs after every command
+/// (`TranscriptSafety`): a line starting with `VIOLATION` fails the test even if the expected
+/// output has it.
+///
 /// Commands:
 ///
-///     cluster 3 [seed=N] [pre-vote=off] [check-quorum=off] [max-append=N]
+///     cluster 3 [disks] [seed=N] [pre-vote=off] [check-quorum=off] [max-append=N]
 ///     campaign 1 · propose 1 payload · transfer 1 2
 ///     tick 1 20 · tick 1,2,3 20         (20 ticks of 100ms; the election timeout is 1s–2s)
 ///     process-ready [1,2] · deliver [1->2 | *->2 | 1->*] · stabilize
 ///     drop 1->2 · partition {1} {2,3} · heal · crash 2
 ///     status · log [1,2] · applied [1,2]
+///
+/// `cluster 3` runs `RaftCore`s whose storage persists each Ready at once (`CoreCluster`);
+/// `cluster 3 disks` runs `RaftNode`s on simulated disks (`DiskCluster`), without `campaign` and
+/// `process-ready` (a node campaigns when ticked past its election timeout; its Ready completes
+/// when its disk has synced it) and with:
+///
+///     sync 1 · sync 1,2                 (complete every disk write in flight on those nodes)
+///     power-loss 2                      (lose what node 2 had not synced, restart it from its disk)
+///     crash 2                           (the process dies, the page cache survives)
 struct TranscriptTests {
     static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("testdata")
 
@@ -33,6 +46,8 @@ struct TranscriptTests {
         for block in blocks {
             let actual = block.command.isEmpty ? [] : runner.run(block.command)
             if let command = block.command.first, !command.isEmpty {
+                let violations = actual.filter { $0.hasPrefix(TranscriptSafety.prefix) }
+                #expect(violations.isEmpty, "\(name): `\(command)` (line \(block.line)) broke Raft's safety:\n\(violations.joined(separator: "\n"))")
                 #expect(actual == block.expected, "\(name): `\(command)` (line \(block.line))\n--- expected\n\(block.expected.joined(separator: "\n"))\n--- actual\n\(actual.joined(separator: "\n"))")
             }
             rewritten.append(block.render(actual: actual))
@@ -86,7 +101,7 @@ struct TranscriptBlock {
 }
 
 struct TranscriptRunner {
-    var cluster: CoreCluster?
+    var cluster: (any TranscriptCluster)?
 
     mutating func run(_ commands: [String]) -> [String] {
         var output: [String] = []
@@ -103,12 +118,21 @@ struct TranscriptRunner {
         guard let cluster else { return ["error: no cluster yet"] }
         cluster.output = []
         switch verb {
-        case "campaign": cluster.campaign(node(words[1]))
+        case "campaign":
+            guard let cluster = cluster as? CoreCluster else { return ["error: a cluster with disks campaigns when ticked"] }
+            cluster.campaign(node(words[1]))
         case "propose": cluster.propose(node(words[1]), words.dropFirst(2).joined(separator: " "))
         case "transfer": cluster.transfer(from: node(words[1]), to: node(words[2]))
         case "tick":
             for id in nodes(words[1], in: cluster) { cluster.tick(id, count: Int(words[2])!) }
-        case "process-ready": cluster.processReady(words.count > 1 ? nodes(words[1], in: cluster) : nil)
+        case "process-ready":
+            guard let cluster = cluster as? CoreCluster else { return ["error: a cluster with disks completes a Ready by sync"] }
+            cluster.processReady(words.count > 1 ? nodes(words[1], in: cluster) : nil)
+        case "sync", "power-loss":
+            guard let cluster = cluster as? DiskCluster else { return ["error: \(verb) needs a cluster with disks"] }
+            for id in nodes(words[1], in: cluster) {
+                if verb == "sync" { cluster.sync(id) } else { cluster.powerLoss(id) }
+            }
         case "deliver":
             if words.count > 1 {
                 let (from, to) = link(words[1])
@@ -131,6 +155,7 @@ struct TranscriptRunner {
         default:
             return ["error: unknown command \(verb)"]
         }
+        cluster.checkLogMatching()
         return cluster.output
     }
 
@@ -140,9 +165,11 @@ struct TranscriptRunner {
         var preVote = true
         var checkQuorum = true
         var maximumEntriesPerAppend = 64
+        var disks = false
         for option in words.dropFirst(2) {
             let parts = option.split(separator: "=").map(String.init)
             switch parts[0] {
+            case "disks": disks = true
             case "seed": seed = UInt64(parts[1])!
             case "pre-vote": preVote = parts[1] != "off"
             case "check-quorum": checkQuorum = parts[1] != "off"
@@ -150,17 +177,19 @@ struct TranscriptRunner {
             default: return ["error: unknown option \(option)"]
             }
         }
-        cluster = CoreCluster(nodeCount: count, seed: seed) { configuration in
+        let configure = { (configuration: inout RaftConfiguration) in
             configuration.preVote = preVote
             configuration.checkQuorum = checkQuorum
             configuration.maximumEntriesPerAppend = maximumEntriesPerAppend
         }
+        cluster = disks ? DiskCluster(nodeCount: count, seed: seed, configure: configure)
+                        : CoreCluster(nodeCount: count, seed: seed, configure: configure)
         return ["ok"]
     }
 
     private func node(_ word: String) -> NodeID { NodeID(Int32(word)!) }
 
-    private func nodes(_ word: String, in cluster: CoreCluster) -> [NodeID] {
+    private func nodes(_ word: String, in cluster: any TranscriptCluster) -> [NodeID] {
         word == "all" ? cluster.voters : word.split(separator: ",").map { NodeID(Int32($0)!) }
     }
 

@@ -16,12 +16,15 @@ struct PlannedFault {
 /// (power loss is coordinated and may take more, even all); one partition at a time; one clog
 /// episode at a time; at most one skew and one EIO window per node; latent corruption only on a
 /// fixed minority of nodes; clients get network faults only.
+///
+/// A profile that `injectsOneFailure` draws no steps: `planOneBrokerFailure` plans its one fault.
 struct Nemesis {
     private var random: DeterministicRandom
     private let configuration: NemesisConfiguration
     private let enabledKinds: [FaultKind]
     private let nodeIDs: [NodeID]
     private let processTargets: [NodeID]
+    private let injectsOneFailure: Bool
     let corruptibleNodes: [NodeID]
     private let maximumNodesFaulted: Int
     private var partitionBusyUntil = Instant.zero
@@ -36,6 +39,7 @@ struct Nemesis {
         enabledKinds = profile.faultKinds.filter { configuration.weights[$0] > 0 }
         nodeIDs = nodes.map(\.id)
         processTargets = nodes.filter(\.receivesProcessFaults).map(\.id)
+        injectsOneFailure = profile.injectsOneFailure
         let minority = max(1, (processTargets.count - 1) / 2)
         maximumNodesFaulted = configuration.maximumNodesFaulted ?? minority
         var choiceRandom = random.stream("corruptible-nodes")
@@ -47,7 +51,24 @@ struct Nemesis {
         ioErrorsBusyUntil = Array(repeating: .zero, count: nodes.count)
     }
 
-    var isActive: Bool { !enabledKinds.isEmpty }
+    /// Whether it draws faults step by step for the whole safety phase.
+    var isActive: Bool { !enabledKinds.isEmpty && !injectsOneFailure }
+
+    /// The one fault of a profile that `injectsOneFailure`, planned at the start of the run: a
+    /// broker drawn from the seed crashes or is killed at a time drawn from the half to the two
+    /// thirds of the safety phase (the cluster has formed, the topics exist and the workload has
+    /// written to them; the rest of the phase leaves time to judge the failover). No restart is
+    /// planned: the liveness phase restarts it. Nil for other profiles.
+    mutating func planOneBrokerFailure(nodes: [NodeSpecification], safetyPhase: Duration) -> PlannedFault? {
+        guard injectsOneFailure, safetyPhase > .zero else { return nil }
+        let brokers = nodes.filter { $0.receivesProcessFaults && $0.roles.contains(.broker) }.map(\.id)
+        let kinds = [FaultKind.nodeCrash, .processKill].filter(enabledKinds.contains)
+        guard !brokers.isEmpty, !kinds.isEmpty else { return nil }
+        let delay = random.duration(in: (safetyPhase / 2)...(safetyPhase * 2 / 3))
+        let broker = pick(brokers)
+        let kind = pick(kinds)
+        return PlannedFault(delay: delay, action: kind == .nodeCrash ? .crash(broker) : .killProcess(broker))
+    }
 
     /// Time to the next step: uniform over (0, 2 × mean].
     mutating func nextStepDelay() -> Duration {
@@ -188,8 +209,8 @@ struct Nemesis {
         return index
     }
 
-    private mutating func pick(_ candidates: [NodeID]) -> NodeID {
-        precondition(!candidates.isEmpty, "the nemesis picks only among applicable nodes")
+    private mutating func pick<Candidate>(_ candidates: [Candidate]) -> Candidate {
+        precondition(!candidates.isEmpty, "the nemesis picks only among applicable candidates")
         return candidates[random.int(in: 0...(candidates.count - 1))]
     }
 

@@ -32,6 +32,10 @@ public final class SimDisk: Disk {
 
         /// How long a `sync` or `syncDirectory` takes, drawn uniformly per request.
         public var syncLatency: ClosedRange<Duration>
+        /// Probability that a sync stalls: it takes `syncStallLatency` instead of `syncLatency`
+        /// (a device hiccup, a journal commit behind other writers, a saturated queue).
+        public var syncStallProbability: Double
+        public var syncStallLatency: ClosedRange<Duration>
         /// When true, syncs complete in the order they were requested (a FIFO sync thread); when
         /// false a later sync may complete before an earlier one.
         public var syncsCompleteInRequestOrder: Bool
@@ -58,6 +62,8 @@ public final class SimDisk: Disk {
 
         public init(
             syncLatency: ClosedRange<Duration> = .microseconds(200)...(.milliseconds(5)),
+            syncStallProbability: Double = 0,
+            syncStallLatency: ClosedRange<Duration> = .milliseconds(100)...(.seconds(1)),
             syncsCompleteInRequestOrder: Bool = false,
             syncFailureProbability: Double = 0,
             crashBehavior: CrashBehavior = .adversarial,
@@ -71,11 +77,14 @@ public final class SimDisk: Disk {
             maximumOutstandingSyncs: Int = 1 << 16,
             maximumPendingOperations: Int = 1 << 14
         ) {
-            precondition(syncLatency.lowerBound >= .zero, "sync latency must not be negative")
+            precondition(syncLatency.lowerBound >= .zero && syncStallLatency.lowerBound >= .zero, "sync latency must not be negative")
+            precondition(syncStallProbability >= 0 && syncStallProbability <= 1, "a probability is within 0...1")
             precondition(sectorSize > 0, "sector size must be positive")
             precondition(maximumFileSize > 0 && maximumOutstandingSyncs > 0 && maximumPendingOperations > 1,
                          "disk bounds must be positive")
             self.syncLatency = syncLatency
+            self.syncStallProbability = syncStallProbability
+            self.syncStallLatency = syncStallLatency
             self.syncsCompleteInRequestOrder = syncsCompleteInRequestOrder
             self.syncFailureProbability = syncFailureProbability
             self.crashBehavior = crashBehavior
@@ -132,6 +141,7 @@ public final class SimDisk: Disk {
     public internal(set) var statistics = Statistics()
 
     private var latencyRandom: DeterministicRandom
+    private var stallRandom: DeterministicRandom
     private var syncFaultRandom: DeterministicRandom
     private var ioFaultRandom: DeterministicRandom
     private var crashRandom: DeterministicRandom
@@ -144,6 +154,10 @@ public final class SimDisk: Disk {
     private var nextTokenNumber: UInt64 = 1
     /// Issue order of every content and namespace operation, shared by all inodes.
     private(set) var lastSequence: UInt64 = 0
+    /// Grows whenever what a crash would leave may have changed (data or entries made durable, a
+    /// crash, latent corruption): inspection results computed at one version stay true until the
+    /// next.
+    public internal(set) var durableStateVersion: UInt64 = 0
     var scheduledSyncs: BoundedHeap<ScheduledSync>
     private var finishedCompletions: [SyncCompletion] = []
     var processGeneration: UInt64 = 0
@@ -155,6 +169,7 @@ public final class SimDisk: Disk {
     public init(random: DeterministicRandom, configuration: Configuration = Configuration()) {
         self.configuration = configuration
         latencyRandom = random.stream("simdisk.sync-latency")
+        stallRandom = random.stream("simdisk.sync-stalls")
         syncFaultRandom = random.stream("simdisk.sync-faults")
         ioFaultRandom = random.stream("simdisk.io-faults")
         crashRandom = random.stream("simdisk.crash")
@@ -407,6 +422,10 @@ public final class SimDisk: Disk {
 
     private func scheduleWithLatency(_ action: ScheduledSync.Action, operation: String, path: String) -> SyncToken {
         var due = now + latencyRandom.duration(in: configuration.syncLatency)
+        // Drawn from a stream of its own, so a disk without stalls draws exactly what it did before.
+        if configuration.syncStallProbability > 0, stallRandom.chance(configuration.syncStallProbability) {
+            due = now + stallRandom.duration(in: configuration.syncStallLatency)
+        }
         if configuration.syncsCompleteInRequestOrder { due = max(due, lastScheduledDue) }
         lastScheduledDue = max(lastScheduledDue, due)
         if syncFaultRandom.chance(configuration.syncFailureProbability) {
@@ -528,6 +547,7 @@ public final class SimDisk: Disk {
     public func crash(using random: inout DeterministicRandom) {
         completeDueSyncs()
         statistics.crashes += 1
+        durableStateVersion += 1
         scheduledSyncs = BoundedHeap(capacity: configuration.maximumOutstandingSyncs)
         finishedCompletions.removeAll()
         processGeneration += 1
@@ -588,7 +608,7 @@ public final class SimDisk: Disk {
     }
 
     /// Resolves a path through durable entries only.
-    private func durableLookup(_ path: String) -> SimInode? {
+    func durableLookup(_ path: String) -> SimInode? {
         var current = inodes[rootID]!
         for name in simPathComponents(path) {
             guard current.isDirectory, let childID = current.durableEntries[name],
@@ -646,9 +666,12 @@ public final class SimDisk: Disk {
         let count = inode.pendingContentPrefixCount(through: throughSequence)
         guard count > 0 else { return }
         for operation in inode.pendingContent[..<count] {
+            if operation.change.rewrites(durableSize: inode.durableContent.count) { inode.durableRewrites += 1 }
             operation.change.apply(to: &inode.durableContent)
+            if inode.durableContentAsWritten != nil { operation.change.apply(to: &inode.durableContentAsWritten!) }
         }
         inode.pendingContent.removeFirst(count)
+        durableStateVersion += 1
     }
 
     /// Makes durable every pending namespace operation of a directory issued up to
@@ -658,6 +681,7 @@ public final class SimDisk: Disk {
         guard let directory = inodes[directoryID] else { return }
         while let first = directory.pendingNamespace.first, first.sequence <= throughSequence {
             directory.pendingNamespace.removeFirst()
+            durableStateVersion += 1
             if let dependency = first.requires {
                 makeNamespaceDurable(dependency.directory, throughSequence: dependency.sequence)
             }

@@ -14,6 +14,9 @@ extension SimDisk {
         guard !pending.isEmpty else { return }
         let keptCount = adversarial ? random.int(in: 0...pending.count) : 0
         var content = inode.durableContent
+        // Latent corruption stays in the bytes no kept write covers; every change below lands
+        // in both images alike.
+        var asWritten = inode.durableContentAsWritten
         var keptWriteRanges: [Range<Int>] = []
         for (index, operation) in pending[..<keptCount].enumerated() {
             switch operation.change {
@@ -24,26 +27,32 @@ extension SimDisk {
                     statistics.tornWrites += 1
                 }
                 applyWrite(bytes[..<keptBytes], at: position, to: &content)
+                if asWritten != nil { applyWrite(bytes[..<keptBytes], at: position, to: &asWritten!) }
                 if keptBytes > 0 { keptWriteRanges.append(position..<(position + keptBytes)) }
             case .truncate:
                 operation.change.apply(to: &content)
+                if asWritten != nil { operation.change.apply(to: &asWritten!) }
             }
         }
         for range in keptWriteRanges where random.chance(configuration.garbleProbability) {
-            garbleOneSector(within: range, of: &content, using: &random)
+            guard let (start, replacement) = garbleOneSector(within: range, of: &content, using: &random) else { continue }
+            if asWritten != nil { asWritten!.replaceSubrange(start..<(start + replacement.count), with: replacement) }
         }
         statistics.unsyncedOperationsKeptByCrashes += keptCount
         statistics.unsyncedOperationsLostByCrashes += pending.count - keptCount
         inode.durableContent = content
+        inode.durableContentAsWritten = asWritten
+        inode.durableRewrites += 1
         inode.volatileContent = content
         inode.pendingContent = []
     }
 
     /// Zeroes one sector-aligned piece of `range`, or fills it with noise (half the time each),
-    /// clipped to the file's final size.
-    private func garbleOneSector(within range: Range<Int>, of content: inout [UInt8], using random: inout DeterministicRandom) {
+    /// clipped to the file's final size. Returns where it changed `content` and to what.
+    private func garbleOneSector(within range: Range<Int>, of content: inout [UInt8],
+                                 using random: inout DeterministicRandom) -> (start: Int, replacement: [UInt8])? {
         let upper = min(range.upperBound, content.count)
-        guard range.lowerBound < upper else { return }
+        guard range.lowerBound < upper else { return nil }
         let sectorSize = configuration.sectorSize
         let sector = random.int(in: (range.lowerBound / sectorSize)...((upper - 1) / sectorSize))
         let start = max(sector * sectorSize, range.lowerBound)
@@ -52,6 +61,7 @@ extension SimDisk {
         if random.chance(0.5) { random.fill(&replacement) }
         content.replaceSubrange(start..<end, with: replacement)
         statistics.garbledSectors += 1
+        return (start, replacement)
     }
 
     /// Keeps a random prefix of each directory's pending entry changes. The unlink half of a
@@ -147,6 +157,9 @@ extension SimDisk {
                 var content = inode.durableContent
                 for operation in inode.pendingContent { operation.change.apply(to: &content) }
                 precondition(content == inode.volatileContent, "\(inodeID): durable + pending != volatile content")
+                if let asWritten = inode.durableContentAsWritten {
+                    precondition(asWritten.count == inode.durableContent.count, "\(inodeID): the pre-corruption image has another size")
+                }
             }
         }
     }

@@ -24,6 +24,15 @@ enum SimContentChange: Sendable {
         case let .truncate(size): applyTruncate(to: size, content: &content)
         }
     }
+
+    /// Whether applying it to content of `durableSize` bytes may change any of them (rather
+    /// than only add bytes after them).
+    func rewrites(durableSize: Int) -> Bool {
+        switch self {
+        case let .write(position, _): return position < durableSize
+        case let .truncate(size): return size < durableSize
+        }
+    }
 }
 
 /// A content change not yet durable. `sequence` is the disk-wide issue order, which a sync
@@ -93,6 +102,14 @@ final class SimInode {
     /// `durableContent` with every pending operation applied: what reads see.
     var volatileContent: [UInt8] = []
     var pendingContent: [SimPendingContentOperation] = []
+    /// `durableContent` as the writes that made it durable left it, before latent corruption
+    /// changed any of it; nil while the file has none (the two are then the same). For checkers
+    /// asking what a node synced, as opposed to what rot left of it.
+    var durableContentAsWritten: [UInt8]?
+    /// Counts the durable changes that may have altered bytes already durable (overwrites,
+    /// shrinking truncations, crashes, corruption), as opposed to appending: while it stands
+    /// still, durable bytes once seen stay as they were.
+    var durableRewrites: UInt64 = 0
 
     // Directories.
     var durableEntries: [String: SimInodeID] = [:]

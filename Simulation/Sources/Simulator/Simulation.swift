@@ -34,7 +34,7 @@ final class NodeHost {
         let key = Int(specification.id.rawValue)
         self.index = index
         self.specification = specification
-        disk = SimDisk(random: random.stream("node.disk", key), configuration: configuration.disk)
+        disk = SimDisk(random: random.stream("node.disk", key), configuration: specification.disk(from: configuration.disk))
         nodeDisk = SimNodeDisk(disk: disk, random: random.stream("node.disk-faults", key))
         nodeRandom = random.stream("node.random", key)
         tickRandom = random.stream("node.ticks", key)
@@ -91,6 +91,7 @@ public final class Simulation {
 
     private let makeNode: (NodeEnvironment) -> any NodeStateMachine
     private var checkers: [any SimulationChecker] = []
+    private var faultPlanners: [any FaultPlanner] = []
     private let hosts: [NodeHost]
     /// Looked up only, never walked.
     private let indexByID: [NodeID: Int]
@@ -151,6 +152,11 @@ public final class Simulation {
         checkers.append(checker)
     }
 
+    public func addFaultPlanner(_ planner: any FaultPlanner) {
+        precondition(!hasRun, "fault planners are registered before the run")
+        faultPlanners.append(planner)
+    }
+
     /// Schedules a hand-written fault (or healing) at simulated `time`. Scripted actions apply in
     /// either phase.
     public func schedule(_ action: FaultAction, at time: Instant) {
@@ -167,6 +173,7 @@ public final class Simulation {
         precondition(!hasRun, "a Simulation runs once; make a new one to replay")
         hasRun = true
         trace = SimulationTrace(sink: traceSink)
+        for choice in configuration.worldChoices { trace.record(now, .cluster, .world, stableHash(choice)) { choice } }
         let livenessStart = Instant.zero + configuration.safetyPhaseDuration
         let end = livenessStart + configuration.livenessPhaseDuration
         if configuration.profile.degradesNetwork && configuration.safetyPhaseDuration > .zero {
@@ -174,6 +181,9 @@ public final class Simulation {
         }
         for host in hosts where violation == nil { startNode(host) }
         if nemesis.isActive { scheduleNemesisStep(before: livenessStart) }
+        if let failure = nemesis.planOneBrokerFailure(nodes: configuration.nodes, safetyPhase: configuration.safetyPhaseDuration) {
+            push(.fault(failure.action, fromNemesis: true), at: now + failure.delay)
+        }
         push(.periodicCheck, at: now + configuration.checkInterval)
         push(.beginLivenessPhase, at: livenessStart)
         push(.endOfRun, at: end)
@@ -199,6 +209,7 @@ public final class Simulation {
     public static func run(
         _ configuration: SimulationConfiguration,
         checkers: [any SimulationChecker] = [],
+        faultPlanners: [any FaultPlanner] = [],
         isConverged: ((SimulationView) -> Bool)? = nil,
         describeNonConvergence: ((SimulationView) -> String)? = nil,
         traceSink: ((String) -> Void)? = nil,
@@ -206,6 +217,7 @@ public final class Simulation {
     ) -> SimulationReport {
         let simulation = Simulation(configuration: configuration, makeNode: makeNode)
         for checker in checkers { simulation.addChecker(checker) }
+        for planner in faultPlanners { simulation.addFaultPlanner(planner) }
         simulation.isConverged = isConverged
         simulation.describeNonConvergence = describeNonConvergence
         simulation.traceSink = traceSink
@@ -576,10 +588,17 @@ public final class Simulation {
         faultsInjected[kind] += 1
         let text = action.description + detail
         trace.record(now, subject, .fault, action.traceCode, stableHash(text)) { text }
+        tellCheckers(action)
     }
 
     private func recordHealing(_ action: FaultAction, _ subject: TraceSubject) {
         trace.record(now, subject, .heal, action.traceCode, stableHash(action.description)) { action.description }
+        tellCheckers(action)
+    }
+
+    private func tellCheckers(_ action: FaultAction) {
+        let view = self.view
+        for checker in checkers { checker.faultApplied(action, in: view) }
     }
 
     private func scheduleNemesisStep(before livenessStart: Instant) {
@@ -632,12 +651,26 @@ public final class Simulation {
                 return
             }
         }
+        if phase == .safety { runFaultPlanners(view) }
         if phase == .liveness, convergedAt == nil, let isConverged, isConverged(view) {
             convergedAt = now
             trace.record(now, .cluster, .phase, 3) { "converged" }
             if configuration.stopWhenConverged { finished = true }
         }
         push(.periodicCheck, at: now + configuration.checkInterval)
+    }
+
+    private func runFaultPlanners(_ view: SimulationView) {
+        for planner in faultPlanners {
+            for (delay, action) in planner.plan(in: view) where violation == nil {
+                if delay == .zero {
+                    apply(action, fromNemesis: true)
+                } else {
+                    precondition(delay > .zero && action.isHealing, "a fault planner schedules only healings for later, not \(action)")
+                    schedule(action, at: now + delay)
+                }
+            }
+        }
     }
 
     private func finishRun() {

@@ -34,9 +34,14 @@ public protocol SimulationChecker: AnyObject {
     func periodically(in simulation: SimulationView) -> CheckResult
     /// Once at the end of a run that saw no violation (after the liveness phase, or once converged).
     func atEnd(of simulation: SimulationView) -> CheckResult
+    /// Right after a fault or a healing took effect (the nemesis's, a scripted one, or the
+    /// liveness phase's), before anything else happens: for checkers whose rule holds only
+    /// while some faults are absent.
+    func faultApplied(_ action: FaultAction, in simulation: SimulationView)
 }
 
 extension SimulationChecker {
+    public func faultApplied(_ action: FaultAction, in simulation: SimulationView) {}
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult { .ok }
     public func periodically(in simulation: SimulationView) -> CheckResult { .ok }
     public func atEnd(of simulation: SimulationView) -> CheckResult { .ok }

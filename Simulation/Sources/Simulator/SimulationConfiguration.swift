@@ -28,12 +28,24 @@ public struct NodeSpecification: Sendable, Equatable {
     public var roles: NodeRoles
     /// Replaces the node's own `tickInterval` when set (to slow a role down or speed it up).
     public var tickInterval: Duration?
+    /// Replaces the simulation's sync latency on this node's machine when set (a slower or
+    /// stalling disk than the others').
+    public var diskLatency: DiskLatency?
 
-    public init(id: NodeID, roles: NodeRoles, tickInterval: Duration? = nil) {
+    public init(id: NodeID, roles: NodeRoles, tickInterval: Duration? = nil, diskLatency: DiskLatency? = nil) {
         precondition(tickInterval.map { $0 > .zero } ?? true, "a tick interval must be positive")
         self.id = id
         self.roles = roles
         self.tickInterval = tickInterval
+        self.diskLatency = diskLatency
+    }
+
+    /// The disk configuration of this node's machine.
+    func disk(from shared: SimDisk.Configuration) -> SimDisk.Configuration {
+        guard let diskLatency else { return shared }
+        var configuration = shared
+        diskLatency.apply(to: &configuration)
+        return configuration
     }
 
     /// Process, clock and disk faults are only injected into nodes that are not clients.
@@ -129,6 +141,11 @@ public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertibl
     case disk
     /// Everything above.
     case all
+    /// One broker fails once, in an otherwise healthy cluster: at a time drawn from the half to
+    /// the two thirds of the safety phase, one broker's machine crashes or its process is killed,
+    /// and it stays down until the liveness phase. Nothing else is injected, and no broker plans
+    /// a controlled shutdown. The failover the write-availability checker judges.
+    case brokerFailure = "broker-failure"
 
     public var faultKinds: [FaultKind] {
         switch self {
@@ -137,8 +154,12 @@ public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertibl
         case .crash: return [.nodeCrash, .processKill, .nodePause, .clockSkew, .clockJump, .powerLoss]
         case .disk: return [.nodeCrash, .powerLoss, .latentCorruption, .diskIOErrors]
         case .all: return FaultKind.allCases
+        case .brokerFailure: return [.nodeCrash, .processKill]
         }
     }
+
+    /// True when the nemesis injects one planned fault instead of drawing faults all phase long.
+    public var injectsOneFailure: Bool { self == .brokerFailure }
 
     /// True when the network runs with `NetworkConfiguration.degraded` links during the safety
     /// phase (otherwise `calm`).
@@ -263,6 +284,10 @@ public struct SimulationConfiguration: Sendable {
     /// Hard bound on scheduler steps; reaching it is a liveness violation (a livelock or a
     /// runaway node), never an endless run.
     public var maximumSchedulerSteps: Int
+    /// Choices that shape this run beyond the fields above (a cluster scenario's storage,
+    /// workload and election churn), one readable line each. The trace records them at time zero,
+    /// so a trace names the world it ran in.
+    public var worldChoices: [String] = []
 
     public init(
         seed: UInt64,

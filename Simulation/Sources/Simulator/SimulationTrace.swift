@@ -69,7 +69,7 @@ enum TraceSubject: CustomStringConvertible {
 
 /// The kinds of trace records; the raw value goes into the hash.
 enum TraceKind: UInt64 {
-    case start = 1, tick, message, syncCompleted, send, halt, drop, duplicate, held, fault, heal, phase, violation, end
+    case start = 1, tick, message, syncCompleted, send, halt, drop, duplicate, held, fault, heal, phase, violation, end, world
 
     var name: String {
         switch self {
@@ -87,6 +87,7 @@ enum TraceKind: UInt64 {
         case .phase: return "phase"
         case .violation: return "violation"
         case .end: return "end"
+        case .world: return "world"
         }
     }
 }

@@ -47,6 +47,67 @@ import Testing
         }
     }
 
+    @Test func aLeaderOfALaterTermMissingACommittedEntryIsCaught() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(1, term: 5, leader: true, commit: 0, log: entries([5, 5]))) == .ok)
+        #expect(checker.check(observation(1, term: 5, leader: true, commit: 2, log: entries([5, 5]))) == .ok)
+        // Node 2 wins term 6 with only the first entry: entry 2, committed in term 5, is gone.
+        guard case .violation = checker.check(observation(2, term: 6, leader: true, commit: 0, log: entries([5]))) else {
+            Issue.record("a leader of term 6 without an entry committed in term 5 was not reported")
+            return
+        }
+    }
+
+    /// Seeds 2571 (crash), 2005 and 339 (all): node 3, a candidate in term 13, is paused with
+    /// its vote grants in flight; term 14 elects node 2 and commits an entry; node 3 resumes,
+    /// counts the old grant and leads term 13 without that entry. Raft allows it: only leaders of
+    /// terms after the commit must hold the entry, and a leader of term 13 can commit nothing.
+    @Test func aLeaderOfAnOlderTermElectedLateMayLackALaterCommit() {
+        let checker = RaftSafetyChecker()
+        let prefix: [Int64] = [11, 12, 12]
+        #expect(checker.check(observation(3, term: 12, leader: true, commit: 3, log: entries(prefix))) == .ok)
+        #expect(checker.check(observation(3, term: 13, leader: false, commit: 3, log: entries(prefix))) == .ok, "candidate of term 13")
+        #expect(checker.check(observation(2, term: 14, leader: true, commit: 3, log: entries(prefix + [14]))) == .ok)
+        #expect(checker.check(observation(2, term: 14, leader: true, commit: 4, log: entries(prefix + [14]))) == .ok)
+        #expect(checker.check(observation(1, term: 14, leader: false, commit: 4, log: entries(prefix + [14]))) == .ok)
+        #expect(checker.check(observation(3, term: 13, leader: true, commit: 3, log: entries(prefix + [13]))) == .ok,
+                "a leader of term 13 need not hold an entry committed in term 14")
+        #expect(checker.check(observation(3, term: 14, leader: false, commit: 4, log: entries(prefix + [14]))) == .ok, "node 3 steps down")
+        // The entries committed before term 13 still bind its leader, and entry 4 binds term 15.
+        guard case .violation = checker.check(observation(1, term: 15, leader: true, commit: 0, log: entries(prefix))) else {
+            Issue.record("a leader of term 15 without the entry committed in term 14 was not reported")
+            return
+        }
+    }
+
+    /// Figure 8 of the Raft paper: an entry of term 2 is committed only in term 4 (under the
+    /// leader's own entry). What binds a leader is the term of the commit, not the entry's: a
+    /// leader of term 3 elected late may lack it, a leader of term 5 may not.
+    @Test func theCommitTermNotTheEntryTermDecidesWhoMustHoldIt() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(1, term: 1, leader: true, commit: 1, log: entries([1]))) == .ok)
+        #expect(checker.check(observation(1, term: 4, leader: true, commit: 3, log: entries([1, 2, 4]))) == .ok)
+        #expect(checker.check(observation(5, term: 3, leader: true, commit: 0, log: entries([1, 3]))) == .ok,
+                "a leader of term 3 need not hold entries committed in term 4")
+        guard case .violation = checker.check(observation(5, term: 5, leader: true, commit: 0, log: entries([1, 3]))) else {
+            Issue.record("a leader of term 5 without the entries committed in term 4 was not reported")
+            return
+        }
+    }
+
+    /// A node may first be seen with an entry committed after it already moved to a later term
+    /// (it learned the commit, then campaigned); the earliest term anyone held it committed in
+    /// is the one that binds later leaders.
+    @Test func theEarliestTermAnEntryWasSeenCommittedInBindsLaterLeaders() {
+        let checker = RaftSafetyChecker()
+        #expect(checker.check(observation(3, term: 9, leader: false, commit: 2, log: entries([7, 7]))) == .ok)
+        #expect(checker.check(observation(1, term: 7, leader: false, commit: 2, log: entries([7, 7]))) == .ok)
+        guard case .violation = checker.check(observation(2, term: 8, leader: true, commit: 0, log: entries([7]))) else {
+            Issue.record("a leader of term 8 without an entry committed by term 7 was not reported")
+            return
+        }
+    }
+
     @Test func logMatchingViolationIsCaught() {
         let checker = RaftSafetyChecker()
         var divergent = entries([1, 1, 2])
@@ -105,6 +166,37 @@ import Testing
         guard case .violation = checker.extendReference(with: bad) else {
             Issue.record("a leader outside its ISR was not reported")
             return
+        }
+    }
+
+    /// Seeds 1656, 1901 and 1685 ended with a copy that had lost committed records elected while
+    /// an intact one (or one surviving further) existed; the checker holds every election to the
+    /// rule directly.
+    @Test func electingACopyThatLostDataOverABetterOneIsCaught() {
+        func loss(_ broker: Int32, from offset: Int64, at epoch: Int32) -> ReplicaDataLoss {
+            ReplicaDataLoss(broker: NodeID(broker), firstLostOffset: Offset(offset), markedAt: PartitionEpoch(epoch))
+        }
+        func elects(_ leader: Int32, losses: [ReplicaDataLoss]) -> CheckResult {
+            let checker = MetadataChecker()
+            for entry in goodHistory() { _ = checker.extendReference(with: entry) }
+            _ = checker.extendReference(with: PeerMessage.MetadataEntry(offset: Offset(6), records: [
+                .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .none, leaderEpoch: LeaderEpoch(1),
+                                                       partitionEpoch: PartitionEpoch(1), dataLoss: losses)),
+            ]))
+            return checker.extendReference(with: PeerMessage.MetadataEntry(offset: Offset(7), records: [
+                .partitionChange(PartitionChangeRecord(topicID: topicID, partition: 0, leader: .elected(NodeID(leader)),
+                                                       leaderEpoch: LeaderEpoch(2), partitionEpoch: PartitionEpoch(2))),
+            ]))
+        }
+        #expect(elects(2, losses: []) == .ok)
+        #expect(elects(2, losses: [loss(1, from: 3, at: 1)]) == .ok, "2 is intact")
+        #expect(elects(1, losses: [loss(1, from: 28, at: 1), loss(2, from: 0, at: 1)]) == .ok, "1 survives furthest")
+        for bad in [elects(1, losses: [loss(1, from: 3, at: 1)]),
+                    elects(2, losses: [loss(1, from: 28, at: 1), loss(2, from: 0, at: 1)])] {
+            guard case .violation = bad else {
+                Issue.record("an election that could lose committed records was not reported")
+                return
+            }
         }
     }
 

@@ -55,10 +55,15 @@ public struct FetchRequest: Equatable, Sendable {
         /// it toward the high watermark under the synced durability policy. It is per partition
         /// because each log syncs on its own. `.unknown` from consumers.
         public var replicaDurableOffset: Offset
+        /// Tern extension: the recorded data loss of this replica (the partition epoch that recorded
+        /// it) whose data the follower has discarded, -1 if none. A fetch naming an older one than
+        /// the leader has seen was sent before that discard, and its positions are stale.
+        public var replicaAcknowledgedLoss: PartitionEpoch
 
         public init(partitionIndex: Int32, currentLeaderEpoch: LeaderEpoch = .none, fetchOffset: Offset,
                     lastFetchedEpoch: LeaderEpoch = .none, logStartOffset: Offset = .unknown,
-                    partitionMaxBytes: Int32, replicaDurableOffset: Offset = .unknown) {
+                    partitionMaxBytes: Int32, replicaDurableOffset: Offset = .unknown,
+                    replicaAcknowledgedLoss: PartitionEpoch = PartitionEpoch(-1)) {
             self.partitionIndex = partitionIndex
             self.currentLeaderEpoch = currentLeaderEpoch
             self.fetchOffset = fetchOffset
@@ -66,6 +71,7 @@ public struct FetchRequest: Equatable, Sendable {
             self.logStartOffset = logStartOffset
             self.partitionMaxBytes = partitionMaxBytes
             self.replicaDurableOffset = replicaDurableOffset
+            self.replicaAcknowledgedLoss = replicaAcknowledgedLoss
         }
     }
 }
@@ -205,7 +211,7 @@ extension FetchRequest.Topic: DataCodable {
 }
 
 extension FetchRequest.Partition: DataCodable {
-    static let minimumEncodedBytes = 4 + 4 + 8 + 4 + 8 + 4 + 8
+    static let minimumEncodedBytes = 4 + 4 + 8 + 4 + 8 + 4 + 8 + 4
 
     func encode(into writer: inout ByteWriter) {
         writer.writeInt32(partitionIndex)
@@ -215,6 +221,7 @@ extension FetchRequest.Partition: DataCodable {
         writer.writeOffset(logStartOffset)
         writer.writeInt32(partitionMaxBytes)
         writer.writeOffset(replicaDurableOffset)
+        writer.writeInt32(replicaAcknowledgedLoss.rawValue)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
@@ -225,6 +232,7 @@ extension FetchRequest.Partition: DataCodable {
         logStartOffset = try reader.readOffset()
         partitionMaxBytes = try reader.readInt32()
         replicaDurableOffset = try reader.readOffset()
+        replicaAcknowledgedLoss = PartitionEpoch(try reader.readInt32())
     }
 }
 

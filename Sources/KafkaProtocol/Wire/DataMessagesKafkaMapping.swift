@@ -7,7 +7,7 @@ import TernCore
 // What the logical types do not carry is filled with Kafka's defaults: throttle time 0, topic ids
 // all zero, no fetch session (id 0, epoch -1, so the client never sends incremental fetches), no
 // preferred read replica, no authorized-operations bitfields, no per-record produce errors. Tern's
-// own extensions (a fetch's replica epoch and durable offset, the leader's log end offset) do not
+// own extensions (a fetch's replica epoch, durable offset and acknowledged loss, the leader's log end offset) do not
 // travel over Kafka's wire and come back as "unknown". Fields a version lacks are dropped by that
 // version's encoding (e.g. Fetch's diverging epoch below v12).
 

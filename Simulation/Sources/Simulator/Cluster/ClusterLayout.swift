@@ -5,9 +5,12 @@ import Raft
 import TernCore
 
 /// Which processes a simulated cluster has and how each is built: `controllers` dedicated
-/// controllers (ids 1...), `brokers` dedicated brokers (ids 101...), or `combined` processes with
-/// both roles (ids 1...), plus one admin client (id 1000) that creates topics while the cluster runs
-/// and, with `produceWorkload`, a producer (id 1001) and a consumer (id 1002) client.
+/// controllers (ids 1...) or `combined` processes with both roles (ids 1...), and `brokers`
+/// dedicated brokers (ids 101...; beside combined nodes too, as in cluster-configs/five-node's
+/// three combined nodes and two brokers), plus one admin client (id 1000) that creates topics while
+/// the cluster runs and, with `produceWorkload`, a producer (id 1001) and a consumer (id 1002)
+/// client; with `preferredElectionWindows`, an operator client (id 1003) that churns partition
+/// leadership.
 public struct ClusterLayout: Sendable {
     public var controllers: Int
     public var brokers: Int
@@ -35,6 +38,13 @@ public struct ClusterLayout: Sendable {
     /// topic) after creating the topics (nil: none). A
     /// `ClusterSimulation` sets it to the safety phase.
     public var operatorActionsDuration: Duration?
+    /// Bursts the producer client writes besides its steady stream (set from a `GeneratedWorld`).
+    public var producerBursts: [ProducerBurst] = []
+    /// Windows, from its start, in which an operator client (id 1003) asks for preferred leader
+    /// elections every `preferredElectionInterval` (election churn, set from a `GeneratedWorld`).
+    /// No windows: no such client.
+    public var preferredElectionWindows: [ClosedRange<Duration>] = []
+    public var preferredElectionInterval = Duration.milliseconds(500)
 
     public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
         precondition(controllers + combined >= 1, "a cluster needs a controller")
@@ -47,28 +57,29 @@ public struct ClusterLayout: Sendable {
     public static let adminClientID = NodeID(1000)
     public static let producerClientID = NodeID(1001)
     public static let consumerClientID = NodeID(1002)
+    public static let electionClientID = NodeID(1003)
 
     public var controllerIDs: [NodeID] {
         combined > 0 ? (1...combined).map { NodeID(Int32($0)) } : (1...max(1, controllers)).map { NodeID(Int32($0)) }
     }
 
     public var brokerIDs: [NodeID] {
-        combined > 0 ? controllerIDs : (0..<brokers).map { NodeID(Int32(101 + $0)) }
+        (combined > 0 ? controllerIDs : []) + dedicatedBrokerIDs
     }
+
+    var dedicatedBrokerIDs: [NodeID] { (0..<brokers).map { NodeID(Int32(101 + $0)) } }
 
     public var nodes: [NodeSpecification] {
         var nodes: [NodeSpecification] = []
-        if combined > 0 {
-            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: [.controller, .broker]) }
-        } else {
-            nodes += controllerIDs.map { NodeSpecification(id: $0, roles: .controller) }
-            nodes += brokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
-        }
+        let controllerRoles: NodeRoles = combined > 0 ? [.controller, .broker] : .controller
+        nodes += controllerIDs.map { NodeSpecification(id: $0, roles: controllerRoles) }
+        nodes += dedicatedBrokerIDs.map { NodeSpecification(id: $0, roles: .broker) }
         nodes.append(NodeSpecification(id: Self.adminClientID, roles: .client))
         if produceWorkload {
             nodes.append(NodeSpecification(id: Self.producerClientID, roles: .client))
             nodes.append(NodeSpecification(id: Self.consumerClientID, roles: .client))
         }
+        if !preferredElectionWindows.isEmpty { nodes.append(NodeSpecification(id: Self.electionClientID, roles: .client)) }
         return nodes
     }
 
@@ -98,7 +109,12 @@ public struct ClusterLayout: Sendable {
         }
         if id == Self.producerClientID {
             return ProducerClientNode(environment: environment, brokers: brokerIDs, topics: topics,
-                                      partitionsPerTopic: partitionsPerTopic, produceDuration: produceDuration)
+                                      partitionsPerTopic: partitionsPerTopic, produceDuration: produceDuration,
+                                      bursts: producerBursts)
+        }
+        if id == Self.electionClientID {
+            return PreferredElectionClientNode(environment: environment, controllers: controllerIDs,
+                                               windows: preferredElectionWindows, interval: preferredElectionInterval)
         }
         if id == Self.consumerClientID {
             return ConsumerClientNode(environment: environment, brokers: brokerIDs, topics: topics, partitionsPerTopic: partitionsPerTopic)

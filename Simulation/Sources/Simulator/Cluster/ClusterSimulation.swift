@@ -10,12 +10,16 @@ import TernCore
 public struct ClusterSimulation {
     public var layout: ClusterLayout
     public var configuration: SimulationConfiguration
+    /// Dimensions of the generated world fixed instead of drawn from the seed.
+    public var worldChoices = GeneratedWorld.Choices()
 
     public init(seed: UInt64, profile: FaultProfile, layout: ClusterLayout = ClusterLayout(),
                 safetyPhase: Duration = .seconds(60), livenessPhase: Duration = .seconds(30)) {
         var layout = layout
         if layout.produceWorkload, layout.produceDuration == nil { layout.produceDuration = safetyPhase }
         if layout.produceWorkload, layout.operatorActionsDuration == nil { layout.operatorActionsDuration = safetyPhase }
+        // One broker failure and nothing else: no other broker leaves for a controlled shutdown.
+        if profile.injectsOneFailure { layout.plannedShutdownProbability = 0 }
         self.layout = layout
         configuration = SimulationConfiguration(seed: seed, profile: profile, nodes: layout.nodes,
                                                 safetyPhaseDuration: safetyPhase, livenessPhaseDuration: livenessPhase)
@@ -45,6 +49,17 @@ public struct ClusterSimulation {
         public var consumedRecords = 0
         /// Fetch answers with records the consumed-records checker held against the brokers' HW.
         public var checkedConsumerFetches = 0
+        /// The broker failure the write-availability checker judged, if its precondition held.
+        public var writeAvailability: WriteAvailabilityWindow?
+        /// The world the run was drawn into (storage, workload, election churn).
+        public var world: GeneratedWorld?
+        /// What happened to the producer client's records.
+        public var producer = ProducerOutcomeSummary()
+        /// Churn steps applied and skipped (their target was not there to fault in time).
+        public var churnSteps = (taken: 0, skipped: 0)
+        /// Batches of acks=all answers, and Raft messages, the durability oracle held against the disks.
+        public var durableAcknowledgementsChecked = 0
+        public var raftMessagesCheckedAgainstDisk = 0
         /// What the topic-incarnations checker saw of the recycled topic.
         public var recycledTopic = RecycledTopicCounts()
     }
@@ -57,27 +72,43 @@ public struct ClusterSimulation {
         public var acknowledgedByAnEarlierIncarnation = 0
     }
 
+    /// The world this simulation runs in: drawn from the seed for the layout and configuration as
+    /// they are now, with `worldChoices` fixed.
+    public var world: GeneratedWorld {
+        GeneratedWorld.draw(seed: configuration.seed, layout: layout, configuration: configuration, choices: worldChoices)
+    }
+
     /// `watch` adds a `PartitionWatcher` writing to `watchSink`.
     public func run(traceSink: ((String) -> Void)? = nil, watch: TopicPartition? = nil,
                     watchSink: @escaping (String) -> Void = { print($0) }) -> Outcome {
         let raft = RaftSafetyChecker()
         let metadata = MetadataChecker()
-        let layout = self.layout
+        let world = self.world
+        let layout = world.applied(to: self.layout)
+        let configuration = world.applied(to: self.configuration, layout: layout)
         var checkers: [any SimulationChecker] = [raft, metadata]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
         let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
         if let consumed { checkers.append(consumed) }
+        let availability = layout.produceWorkload ? WriteAvailabilityChecker(layout: layout) : nil
         if layout.produceWorkload {
             checkers.append(HighWatermarkChecker(layout: layout))
             checkers.append(ReplicaConsistencyChecker(layout: layout))
+            checkers.append(availability!)
         }
         let incarnations = layout.produceWorkload ? TopicIncarnationChecker(layout: layout, metadata: metadata) : nil
         if let incarnations { checkers.append(incarnations) }
+        let durability = DurabilityOracle(layout: layout)
+        checkers.append(durability)
+        // After the checkers that name data loss: a lost write also breaks the producer's sequence.
+        let producerOutcome = layout.produceWorkload ? ProducerOutcomeChecker() : nil
+        if let producerOutcome { checkers.append(producerOutcome) }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
         checkers.append(operations)
-        let report = Simulation.run(configuration, checkers: checkers,
+        let churn = world.churn.bursts.isEmpty ? nil : ElectionChurnPlanner(plan: world.churn, layout: layout)
+        let report = Simulation.run(configuration, checkers: checkers, faultPlanners: churn.map { [$0] } ?? [],
                                     isConverged: { view in ClusterSimulation.isConverged(view, layout: layout) },
                                     describeNonConvergence: { view in
                                         ClusterSimulation.convergenceProblem(view, layout: layout) ?? "converged at the very end"
@@ -88,7 +119,12 @@ public struct ClusterSimulation {
                               committedMetadataRecords: records,
                               checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
                               acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
-                              consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0)
+                              consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
+                              writeAvailability: availability?.window,
+                              world: world, producer: producerOutcome?.summary ?? ProducerOutcomeSummary(),
+                              churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0),
+                              durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
+                              raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
         if let incarnations {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
@@ -117,7 +153,7 @@ public struct ClusterSimulation {
     }
 
     /// Every partition has a running leader that leads it at the committed epoch with its high
-    /// watermark at its log end, the producer has no unfinished record, and the consumer has read
+    /// watermark at its log end, every running replica that lost data has fetched it back, the producer has no unfinished record, and the consumer has read
     /// every partition up to its leader's high watermark.
     static func dataPlaneProblem(_ view: SimulationView, image: MetadataImage) -> String? {
         guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
@@ -143,6 +179,9 @@ public struct ClusterSimulation {
                   let replica = brokerPart(of: view.node(leader))?.dataPlane.replica(for: topicPartition),
                   replica.isLeader, replica.leaderEpoch == partition.registration.leaderEpoch else {
                 return "\(topicPartition): n\(leader) does not lead it at epoch \(partition.registration.leaderEpoch) yet"
+            }
+            if let loss = partition.registration.dataLoss.first(where: { view.status(of: $0.broker) == .running }) {
+                return "\(topicPartition): n\(loss.broker) has not fetched back what it lost from offset \(loss.firstLostOffset)"
             }
             guard replica.log.highWatermark == replica.log.logEndOffset else {
                 return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"

@@ -6,7 +6,9 @@ import TernCore
 /// - each controller's committed metadata entries are the same sequence (the reference);
 /// - each controller's and each broker's image equals the reference image at the same offset;
 /// - in every committed image, a partition's leader is in its ISR and is an unfenced broker;
-/// - leader epochs and partition epochs only grow.
+/// - leader epochs and partition epochs only grow;
+/// - a leader elected with a recorded data loss is the furthest surviving copy of an ISR whose
+///   every member lost data and could be compared (see `electionProblem`).
 public final class MetadataChecker: SimulationChecker {
     public let name = "metadata"
     public private(set) var reference: [PeerMessage.MetadataEntry] = []
@@ -99,6 +101,10 @@ public final class MetadataChecker: SimulationChecker {
                     return .violation("\(partition.topicPartition): leader n\(leader) is fenced or unregistered at offset \(image.offset)")
                 }
             }
+            if let before = referenceImage.topic(id: partition.topicID)?.partition(partition.topicPartition.partition),
+               let problem = Self.electionProblem(from: before, to: registration, isActive: image.isActive) {
+                return .violation("\(partition.topicPartition): \(problem) at offset \(image.offset)")
+            }
             let key = PartitionKey(topicID: partition.topicID, index: partition.topicPartition.partition)
             if let last = epochs[key], registration.leaderEpoch < last.leader || registration.partitionEpoch < last.partition {
                 return .violation("\(partition.topicPartition): epochs went back from leader \(last.leader)/partition \(last.partition) to \(registration.leaderEpoch)/\(registration.partitionEpoch)")
@@ -106,6 +112,24 @@ public final class MetadataChecker: SimulationChecker {
             epochs[key] = (registration.leaderEpoch, registration.partitionEpoch)
         }
         return .ok
+    }
+
+    /// The clean-election rule around recorded data losses: a leader elected (a new leader epoch)
+    /// whose own loss is recorded leads only because every ISR member lost data, each of them
+    /// could be compared (active), and its copy survives furthest. Unclean elections (the ISR reset
+    /// to the new leader alone) are exempt: they may lose data by definition.
+    public static func electionProblem(from before: PartitionRegistration, to after: PartitionRegistration,
+                                       isActive: (NodeID) -> Bool) -> String? {
+        guard after.leaderEpoch > before.leaderEpoch, let leader = after.leader, let loss = after.dataLoss(of: leader) else { return nil }
+        if after.isr == [leader] && before.isr != [leader] { return nil }
+        for member in after.isr {
+            guard let other = after.dataLoss(of: member) else { return "n\(leader) was elected with a recorded data loss while ISR member n\(member) had none" }
+            guard isActive(member) else { return "n\(leader) was elected with a recorded data loss while ISR member n\(member) could not be compared" }
+            if other.firstLostOffset > loss.firstLostOffset {
+                return "n\(leader) was elected with its copy surviving to \(loss.firstLostOffset) while n\(member)'s survives to \(other.firstLostOffset)"
+            }
+        }
+        return nil
     }
 
     /// A node's image must be the reference image at its offset.

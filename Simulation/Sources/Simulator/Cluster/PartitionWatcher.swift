@@ -83,8 +83,12 @@ public final class PartitionWatcher: SimulationChecker {
     private func watchRegistration(_ simulation: SimulationView, time: String) {
         guard let active = activeController(simulation, layout: layout), let registration = active.committedImage.topic(named: topicPartition.topic)?
             .partition(topicPartition.partition) else { return }
-        let line = "leader \(registration.leader.map { "n\($0)" } ?? "none") epoch \(registration.leaderEpoch) "
+        var line = "leader \(registration.leader.map { "n\($0)" } ?? "none") epoch \(registration.leaderEpoch) "
             + "isr \(registration.isr.map { "n\($0)" }) partition-epoch \(registration.partitionEpoch)"
+        if !registration.dataLoss.isEmpty {
+            line += " lost " + registration.dataLoss.map { "n\($0.broker) from \($0.firstLostOffset) (recorded at \($0.markedAt))" }
+                .joined(separator: ", ")
+        }
         if line != lastRegistration {
             lastRegistration = line
             write("\(time) controller \(topicPartition) committed \(line)")
@@ -99,6 +103,7 @@ public final class PartitionWatcher: SimulationChecker {
             + "durable \(log.durableOffset) HW \(log.highWatermark) epochs \(log.leaderEpochs.entries.map { "\($0.epoch)@\($0.startOffset)" })"
         if replica.isLeader { line += " isr \(replica.isr.map { "n\($0)" })" }
         if let corruption = log.corruption { line += " CORRUPT at \(corruption.offset) (\(corruption.reason))" }
+        if replica.acknowledgedLoss.rawValue >= 0 { line += " discarded for loss recorded at \(replica.acknowledgedLoss)" }
         if log.failure != nil { line += " FAILED" }
         if log.hasDurabilityBarrier { line += " barrier" }
         let recovery = log.recoveryReport

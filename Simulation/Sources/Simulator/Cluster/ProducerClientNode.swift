@@ -18,9 +18,44 @@ public struct AcknowledgedWrite: Equatable, Sendable {
     }
 }
 
+/// A record the producer reported failed: the producer gave up on it.
+public struct FailedRecord: Equatable, Sendable {
+    public var topicPartition: TopicPartition
+    public var value: UInt64
+    public var error: KafkaErrorCode
+    /// Some attempt may have reached a log.
+    public var possiblyWritten: Bool
+    /// The client's clock when the failure was reported.
+    public var time: Instant
+
+    public init(topicPartition: TopicPartition, value: UInt64, error: KafkaErrorCode, possiblyWritten: Bool, time: Instant) {
+        self.topicPartition = topicPartition
+        self.value = value
+        self.error = error
+        self.possiblyWritten = possiblyWritten
+        self.time = time
+    }
+}
+
+/// A record `IdempotentProducer.send` refused for a reason other than a full buffer.
+public struct RefusedRecord: Equatable, Sendable {
+    public var topicPartition: TopicPartition
+    public var value: UInt64
+    public var error: ProducerSendError
+    public var time: Instant
+
+    public init(topicPartition: TopicPartition, value: UInt64, error: ProducerSendError, time: Instant) {
+        self.topicPartition = topicPartition
+        self.value = value
+        self.error = error
+        self.time = time
+    }
+}
+
 /// A producer client for simulations: one `IdempotentProducer` (acks=all) sending a steady stream
 /// of small records (key "p<n>", value n as 8 big-endian bytes, n increasing over the whole run)
-/// round-robin to every partition of the topics the admin client creates. It carries each
+/// round-robin to every partition of the topics the admin client creates, and during each of its
+/// `bursts` keeping the burst's partitions at the in-flight limit with one batch queued. It carries each
 /// `ClientRequest` as a `PeerMessage.dataRequest`, feeds `.dataResponse`s back, and abandons
 /// requests unanswered after `requestTimeout` (a lost connection). It never crashes (the nemesis
 /// leaves clients alone), so its acknowledgements are the ground truth the replication checker
@@ -31,11 +66,21 @@ public final class ProducerClientNode: NodeStateMachine {
 
     public private(set) var producer: IdempotentProducer
     public private(set) var acknowledged: [AcknowledgedWrite] = []
-    /// Records reported failed: (partition, value, error, possiblyWritten).
-    public private(set) var failed: [(topicPartition: TopicPartition, value: UInt64, error: KafkaErrorCode, possiblyWritten: Bool)] = []
+    /// Records reported failed, in the order reported.
+    public private(set) var failed: [FailedRecord] = []
     /// `send` refusals (buffer full, failed partition or producer).
     public private(set) var refusedSends = 0
+    /// Refusals because the producer's buffer was full: back-pressure, not a failure.
+    public private(set) var bufferFullRefusals = 0
+    /// The first few refusals for any other reason (a failed partition or producer).
+    public private(set) var otherRefusals: [RefusedRecord] = []
+    /// Values handed out so far, refused sends included.
     public private(set) var nextValue: UInt64 = 0
+    /// Per partition, the value of the last record given to the producer: a checker reading it
+    /// after each of this node's events knows when each partition was given each record.
+    public private(set) var lastValueSent: [TopicPartition: UInt64] = [:]
+    /// The fullest in-flight window a burst's partition reached (at most the producer's limit).
+    public private(set) var fullestBurstWindow = 0
 
     private let partitions: [TopicPartition]
     private let interval: Duration
@@ -45,11 +90,19 @@ public final class ProducerClientNode: NodeStateMachine {
     private var nextSendAt: Instant?
     private var values: [RecordHandle: (topicPartition: TopicPartition, value: UInt64)] = [:]
     private var inFlight: [RequestCorrelation: Instant] = [:]
+    private let bursts: [ProducerBurst]
+    private var startedAt: Instant?
+    /// Sends of the steady stream so far: its round-robin position.
+    private var steadySends = 0
+    /// Records given to the producer and not completed yet, per partition (bursts top these up).
+    private var outstanding: [TopicPartition: Int] = [:]
 
     static let requestTimeout = Duration.seconds(3)
+    static let maximumOtherRefusalsKept = 16
 
     init(environment: NodeEnvironment, brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
-         recordsPerSecond: Int = 20, startDelay: Duration = .seconds(3), produceDuration: Duration? = nil) {
+         recordsPerSecond: Int = 20, startDelay: Duration = .seconds(3), produceDuration: Duration? = nil,
+         bursts: [ProducerBurst] = []) {
         nodeID = environment.nodeID
         var configuration = IdempotentProducer.Configuration(brokerAckTimeout: .seconds(2), requestTimeout: .seconds(10))
         configuration.lingerTime = .milliseconds(5)
@@ -61,7 +114,11 @@ public final class ProducerClientNode: NodeStateMachine {
         interval = .milliseconds(Int64(1_000 / max(1, recordsPerSecond)))
         self.startDelay = startDelay
         self.produceDuration = produceDuration
+        self.bursts = bursts
     }
+
+    /// The in-flight limit per partition of the producer this client runs.
+    public var maximumInFlightPerPartition: Int { producer.configuration.maxInFlightPerPartition }
 
     /// Records given to the producer whose outcome is not known yet.
     public var unfinishedRecords: Int { producer.unfinishedRecords }
@@ -69,6 +126,7 @@ public final class ProducerClientNode: NodeStateMachine {
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start:
+            startedAt = now
             nextSendAt = now + startDelay
             stopSendingAt = produceDuration.map { now + $0 }
         case .tick:
@@ -77,9 +135,10 @@ public final class ProducerClientNode: NodeStateMachine {
                 producer.handleTimeout(correlation: correlation, now: now)
             }
             while let due = nextSendAt, now >= due, !partitions.isEmpty, stopSendingAt.map({ due < $0 }) ?? true {
-                sendOne(now: now)
+                sendSteady(now: now)
                 nextSendAt = due + interval
             }
+            sendBursts(now: now)
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes),
                   case let .dataResponse(correlationID, response) = message else { return }
@@ -89,38 +148,85 @@ public final class ProducerClientNode: NodeStateMachine {
         case .syncCompleted:
             break
         }
-        collectCompletions()
-        for request in producer.nextRequests(now: now) {
+        collectCompletions(now: now)
+        let requests = producer.nextRequests(now: now)
+        for request in requests {
             inFlight[request.correlation] = now
             effects.append(.send(to: request.destination,
                                  bytes: PeerMessage.dataRequest(correlationID: request.correlation.rawValue,
                                                                 request: request.request).encoded()))
         }
-        collectCompletions()
+        if !requests.isEmpty { noteBurstWindows(now: now) }
+        collectCompletions(now: now)
     }
 
-    private func sendOne(now: Instant) {
-        let value = nextValue
-        nextValue += 1
-        let topicPartition = partitions[Int(value % UInt64(partitions.count))]
-        var bytes = [UInt8](repeating: 0, count: 8)
-        for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: value >> (8 * (7 - index))) }
-        do {
-            let handle = try producer.send(topicPartition, key: Array("p\(value)".utf8), value: bytes, now: now)
-            values[handle] = (topicPartition, value)
-        } catch {
-            refusedSends += 1
+    private func sendSteady(now: Instant) {
+        let topicPartition = partitions[steadySends % partitions.count]
+        steadySends += 1
+        sendOne(to: topicPartition, now: now)
+    }
+
+    /// Tops each partition of every burst under way up to the in-flight limit plus one queued
+    /// batch, one batch of `recordsPerBatch` at a time (a flush closes each), so that the
+    /// partition has as many requests in flight as the producer allows when a connection drops.
+    private func sendBursts(now: Instant) {
+        guard let startedAt, stopSendingAt.map({ now < $0 }) ?? true else { return }
+        for burst in bursts where startedAt + burst.start <= now && now < startedAt + burst.start + burst.length {
+            let target = (maximumInFlightPerPartition + 1) * burst.recordsPerBatch
+            for topicPartition in burst.partitions {
+                topUp: while outstanding[topicPartition, default: 0] + burst.recordsPerBatch <= target {
+                    for _ in 0..<burst.recordsPerBatch {
+                        guard sendOne(to: topicPartition, now: now) else { break topUp }
+                    }
+                    producer.flush()
+                }
+            }
         }
     }
 
-    private func collectCompletions() {
+    private func noteBurstWindows(now: Instant) {
+        guard let startedAt, fullestBurstWindow < maximumInFlightPerPartition else { return }
+        for burst in bursts where startedAt + burst.start <= now && now < startedAt + burst.start + burst.length {
+            for topicPartition in burst.partitions {
+                fullestBurstWindow = max(fullestBurstWindow, producer.window(of: topicPartition))
+            }
+        }
+    }
+
+    /// Hands the next value to the producer; false when it refused it.
+    @discardableResult
+    private func sendOne(to topicPartition: TopicPartition, now: Instant) -> Bool {
+        let value = nextValue
+        nextValue += 1
+        var bytes = [UInt8](repeating: 0, count: 8)
+        for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: value >> (8 * (7 - index))) }
+        do throws(ProducerSendError) {
+            let handle = try producer.send(topicPartition, key: Array("p\(value)".utf8), value: bytes, now: now)
+            values[handle] = (topicPartition, value)
+            lastValueSent[topicPartition] = value
+            outstanding[topicPartition, default: 0] += 1
+            return true
+        } catch {
+            refusedSends += 1
+            if error == .bufferFull {
+                bufferFullRefusals += 1
+            } else if otherRefusals.count < Self.maximumOtherRefusalsKept {
+                otherRefusals.append(RefusedRecord(topicPartition: topicPartition, value: value, error: error, time: now))
+            }
+            return false
+        }
+    }
+
+    private func collectCompletions(now: Instant) {
         for completion in producer.takeCompletions() {
             guard let sent = values.removeValue(forKey: completion.handle) else { continue }
+            outstanding[sent.topicPartition, default: 1] -= 1
             switch completion.outcome {
             case let .written(offset):
                 acknowledged.append(AcknowledgedWrite(topicPartition: sent.topicPartition, offset: offset, value: sent.value))
             case let .failed(error, possiblyWritten):
-                failed.append((sent.topicPartition, sent.value, error, possiblyWritten))
+                failed.append(FailedRecord(topicPartition: sent.topicPartition, value: sent.value, error: error,
+                                           possiblyWritten: possiblyWritten, time: now))
             }
         }
     }

@@ -5,7 +5,10 @@ import TernCore
 /// Raft's safety properties, watched from outside the nodes:
 /// - election safety: at most one leader per term;
 /// - committed entries never change, on any node, across restarts;
-/// - leader completeness: a node that becomes leader holds every committed entry;
+/// - leader completeness: a node that becomes leader of a term holds every entry committed in an
+///   earlier term. Only earlier: a candidate that was paused with a vote grant in flight can
+///   still win an old term after a later term committed entries it lacks; it can commit nothing
+///   (a quorum has moved on) and steps down at the first message of the later term;
 /// - log matching: two logs with an entry of the same index and term agree up to it.
 public final class RaftSafetyChecker: SimulationChecker {
     public let name = "raft"
@@ -14,6 +17,11 @@ public final class RaftSafetyChecker: SimulationChecker {
     public var leaderTermCount: Int { leaderOfTerm.count }
     /// Entry `i` (1-based) of the committed log at `committed[i - 1]`.
     public private(set) var committed: [RaftLogEntry] = []
+    /// `committedByTerm[i - 1]`: the lowest term in which a node was seen holding entry `i` as
+    /// committed. The entry was committed in that term or an earlier one (a node learns of a
+    /// commit from the leader that made it, or from a later one), so every leader of a later
+    /// term must hold it.
+    private var committedByTerm: [Term] = []
     private var checkedCommitIndex: [NodeID: (incarnation: Int, index: LogIndex)] = [:]
     private var leaderTermSeen: [NodeID: Term] = [:]
 
@@ -82,9 +90,10 @@ public final class RaftSafetyChecker: SimulationChecker {
     }
 
     private func checkCompleteness(_ observation: Observation) -> CheckResult {
-        for known in committed {
+        for (position, known) in committed.enumerated() where committedByTerm[position] < observation.term {
             guard let held = Self.entry(at: known.index, in: observation.entries), held == known else {
-                return .violation("n\(observation.node) leads term \(observation.term) without committed entry \(known.index) (term \(known.term))")
+                return .violation("n\(observation.node) leads term \(observation.term) without entry \(known.index) (term \(known.term)), "
+                                  + "committed by term \(committedByTerm[position])")
             }
         }
         return .ok
@@ -101,13 +110,16 @@ public final class RaftSafetyChecker: SimulationChecker {
                 return .violation("n\(observation.node) says \(index) is committed but does not hold it")
             }
             if index <= Int64(committed.count) {
-                let known = committed[Int(index - 1)]
+                let position = Int(index - 1)
+                let known = committed[position]
                 guard known == held else {
                     return .violation("committed entry \(index) changed on n\(observation.node): was term \(known.term), now term \(held.term)")
                 }
+                committedByTerm[position] = min(committedByTerm[position], observation.term)
             } else {
                 precondition(index == Int64(committed.count) + 1, "commit indices are checked in order")
                 committed.append(held)
+                committedByTerm.append(observation.term)
             }
         }
         checkedCommitIndex[observation.node] = (observation.incarnation, observation.commitIndex)

@@ -81,6 +81,7 @@ public final class ReplicaConsistencyChecker: SimulationChecker {
                 case .failure(.corrupt):
                     continue  // its checksums caught rot: it refuses these bytes and reports itself
                 case .failure(.short(let end)):
+                    if partition.registration.dataLoss(of: id) != nil { continue }  // recorded as lost: it is re-fetching
                     return .violation("\(topicPartition): ISR member n\(id) ends at \(end), below leader n\(leaderID)'s high watermark \(highWatermark)")
                 case let .success(actual):
                     guard let reference else {
