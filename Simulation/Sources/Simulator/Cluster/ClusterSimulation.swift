@@ -70,6 +70,9 @@ public struct ClusterSimulation {
         public var checkedReplicaReads = 0
         public var checkedAcknowledgements = 0
         public var acknowledgedByAnEarlierIncarnation = 0
+        /// Acknowledged batches the durability oracle left unjudged: written to an incarnation
+        /// deleted by the time the answer left.
+        public var acknowledgedBatchesOfDeletedIncarnations = 0
     }
 
     /// The world this simulation runs in: drawn from the seed for the layout and configuration as
@@ -129,7 +132,8 @@ public struct ClusterSimulation {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
                 checkedReplicaReads: incarnations.checkedReplicaReads, checkedAcknowledgements: incarnations.checkedAcknowledgements,
-                acknowledgedByAnEarlierIncarnation: incarnations.acknowledgedByAnEarlierIncarnation)
+                acknowledgedByAnEarlierIncarnation: incarnations.acknowledgedByAnEarlierIncarnation,
+                acknowledgedBatchesOfDeletedIncarnations: durability.acknowledgementsOfDeletedTopics)
         }
         return outcome
     }
