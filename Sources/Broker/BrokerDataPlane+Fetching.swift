@@ -39,7 +39,8 @@ extension BrokerDataPlane {
                 if topics.last?.name == topicPartition.topic {
                     topics[topics.count - 1].partitions.append(partition)
                 } else {
-                    topics.append(FetchRequest.Topic(name: topicPartition.topic, partitions: [partition]))
+                    topics.append(FetchRequest.Topic(name: topicPartition.topic, topicID: partitions[topicPartition]!.topicID.kafkaUUID,
+                                                     partitions: [partition]))
                 }
             }
             // With data not yet synced here, the leader must not park the fetch: the next one
@@ -126,7 +127,7 @@ extension BrokerDataPlane {
             for partition in topic.partitions {
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
                 if let replicaID = request.replicaID {
-                    answers.append(answerFollowerFetch(partition, of: topicPartition, from: replicaID,
+                    answers.append(answerFollowerFetch(partition, of: topicPartition, topicID: topic.topicID, from: replicaID,
                                                        brokerEpoch: request.replicaEpoch, now: now))
                 } else {
                     let answer = answerConsumerFetch(partition, of: topicPartition, remainingBytes: remainingBytes)
@@ -158,12 +159,18 @@ extension BrokerDataPlane {
         return .led(hosted)
     }
 
-    private func answerFollowerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition, from follower: NodeID,
-                                     brokerEpoch: BrokerEpoch, now: Instant) -> FetchResponse.Partition {
+    private func answerFollowerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition, topicID: KafkaUUID,
+                                     from follower: NodeID, brokerEpoch: BrokerEpoch, now: Instant) -> FetchResponse.Partition {
         let index = partition.partitionIndex
         guard image.partition(topicPartition) != nil else { return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicOrPartition) }
         guard let hosted = partitions[topicPartition] else {
             return FetchResponse.Partition(partitionIndex: index, errorCode: .notLeaderOrFollower, currentLeader: leaderHint(topicPartition))
+        }
+        // Kafka's Fetch v13 check: a follower of another topic of this name (one of the two has
+        // not yet applied its deletion and re-creation) must neither get these records nor have
+        // its position counted toward this topic's high watermark. Both wait for the metadata.
+        guard topicID == .zero || topicID == hosted.topicID.kafkaUUID else {
+            return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicID)
         }
         let outcome = hosted.replica.handleFollowerFetch(
             follower: follower, fetchOffset: partition.fetchOffset, lastFetchedEpoch: partition.lastFetchedEpoch,
@@ -226,4 +233,9 @@ extension BrokerDataPlane {
 enum LeaderLookup {
     case led(HostedPartition)
     case refused(KafkaErrorCode)
+}
+
+extension TopicID {
+    /// The id as Kafka's wire protocol carries it.
+    var kafkaUUID: KafkaUUID { KafkaUUID(mostSignificantBits: high, leastSignificantBits: low) }
 }

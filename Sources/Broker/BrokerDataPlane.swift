@@ -92,9 +92,15 @@ public final class BrokerDataPlane {
 
     var partitions: [TopicPartition: HostedPartition] = [:]
     var hostedOrder: [TopicPartition] = []
-    /// Logs of replicas stopped while syncs were in flight: their completions must still find them.
-    /// `deleteFiles`: the partition is gone (topic deleted or re-created), its files go too.
-    var retiredLogs: [(log: PartitionLog, deleteFiles: Bool)] = []
+    /// The data directory was checked against the image (see `removeStrayDirectories`): partitions
+    /// may be opened.
+    var hasRemovedStrayDirectories = false
+    /// Partition directories moved aside, waiting to be removed (at most one per directory the
+    /// data directory holds).
+    var directoryRemovals: [DirectoryRemoval] = []
+    var nextRemovalRetryAt = Instant.zero
+    /// An assigned partition could not be opened (or the data directory read): when to try again.
+    var openRetryAt: Instant?
 
     /// One fetch in flight per leader broker, covering every partition followed from it.
     var replicaFetches: [NodeID: InFlightReplicaFetch] = [:]
@@ -144,6 +150,8 @@ public final class BrokerDataPlane {
 
     /// The replica of a hosted partition (for inspection by tests and checkers).
     public func replica(for topicPartition: TopicPartition) -> PartitionReplica? { partitions[topicPartition]?.replica }
+    /// The id of the topic whose partition is hosted under this name (for inspection by checkers).
+    public func topicID(of topicPartition: TopicPartition) -> TopicID? { partitions[topicPartition]?.topicID }
     public var hostedPartitions: [TopicPartition] { hostedOrder }
 
     func takeCorrelationID() -> UInt64 {
@@ -158,34 +166,52 @@ public final class BrokerDataPlane {
     public func applyImage(_ image: MetadataImage, now: Instant, effects: inout [NodeEffect]) {
         self.image = image
         everyParkedFetchNeedsRecheck = true  // a parked fetch of a partition this broker no longer leads must hear so
+        openRetryAt = nil
+        guard hasRemovedStrayDirectories || removeStrayDirectories() else {
+            openRetryAt = now + Self.openRetryBackoff
+            return
+        }
+        hasRemovedStrayDirectories = true
         var assigned: Set<TopicPartition> = []  // membership only, never iterated
         for entry in image.partitions where entry.registration.replicas.contains(localID) {
             let topicPartition = entry.topicPartition
             if let existing = partitions[topicPartition], existing.topicID != entry.topicID {
                 // The topic was deleted and created again under the same name: the old data goes.
-                stopHosting(topicPartition, deletingFiles: true, now: now)
+                stopHosting(topicPartition, now: now)
             }
-            guard let hosted = partitions[topicPartition] ?? openPartition(entry, now: now, effects: &effects) else { continue }
+            guard let hosted = partitions[topicPartition] ?? openPartition(entry, now: now, effects: &effects) else {
+                openRetryAt = now + Self.openRetryBackoff
+                continue
+            }
             assigned.insert(topicPartition)
             applyRegistration(entry.registration, to: hosted, now: now)
         }
         for topicPartition in hostedOrder where !assigned.contains(topicPartition) {
             // Deleted, or (with reassignment) moved away: either way this broker's copy is no
             // longer part of the partition.
-            stopHosting(topicPartition, deletingFiles: true, now: now)
+            stopHosting(topicPartition, now: now)
         }
     }
 
+    /// Pause before trying again to open a partition that could not be opened.
+    static let openRetryBackoff = Duration.seconds(1)
+
     private func openPartition(_ entry: PartitionEntry, now: Instant, effects: inout [NodeEffect]) -> HostedPartition? {
         let directory = joinPath(dataDirectory, entry.topicPartition.description)
+        guard (try? disk.makeDirectory(dataDirectory)) != nil else { return nil }
         let log: PartitionLog
         do {
-            try disk.makeDirectory(dataDirectory)
-            var logConfiguration = configuration.log
-            logConfiguration.keepsInvalidTailForRepair = true
-            log = try PartitionLog.open(directory: directory, configuration: logConfiguration, disk: disk, now: now)
+            log = try openLog(directory, topicID: entry.topicID, now: now)
+        } catch let .topicIDMismatch(_, found, _) {
+            // Another topic's directory under this name, whose removal failed or was never seen
+            // (see `removeStrayDirectories`): moved aside, a new one takes the name.
+            guard moveAside(directory, topicID: found), let fresh = try? openLog(directory, topicID: entry.topicID, now: now) else {
+                return nil
+            }
+            requestRemovalSync()
+            log = fresh
         } catch {
-            // An unreadable disk: the next image change tries again (a failed sync ends the process instead).
+            // An unreadable disk or topic id: tried again later (a failed sync ends the process instead).
             return nil
         }
         var replication = configuration.replication
@@ -197,6 +223,13 @@ public final class BrokerDataPlane {
         hostedOrder.append(entry.topicPartition)
         hostedOrder.sort()
         return hosted
+    }
+
+    private func openLog(_ directory: String, topicID: TopicID, now: Instant) throws(LogError) -> PartitionLog {
+        var logConfiguration = configuration.log
+        logConfiguration.keepsInvalidTailForRepair = true
+        return try PartitionLog.open(directory: directory, topicID: topicID.description, configuration: logConfiguration,
+                                     disk: disk, now: now)
     }
 
     private func minInSyncReplicas(for topic: String) -> Int? {
@@ -235,29 +268,16 @@ public final class BrokerDataPlane {
         handle(update, of: hosted, now: now)
     }
 
-    private func stopHosting(_ topicPartition: TopicPartition, deletingFiles: Bool, now: Instant) {
+    /// The partition is no longer this broker's: its log stops at once (what it had in flight is
+    /// dropped) and its directory is moved aside to be removed, freeing the name for a topic
+    /// created again under it.
+    private func stopHosting(_ topicPartition: TopicPartition, now: Instant) {
         guard let hosted = partitions.removeValue(forKey: topicPartition) else { return }
         hostedOrder.removeAll { $0 == topicPartition }
         handle(hosted.replica.stopReplica(), of: hosted, now: now)
-        hosted.log.flush()
-        retiredLogs.append((hosted.log, deletingFiles))
-        closeIdleRetiredLogs()
-    }
-
-    /// Closes (and where asked deletes) retired logs with no sync left in flight.
-    func closeIdleRetiredLogs() {
-        retiredLogs.removeAll { retired in
-            guard retired.log.isIdle else { return false }
-            if retired.deleteFiles {
-                // Files left behind by a failed removal would be reopened by a topic created
-                // again under the same name (TODO: record the topic id in the directory, as
-                // Kafka's partition.metadata does, and refuse a mismatch).
-                try? retired.log.closeAndDeleteFiles()
-            } else {
-                retired.log.close()
-            }
-            return true
-        }
+        hosted.log.closeForRemoval()
+        moveAside(hosted.log.directory, topicID: hosted.topicID.description)
+        requestRemovalSync()
     }
 
     // MARK: Replica updates
@@ -294,11 +314,7 @@ public final class BrokerDataPlane {
                 return true
             }
         }
-        for retired in retiredLogs where retired.log.handle(completion) {
-            closeIdleRetiredLogs()
-            return true
-        }
-        return false
+        return handleRemovalSync(completion)
     }
 
     // MARK: Storage failures
@@ -367,6 +383,8 @@ public final class BrokerDataPlane {
         if let inFlight = allocateProducerIDsInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
             allocateProducerIDsInFlight = nil
         }
+        if let openRetryAt, now >= openRetryAt { applyImage(image, now: now, effects: &effects) }
+        retryRemovals(now: now)
         expireParkedProduces(now: now, effects: &effects)
         expireParkedInitProducerIDs(now: now, effects: &effects)
         answerParkedFetches(now: now, effects: &effects, recheck: .expiredOnly)
@@ -376,6 +394,7 @@ public final class BrokerDataPlane {
             for topicPartition in hostedOrder {
                 guard let hosted = partitions[topicPartition] else { continue }
                 hosted.log.checkpoint()
+                hosted.log.repairDamagedIdentity()
                 snapshotProducerStateIfDue(hosted)
             }
         }

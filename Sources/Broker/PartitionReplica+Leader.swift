@@ -73,7 +73,7 @@ extension PartitionReplica {
         case .batchTooLarge: return .messageTooLarge
         // A new leader's truncation barrier: retriable, the client refreshes metadata and retries.
         case .durabilityBarrierPending: return .notLeaderOrFollower
-        case .disk, .corrupt, .offline: return .kafkaStorageError
+        case .disk, .corrupt, .offline, .topicIDMismatch: return .kafkaStorageError
         case .offsetOutOfRange, .nonContiguousAppend: return .unknownServerError
         }
     }

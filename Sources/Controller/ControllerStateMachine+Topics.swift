@@ -39,6 +39,11 @@ extension ControllerStateMachine {
     private func createTopic(_ topic: CreateTopicsRequest.Topic, validateOnly: Bool,
                              into builder: inout ProposalBuilder) throws(AdminRefusal) -> CreateTopicsResponse.TopicResult {
         if let problem = TopicRules.topicNameProblem(topic.name) { throw AdminRefusal(.invalidTopic, problem) }
+        // Kafka's refusal: its partition's directory would be the metadata log's on a combined
+        // node (`__cluster_metadata-0`), opened, and removed with the topic.
+        guard topic.name != TopicRules.clusterMetadataTopicName else {
+            throw AdminRefusal(.invalidRequest, "Creation of internal topic \(TopicRules.clusterMetadataTopicName) is prohibited.")
+        }
         guard builder.image.topic(named: topic.name) == nil else {
             throw AdminRefusal(.topicAlreadyExists, "topic '\(topic.name)' already exists")
         }

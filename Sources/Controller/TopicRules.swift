@@ -10,6 +10,8 @@ public enum TopicRules {
     /// Bounds a request can ask for, so one request cannot make the controller build millions of records.
     public static let maxPartitionsPerTopic: Int32 = 10_000
     public static let maxReplicationFactor = 64
+    /// KRaft's metadata log; no user topic may take the name.
+    public static let clusterMetadataTopicName = "__cluster_metadata"
 
     /// Why `name` is not a legal topic name, or nil when it is (Kafka's rule: 1 to 249 of
     /// `[a-zA-Z0-9._-]`, and neither `.` nor `..`).

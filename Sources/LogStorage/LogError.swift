@@ -30,6 +30,9 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
     /// A sync failed; the log no longer accepts writes (an fsync error cannot be retried safely).
     case offline(reason: String)
     case batchTooLarge(size: Int, segmentBytes: Int64)
+    /// The directory's `partition.metadata` names another topic (one deleted, or the one created
+    /// before under the same name): it is not opened, and left as it is.
+    case topicIDMismatch(directory: String, found: String, expected: String)
 
     public var description: String {
         switch self {
@@ -43,6 +46,8 @@ public enum LogError: Error, Equatable, Sendable, CustomStringConvertible {
         case .durabilityBarrierPending: return "a truncation or recovery is being made durable; retry the append"
         case let .offline(reason): return "log is offline: \(reason)"
         case let .batchTooLarge(size, segmentBytes): return "batch of \(size) bytes does not fit in a segment of \(segmentBytes) bytes"
+        case let .topicIDMismatch(directory, found, expected):
+            return "\(directory) belongs to topic id \(found), not \(expected)"
         }
     }
 }

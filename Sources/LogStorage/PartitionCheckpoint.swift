@@ -4,20 +4,27 @@ import TernCore
 /// atomically so the four values can never disagree after a crash: where the log starts, how far
 /// it is known to be durable (recovery scans from there), the high watermark, and the leader
 /// epoch of each range of offsets. Text, one value per line, closed by a CRC-32C of what precedes.
+/// A topic partition's checkpoint also repeats its topic id, the second copy of
+/// `partition.metadata`: either file alone still says whose the data is.
 public struct PartitionCheckpoint: Equatable, Sendable {
     public var logStartOffset: Offset
     public var recoveryPoint: Offset
     public var highWatermark: Offset
     public var leaderEpochs: [LeaderEpochCache.Entry]
+    /// 32 lowercase hexadecimal digits; nil for a log of no topic (the metadata log) or one from
+    /// before topic ids were recorded.
+    public var topicID: String?
 
     public static let fileName = "partition.checkpoint"
     static let magicLine = "tern-partition-checkpoint 1"
 
-    public init(logStartOffset: Offset, recoveryPoint: Offset, highWatermark: Offset, leaderEpochs: [LeaderEpochCache.Entry]) {
+    public init(logStartOffset: Offset, recoveryPoint: Offset, highWatermark: Offset, leaderEpochs: [LeaderEpochCache.Entry],
+                topicID: String? = nil) {
         self.logStartOffset = logStartOffset
         self.recoveryPoint = recoveryPoint
         self.highWatermark = highWatermark
         self.leaderEpochs = leaderEpochs
+        self.topicID = topicID
     }
 
     public func encode() -> [UInt8] {
@@ -27,6 +34,7 @@ public struct PartitionCheckpoint: Equatable, Sendable {
         text += "high-watermark \(highWatermark)\n"
         text += "leader-epochs \(leaderEpochs.count)\n"
         for entry in leaderEpochs { text += "\(entry.epoch) \(entry.startOffset)\n" }
+        if let topicID { text += "topic-id \(topicID)\n" }
         var bytes = Array(text.utf8)
         bytes += Array("crc32c \(CRC32C.checksum(bytes))\n".utf8)
         return bytes
@@ -70,7 +78,16 @@ public struct PartitionCheckpoint: Equatable, Sendable {
             }
             entries.append(.init(epoch: LeaderEpoch(epoch), startOffset: Offset(start)))
         }
-        let crcLine = 5 + Int(count)
+        var crcLine = 5 + Int(count)
+        var topicID: String?
+        if crcLine < lines.count, lines[crcLine].hasPrefix("topic-id ") {
+            let words = lines[crcLine].split(separator: " ").map(String.init)
+            guard words.count == 2, PartitionMetadata.isValidTopicID(words[1]) else {
+                throw FormatError(line: crcLine + 1, reason: "expected 'topic-id <32 hexadecimal digits>', found '\(lines[crcLine])'")
+            }
+            topicID = words[1]
+            crcLine += 1
+        }
         let covered = lines[..<crcLine].joined(separator: "\n") + "\n"
         let stored = try value(crcLine, "crc32c")
         guard stored == Int64(CRC32C.checksum(Array(covered.utf8))) else {
@@ -80,6 +97,6 @@ public struct PartitionCheckpoint: Equatable, Sendable {
             throw FormatError(line: 2, reason: "offsets must not be negative")
         }
         return PartitionCheckpoint(logStartOffset: Offset(logStart), recoveryPoint: Offset(recovery),
-                                   highWatermark: Offset(highWatermark), leaderEpochs: entries)
+                                   highWatermark: Offset(highWatermark), leaderEpochs: entries, topicID: topicID)
     }
 }

@@ -24,21 +24,67 @@ extension PartitionLog {
     /// torn or invalid batch and everything after it are cut, and indexes are rebuilt.
     /// Corruption below the recovery point is not cut: the log opens, serves what precedes it, and
     /// reports it in `corruption` (reads past it and appends fail until it is repaired).
-    public static func open(directory: String, configuration: LogConfiguration = LogConfiguration(),
+    ///
+    /// With `topicID` (32 lowercase hexadecimal digits), the directory must belong to that topic
+    /// (`partition.metadata`, or the copy in the checkpoint where the file is damaged): one of
+    /// another topic is refused untouched (`topicIDMismatch`). A directory recording no topic (new,
+    /// or from before topic ids were recorded) is adopted: the file is written, and appends wait
+    /// until it is durable. One whose topic cannot be read from either file opens as lost data
+    /// (`corruption` at its log start: nothing served, nothing appended) until
+    /// `discardFromCorruption` empties it and records the topic.
+    public static func open(directory: String, topicID: String? = nil, configuration: LogConfiguration = LogConfiguration(),
                             disk: any Disk, now: Instant) throws(LogError) -> PartitionLog {
+        var identity: IdentityCheck?
+        if let topicID { identity = try checkIdentity(of: directory, is: topicID, disk: disk) }
+        let log: PartitionLog
         do {
             var recovery = try Recovery(directory: directory, configuration: configuration.validated(), disk: disk, now: now)
-            return try recovery.run()
+            // Checkpoints repeat a topic id only once it is known to be the data's.
+            if case .recorded? = identity { recovery.topicID = topicID }
+            if case .toWrite? = identity { recovery.topicID = topicID }
+            log = try recovery.run()
         } catch let error as DiskError {
             throw .disk(error)
         } catch {
             preconditionFailure("recovery throws only disk errors: \(error)")
         }
+        switch identity {
+        case nil, .recorded?:
+            break
+        case .toWrite?:
+            do { try log.startIdentityWrite() } catch { throw .disk(error) }
+        case let .unknown(reason)?:
+            log.corruption = LogCorruption(file: joinPath(directory, PartitionMetadata.fileName), position: 0,
+                                           offset: log.logStartOffset, reason: "the topic this log belongs to is unknown: \(reason)")
+            log.topicIDAwaitingDiscard = topicID
+        }
+        return log
+    }
+
+    enum IdentityCheck {
+        /// `partition.metadata` names the topic.
+        case recorded
+        /// It is to be written: new, from before topic ids, or repaired from the checkpoint's copy.
+        case toWrite
+        case unknown(String)
+    }
+
+    /// What `directory` records of its topic, checked against `topicID`; throws when it names another.
+    private static func checkIdentity(of directory: String, is topicID: String, disk: any Disk) throws(LogError) -> IdentityCheck {
+        let found: PartitionMetadata.Found
+        do { found = try PartitionMetadata.read(directory: directory, disk: disk) } catch { throw .disk(error) }
+        if found == .unreadable {
+            return .unknown("\(PartitionMetadata.fileName) does not decode and no checkpoint repeats the topic id")
+        }
+        guard let recorded = found.recordedTopicID else { return .toWrite }
+        guard recorded == topicID else { throw .topicIDMismatch(directory: directory, found: recorded, expected: topicID) }
+        return found == .topicID(recorded) ? .recorded : .toWrite
     }
 
     /// Deletes the corrupt batch and everything after it, so the log can be refilled from a leader.
     public func discardFromCorruption() throws(LogError) {
         guard let found = corruption else { return }
+        defer { if corruption == nil { recordTopicAfterDiscard() } }
         if found.offset < logEndOffset {
             // Found by a read: the bad batch and what follows are still part of the log.
             try truncate(to: found.offset)
@@ -55,6 +101,16 @@ extension PartitionLog {
         corruption = nil
         durability.truncate(to: logEndOffset)
         raiseDurabilityBarrier(syncing: [activeSegment.logFile])
+    }
+}
+
+extension PartitionLog {
+    /// A log whose topic was unknown is empty now: it belongs to the topic it was opened for.
+    private func recordTopicAfterDiscard() {
+        guard let pending = topicIDAwaitingDiscard else { return }
+        topicIDAwaitingDiscard = nil
+        topicID = pending
+        do { try startIdentityWrite() } catch { _ = fail("writing \(PartitionMetadata.fileName) failed: \(error)") }
     }
 }
 
@@ -86,6 +142,8 @@ private struct Recovery {
     var orphanedPaths: [String] = []
     /// Log files of the segments recovery read or cut: their state must be made durable.
     var scannedFiles: [DiskFile] = []
+    /// The verified (or new) topic of the directory, written into every checkpoint.
+    var topicID: String?
 
     init(directory: String, configuration: LogConfiguration, disk: any Disk, now: Instant) throws(DiskError) {
         self.directory = directory
@@ -121,6 +179,7 @@ private struct Recovery {
         log.corruption = corruption
         log.orphanedPaths = orphanedPaths
         log.recoveryReport = report
+        log.topicID = topicID
         // What recovery read may be only in the page cache (after a process kill): cuts, removals
         // and bytes that a later power loss could still undo. Make exactly this state durable, the
         // directory entries and the checkpoint included, before anything new is appended on it.

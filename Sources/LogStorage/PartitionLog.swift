@@ -43,6 +43,14 @@ public final class PartitionLog {
     public internal(set) var recoveryReport = RecoveryReport()
     /// Segment files past a corruption, kept for repair and removed by `discardFromCorruption`.
     var orphanedPaths: [String] = []
+    /// The topic the directory belongs to (32 hexadecimal digits), repeated in every checkpoint;
+    /// nil for a log of no topic, or while the topic of its data is unknown.
+    public internal(set) var topicID: String?
+    /// The write of `partition.metadata`, while it is in flight: appends wait for it, so no data
+    /// is ever in a directory that does not say which topic it belongs to.
+    var identityWriter: AtomicFileWriter?
+    /// The topic a log opened with an unreadable topic id belongs to once it is emptied.
+    var topicIDAwaitingDiscard: String?
 
     init(directory: String, configuration: LogConfiguration, disk: any Disk, segments: [LogSegment],
          logStartOffset: Offset, highWatermark: Offset, leaderEpochs: LeaderEpochCache, durableOffset: Offset) {
@@ -68,8 +76,12 @@ public final class PartitionLog {
     public var sizeInBytes: Int64 { segments.reduce(0) { $0 + $1.size } }
     public var segmentBaseOffsets: [Offset] { segments.map(\.baseOffset) }
     /// No sync, checkpoint or truncation barrier outstanding.
-    public var isIdle: Bool { durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && durabilityBarrier == nil }
-    public var hasDurabilityBarrier: Bool { durabilityBarrier != nil }
+    public var isIdle: Bool {
+        durability.isEmpty && checkpointWriter.isIdle && !checkpointWanted && durabilityBarrier == nil && identityWriter == nil
+    }
+    /// Appends wait (`durabilityBarrierPending`): a truncation or recovery, or the write of
+    /// `partition.metadata`, is being made durable.
+    public var hasDurabilityBarrier: Bool { durabilityBarrier != nil || identityWriter != nil }
 
     var activeSegment: LogSegment {
         get { segments[segments.count - 1] }
@@ -82,7 +94,7 @@ public final class PartitionLog {
     func ensureWritable() throws(LogError) {
         if let failure { throw .offline(reason: failure) }
         if let corruption { throw .corrupt(corruption) }
-        if durabilityBarrier != nil { throw .durabilityBarrierPending }
+        if hasDurabilityBarrier { throw .durabilityBarrierPending }
     }
 
     /// A write or sync failed: the page cache may now disagree with the disk, so the log stops.
@@ -247,6 +259,7 @@ public final class PartitionLog {
             if case let .failure(error) = completion.result { _ = fail("sync failed: \(error)") }
             return true
         }
+        if handleIdentityWrite(completion) { return true }
         let progress: AtomicFileWriter.Progress
         do {
             progress = try checkpointWriter.handle(completion, disk: disk)
@@ -282,7 +295,7 @@ public final class PartitionLog {
         checkpointWanted = false
         let state = PartitionCheckpoint(logStartOffset: logStartOffset, recoveryPoint: durableOffset,
                                         highWatermark: min(highWatermark, durableOffset),
-                                        leaderEpochs: leaderEpochs.entries.filter { $0.startOffset < logEndOffset })
+                                        leaderEpochs: leaderEpochs.entries.filter { $0.startOffset < logEndOffset }, topicID: topicID)
         if state == lastWrittenCheckpoint && durabilityBarrier == nil { return checkpointWriter.completedGeneration }
         // The index entries below the recovery point must be durable before the checkpoint vouches
         // for them: recovery starts its scan at the indexed batch at or before the recovery point.
@@ -319,10 +332,63 @@ public final class PartitionLog {
         segments.removeAll()
     }
 
-    /// Closes the log and removes every file in its directory (its partition was deleted). The
-    /// directory itself stays, empty: a partition created again under the same name starts there.
-    public func closeAndDeleteFiles() throws(DiskError) {
+    /// Stops the log for good, before its directory is moved away to be removed: closes every
+    /// file and drops the work in flight, whose completions are no longer the log's. A checkpoint
+    /// write would otherwise go on by path, into whatever directory then has this name.
+    public func closeForRemoval() {
+        for writer in [checkpointWriter] + (identityWriter.map { [$0] } ?? []) {
+            if case let .syncingFile(_, file) = writer.phase { disk.close(file) }
+        }
+        checkpointWriter.abandon()
+        identityWriter = nil
+        checkpointWanted = false
+        durability.reset(durableOffset: durableOffset)
+        if failure == nil { failure = "closed for removal" }
         close()
-        for name in try disk.listDirectory(directory).sorted() { try disk.remove(joinPath(directory, name)) }
+    }
+
+    // MARK: Identity
+
+    /// Reads `partition.metadata` and the checkpoint back and rewrites whichever no longer decodes
+    /// (latent corruption): each holds the topic id, and while one is intact the other can be
+    /// repaired from memory. Called periodically; a read that fails is left for the next call.
+    public func repairDamagedIdentity() {
+        guard let topicID, identityWriter == nil, failure == nil else { return }
+        if case .unreadable? = try? PartitionMetadata.readFile(directory: directory, disk: disk) {
+            do { try startIdentityWrite() } catch { _ = fail("rewriting \(PartitionMetadata.fileName) failed: \(error)") }
+        }
+        let path = joinPath(directory, PartitionCheckpoint.fileName)
+        guard checkpointWriter.isIdle, disk.fileExists(path), let file = try? disk.open(path, create: false) else { return }
+        defer { disk.close(file) }
+        guard let size = try? disk.size(file), size <= 16 << 20, let bytes = try? disk.read(file, at: 0, count: Int(size)),
+              (try? PartitionCheckpoint.decode(bytes))?.topicID != topicID else { return }
+        lastWrittenCheckpoint = nil  // written again even if nothing changed
+        checkpoint()
+    }
+
+    /// Starts the write of `partition.metadata` (for a directory that has none, or a damaged one).
+    func startIdentityWrite() throws(DiskError) {
+        guard let topicID else { preconditionFailure("only a log of a known topic records it") }
+        var writer = AtomicFileWriter(path: joinPath(directory, PartitionMetadata.fileName))
+        _ = try writer.start(contents: PartitionMetadata(topicID: topicID).encode(), after: [], disk: disk)
+        identityWriter = writer
+    }
+
+    private func handleIdentityWrite(_ completion: SyncCompletion) -> Bool {
+        guard var writer = identityWriter else { return false }
+        let progress: AtomicFileWriter.Progress
+        do {
+            progress = try writer.handle(completion, disk: disk)
+        } catch {
+            _ = fail("writing \(PartitionMetadata.fileName) failed: \(error)")
+            identityWriter = nil
+            return true
+        }
+        switch progress {
+        case .notMine: return false
+        case .inProgress: identityWriter = writer
+        case .completed: identityWriter = nil
+        }
+        return true
     }
 }

@@ -146,6 +146,11 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  produced        \(outcome.producer)")
         print("  consumed        \(outcome.consumedRecords) records "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
+        let recycled = outcome.recycledTopic
+        print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
+            + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "
+            + "checked, \(recycled.acknowledgedByAnEarlierIncarnation) acknowledged by brokers still on an earlier incarnation "
+            + "(\(recycled.acknowledgedBatchesOfDeletedIncarnations) batches of deleted incarnations not held to durability)")
     }
     if let window = outcome.writeAvailability {
         let inISR = window.longestWait(failedBrokerInISR: true).map { "\($0)" } ?? "-"

@@ -91,12 +91,13 @@ import Testing
             .init(name: "dupreplica", assignments: [nodes([1, 1])]),
             .init(name: "..", partitionCount: 1, replicationFactor: 1),
             .init(name: "manual", assignments: [nodes([2, 1]), nodes([1])].prefix(1).map { $0 }),
+            .init(name: "__cluster_metadata", partitionCount: 1, replicationFactor: 1),
         ])
         let reply = harness.run { $0.createTopics(request) }
         #expect(reply.topics.map(\.error) == [
             .none, .topicAlreadyExists, .invalidTopic, .invalidRequest, .invalidRequest, .invalidPartitions, .invalidPartitions,
             .invalidReplicationFactor, .invalidConfig, .invalidConfig, .invalidRequest, .invalidReplicaAssignment,
-            .invalidReplicaAssignment, .invalidReplicaAssignment, .invalidTopic, .none,
+            .invalidReplicaAssignment, .invalidReplicaAssignment, .invalidTopic, .none, .invalidRequest,
         ])
         #expect(harness.image.topicNames == ["exists", "good", "manual"])
         #expect(harness.partition("manual", 0).replicas == nodes([2, 1]) && harness.partition("manual", 0).leader == NodeID(2))

@@ -20,7 +20,7 @@ import Testing
         .produce(ProduceRequest(acks: 1, timeoutMilliseconds: 0, topics: [])),
         .fetch(FetchRequest(replicaID: NodeID(3), replicaEpoch: BrokerEpoch(9), maxWaitMilliseconds: 500, minBytes: 1, maxBytes: 52_428_800,
                             isolationLevel: .readUncommitted, topics: [
-            .init(name: "orders", partitions: [
+            .init(name: "orders", topicID: KafkaUUID(mostSignificantBits: 0x0123_4567_89AB_CDEF, leastSignificantBits: .max), partitions: [
                 .init(partitionIndex: 2, currentLeaderEpoch: LeaderEpoch(9), fetchOffset: Offset(1_234_567_890_123),
                       lastFetchedEpoch: LeaderEpoch(8), logStartOffset: Offset(100), partitionMaxBytes: 1_048_576,
                       replicaDurableOffset: Offset(1_234_567_890_000)),

@@ -455,6 +455,14 @@ public final class SimDisk: Disk {
         return inode.durableContent
     }
 
+    /// What a read of the file at `path` would see now (durable plus pending), without drawing
+    /// from the fault streams: a checker may look without changing the run. Nil if there is no
+    /// file there.
+    public func volatileContents(of path: String) -> [UInt8]? {
+        guard let inode = lookup(path), !inode.isDirectory else { return nil }
+        return inode.volatileContent
+    }
+
     /// Durable entries of a directory, sorted by UTF-8 bytes; nil if it is not durably there.
     public func durableListing(of path: String) -> [String]? {
         guard let inode = durableLookup(path), inode.isDirectory else { return nil }

@@ -52,9 +52,9 @@ import Testing
 
     /// Crashes and network partitions only, partitions long enough (2–6 s) to outlast the 3 s
     /// broker session, so brokers are fenced, leave ISRs and come back behind. With
-    /// `--unclean-leader-election`, seeds 2, 4, 5 and 7 of 1...10 lose committed records (an
+    /// `--unclean-leader-election`, seeds 2, 3, 5 and 6 of 1...10 lose committed records (an
     /// out-of-sync replica, often one with an empty log, is elected leader; the consumer, which had
-    /// read them, sees them vanish), and 14 of 1...40 do.
+    /// read them, sees them vanish), and 13 of 1...40 do (with the operator's re-created topic).
     /// Sweep: `tern simulate --seeds 1..40 <arguments> --unclean-leader-election`.
     static let crashesAndPartitions = Scenario(
         profile: .all,
@@ -67,7 +67,7 @@ import Testing
     /// between a page-cache acknowledgement and the follower's sync is a few milliseconds and a
     /// power loss rarely lands in it (about 1 seed in 60 with power loss and clock skew only); a
     /// slower disk widens it, as Kafka's own default (no fsync at all) does without limit. With
-    /// `--durability page-cache`, seeds 1, 3 and 4 of 1...4 lose committed records: a follower
+    /// `--durability page-cache`, seeds 1, 2 and 4 of 1...4 lose committed records: a follower
     /// that acknowledged from its page cache loses the write in the power loss and is then
     /// elected leader. Sweep: `tern simulate --seeds 1..40 <arguments> --durability page-cache`.
     static let coordinatedPowerLoss = Scenario(

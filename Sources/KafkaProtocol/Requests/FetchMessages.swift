@@ -27,9 +27,15 @@ public struct FetchRequest: Equatable, Sendable {
 
     public struct Topic: Equatable, Sendable {
         public var name: String
+        /// The id of the topic the fetcher means (Kafka's Fetch v13 `TopicId`): followers send it,
+        /// so a leader never answers, or counts the position of, a follower of another topic of
+        /// the same name (one deleted and created again). Zero from consumers (Fetch v12 and
+        /// before name topics only).
+        public var topicID: KafkaUUID
         public var partitions: [Partition]
-        public init(name: String, partitions: [Partition]) {
+        public init(name: String, topicID: KafkaUUID = .zero, partitions: [Partition]) {
             self.name = name
+            self.topicID = topicID
             self.partitions = partitions
         }
     }
@@ -186,7 +192,23 @@ extension FetchRequest: DataCodable {
     }
 }
 
-extension FetchRequest.Topic: NamedTopic {}
+extension FetchRequest.Topic: DataCodable {
+    static let minimumEncodedBytes = 1 + 16 + 1
+
+    func encode(into writer: inout ByteWriter) {
+        writer.writeTopicName(name)
+        writer.writeInteger(topicID.mostSignificantBits)
+        writer.writeInteger(topicID.leastSignificantBits)
+        writer.writePartitions(partitions)
+    }
+
+    init(decoding reader: inout DataMessageReader) throws(DecodeError) {
+        name = try reader.readTopicName()
+        topicID = KafkaUUID(mostSignificantBits: UInt64(bitPattern: try reader.readInt64()),
+                            leastSignificantBits: UInt64(bitPattern: try reader.readInt64()))
+        partitions = try reader.readPartitions()
+    }
+}
 
 extension FetchRequest.Partition: DataCodable {
     static let minimumEncodedBytes = 4 + 4 + 8 + 4 + 8 + 4 + 8 + 4

@@ -1,19 +1,24 @@
 import Controller
+import KafkaProtocol
 import NodeKit
 import TernCore
 
 /// An admin client for simulations: creates the workload's topics one after another while the
 /// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
-/// partition reassignments, and a scratch topic created and deleted again, in a cycle. It finds the active controller by
-/// following NOT_CONTROLLER answers and retries on timeouts, the way Kafka's admin clients do. It
-/// never crashes (the nemesis leaves clients alone).
+/// partition reassignments, and a scratch topic created and deleted again, in a cycle; beside the
+/// cycle, a topic deleted and created again under the same name over and over, with records
+/// written to each incarnation (`TopicRecycler`). It finds the active controller by following
+/// NOT_CONTROLLER answers and retries on timeouts, the way Kafka's admin clients do. It never
+/// crashes (the nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(100) }
     public private(set) var createdTopics: [String] = []
     /// Operator actions the controller confirmed, by kind ("preferred-election", "reassignment",
-    /// "create-topic", "delete-topic").
+    /// "create-topic", "delete-topic", "recreate-topic", "delete-recreated-topic").
     public private(set) var completedOperations: [String: Int] = [:]
+    /// The recycled topic: its incarnations and the records acknowledged for them.
+    private(set) var recycler: TopicRecycler
 
     private let controllers: [NodeID]
     private let brokers: [NodeID]
@@ -25,6 +30,7 @@ public final class AdminClientNode: NodeStateMachine {
     private var controllerIndex = 0
     private var nextCorrelationID: UInt64 = 1
     private var pending: (correlationID: UInt64, sentAt: Instant, operation: Operation)?
+    /// When the next workload-topic creation or cycle step may go.
     private var nextRequestAt = Instant.zero
     /// Position in the operator cycle, and how many scratch topics were made.
     private var cycleStep = 0
@@ -40,6 +46,7 @@ public final class AdminClientNode: NodeStateMachine {
         case reassign(TopicPartition, to: [NodeID])
         case createScratchTopic(String)
         case deleteScratchTopic(String)
+        case recycle(TopicRecycler.Request)
 
         var kind: String {
             switch self {
@@ -47,6 +54,8 @@ public final class AdminClientNode: NodeStateMachine {
             case .preferredElection: return "preferred-election"
             case .reassign: return "reassignment"
             case .deleteScratchTopic: return "delete-topic"
+            case .recycle(.create): return "recreate-topic"
+            case .recycle(.delete): return "delete-recreated-topic"
             }
         }
     }
@@ -61,6 +70,8 @@ public final class AdminClientNode: NodeStateMachine {
         self.partitionsPerTopic = partitionsPerTopic
         self.replicationFactor = replicationFactor
         self.operationsEnd = operationsEnd
+        recycler = TopicRecycler(brokers: brokers, partitions: partitionsPerTopic, replicationFactor: replicationFactor,
+                                 random: environment.random.stream("topic-recycler"))
     }
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
@@ -72,20 +83,25 @@ public final class AdminClientNode: NodeStateMachine {
                 self.pending = nil
                 controllerIndex = (controllerIndex + 1) % controllers.count
             }
-            if pending == nil, now >= nextRequestAt, let operation = nextOperation(now: now) {
+            if pending == nil, let operation = nextOperation(now: now) {
                 send(operation, now: now, effects: &effects)
             }
+            sendRecyclerRequests(recycler.tick(now: now), effects: &effects)
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)
+            sendRecyclerRequests(recycler.requests(now: now), effects: &effects)
         case .syncCompleted:
             break
         }
     }
 
     private func nextOperation(now: Instant) -> Operation? {
-        if createdTopics.count < topicCount { return .createWorkloadTopic("topic-\(createdTopics.count)") }
-        guard let operationsEnd, now < operationsEnd else { return nil }
+        if createdTopics.count < topicCount {
+            return now >= nextRequestAt ? .createWorkloadTopic("topic-\(createdTopics.count)") : nil
+        }
+        if let request = recycler.nextRequest(now: now, operationsEnd: operationsEnd) { return .recycle(request) }
+        guard let operationsEnd, now < operationsEnd, now >= nextRequestAt else { return nil }
         switch cycleStep % 4 {
         case 0: return .preferredElection
         case 1: return reassignment(number: cycleStep / 4)
@@ -120,6 +136,13 @@ public final class AdminClientNode: NodeStateMachine {
             ]))
         case let .deleteScratchTopic(name):
             request = .deleteTopics(DeleteTopicsRequest(names: [name]))
+        case let .recycle(.create(assignments)):
+            request = .createTopics(CreateTopicsRequest(topics: [
+                .init(name: TopicRecycler.topicName, assignments: assignments,
+                      configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
+            ]))
+        case .recycle(.delete):
+            request = .deleteTopics(DeleteTopicsRequest(names: [TopicRecycler.topicName]))
         }
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
@@ -135,9 +158,13 @@ public final class AdminClientNode: NodeStateMachine {
             self.pending = nil
             if succeeded(pending.operation, response) {
                 completed(pending.operation, now: now)
+            } else if case .recycle = pending.operation {
+                recycler.refused(now: now)
             } else {
                 nextRequestAt = now + .milliseconds(500)
             }
+        case let .dataResponse(correlationID, response):
+            recycler.handle(response, correlationID: correlationID, now: now)
         case let .notController(correlationID, hint):
             guard pending?.correlationID == correlationID else { return }
             pending = nil
@@ -155,14 +182,15 @@ public final class AdminClientNode: NodeStateMachine {
     /// A retry of a request whose answer was lost finds its work done: that counts as success.
     private func succeeded(_ operation: Operation, _ response: ControllerResponse) -> Bool {
         switch (operation, response) {
-        case let (.createWorkloadTopic, .createTopics(reply)), let (.createScratchTopic, .createTopics(reply)):
+        case let (.createWorkloadTopic, .createTopics(reply)), let (.createScratchTopic, .createTopics(reply)),
+             let (.recycle(.create), .createTopics(reply)):
             let error = reply.topics.first?.error ?? .unknownServerError
             return error == .none || error == .topicAlreadyExists
         case (.preferredElection, .electLeaders):
             return true  // per-partition refusals (leader not available) are the operator's to retry later
         case let (.reassign, .alterPartitionReassignments(reply)):
             return reply.partitions.first?.error == ControllerErrorCode.none
-        case let (.deleteScratchTopic, .deleteTopics(reply)):
+        case let (.deleteScratchTopic, .deleteTopics(reply)), let (.recycle(.delete), .deleteTopics(reply)):
             let error = reply.topics.first?.error ?? .unknownServerError
             return error == .none || error == .unknownTopicOrPartition
         default:
@@ -181,8 +209,19 @@ public final class AdminClientNode: NodeStateMachine {
             scratchTopics += 1
         case .preferredElection, .reassign, .createScratchTopic:
             break
+        case let .recycle(request):
+            recycler.confirmed(request)
+            return
         }
         cycleStep += 1
         nextRequestAt = now + Self.pauseBetweenOperations
+    }
+
+    private func sendRecyclerRequests(_ requests: [(destination: NodeID, correlationID: UInt64, request: DataRequest)],
+                                      effects: inout [NodeEffect]) {
+        for request in requests {
+            effects.append(.send(to: request.destination,
+                                 bytes: PeerMessage.dataRequest(correlationID: request.correlationID, request: request.request).encoded()))
+        }
     }
 }

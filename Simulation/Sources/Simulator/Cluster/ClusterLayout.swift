@@ -34,7 +34,8 @@ public struct ClusterLayout: Sendable {
     /// `ClusterSimulation` sets it to the safety phase, so the liveness phase can drain every produce.
     public var produceDuration: Duration?
     /// How long the admin client keeps running operator actions (preferred leader elections,
-    /// creating and deleting a scratch topic) after creating the topics (nil: none). A
+    /// reassignments, creating and deleting a scratch topic, deleting and re-creating the recycled
+    /// topic) after creating the topics (nil: none). A
     /// `ClusterSimulation` sets it to the safety phase.
     public var operatorActionsDuration: Duration?
     /// Bursts the producer client writes besides its steady stream (set from a `GeneratedWorld`).

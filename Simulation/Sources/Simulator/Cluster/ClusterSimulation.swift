@@ -65,6 +65,19 @@ public struct ClusterSimulation {
         /// Batches of acks=all answers, and Raft messages, the durability oracle held against the disks.
         public var durableAcknowledgementsChecked = 0
         public var raftMessagesCheckedAgainstDisk = 0
+        /// What the topic-incarnations checker saw of the recycled topic.
+        public var recycledTopic = RecycledTopicCounts()
+    }
+
+    public struct RecycledTopicCounts: Sendable {
+        public var incarnations = 0
+        public var checkedAnswers = 0
+        public var checkedReplicaReads = 0
+        public var checkedAcknowledgements = 0
+        public var acknowledgedByAnEarlierIncarnation = 0
+        /// Acknowledged batches the durability oracle left unjudged: written to an incarnation
+        /// deleted by the time the answer left.
+        public var acknowledgedBatchesOfDeletedIncarnations = 0
     }
 
     /// The world this simulation runs in: drawn from the seed for the layout and configuration as
@@ -92,6 +105,8 @@ public struct ClusterSimulation {
             checkers.append(ReplicaConsistencyChecker(layout: layout))
             checkers.append(availability!)
         }
+        let incarnations = layout.produceWorkload ? TopicIncarnationChecker(layout: layout, metadata: metadata) : nil
+        if let incarnations { checkers.append(incarnations) }
         let durability = DurabilityOracle(layout: layout)
         checkers.append(durability)
         // After the checkers that name data loss: a lost write also breaks the producer's sequence.
@@ -108,16 +123,24 @@ public struct ClusterSimulation {
                                     },
                                     traceSink: traceSink, makeNode: { layout.makeNode($0) })
         let records = metadata.reference.reduce(0) { $0 + $1.records.count }
-        return Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
-                       committedMetadataRecords: records,
-                       checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
-                       acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
-                       consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
-                       writeAvailability: availability?.window,
-                       world: world, producer: producerOutcome?.summary ?? ProducerOutcomeSummary(),
-                       churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0),
-                       durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
-                       raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
+        var outcome = Outcome(report: report, elections: raft.leaderTermCount, committedRaftEntries: raft.committed.count,
+                              committedMetadataRecords: records,
+                              checkersRun: checkers.map(\.name).filter { $0 != "watch" && $0 != "operator-actions" } + ["liveness"],
+                              acknowledgedWrites: writes?.acknowledgedCount ?? 0, operatorActions: operations.completed,
+                              consumedRecords: consumed?.consumedCount ?? 0, checkedConsumerFetches: consumed?.checkedAnswers ?? 0,
+                              writeAvailability: availability?.window,
+                              world: world, producer: producerOutcome?.summary ?? ProducerOutcomeSummary(),
+                              churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0),
+                              durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
+                              raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
+        if let incarnations {
+            outcome.recycledTopic = RecycledTopicCounts(
+                incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
+                checkedReplicaReads: incarnations.checkedReplicaReads, checkedAcknowledgements: incarnations.checkedAcknowledgements,
+                acknowledgedByAnEarlierIncarnation: incarnations.acknowledgedByAnEarlierIncarnation,
+                acknowledgedBatchesOfDeletedIncarnations: durability.acknowledgementsOfDeletedTopics)
+        }
+        return outcome
     }
 
     static func isConverged(_ view: SimulationView, layout: ClusterLayout) -> Bool {
@@ -151,6 +174,9 @@ public struct ClusterSimulation {
         guard producer.unfinishedRecords == 0 else {
             return "the producer has \(producer.unfinishedRecords) unfinished records: "
                 + producer.producer.unfinishedPartitions.joined(separator: "; ")
+        }
+        if let admin = view.node(ClusterLayout.adminClientID, as: AdminClientNode.self), admin.recycler.unfinishedRecords > 0 {
+            return "the operator has \(admin.recycler.unfinishedRecords) unfinished records for \(TopicRecycler.topicName)"
         }
         for partition in image.partitions {
             let topicPartition = partition.topicPartition

@@ -26,6 +26,9 @@ public final class DurabilityOracle: SimulationChecker {
     /// their sender's disk: a run that checked none proved nothing.
     public private(set) var acknowledgedBatchesChecked = 0
     public private(set) var raftMessagesChecked = 0
+    /// Acknowledgements of batches written to a topic the committed metadata has since deleted:
+    /// not judged.
+    public private(set) var acknowledgementsOfDeletedTopics = 0
 
     private let minInSyncReplicas: Int
     private let checksAcknowledgements: Bool
@@ -57,7 +60,7 @@ public final class DurabilityOracle: SimulationChecker {
         let roles = simulation.roles(of: node)
         let watchesProduce = checksAcknowledgements && roles.contains(.broker)
         guard watchesProduce || roles.contains(.controller) else { return .ok }
-        if watchesProduce { noteProduceRequest(delivered) }
+        if watchesProduce { noteProduceRequest(delivered, in: simulation) }
         for effect in delivered.effects {
             switch effect {
             case let .send(destination, bytes):
@@ -87,6 +90,9 @@ public final class DurabilityOracle: SimulationChecker {
 
     private struct ProduceInFlight {
         var batches: [TopicPartition: [ProducedBatch]]
+        /// The topic each partition's batches were written to: the one the broker hosted under
+        /// that name when the request arrived.
+        var topicIDs: [TopicPartition: TopicID]
         /// The network may deliver a request twice; each delivery is answered.
         var deliveries: Int
     }
@@ -98,7 +104,7 @@ public final class DurabilityOracle: SimulationChecker {
 
     /// Remembers what an `acks=all` Produce request delivered to a broker asks to write: its
     /// answer names only base offsets.
-    private func noteProduceRequest(_ delivered: DeliveredEvent) {
+    private func noteProduceRequest(_ delivered: DeliveredEvent, in simulation: SimulationView) {
         if brokerIncarnations[delivered.nodeID] != delivered.incarnation {
             // A new process: the old one's requests die unanswered with it.
             brokerIncarnations[delivered.nodeID] = delivered.incarnation
@@ -113,14 +119,18 @@ public final class DurabilityOracle: SimulationChecker {
             return
         }
         var batches: [TopicPartition: [ProducedBatch]] = [:]
+        var topicIDs: [TopicPartition: TopicID] = [:]
+        let dataPlane = brokerPart(of: simulation.node(delivered.nodeID))?.dataPlane
         for topic in request.topics {
             for partition in topic.partitions {
-                batches[TopicPartition(topic: topic.name, partition: partition.partitionIndex)] = ProducedBatch.batches(in: partition.records)
+                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+                batches[topicPartition] = ProducedBatch.batches(in: partition.records)
+                topicIDs[topicPartition] = dataPlane?.topicID(of: topicPartition)
             }
         }
         precondition(producesInFlight.count < Self.maximumProducesInFlight,
                      "more than \(Self.maximumProducesInFlight) acks=all produce requests delivered and never answered")
-        producesInFlight[key] = ProduceInFlight(batches: batches, deliveries: 1)
+        producesInFlight[key] = ProduceInFlight(batches: batches, topicIDs: topicIDs, deliveries: 1)
     }
 
     private func checkProduceAnswer(_ bytes: [UInt8], from leader: NodeID, to client: NodeID, incarnation: Int,
@@ -133,6 +143,10 @@ public final class DurabilityOracle: SimulationChecker {
             for partition in topic.partitions where partition.errorCode == .none && partition.baseOffset != .unknown {
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
                 guard let batches = request.batches[topicPartition] else { continue }
+                if let written = request.topicIDs[topicPartition], Self.isDeleted(written, in: simulation) {
+                    acknowledgementsOfDeletedTopics += 1
+                    continue
+                }
                 let directory = brokerPart(of: simulation.node(leader))?.dataPlane.replica(for: topicPartition)?.log.directory
                     ?? joinPath(simulation.configuration.dataDirectory, topicPartition.description)
                 var baseOffset = partition.baseOffset
@@ -147,6 +161,17 @@ public final class DurabilityOracle: SimulationChecker {
             }
         }
         return .ok
+    }
+
+    /// Whether the newest committed metadata has deleted `topicID`. A leader that has not applied
+    /// a deletion yet may write and acknowledge a record meant for the topic created again under
+    /// the name (a produce request names its topic, not the topic's id: see
+    /// `TopicIncarnationChecker`); the deletion took the followers' copies, and there is no
+    /// durability left to hold the answer to.
+    static func isDeleted(_ topicID: TopicID, in simulation: SimulationView) -> Bool {
+        let newest = simulation.nodeIDs.compactMap { controllerPart(of: simulation.node($0))?.committedImage }
+            .max { $0.offset < $1.offset }
+        return newest.map { $0.topic(id: topicID) == nil } ?? false
     }
 
     private func brokerDisks(in simulation: SimulationView) -> [(NodeID, SimDisk)] {

@@ -102,7 +102,7 @@ public final class PartitionWatcher: SimulationChecker {
         var line = "\(replica.role) epoch \(replica.leaderEpoch) log \(log.logStartOffset)..<\(log.logEndOffset) "
             + "durable \(log.durableOffset) HW \(log.highWatermark) epochs \(log.leaderEpochs.entries.map { "\($0.epoch)@\($0.startOffset)" })"
         if replica.isLeader { line += " isr \(replica.isr.map { "n\($0)" })" }
-        if let corruption = log.corruption { line += " CORRUPT at \(corruption.offset)" }
+        if let corruption = log.corruption { line += " CORRUPT at \(corruption.offset) (\(corruption.reason))" }
         if replica.acknowledgedLoss.rawValue >= 0 { line += " discarded for loss recorded at \(replica.acknowledgedLoss)" }
         if log.failure != nil { line += " FAILED" }
         if log.hasDurabilityBarrier { line += " barrier" }

@@ -5,12 +5,14 @@ import TernCore
 
 /// A leader's high watermark never goes backwards while it leads one epoch: after every event, the
 /// node that handled it is compared with what the checker saw of it before (per partition, the
-/// leader epoch and process incarnation it led in, and its high watermark then).
+/// topic id, leader epoch and process incarnation it led in, and its high watermark then; a topic
+/// created again under the same name starts again at epoch 0).
 public final class HighWatermarkChecker: SimulationChecker {
     public let name = "high-watermark"
     private let layout: ClusterLayout
     struct LeaderPosition: Equatable {
         var incarnation: Int
+        var topicID: TopicID?
         var leaderEpoch: LeaderEpoch
         var highWatermark: Offset
     }
@@ -30,8 +32,8 @@ public final class HighWatermarkChecker: SimulationChecker {
                 known[topicPartition] = nil
                 continue
             }
-            let now = LeaderPosition(incarnation: delivered.incarnation, leaderEpoch: replica.leaderEpoch,
-                                     highWatermark: replica.highWatermark)
+            let now = LeaderPosition(incarnation: delivered.incarnation, topicID: broker.dataPlane.topicID(of: topicPartition),
+                                     leaderEpoch: replica.leaderEpoch, highWatermark: replica.highWatermark)
             if let before = known[topicPartition], let problem = Self.regression(from: before, to: now) {
                 return .violation("\(topicPartition) on leader n\(id): \(problem)")
             }
@@ -40,9 +42,9 @@ public final class HighWatermarkChecker: SimulationChecker {
         return .ok
     }
 
-    /// The pure rule: within one incarnation and leader epoch, the high watermark only grows.
+    /// The pure rule: within one incarnation, topic and leader epoch, the high watermark only grows.
     static func regression(from before: LeaderPosition, to now: LeaderPosition) -> String? {
-        guard before.incarnation == now.incarnation, before.leaderEpoch == now.leaderEpoch,
+        guard before.incarnation == now.incarnation, before.topicID == now.topicID, before.leaderEpoch == now.leaderEpoch,
               now.highWatermark < before.highWatermark else { return nil }
         return "high watermark went back from \(before.highWatermark) to \(now.highWatermark) within leader epoch \(now.leaderEpoch)"
     }
