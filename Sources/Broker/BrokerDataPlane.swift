@@ -243,11 +243,6 @@ public final class BrokerDataPlane {
         let replica = hosted.replica
         // First the recorded loss, so a leader whose loss it is leads from what survives.
         discardRecordedLoss(registration, of: hosted, now: now)
-        var eligible: [NodeID: BrokerEpoch] = [:]
-        for id in registration.replicas {
-            if let broker = image.broker(id), broker.isActive { eligible[id] = broker.brokerEpoch }
-        }
-        handle(replica.updateEligibleBrokers(eligible, now: now), of: hosted, now: now)
         let update: ReplicaUpdate
         if registration.leader == localID {
             let ledEpochBefore = replica.isLeader ? replica.leaderEpoch : nil
@@ -266,6 +261,13 @@ public final class BrokerDataPlane {
         }
         if !replica.isLeader { hosted.unsentProposal = nil }
         handle(update, of: hosted, now: now)
+        // Eligibility after the role and ISR: a leader deposed by this image must not move its
+        // high watermark on the eligibility it brings (counted against its old ISR) first.
+        var eligible: [NodeID: BrokerEpoch] = [:]
+        for id in registration.replicas {
+            if let broker = image.broker(id), broker.isActive { eligible[id] = broker.brokerEpoch }
+        }
+        handle(replica.updateEligibleBrokers(eligible, now: now), of: hosted, now: now)
     }
 
     /// The partition is no longer this broker's: its log stops at once (what it had in flight is

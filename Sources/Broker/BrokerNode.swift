@@ -29,6 +29,8 @@ public struct BrokerConfiguration: Sendable {
     /// restarted by its supervisor), and when after its start.
     public var plannedShutdownProbability = 0.0
     public var plannedShutdownDelay: ClosedRange<Duration> = .seconds(5)...(.seconds(30))
+    /// No planned shutdown begins at or after this instant (a simulation's phase without faults).
+    public var plannedShutdownsEnd: Instant?
     public var dataPlane = BrokerDataPlaneConfiguration()
 
     public init(brokerID: NodeID, clusterID: String, controllerVoters: [NodeID], endpoints: [BrokerEndpoint] = []) {
@@ -154,7 +156,8 @@ public final class BrokerNode: NodeStateMachine {
             nextControlAt = now
             nextFetchAt = now
             if random.chance(configuration.plannedShutdownProbability) {
-                plannedShutdownAt = now + random.duration(in: configuration.plannedShutdownDelay)
+                let at = now + random.duration(in: configuration.plannedShutdownDelay)
+                if configuration.plannedShutdownsEnd.map({ at < $0 }) ?? true { plannedShutdownAt = at }
             }
             onTick(now: now, effects: &effects)
         case .tick:

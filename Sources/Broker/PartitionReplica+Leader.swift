@@ -345,8 +345,21 @@ extension PartitionReplica {
         return update
     }
 
-    /// The controller refused the proposal or it was lost: the next `tick` or fetch proposes again.
+    /// The controller refused the proposal or its answer was lost: the next `tick` or fetch
+    /// proposes again. Whatever it would have added may still have been committed (a lost answer,
+    /// or a refusal of a retry whose first attempt committed), so those members go on counting
+    /// toward the high watermark until a committed state of a later partition epoch says who is
+    /// in. Dropping them let a leader whose expansion answer was lost advance the high watermark
+    /// without a member the controller had added, which was later elected without the
+    /// acknowledged records (seed 1110 of `network`).
     public func proposalFailed() {
+        if let proposal = pendingProposal {
+            let additions = proposal.newISR.filter { !isr.contains($0) }
+            let earlier = unresolvedAdditions?.members ?? []
+            if !additions.isEmpty || !earlier.isEmpty {
+                unresolvedAdditions = (earlier + additions.filter { !earlier.contains($0) }, unresolvedAdditions?.basedOn ?? proposal.partitionEpoch)
+            }
+        }
         pendingProposal = nil
     }
 
@@ -365,6 +378,7 @@ extension PartitionReplica {
         dataLoss = newDataLoss
         self.partitionEpoch = partitionEpoch
         pendingProposal = nil
+        if let unresolved = unresolvedAdditions, partitionEpoch > unresolved.basedOn { unresolvedAdditions = nil }
         for id in isr where id != localID {
             if followers[id]?.lastCaughtUpTime == nil { followers[id]?.lastCaughtUpTime = now }
         }

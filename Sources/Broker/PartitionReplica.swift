@@ -119,6 +119,11 @@ public final class PartitionReplica {
     public internal(set) var isr: [NodeID] = []
     /// The ISR change sent to the controller and not yet answered.
     public internal(set) var pendingProposal: AlterPartitionProposal?
+    /// Members a sent AlterPartition would have added although its outcome never came back (its
+    /// answer lost or timed out, or a retry refused after the first attempt committed), with the
+    /// partition epoch it was based on. The controller may have added them, so they count like
+    /// pending additions until the leader learns a committed state of a later partition epoch.
+    public internal(set) var unresolvedAdditions: (members: [NodeID], basedOn: PartitionEpoch)?
     /// The log end offset when this replica became leader: where its epoch starts.
     public internal(set) var leaderEpochStartOffset = Offset.unknown
     /// The data losses the controller recorded for this partition's replicas, as the leader last
@@ -152,8 +157,10 @@ public final class PartitionReplica {
     /// The ISR used for the high watermark: the committed ISR plus any pending additions (Kafka's
     /// "maximal ISR"), in replica order.
     public var maximalISR: [NodeID] {
-        let proposed = pendingProposal?.newISR ?? []
-        return ordered(isr + proposed.filter { !isr.contains($0) }, by: replicas)
+        let proposed = (pendingProposal?.newISR ?? []) + (unresolvedAdditions?.members ?? [])
+        var members = isr
+        for id in proposed where !members.contains(id) { members.append(id) }
+        return ordered(members, by: replicas)
     }
 
     // MARK: Roles
@@ -180,6 +187,7 @@ public final class PartitionReplica {
         self.isr = ordered(isr, by: replicas)
         self.dataLoss = dataLoss
         self.pendingProposal = nil
+        self.unresolvedAdditions = nil
         self.leaderEpochStartOffset = log.logEndOffset
         followers = [:]
         for id in replicas where id != localID {
@@ -228,6 +236,7 @@ public final class PartitionReplica {
         role = .follower(leader: leader)
         self.leaderEpoch = leaderEpoch
         pendingProposal = nil
+        unresolvedAdditions = nil
         followers = [:]
         leaderEpochStartOffset = .unknown
         return update
@@ -240,6 +249,7 @@ public final class PartitionReplica {
         update.completions = takeDeferred() + failAllPending(with: .notLeaderOrFollower)
         role = .none
         pendingProposal = nil
+        unresolvedAdditions = nil
         followers = [:]
         return update
     }

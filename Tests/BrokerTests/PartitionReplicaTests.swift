@@ -724,4 +724,33 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.hw(1) == Offset(5))
         #expect(cluster.replica(1).pendingProposal?.newISR == [NodeID(1), NodeID(2)], "the leader asks to clear 2's loss")
     }
+
+    /// Seed 1110 of `network`: the answer to an expansion the controller committed was lost; the
+    /// leader went back to counting its smaller ISR, advanced the high watermark without the
+    /// member the controller had added, and that member was later elected without the records.
+    @Test func membersOfAnExpansionWhoseAnswerWasLostCountUntilTheCommittedStateIsKnown() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 0, isr: [1, 2])
+        _ = cluster.produce(1, records: 5)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2, 3])
+        #expect(cluster.hw(1) == Offset(5))
+        let proposal = try #require(cluster.replica(1).pendingProposal, "3 caught up: the leader proposes it")
+        #expect(proposal.newISR == cluster.ids)
+        cluster.replica(1).proposalFailed()  // the answer never came
+
+        // 3 stops fetching for longer than replica.lag.time.max.ms: only ISR membership counts it now.
+        cluster.advance(cluster.replica(1).configuration.replicaLagTimeMax + .seconds(1))
+        _ = cluster.produce(1, records: 5, acks: .leader, seed: 2)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2])
+        #expect(cluster.hw(1) == Offset(5), "3 may be in the ISR: the high watermark waits for it")
+
+        // The committed state of the next partition epoch says whether 3 got in.
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(1), now: cluster.now))
+        #expect(cluster.replica(1).unresolvedAdditions == nil)
+        #expect(cluster.hw(1) == Offset(10), "it did not: 1 and 2 hold the records")
+    }
 }
+

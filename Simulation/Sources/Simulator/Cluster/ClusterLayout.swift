@@ -26,6 +26,9 @@ public struct ClusterLayout: Sendable {
     public var durabilityPolicy: DurabilityPolicy = .synced
     /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
     public var plannedShutdownProbability = 0.3
+    /// When planned shutdowns stop beginning (nil: never). A `ClusterSimulation` sets it to the end
+    /// of the safety phase: one in the liveness phase kept a cluster on slow disks from converging.
+    public var plannedShutdownsEnd: Duration?
     /// Adds a producer client (id 1001) writing a steady stream of records to the admin client's
     /// topics, a consumer client (id 1002) reading every partition of them from offset 0, and the
     /// acknowledged-writes and consumed-records checkers.
@@ -137,6 +140,7 @@ public struct ClusterLayout: Sendable {
         var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
         configuration.heartbeatInterval = .milliseconds(500)
         configuration.plannedShutdownProbability = plannedShutdownProbability
+        configuration.plannedShutdownsEnd = plannedShutdownsEnd.map { .zero + $0 }
         configuration.dataPlane.replication.durabilityPolicy = durabilityPolicy
         return BrokerNode(configuration: configuration, environment: environment)
     }

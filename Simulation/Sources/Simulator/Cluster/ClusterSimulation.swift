@@ -18,6 +18,7 @@ public struct ClusterSimulation {
         var layout = layout
         if layout.produceWorkload, layout.produceDuration == nil { layout.produceDuration = safetyPhase }
         if layout.produceWorkload, layout.operatorActionsDuration == nil { layout.operatorActionsDuration = safetyPhase }
+        if layout.plannedShutdownsEnd == nil { layout.plannedShutdownsEnd = safetyPhase }
         if profile.injectsOneFailure {
             // One broker failure and nothing else: no other broker leaves for a controlled
             // shutdown, and no operator moves leaders (a preferred election during the failure
