@@ -453,7 +453,7 @@ public final class BrokerDataPlane {
                 id == localID
                     ? AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: brokerEpoch, acknowledgedLoss: hosted.replica.acknowledgedLoss)
                     : AlterPartitionRequest.ISRMember(brokerID: id, brokerEpoch: hosted.replica.brokerEpoch(of: id) ?? BrokerEpoch(-1),
-                                                      acknowledgedLoss: hosted.replica.acknowledgedLoss(of: id))
+                                                      acknowledgedLoss: hosted.replica.vouchedAcknowledgedLoss(of: id))
             }
             let request = AlterPartitionRequest(brokerID: localID, brokerEpoch: brokerEpoch, partitions: [
                 AlterPartitionRequest.Partition(topicID: hosted.topicID, partition: topicPartition.partition,

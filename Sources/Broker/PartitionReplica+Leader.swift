@@ -181,9 +181,17 @@ extension PartitionReplica {
     /// The broker epoch the follower last fetched with, for AlterPartition (KIP-903).
     public func brokerEpoch(of follower: NodeID) -> BrokerEpoch? { followers[follower]?.brokerEpoch }
 
-    /// The recorded loss the follower's fetches say it discarded its data for (-1 if none), for
-    /// AlterPartition.
+    /// The recorded loss the follower's fetches say it discarded its data for (-1 if none).
     public func acknowledgedLoss(of follower: NodeID) -> PartitionEpoch { followers[follower]?.acknowledgedLoss ?? PartitionEpoch(-1) }
+
+    /// What an AlterPartition says of the follower's recorded loss: the loss it discarded its data
+    /// for, only while it is caught up again (durably at the high watermark and the start of this
+    /// epoch), since naming it clears the record; -1 otherwise. Naming it for every member let a
+    /// proposal that added another replica clear the record of a member still re-fetching, which
+    /// was then elected without the records it lacked (seed 1312 of `all`).
+    public func vouchedAcknowledgedLoss(of follower: NodeID) -> PartitionEpoch {
+        isEligibleToJoin(follower) ? acknowledgedLoss(of: follower) : PartitionEpoch(-1)
+    }
 
     func hasRecordedLoss(_ replica: NodeID) -> Bool { dataLoss.contains { $0.broker == replica } }
 

@@ -688,11 +688,15 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.replica(1).countedOffset(of: NodeID(3)) == nil, "nor count 3 at its old position")
 
         // 3 fetches what it lost, naming the loss; once caught up durably it is proposed back.
+        // Until then no AlterPartition may name its loss (naming it clears the record: seed 1312).
+        cluster.fetch(3)
+        #expect(cluster.replica(1).acknowledgedLoss(of: NodeID(3)) == loss.markedAt)
+        #expect(cluster.replica(1).vouchedAcknowledgedLoss(of: NodeID(3)) == PartitionEpoch(-1))
         for _ in 0..<4 { cluster.fetch(3); cluster.sync(3) }
         cluster.fetch(3)
         #expect(cluster.leo(3) == Offset(5))
         #expect(cluster.replica(1).pendingProposal?.newISR == cluster.ids)
-        #expect(cluster.replica(1).acknowledgedLoss(of: NodeID(3)) == loss.markedAt)
+        #expect(cluster.replica(1).vouchedAcknowledgedLoss(of: NodeID(3)) == loss.markedAt)
         cluster.commitProposal(leader: 1)
 
         // The old fetch, arriving once more, is answered but changes nothing the leader knows of 3.
