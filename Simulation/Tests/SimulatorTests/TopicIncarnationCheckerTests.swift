@@ -63,6 +63,15 @@ import Testing
                                                     where: "p") == .ok)
     }
 
+    @Test func anAnswerSentBeforeTheLeaderMovedOnInTheSameEventPasses() {
+        // The leader answered while hosting incarnation 1, then applied the re-creation.
+        #expect(TopicIncarnationChecker.checkServed(answer([tagged(1, incarnation: 1)]), servedIncarnation: 2, servedAtEventStart: 1,
+                                                    requestedIncarnation: 1, where: "p") == .ok)
+        let result = TopicIncarnationChecker.checkServed(answer([]), servedIncarnation: 3, servedAtEventStart: 2, requestedIncarnation: 1,
+                                                         where: "recycled-1: n102 answered n103")
+        #expect(result == .violation("recycled-1: n102 answered n103's fetch for incarnation 1 without an error, hosting incarnation 3: the follower's position counts toward the wrong incarnation"))
+    }
+
     @Test func anAcknowledgedRecordOfTheCurrentIncarnationMustBeInItsLeadersLog() {
         let partition = TopicPartition(topic: "recycled", partition: 0)
         let write = RecycledTopicWrite(topicPartition: partition, offset: Offset(1), value: IncarnationTaggedValue(sequence: 7, incarnation: 4))

@@ -42,6 +42,11 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// Follower fetches in flight: per (follower, correlation id), the incarnation the follower
     /// hosted for each partition it asked about, and when it asked.
     private var followerFetches: [RequestKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
+    /// Per node, the incarnation it hosted of each partition of the topic when its last event
+    /// ended. An event may answer a fetch and then change what it hosts (a combined node's
+    /// controller commits a re-creation its broker applies in the same event), so an answer is
+    /// judged against what the node hosted at the event's start as well as at its end.
+    private var hostedAtEventEnd: [NodeID: [Int32: UInt32]] = [:]
     /// The operator's produce requests a broker received and has not answered: per broker and
     /// correlation id, for each partition, the incarnation the broker hosted when it received them
     /// (the one it wrote the records to) and the records' sequence numbers.
@@ -88,6 +93,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
         learnIncarnations()
         let stored = checkHostedLogs(of: delivered.nodeID, broker.dataPlane, incarnation: delivered.incarnation, simulation)
         guard stored == .ok else { return stored }
+        let hostedAtStart = hostedAtEventEnd[delivered.nodeID] ?? [:]
+        hostedAtEventEnd[delivered.nodeID] = hostedIncarnations(broker.dataPlane)
         for effect in delivered.effects {
             guard case let .send(destination, bytes) = effect, let kind = bytes.first,
                   kind == PeerMessage.Kind.dataRequest.rawValue || kind == PeerMessage.Kind.dataResponse.rawValue,
@@ -97,7 +104,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
                 noteFollowerFetch(request, correlationID: correlationID, from: delivered.nodeID, broker.dataPlane, now: simulation.now)
             case let .dataResponse(correlationID, .fetch(response)):
                 let result = checkAnswer(response, correlationID: correlationID, from: delivered.nodeID, to: destination,
-                                         broker.dataPlane)
+                                         broker.dataPlane, hostedAtStart: hostedAtStart)
                 if result != .ok { return result }
             case let .dataResponse(correlationID, .produce(response)) where destination == ClusterLayout.adminClientID:
                 noteAcknowledgements(response, correlationID: correlationID, from: delivered.nodeID)
@@ -152,6 +159,14 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     private func hostedIncarnation(_ dataPlane: BrokerDataPlane, _ topicPartition: TopicPartition) -> UInt32? {
         dataPlane.topicID(of: topicPartition).flatMap(incarnation(of:))
+    }
+
+    private func hostedIncarnations(_ dataPlane: BrokerDataPlane) -> [Int32: UInt32] {
+        var hosted: [Int32: UInt32] = [:]
+        for topicPartition in dataPlane.hostedPartitions where topicPartition.topic == topicName {
+            hosted[topicPartition.partition] = hostedIncarnation(dataPlane, topicPartition)
+        }
+        return hosted
     }
 
     // MARK: Stored records
@@ -223,14 +238,14 @@ public final class TopicIncarnationChecker: SimulationChecker {
     }
 
     private func checkAnswer(_ response: FetchResponse, correlationID: UInt64, from server: NodeID, to destination: NodeID,
-                             _ dataPlane: BrokerDataPlane) -> CheckResult {
+                             _ dataPlane: BrokerDataPlane, hostedAtStart: [Int32: UInt32]) -> CheckResult {
         let asked = followerFetches.removeValue(forKey: RequestKey(node: destination, correlationID: correlationID))
         for topic in response.topics where topic.name == topicName {
             for answer in topic.partitions {
                 let topicPartition = TopicPartition(topic: topicName, partition: answer.partitionIndex)
                 guard let served = hostedIncarnation(dataPlane, topicPartition) else { continue }
                 checkedAnswers += 1
-                let result = Self.checkServed(answer, servedIncarnation: served,
+                let result = Self.checkServed(answer, servedIncarnation: served, servedAtEventStart: hostedAtStart[answer.partitionIndex],
                                               requestedIncarnation: asked?.incarnations[answer.partitionIndex],
                                               where: "\(topicPartition): n\(server) answered n\(destination)")
                 if result != .ok { return result }
@@ -242,10 +257,13 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// The pure rule for one partition of a fetch answer: a broker hosting incarnation
     /// `servedIncarnation` serves none of an earlier one, and answers without an error only a
     /// follower that asked for that same incarnation (`requestedIncarnation`, nil for a client or
-    /// a follower hosting no known incarnation).
-    static func checkServed(_ answer: FetchResponse.Partition, servedIncarnation: UInt32, requestedIncarnation: UInt32?,
-                            where location: String) -> CheckResult {
-        if answer.errorCode == .none, let requestedIncarnation, requestedIncarnation != servedIncarnation {
+    /// a follower hosting no known incarnation). A broker whose event began hosting
+    /// `servedAtEventStart` may have answered before it moved on, so that incarnation is allowed too.
+    static func checkServed(_ answer: FetchResponse.Partition, servedIncarnation: UInt32, servedAtEventStart: UInt32? = nil,
+                            requestedIncarnation: UInt32?, where location: String) -> CheckResult {
+        let earliestServed = min(servedIncarnation, servedAtEventStart ?? servedIncarnation)
+        if answer.errorCode == .none, let requestedIncarnation, requestedIncarnation != servedIncarnation,
+           requestedIncarnation != servedAtEventStart {
             return .violation("\(location)'s fetch for incarnation \(requestedIncarnation) without an error, hosting incarnation \(servedIncarnation): the follower's position counts toward the wrong incarnation")
         }
         var position = 0
@@ -254,7 +272,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
             position += batch.header.totalSize
             guard let records = try? batch.records() else { continue }
             for record in records {
-                guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < servedIncarnation else { continue }
+                guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < earliestServed else { continue }
                 let offset = batch.header.baseOffset + Int64(record.offsetDelta)
                 return .violation("\(location) with \(value) at offset \(offset), hosting incarnation \(servedIncarnation) (a deleted incarnation's record served)")
             }
