@@ -14,6 +14,20 @@ public struct DurableFileVersion: Equatable, Sendable {
     public var size: Int
 }
 
+/// A change of a disk's durable state (`SimDisk.durableChanges(after:)`).
+public struct DurableChange: Sendable, Hashable {
+    /// The file whose contents changed, or the entry that was linked, unlinked or renamed (from
+    /// or to), under the path its inode or directory was last linked under then (a file in a
+    /// directory renamed since keeps the old directory's path).
+    public var path: String
+    public var isEntry: Bool
+
+    public init(path: String, isEntry: Bool) {
+        self.path = path
+        self.isEntry = isEntry
+    }
+}
+
 /// One file of a directory as a checker reads it.
 public struct InspectedFile: Sendable {
     public var name: String

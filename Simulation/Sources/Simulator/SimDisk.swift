@@ -158,6 +158,13 @@ public final class SimDisk: Disk {
     /// crash, latent corruption): inspection results computed at one version stay true until the
     /// next.
     public internal(set) var durableStateVersion: UInt64 = 0
+    /// What each durable change changed, with the `durableStateVersion` it made, oldest first:
+    /// for inspectors that keep up with the disk (`durableChanges(after:)`).
+    private var durableChangeLog: [(version: UInt64, change: DurableChange)] = []
+    /// `durableChangeLog` holds every change made after this version.
+    private var durableChangeLogStart: UInt64 = 0
+    /// More changes between two looks than this, and an inspector must look everywhere.
+    static let durableChangeLogCapacity = 64
     var scheduledSyncs: BoundedHeap<ScheduledSync>
     private var finishedCompletions: [SyncCompletion] = []
     var processGeneration: UInt64 = 0
@@ -547,7 +554,7 @@ public final class SimDisk: Disk {
     public func crash(using random: inout DeterministicRandom) {
         completeDueSyncs()
         statistics.crashes += 1
-        durableStateVersion += 1
+        noteDurableChange(nil)
         scheduledSyncs = BoundedHeap(capacity: configuration.maximumOutstandingSyncs)
         finishedCompletions.removeAll()
         processGeneration += 1
@@ -661,6 +668,25 @@ public final class SimDisk: Disk {
         return sequence
     }
 
+    /// Advances `durableStateVersion` for `change` (nil: a change of anything).
+    func noteDurableChange(_ change: DurableChange?) {
+        durableStateVersion += 1
+        guard let change, durableChangeLog.count < Self.durableChangeLogCapacity else {
+            durableChangeLog.removeAll(keepingCapacity: true)
+            durableChangeLogStart = durableStateVersion
+            return
+        }
+        durableChangeLog.append((durableStateVersion, change))
+    }
+
+    /// What changed durably after `version` (a `durableStateVersion` read earlier), newest
+    /// first, or nil if the disk no longer knows (a crash changed everything, or too much
+    /// changed).
+    public func durableChanges(after version: UInt64) -> [DurableChange]? {
+        guard version >= durableChangeLogStart else { return nil }
+        return durableChangeLog.reversed().prefix { $0.version > version }.map(\.change)
+    }
+
     /// Makes durable every pending content operation of `inode` issued up to `throughSequence`.
     func makeContentDurable(_ inode: SimInode, throughSequence: UInt64) {
         let count = inode.pendingContentPrefixCount(through: throughSequence)
@@ -671,7 +697,7 @@ public final class SimDisk: Disk {
             if inode.durableContentAsWritten != nil { operation.change.apply(to: &inode.durableContentAsWritten!) }
         }
         inode.pendingContent.removeFirst(count)
-        durableStateVersion += 1
+        noteDurableChange(DurableChange(path: inode.lastKnownPath, isEntry: false))
     }
 
     /// Makes durable every pending namespace operation of a directory issued up to
@@ -681,7 +707,7 @@ public final class SimDisk: Disk {
         guard let directory = inodes[directoryID] else { return }
         while let first = directory.pendingNamespace.first, first.sequence <= throughSequence {
             directory.pendingNamespace.removeFirst()
-            durableStateVersion += 1
+            for name in first.change.names { noteDurableChange(DurableChange(path: joinPath(directory.lastKnownPath, name), isEntry: true)) }
             if let dependency = first.requires {
                 makeNamespaceDurable(dependency.directory, throughSequence: dependency.sequence)
             }

@@ -64,6 +64,14 @@ enum SimNamespaceChange: Sendable {
         }
     }
 
+    /// The entries it changes.
+    var names: [String] {
+        switch self {
+        case let .link(name, _), let .unlink(name): [name]
+        case let .move(from, to, _): [from, to]
+        }
+    }
+
     /// The inode this change makes an entry point to, if any.
     var linkedInode: SimInodeID? {
         switch self {

@@ -109,7 +109,7 @@ extension SimDisk {
         noise[0] |= 1  // at least one bit flips, so the corruption is never a no-op
         if inode.durableContentAsWritten == nil { inode.durableContentAsWritten = inode.durableContent }
         inode.durableRewrites += 1
-        durableStateVersion += 1
+        noteDurableChange(DurableChange(path: inode.lastKnownPath, isEntry: false))
         for position in start..<end { inode.durableContent[position] ^= noise[position - start] }
         var volatile = inode.durableContent
         for operation in inode.pendingContent { operation.change.apply(to: &volatile) }

@@ -84,6 +84,22 @@ import Testing
         #expect(message.contains("n101 synced") && message.contains("n102 page cache only") && message.contains("n103 absent"), "\(message)")
     }
 
+    @Test func copiesSyncedEarlierCountWithThoseSyncedNow() throws {
+        let disks = [(NodeID(101), Self.makeDisk(1)), (NodeID(102), Self.makeDisk(2)), (NodeID(103), Self.makeDisk(3))]
+        let batch = Self.storedBatch(baseOffset: 0, count: 2, sequence: 0)
+        try Self.append(batch, to: disks[0].1, synced: true)
+        let claim = try Self.claim(batch, baseOffset: 0)
+        #expect(DurabilityOracle(minInSyncReplicas: 2).check(claim, directory: Self.directory, disks: disks,
+                                                              syncedEarlier: [NodeID(102)]) == .ok)
+        let result = DurabilityOracle(minInSyncReplicas: 3).check(claim, directory: Self.directory, disks: disks,
+                                                                   syncedEarlier: [NodeID(102)])
+        guard case let .violation(message) = result else {
+            Issue.record("two copies were enough for min.insync.replicas 3")
+            return
+        }
+        #expect(message.contains("synced on 2 broker(s)") && message.contains("n102 synced earlier, since gone"), "\(message)")
+    }
+
     @Test func aFileWhoseDirectoryEntryIsNotDurableDoesNotCount() throws {
         let disks = [(NodeID(101), Self.makeDisk(1)), (NodeID(102), Self.makeDisk(2))]
         let batch = Self.storedBatch(baseOffset: 0, count: 1, sequence: 0)
@@ -161,6 +177,24 @@ import Testing
         disk.crash()  // benign crashes drop the unsynced batch
         #expect(disk.durableContentsAsWritten(of: Self.segment) == first + second)
         disk.checkInvariants()
+    }
+
+    @Test func onlySegmentChangesAndEntriesAboveThemAreLookedAt() {
+        let segment = DurableChange(path: Self.segment, isEntry: false)
+        #expect(SyncedCopyWatch.mayAddCopies(segment, in: Self.directory))
+        #expect(SyncedCopyWatch.mayAddCopies(DurableChange(path: Self.segment, isEntry: true), in: Self.directory))
+        #expect(!SyncedCopyWatch.mayAddCopies(segment, in: "/tern/topic-0-1"))
+        for other in ["/tern/topic-0-0/partition.checkpoint", "/tern/topic-0-0/00000000000000000000.index",
+                      "/tern/topic-0-0/0000000000000000000x.log", "/tern/topic-0-0/sub/00000000000000000000.log"] {
+            #expect(!SyncedCopyWatch.mayAddCopies(DurableChange(path: other, isEntry: false), in: Self.directory), "\(other)")
+            #expect(!SyncedCopyWatch.mayAddCopies(DurableChange(path: other, isEntry: true), in: Self.directory), "\(other)")
+        }
+        for above in [Self.directory, "/tern"] {
+            #expect(SyncedCopyWatch.mayAddCopies(DurableChange(path: above, isEntry: true), in: Self.directory), "\(above)")
+            #expect(!SyncedCopyWatch.mayAddCopies(DurableChange(path: above, isEntry: false), in: Self.directory), "\(above)")
+        }
+        #expect(!SyncedCopyWatch.mayAddCopies(DurableChange(path: "/tern/topic-0", isEntry: true), in: Self.directory),
+                "a sibling whose name is a prefix")
     }
 
     // MARK: Raft messages

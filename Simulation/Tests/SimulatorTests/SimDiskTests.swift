@@ -422,6 +422,40 @@ private func makeDurableFile(_ disk: SimDisk, _ name: String, _ content: [UInt8]
         #expect(try readAll(disk, "/data/f") == [1])
     }
 
+    @Test func durableChangesNameWhatChangedUntilTheDiskNoLongerKnows() throws {
+        let disk = makeDisk()
+        try prepareDataDirectory(disk)
+        let start = disk.durableStateVersion
+        #expect(disk.durableChanges(after: start) == [])
+        let file = try disk.open("/data/f", create: true)
+        try disk.write(file, at: 0, [1, 2])
+        #expect(disk.durableChanges(after: start) == [], "nothing is durable yet")
+        syncAndWait(file, on: disk)
+        syncDirectoryAndWait("/data", on: disk)
+        disk.close(file)
+        #expect(disk.durableChanges(after: start) == [DurableChange(path: "/data/f", isEntry: true), DurableChange(path: "/data/f", isEntry: false)],
+                "newest first")
+        let created = disk.durableStateVersion
+        try disk.rename("/data/f", to: "/data/g")
+        syncDirectoryAndWait("/data", on: disk)
+        #expect(Set(disk.durableChanges(after: created) ?? []) == [DurableChange(path: "/data/f", isEntry: true),
+                                                                   DurableChange(path: "/data/g", isEntry: true)])
+        disk.crash()
+        #expect(disk.durableChanges(after: created) == nil, "a crash may have changed anything")
+        let crashed = disk.durableStateVersion
+        let reopened = try disk.open("/data/g", create: false)
+        for index in 0...SimDisk.durableChangeLogCapacity {
+            try disk.write(reopened, at: Int64(index), [3])
+            syncAndWait(reopened, on: disk)
+        }
+        #expect(disk.durableChanges(after: crashed) == nil, "more changes than the disk keeps track of")
+        let recent = disk.durableStateVersion
+        try disk.write(reopened, at: 0, [4])
+        syncAndWait(reopened, on: disk)
+        #expect(disk.durableChanges(after: recent) == [DurableChange(path: "/data/g", isEntry: false)])
+        disk.close(reopened)
+    }
+
     @Test func syncOfMissingDirectoryFails() {
         let disk = makeDisk()
         let token = disk.syncDirectory("/nope")

@@ -9,8 +9,11 @@ import TernCore
 /// Persist before you tell, checked the moment a message leaves a node, against the simulated
 /// disks (not against what the nodes believe is durable):
 /// - an `acks=all` Produce answer that acknowledges a batch leaves its leader only once the
-///   batch is synced, whole and with the bytes the producer sent, on at least
-///   `min.insync.replicas` brokers' disks;
+///   batch has been synced, whole and with the bytes the producer sent, on at least
+///   `min.insync.replicas` brokers' disks: counting every broker seen holding it synced at that
+///   offset at some moment before the answer (`SyncedCopyWatch`). A synced copy survives
+///   crashes; what can take it away afterwards (rot, a discard after the controller recorded the
+///   loss) could as well have struck a moment after the answer, and is the loss checkers' business;
 /// - a Raft message leaves a controller only once the state it speaks for is synced on that
 ///   controller's disk: its term (every message but the pre-vote ones, whose terms are
 ///   hypothetical), the vote a vote request or a granted vote stands for, and the entries an
@@ -32,9 +35,11 @@ public final class DurabilityOracle: SimulationChecker {
 
     private let minInSyncReplicas: Int
     private let checksAcknowledgements: Bool
-    private var brokers: [NodeID]?
+    /// A machine's disk outlives its processes.
+    private var brokerDisks: [(NodeID, SimDisk)]?
     private var producesInFlight: [ProduceKey: ProduceInFlight] = [:]
     private var brokerIncarnations: [NodeID: Int] = [:]
+    private var syncedCopies: SyncedCopyWatch
     private var raftStates: [NodeID: (diskVersion: UInt64, state: DurableRaftState)] = [:]
     /// Per node, the durable segment files read so far, by path.
     private var segmentScans: [NodeID: [String: SegmentScan]] = [:]
@@ -47,6 +52,7 @@ public final class DurabilityOracle: SimulationChecker {
     public init(minInSyncReplicas: Int, checksAcknowledgements: Bool = true) {
         precondition(minInSyncReplicas >= 1, "min.insync.replicas is at least 1")
         self.minInSyncReplicas = minInSyncReplicas
+        syncedCopies = SyncedCopyWatch(minInSyncReplicas: minInSyncReplicas)
         self.checksAcknowledgements = checksAcknowledgements
     }
 
@@ -60,7 +66,10 @@ public final class DurabilityOracle: SimulationChecker {
         let roles = simulation.roles(of: node)
         let watchesProduce = checksAcknowledgements && roles.contains(.broker)
         guard watchesProduce || roles.contains(.controller) else { return .ok }
-        if watchesProduce { noteProduceRequest(delivered, in: simulation) }
+        if watchesProduce {
+            noteProduceRequest(delivered, in: simulation)
+            syncedCopies.look(on: brokerDisks(in: simulation), scans: &segmentScans)
+        }
         for effect in delivered.effects {
             switch effect {
             case let .send(destination, bytes):
@@ -89,12 +98,18 @@ public final class DurabilityOracle: SimulationChecker {
     }
 
     private struct ProduceInFlight {
-        var batches: [TopicPartition: [ProducedBatch]]
-        /// The topic each partition's batches were written to: the one the broker hosted under
-        /// that name when the request arrived.
-        var topicIDs: [TopicPartition: TopicID]
+        var partitions: [TopicPartition: RequestedPartition]
         /// The network may deliver a request twice; each delivery is answered.
         var deliveries: Int
+    }
+
+    private struct RequestedPartition {
+        /// Of the partition's log, the same path on every broker.
+        var directory: String
+        var batches: [ProducedBatch]
+        /// The topic the batches were written to: the one the broker hosted under that name when
+        /// the request arrived.
+        var topicID: TopicID?
     }
 
     /// A data-plane message of the Produce API: kind byte, 8-byte correlation id, API key.
@@ -102,8 +117,8 @@ public final class DurabilityOracle: SimulationChecker {
         bytes.count > 9 && bytes[0] == kind.rawValue && bytes[9] == DataAPIKey.produce.rawValue
     }
 
-    /// Remembers what an `acks=all` Produce request delivered to a broker asks to write: its
-    /// answer names only base offsets.
+    /// Remembers what an `acks=all` Produce request delivered to a broker asks to write (its
+    /// answer names only base offsets), and watches where its batches are synced.
     private func noteProduceRequest(_ delivered: DeliveredEvent, in simulation: SimulationView) {
         if brokerIncarnations[delivered.nodeID] != delivered.incarnation {
             // A new process: the old one's requests die unanswered with it.
@@ -118,19 +133,27 @@ public final class DurabilityOracle: SimulationChecker {
             producesInFlight[key]!.deliveries += 1
             return
         }
-        var batches: [TopicPartition: [ProducedBatch]] = [:]
-        var topicIDs: [TopicPartition: TopicID] = [:]
+        var partitions: [TopicPartition: RequestedPartition] = [:]
         let dataPlane = brokerPart(of: simulation.node(delivered.nodeID))?.dataPlane
         for topic in request.topics {
             for partition in topic.partitions {
+                guard let batches = ProducedBatch.batches(in: partition.records) else { continue }
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                batches[topicPartition] = ProducedBatch.batches(in: partition.records)
-                topicIDs[topicPartition] = dataPlane?.topicID(of: topicPartition)
+                let directory = partitionDirectory(topicPartition, leader: key.broker, in: simulation)
+                for batch in batches { syncedCopies.watch(batch, in: directory) }
+                partitions[topicPartition] = RequestedPartition(directory: directory, batches: batches,
+                                                                 topicID: dataPlane?.topicID(of: topicPartition))
             }
         }
         precondition(producesInFlight.count < Self.maximumProducesInFlight,
                      "more than \(Self.maximumProducesInFlight) acks=all produce requests delivered and never answered")
-        producesInFlight[key] = ProduceInFlight(batches: batches, topicIDs: topicIDs, deliveries: 1)
+        producesInFlight[key] = ProduceInFlight(partitions: partitions, deliveries: 1)
+    }
+
+    /// The directory of a partition's log, the same path on every broker.
+    private func partitionDirectory(_ topicPartition: TopicPartition, leader: NodeID, in simulation: SimulationView) -> String {
+        brokerPart(of: simulation.node(leader))?.dataPlane.replica(for: topicPartition)?.log.directory
+            ?? joinPath(simulation.configuration.dataDirectory, topicPartition.description)
     }
 
     private func checkProduceAnswer(_ bytes: [UInt8], from leader: NodeID, to client: NodeID, incarnation: Int,
@@ -142,19 +165,19 @@ public final class DurabilityOracle: SimulationChecker {
         for topic in response.topics {
             for partition in topic.partitions where partition.errorCode == .none && partition.baseOffset != .unknown {
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                guard let batches = request.batches[topicPartition] else { continue }
-                if let written = request.topicIDs[topicPartition], Self.isDeleted(written, in: simulation) {
+                guard let requested = request.partitions[topicPartition] else { continue }
+                if let written = requested.topicID, Self.isDeleted(written, in: simulation) {
                     acknowledgementsOfDeletedTopics += 1
                     continue
                 }
-                let directory = brokerPart(of: simulation.node(leader))?.dataPlane.replica(for: topicPartition)?.log.directory
-                    ?? joinPath(simulation.configuration.dataDirectory, topicPartition.description)
+                let directory = requested.directory
                 var baseOffset = partition.baseOffset
-                for batch in batches {
+                for batch in requested.batches {
                     let claim = AcknowledgedBatch(leader: leader, client: client, correlationID: correlationID,
                                                   topicPartition: topicPartition, baseOffset: baseOffset, batch: batch)
                     acknowledgedBatchesChecked += 1
-                    let result = check(claim, directory: directory, disks: brokerDisks(in: simulation))
+                    let syncedEarlier = syncedCopies.brokersSeenSynced(batch, in: directory, at: baseOffset)
+                    let result = check(claim, directory: directory, disks: brokerDisks(in: simulation), syncedEarlier: syncedEarlier)
                     if case .violation = result { return result }
                     baseOffset = claim.lastOffset + 1
                 }
@@ -175,8 +198,10 @@ public final class DurabilityOracle: SimulationChecker {
     }
 
     private func brokerDisks(in simulation: SimulationView) -> [(NodeID, SimDisk)] {
-        if brokers == nil { brokers = simulation.nodeIDs.filter { simulation.roles(of: $0).contains(.broker) } }
-        return brokers!.map { ($0, simulation.disk(of: $0)) }
+        if let brokerDisks { return brokerDisks }
+        let disks = simulation.nodeIDs.filter { simulation.roles(of: $0).contains(.broker) }.map { ($0, simulation.disk(of: $0)) }
+        brokerDisks = disks
+        return disks
     }
 
     /// One batch an `acks=all` answer acknowledges.
@@ -201,19 +226,23 @@ public final class DurabilityOracle: SimulationChecker {
         public var lastOffset: Offset { baseOffset + Int64(batch.lastOffsetDelta) }
     }
 
-    /// The acknowledged batch must be durable in `directory` on at least `min.insync.replicas` of
-    /// the brokers' disks (every broker counts: a copy is a copy, whatever the ISR says).
-    public func check(_ claim: AcknowledgedBatch, directory: String, disks: [(NodeID, SimDisk)]) -> CheckResult {
+    /// The acknowledged batch must have been durable in `directory` on at least
+    /// `min.insync.replicas` of the brokers' disks: those in `syncedEarlier` (seen holding it
+    /// synced at its offset before) and those that hold it now (every broker counts: a copy is a
+    /// copy, whatever the ISR says).
+    public func check(_ claim: AcknowledgedBatch, directory: String, disks: [(NodeID, SimDisk)],
+                      syncedEarlier: Set<NodeID> = []) -> CheckResult {
         func isHeld(on id: NodeID, _ disk: SimDisk, _ image: DiskImage) -> Bool {
             claim.batch.isHeld(at: claim.baseOffset, in: directory, on: disk, image: image, scans: &segmentScans[id, default: [:]])
         }
         var synced = 0
-        for (id, disk) in disks where isHeld(on: id, disk, .durable) {
+        for (id, disk) in disks where syncedEarlier.contains(id) || isHeld(on: id, disk, .durable) {
             synced += 1
             if synced >= minInSyncReplicas { return .ok }
         }
         let whereHeld = disks.map { id, disk -> String in
             if isHeld(on: id, disk, .durable) { return "n\(id) synced" }
+            if syncedEarlier.contains(id) { return "n\(id) synced earlier, since gone" }
             if isHeld(on: id, disk, .volatile) { return "n\(id) page cache only" }
             return "n\(id) absent"
         }

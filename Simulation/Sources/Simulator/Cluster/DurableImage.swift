@@ -84,7 +84,7 @@ struct FramedBatch: Equatable {
 /// A record batch as a producer sent it, which a Produce answer acknowledges. The leader stamps
 /// its base offset and leader epoch, which the CRC does not cover; everything else (producer id,
 /// sequence, records) the CRC does, so CRC and offset span name the batch on every replica.
-public struct ProducedBatch: Equatable, Sendable {
+public struct ProducedBatch: Hashable, Sendable {
     public var checksum: UInt32
     public var lastOffsetDelta: Int32
 
@@ -143,6 +143,42 @@ public struct ProducedBatch: Equatable, Sendable {
     }
 }
 
+/// The durable segments of one directory, each read on through its scan once, to find any number
+/// of batches in them by checksum, whatever offsets a leader gave them.
+struct ScannedSegments {
+    private var segments: [(segment: Segment, scan: SegmentScan)] = []
+
+    /// Reads `directory` in the durable image of `disk`, resuming each segment where `scans`
+    /// left it.
+    init(directory: String, on disk: SimDisk, scans: inout [String: SegmentScan]) {
+        for segment in Segment.files(in: directory, of: disk, image: .durable).segments {
+            guard let version = segment.file.version else { continue }
+            let path = joinPath(directory, segment.file.name)
+            var scan = scans.removeValue(forKey: path) ?? SegmentScan(validatesChecksums: false)
+            scan.refresh(version: version, bytes: segment.file.contents)
+            scans[path] = scan
+            segments.append((segment, scan))
+        }
+    }
+
+    var isEmpty: Bool { segments.isEmpty }
+
+    /// The base offsets at which the directory holds `batch`, each as `ProducedBatch.isHeld`
+    /// judges it: by the batch at that offset in the last segment that has one.
+    func baseOffsets(of batch: ProducedBatch) -> [Offset] {
+        var offsets: [Offset] = []
+        for (segment, scan) in segments {
+            for candidate in scan.batches(withChecksum: batch.checksum) where candidate.lastOffsetDelta == batch.lastOffsetDelta {
+                let holder = segments.last { $0.segment.baseOffset <= candidate.baseOffset && $0.scan.batch(at: candidate.baseOffset) != nil }
+                guard holder?.segment.baseOffset == segment.baseOffset, holder?.scan.batch(at: candidate.baseOffset) == candidate,
+                      candidate.checksumMatches(in: segment.file.contents) else { continue }
+                offsets.append(Offset(candidate.baseOffset))
+            }
+        }
+        return offsets
+    }
+}
+
 /// The batches of one durable segment file read so far. While the file only grows (the same
 /// `DurableFileVersion.file` and `rewrites`), a refresh reads just the bytes added since, so
 /// checking every message against the disks stays cheap as logs grow.
@@ -155,6 +191,9 @@ struct SegmentScan {
     private var scannedEnd = 0
     /// Looked up only, never walked.
     private var indexByBaseOffset: [Int64: Int] = [:]
+    /// Where each checksum occurs, in read order (a batch written twice shares one); looked up
+    /// only.
+    private var indicesByChecksum: [UInt32: [Int]] = [:]
 
     init(validatesChecksums: Bool) { self.validatesChecksums = validatesChecksums }
 
@@ -174,6 +213,7 @@ struct SegmentScan {
         }
         for batch in added {
             if indexByBaseOffset[batch.baseOffset] == nil { indexByBaseOffset[batch.baseOffset] = batches.count }
+            indicesByChecksum[batch.checksum, default: []].append(batches.count)
             batches.append(batch)
         }
         if let last = added.last { scannedEnd = last.position + last.totalSize }
@@ -181,6 +221,9 @@ struct SegmentScan {
 
     /// The first batch read with this base offset.
     func batch(at baseOffset: Int64) -> FramedBatch? { indexByBaseOffset[baseOffset].map { batches[$0] } }
+
+    /// Every batch read whose header carries `checksum`.
+    func batches(withChecksum checksum: UInt32) -> [FramedBatch] { indicesByChecksum[checksum, default: []].map { batches[$0] } }
 }
 
 /// What a controller's disk holds durably of its Raft state: what it would recover after a crash
