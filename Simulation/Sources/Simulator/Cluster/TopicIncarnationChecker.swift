@@ -40,7 +40,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// Per node and partition, the state of the hosted log when it was last read.
     private var readLogs: [NodeID: [TopicPartition: LogState]] = [:]
     /// Follower fetches in flight: per (follower, correlation id), the incarnation the follower
-    /// hosted for each partition it asked about, and when it asked.
+    /// asked about for each partition, and when it asked.
     private var followerFetches: [RequestKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
     /// Per node, the incarnation it hosted of each partition of the topic when its last event
     /// ended. An event may answer a fetch and then change what it hosts (a combined node's
@@ -230,7 +230,11 @@ public final class TopicIncarnationChecker: SimulationChecker {
         for topic in request.topics where topic.name == topicName {
             for partition in topic.partitions {
                 let topicPartition = TopicPartition(topic: topicName, partition: partition.partitionIndex)
-                incarnations[partition.partitionIndex] = hostedIncarnation(dataPlane, topicPartition)
+                // The id the request carries is the incarnation asked for: the follower may move
+                // on later in the event that sent it. One that sends none asks for what it hosts.
+                incarnations[partition.partitionIndex] = topic.topicID == .zero
+                    ? hostedIncarnation(dataPlane, topicPartition)
+                    : incarnation(of: TopicID(high: topic.topicID.mostSignificantBits, low: topic.topicID.leastSignificantBits))
             }
         }
         guard !incarnations.isEmpty else { return }
