@@ -18,18 +18,21 @@ public enum RaftInput: Sendable, Equatable {
 /// never touches a disk, a socket or a clock, and its only randomness (election jitter) comes
 /// from the `DeterministicRandom` it is given. Its output is a `RaftReady`, which spells out the
 /// order the caller must follow: persist the hard state and the entries, then send the messages,
-/// then apply the committed entries, then `advance`.
+/// then apply the committed entries, then `advance`. Messages that speak for nothing but the
+/// sender's term need not wait for a Ready: `takeMessagesSendableNow` hands them out as soon as
+/// the term and vote are durable, so heartbeats and the leader's appends do not queue behind a
+/// slow disk.
 ///
 /// Features: pre-vote, check-quorum with follower leases, log replication with probing and
 /// pipelining and the conflict-term optimisation of backtracking, commitment of current-term
 /// entries only (Raft §5.4.2) with a leader-change entry at the start of each term, static
-/// voters, leadership transfer (TimeoutNow).
+/// voters, leadership transfer (TimeoutNow), the leader writing to its disk in parallel with
+/// replication (Raft thesis §10.2.1: its appends leave at once, its own copy counts toward
+/// commitment once durable).
 ///
 /// Deferred: snapshots and log compaction (the whole log stays in memory and on disk, capped by
 /// `RaftConfiguration.maximumLogEntries`; a restart replays it all), membership changes,
-/// observers (learners), ReadIndex / lease reads, and the leader writing to its disk in parallel
-/// with replication (its appends leave only once its own copy is durable, which costs one disk
-/// sync of latency per commit).
+/// observers (learners), ReadIndex / lease reads.
 ///
 /// Named `RaftCore` rather than `Raft` so that it does not shadow the module's name.
 public struct RaftCore {
@@ -59,13 +62,16 @@ public struct RaftCore {
 
     var outbox: [RaftMessage] = []
     var handedHardState: RaftHardState
+    /// The term and vote storage holds durably: the restored ones, then each advanced Ready's.
+    var durableHardState: RaftHardState
     var readyInFlight: UInt64?
     var readyCount: UInt64 = 0
 
     public internal(set) var statistics = RaftStatistics()
 
     /// A node restored from what its storage holds: the hard state and every entry, durable (the
-    /// caller makes sure they are durable before anything from the first Ready leaves the node).
+    /// caller makes sure they are durable before anything from the first Ready, or from
+    /// `takeMessagesSendableNow`, leaves the node).
     /// A node starts as a follower with no known leader.
     public init(configuration: RaftConfiguration, hardState: RaftHardState = .initial, entries: [RaftLogEntry] = [],
                 random: DeterministicRandom, now: Instant) {
@@ -76,6 +82,7 @@ public struct RaftCore {
         term = hardState.term
         votedFor = hardState.votedFor
         handedHardState = hardState
+        durableHardState = hardState
         self.random = random
         electionTimerStart = now
         heartbeatDeadline = now
@@ -215,7 +222,8 @@ public struct RaftCore {
 
     // MARK: Output
 
-    /// Queues a message carrying our term; handed out with the next Ready.
+    /// Queues a message carrying our term; handed out with the next Ready, or earlier by
+    /// `takeMessagesSendableNow`.
     mutating func send(to peer: NodeID, _ body: RaftMessageBody) {
         send(RaftMessage(from: nodeID, to: peer, term: term, body: body))
     }

@@ -13,9 +13,12 @@ import TernCore
 ///
 /// Durability order: a Ready's hard state and entries are written, synced, and only when both
 /// are durable (and every earlier write with them) are its messages sent, its committed entries
-/// handed to the application, and the core advanced. On restart the node re-persists the term
-/// and vote it read before sending anything: after a process crash the file may have been in
-/// the page cache only.
+/// handed to the application, and the core advanced. One Ready persists at a time; messages
+/// that speak for nothing but a durable term (heartbeats and their answers, the leader's
+/// appends, rejections, pre-votes) do not wait for it: they leave as soon as the core makes
+/// them (`RaftCore.takeMessagesSendableNow`), so a slow sync delays votes and acknowledgements
+/// only. On restart the node re-persists the term and vote it read before sending anything:
+/// after a process crash the file may have been in the page cache only.
 public final class RaftNode: NodeStateMachine {
     public struct Configuration: Sendable {
         public var raft: RaftConfiguration
@@ -53,6 +56,8 @@ public final class RaftNode: NodeStateMachine {
     /// Syncs of the directories above ours, requested at start: until they complete, a power loss
     /// could unlink the whole directory, votes and entries with it.
     private var directorySyncs: [SyncToken] = []
+    /// The write of the term and vote read at start: nothing leaves before it is durable.
+    private var startGeneration: UInt64 = 0
     /// Why the node stopped (it then ignores every event); nil while it runs.
     public private(set) var stopReason: String?
     public private(set) var statistics = RaftNodeStatistics()
@@ -141,7 +146,7 @@ public final class RaftNode: NodeStateMachine {
             self.store = store
             core = RaftCore(configuration: configuration.raft, hardState: hardState, entries: entries, random: random, now: now)
             statistics.recoveredEntries = entries.count
-            do { _ = try hardStateFile.write(hardState, disk: disk) } catch { throw .disk(error) }
+            do { startGeneration = try hardStateFile.write(hardState, disk: disk) } catch { throw .disk(error) }
             directorySyncs = ancestors(of: directory).map { disk.syncDirectory($0) }
         } catch {
             stop(because: "recovery failed: \(error)", error.isCorruption ? .halt : .exit, effects: &effects)
@@ -213,16 +218,21 @@ public final class RaftNode: NodeStateMachine {
     // MARK: The Ready pipeline
 
     /// Moves Readies along as far as durability allows: finish the one in flight if it is
-    /// durable, then take the next. Bounded per event; the next event continues.
+    /// durable, send what needs no persistence, then take the next. Bounded per event; the next
+    /// event continues.
     private func pump(now: Instant, effects: inout [NodeEffect]) {
         for _ in 0..<16 {
             guard stopReason == nil, core != nil else { return }
             if persisting != nil {
                 writeUnwrittenEntries(now: now, effects: &effects)
-                guard let current = persisting, isDurable(current) else { return }
-                finish(current, effects: &effects)
-                persisting = nil
+                if let current = persisting, isDurable(current) {
+                    finish(current, effects: &effects)
+                    persisting = nil
+                }
             }
+            // Before a Ready is taken: what leaves now must not wait in it.
+            sendMessagesSendableNow(effects: &effects)
+            guard stopReason == nil, persisting == nil else { return }
             let room = configuration.maximumUnappliedEntries - committed.count
             guard core!.hasReady(applyLimit: room) else { return }
             begin(core!.ready(applyLimit: room), now: now, effects: &effects)
@@ -261,12 +271,25 @@ public final class RaftNode: NodeStateMachine {
     }
 
     private func finish(_ current: Persisting, effects: inout [NodeEffect]) {
-        for message in current.ready.messages {
-            effects.append(.send(to: message.to, bytes: RaftMessageCodec.encode(message)))
-        }
-        statistics.messagesSent += current.ready.messages.count
+        send(current.ready.messages, effects: &effects)
         committed += current.ready.committedEntries
         core!.advance(current.ready)
+    }
+
+    /// Messages that vouch for nothing but a durable term, ahead of the Ready in flight; only
+    /// once the state read at start is durable (the core takes that for granted).
+    private func sendMessagesSendableNow(effects: inout [NodeEffect]) {
+        guard stopReason == nil, directorySyncs.isEmpty, hardStateFile.durableGeneration >= startGeneration else { return }
+        let messages = core!.takeMessagesSendableNow()
+        statistics.messagesSentAheadOfPersistence += messages.count
+        send(messages, effects: &effects)
+    }
+
+    private func send(_ messages: [RaftMessage], effects: inout [NodeEffect]) {
+        for message in messages {
+            effects.append(.send(to: message.to, bytes: RaftMessageCodec.encode(message)))
+        }
+        statistics.messagesSent += messages.count
     }
 
     private enum StopKind { case halt, exit }
@@ -287,6 +310,8 @@ public final class RaftNode: NodeStateMachine {
 public struct RaftNodeStatistics: Sendable, Equatable {
     public var recoveredEntries = 0
     public var messagesSent = 0
+    /// Of `messagesSent`, those that left without waiting for a Ready to be durable.
+    public var messagesSentAheadOfPersistence = 0
     public var undecodableMessages = 0
     /// Decoded messages whose sender field disagrees with the connection they came from.
     public var misattributedMessages = 0

@@ -7,6 +7,8 @@ import TernCore
 ///    after that index (a follower's conflicting tail), then appends them.
 /// 2. Send `messages`. A granted vote, an acknowledged append or a term in a message is only
 ///    true once step 1 is durable; a crash before that must not leave a trace of it elsewhere.
+///    (Messages that speak for nothing but a durable term leave earlier, through
+///    `takeMessagesSendableNow`, and are not in a Ready taken after it.)
 /// 3. Apply `committedEntries` (already committed by a quorum; they never change).
 /// 4. Call `advance(_:)` with this Ready. Until then the core hands out no other Ready (steps and
 ///    ticks may continue; their output waits for the next one).
@@ -56,10 +58,66 @@ extension RaftCore {
     public mutating func advance(_ ready: RaftReady) {
         precondition(readyInFlight == ready.sequence, "advance with a Ready that is not the one in flight")
         readyInFlight = nil
+        if let hardState = ready.hardState { durableHardState = hardState }
         if let last = ready.entries.last { log.markDurable(through: last.index) }
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
         if role == .leader && !ready.entries.isEmpty && advanceCommitIndex() {
             broadcastAppend()
+        }
+    }
+}
+
+extension RaftCore {
+    /// Takes out of the outbox, in order, the messages that may leave before the Ready in flight
+    /// (or the next one) is durable: those that speak for nothing but the sender's term, while
+    /// the current term and vote are the durable ones (none otherwise). The rest stay for the
+    /// next Ready. Raft needs the sender's own persistence first only for what a message vouches
+    /// for: a term, a vote, entries held. A heartbeat, its answer, the leader's appends (Raft
+    /// thesis §10.2.1: the leader writes to its disk in parallel; its own copy counts toward
+    /// commitment only once durable, in `advance`), a rejection and the pre-vote messages vouch
+    /// for the term at most; a vote request, a granted vote and an append acknowledgement vouch
+    /// for more (`RaftMessageBody.vouchesForVoteOrEntries`). While term and vote are durable,
+    /// every message but a pre-vote one carries a durable term: none is newer than the node's.
+    ///
+    /// The caller sends what this returns at once, and only once the state it restored the core
+    /// from is durable.
+    public mutating func takeMessagesSendableNow() -> [RaftMessage] {
+        guard hardState == durableHardState else { return [] }
+        var sendable: [RaftMessage] = []
+        var waiting: [RaftMessage] = []
+        for message in outbox {
+            if message.body.vouchesForVoteOrEntries {
+                waiting.append(message)
+            } else {
+                precondition(message.term <= term || message.body.isPreVote,
+                             "\(message) carries a term beyond the node's \(term)")
+                sendable.append(message)
+            }
+        }
+        outbox = waiting
+        return sendable
+    }
+}
+
+extension RaftMessageBody {
+    /// Whether the message speaks for a vote (the candidate's own, in a vote request; the one it
+    /// grants) or for entries the sender holds (an append acknowledgement): state beyond the term
+    /// that must be durable on the sender before the message leaves.
+    var vouchesForVoteOrEntries: Bool {
+        switch self {
+        case let .voteRequest(request): return !request.isPreVote
+        case let .voteResponse(isPreVote, granted): return !isPreVote && granted
+        case .appendAccepted: return true
+        case .appendEntries, .appendRejected, .heartbeat, .heartbeatResponse, .timeoutNow: return false
+        }
+    }
+
+    /// A pre-vote request or answer: it carries the term of a campaign nobody has entered.
+    var isPreVote: Bool {
+        switch self {
+        case let .voteRequest(request): return request.isPreVote
+        case let .voteResponse(isPreVote, _): return isPreVote
+        default: return false
         }
     }
 }

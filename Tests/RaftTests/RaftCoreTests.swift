@@ -138,4 +138,91 @@ struct RaftCoreTests {
         #expect(leader.leadershipTransferTarget == nil)
         #expect(try leader.propose([], now: now) == LogIndex(2))
     }
+
+    /// Leader of term 1 of three voters whose followers hold its first entry, its Readies
+    /// drained (term and vote durable).
+    static func threeVoterLeader() throws -> RaftCore {
+        var leader = core()
+        try leader.step(.campaign, now: .zero)
+        for voter in [NodeID(2), NodeID(3)] {
+            for isPreVote in [true, false] {
+                try leader.step(.receive(RaftMessage(from: voter, to: NodeID(1), term: Term(1),
+                                                     body: .voteResponse(isPreVote: isPreVote, granted: true))), now: .zero)
+            }
+        }
+        #expect(leader.isLeader)
+        _ = drain(&leader)
+        for voter in [NodeID(2), NodeID(3)] {
+            try leader.step(.receive(RaftMessage(from: voter, to: NodeID(1), term: Term(1),
+                                                 body: .appendAccepted(matchIndex: LogIndex(1)))), now: .zero)
+        }
+        _ = drain(&leader)
+        #expect(leader.commitIndex == LogIndex(1))
+        return leader
+    }
+
+    /// Raft thesis §10.2.1: the leader sends its appends while its own copy is still being
+    /// written, and counts that copy toward commitment only once storage says it is durable.
+    @Test func theLeaderAppendsAheadOfItsOwnSyncAndCountsItselfOnceDurable() throws {
+        var leader = try Self.threeVoterLeader()
+        let index = try leader.propose(Array("x".utf8), now: .zero)
+        #expect(leader.takeMessagesSendableNow().count == 2, "an append to each follower")
+        let ready = leader.ready()
+        #expect(ready.entries.map(\.index) == [index])
+        #expect(ready.messages.isEmpty, "the appends did not wait for the Ready")
+        _ = try leader.propose(Array("y".utf8), now: .zero)  // while the first Ready persists
+        let sent = leader.takeMessagesSendableNow()
+        #expect(sent.map(\.to) == [NodeID(2), NodeID(3)])
+        for message in sent {
+            guard case let .appendEntries(append) = message.body else {
+                Issue.record("expected an append, got \(message)")
+                continue
+            }
+            #expect(append.entries.last?.index == index.next)
+        }
+        try leader.step(.receive(RaftMessage(from: NodeID(2), to: NodeID(1), term: Term(1),
+                                             body: .appendAccepted(matchIndex: index.next))), now: .zero)
+        #expect(leader.commitIndex == index.previous, "one follower and a copy not yet durable are not a quorum")
+        leader.advance(ready)
+        #expect(leader.commitIndex == index, "its own durable copy and the follower's make a quorum")
+    }
+
+    /// Messages leave ahead of a Ready only while the term and vote are durable, and never a
+    /// vote or an acknowledgement of entries.
+    @Test func onlyMessagesVouchingForADurableTermLeaveAheadOfTheReady() throws {
+        var follower = Self.core(2)
+        let heartbeat = { (term: Int64) in
+            RaftMessage(from: NodeID(1), to: NodeID(2), term: Term(term), body: .heartbeat(commitIndex: .zero))
+        }
+        try follower.step(.receive(heartbeat(1)), now: .zero)
+        #expect(follower.takeMessagesSendableNow() == [], "term 1 is not durable yet")
+        let ready = follower.ready()
+        #expect(ready.hardState?.term == Term(1))
+        #expect(ready.messages.map(\.body) == [.heartbeatResponse])
+        try follower.step(.receive(heartbeat(1)), now: .zero)
+        #expect(follower.takeMessagesSendableNow() == [], "term 1 is durable only once its Ready is")
+        follower.advance(ready)
+        let answer = follower.takeMessagesSendableNow()
+        #expect(answer.map(\.body) == [.heartbeatResponse])
+        #expect(!follower.hasReady())
+
+        let append = RaftMessage(from: NodeID(1), to: NodeID(2), term: Term(1), body: .appendEntries(RaftAppendEntries(
+            previousIndex: .zero, previousTerm: .zero, entries: [RaftLogEntry(index: LogIndex(1), term: Term(1), payload: [])],
+            leaderCommit: .zero)))
+        try follower.step(.receive(append), now: .zero)
+        try follower.step(.receive(heartbeat(1)), now: .zero)
+        #expect(follower.takeMessagesSendableNow().map(\.body) == [.heartbeatResponse])
+        let withEntries = follower.ready()
+        #expect(withEntries.messages.map(\.body) == [.appendAccepted(matchIndex: LogIndex(1))], "the acknowledgement waits for its entries")
+
+        // A vote for a candidate of a later term: nothing leaves before the Ready, not even the
+        // answer to a heartbeat of the old term queued with it.
+        follower.advance(withEntries)
+        try follower.step(.receive(heartbeat(1)), now: .zero)
+        try follower.step(.receive(RaftMessage(from: NodeID(3), to: NodeID(2), term: Term(2), body: .voteRequest(
+            RaftVoteRequest(isPreVote: false, lastLogIndex: LogIndex(1), lastLogTerm: Term(1), isLeadershipTransfer: true)))), now: .zero)
+        #expect(follower.votedFor == NodeID(3))
+        #expect(follower.takeMessagesSendableNow() == [])
+        #expect(follower.ready().messages.map(\.body) == [.heartbeatResponse, .voteResponse(isPreVote: false, granted: true)])
+    }
 }

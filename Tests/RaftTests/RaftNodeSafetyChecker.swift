@@ -12,9 +12,10 @@ import TernCore
 ///   of an older term can still be elected late, by a vote that was delayed, and lack entries
 ///   committed since; it cannot commit anything).
 /// - Log Matching: two logs with the same term at an index agree on everything before it.
-/// - Persist before send: a granted vote leaves a node only once the vote is durable on its disk,
-///   no node ever votes for two candidates in one term, and an acknowledged match index is
-///   backed by that many entries durable on the follower's disk.
+/// - Persist before send: a message leaves a node only once the term it carries is durable on
+///   its disk (but for pre-vote requests and granted pre-votes, whose terms nobody has entered),
+///   a vote request or a granted vote only once the vote is durable, and an acknowledged match
+///   index only once that many entries are; no node ever votes for two candidates in one term.
 final class RaftNodeSafetyChecker {
     private(set) var failures: [String] = []
     private var leaderOfTerm: [Term: NodeID] = [:]
@@ -26,6 +27,7 @@ final class RaftNodeSafetyChecker {
     private var voteOfTerm: [Term: [NodeID: NodeID]] = [:]
     private(set) var votesChecked = 0
     private(set) var acknowledgementsChecked = 0
+    private(set) var termsChecked = 0
     private var durableEntryCache: [String: (key: String, count: Int64)] = [:]
 
     func fail(_ message: String) {
@@ -87,13 +89,18 @@ final class RaftNodeSafetyChecker {
             fail("node \(sender) sent bytes that do not decode")
             return
         }
+        let durable = disk.durableContents(of: directory + "/quorum-state").flatMap { try? HardStateDecoding.decode($0) }
+        checkTerm(of: message, durable: durable)
         switch message.body {
         case .voteResponse(isPreVote: false, granted: true):
             votesChecked += 1
             recordVote(by: sender, for: message.to, term: message.term)
-            let durable = disk.durableContents(of: directory + "/quorum-state").flatMap { try? HardStateDecoding.decode($0) }
             if durable?.term != message.term || durable?.votedFor != message.to {
                 fail("node \(sender) granted its vote for \(message.to) in term \(message.term) before it was durable (durable: \(String(describing: durable)))")
+            }
+        case let .voteRequest(request) where !request.isPreVote:
+            if durable?.term != message.term || durable?.votedFor != sender {
+                fail("node \(sender) asked for votes in term \(message.term) before its own vote was durable (durable: \(String(describing: durable)))")
             }
         case let .appendAccepted(matchIndex):
             acknowledgementsChecked += 1
@@ -103,6 +110,21 @@ final class RaftNodeSafetyChecker {
             }
         default:
             break
+        }
+    }
+
+    /// A term a message carries is one its sender has entered, durably: a crash must not take
+    /// the sender back behind what a peer heard from it.
+    private func checkTerm(of message: RaftMessage, durable: RaftHardState?) {
+        switch message.body {
+        case let .voteRequest(request) where request.isPreVote: return
+        case .voteResponse(isPreVote: true, granted: true): return
+        default: break
+        }
+        termsChecked += 1
+        let durableTerm = durable?.term ?? .zero
+        if durableTerm < message.term {
+            fail("node \(message.from) sent \(message.body) in term \(message.term) with term \(durableTerm) durable")
         }
     }
 
