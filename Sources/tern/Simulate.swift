@@ -36,6 +36,9 @@ struct SimulateOptions {
     var watch: TopicPartition?
     /// A sweep's worker processes (`--jobs`); 1 runs every seed in this process.
     var jobs = 1
+    /// A sweep ends at the first failing seed it sees (`--stop-on-failure`), skipping the seeds
+    /// and profiles not yet run: the mutation suite only needs to know whether any seed fails.
+    var stopOnFailure = false
 
     /// The arguments that replay `seed` exactly.
     func replayCommand(seed: UInt64) -> String {
@@ -72,8 +75,10 @@ func runSimulate(_ arguments: [String]) {
         let counts = runSweep(oneProfile)
         passed += counts.passed
         failed += counts.failed
+        if options.stopOnFailure && failed > 0 { break }
     }
-    print("simulation: \(passed) passed, \(failed) failed")
+    let stopped = options.stopOnFailure && failed > 0 ? " (stopped at the first failure)" : ""
+    print("simulation: \(passed) passed, \(failed) failed" + stopped)
     if failed > 0 { exit(1) }
 }
 
@@ -200,11 +205,14 @@ private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) 
     if options.jobs > 1 {
         results = runSeedsInWorkers(Array(options.seeds), options, onResult: progress)
     } else {
-        results = options.seeds.map { seed in
+        var ran: [SeedResult] = []
+        for seed in options.seeds {
             let result = runSeed(seed, options)
             progress(result)
-            return result
+            ran.append(result)
+            if options.stopOnFailure && result.violation != nil { break }
         }
+        results = ran
     }
     if standardErrorIsTerminal { writeStandardError("\n") }
     let elapsed = monotonicSeconds() - start
@@ -212,8 +220,10 @@ private func runSweep(_ options: SimulateOptions) -> (passed: Int, failed: Int) 
     print("profile \(options.profile): \(formatFixed(simulatedSeconds, places: 0)) simulated seconds in "
         + "\(formatFixed(elapsed, places: 1)) s (\(formatFixed(simulatedSeconds / max(elapsed, 0.001), places: 0))x real time"
         + (options.jobs > 1 ? ", \(options.jobs) processes)" : ")"))
+    let skipped = options.seeds.count - results.count
     print("swept seeds \(options.seeds.lowerBound)...\(options.seeds.upperBound), profile \(options.profile): "
-        + "\(results.count - failed.count) passed, \(failed.count) failed")
+        + "\(results.count - failed.count) passed, \(failed.count) failed"
+        + (skipped > 0 ? ", \(skipped) not run (--stop-on-failure)" : ""))
     for result in failed {
         print("FAIL seed \(result.seed): \(result.violation!)")
         print("  replay: \(options.replayCommand(seed: result.seed))")
@@ -306,6 +316,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
                 fail("--durability takes \(durabilityPolicies.map(durabilityName).joined(separator: " or ")), not '\(name)'")
             }
             options.layout.durabilityPolicy = policy
+        case "--stop-on-failure": options.stopOnFailure = true
         case "--jobs":
             options.jobs = integer(value(), flag)
             guard options.jobs >= 1 else { fail("--jobs takes a positive number of processes") }
@@ -328,6 +339,7 @@ private func parseSimulateOptions(_ arguments: [String]) -> SimulateOptions {
     }
     guard options.layout.controllers + options.layout.combined >= 1 else { fail("a cluster needs at least one controller") }
     guard options.jobs == 1 || options.isSweep else { fail("--jobs splits a sweep (--seeds A..B) across processes") }
+    guard !options.stopOnFailure || options.isSweep else { fail("--stop-on-failure ends a sweep (--seeds A..B) early") }
     return options
 }
 

@@ -19,7 +19,9 @@ private struct SweepWorker {
 /// gets a similar mix) and returns every seed's result, calling `onResult` as each arrives.
 /// A worker that dies mid-seed (a node trapping on an assertion kills the process; its crash
 /// report, on standard error, names the seed and its replay) costs that seed, counted as a
-/// failure, and a new worker takes over the seeds it had not reached.
+/// failure, and a new worker takes over the seeds it had not reached. With `stopOnFailure` the
+/// first failure to arrive ends the sweep: the other workers are killed, their seeds not run (so
+/// the failure found is not always the lowest failing seed).
 func runSeedsInWorkers(_ seeds: [UInt64], _ options: SimulateOptions, onResult: (SeedResult) -> Void) -> [SeedResult] {
     let jobs = min(options.jobs, seeds.count)
     var workers: [SweepWorker] = (0..<jobs).map { job in
@@ -41,8 +43,20 @@ func runSeedsInWorkers(_ seeds: [UInt64], _ options: SimulateOptions, onResult: 
             let worker = workers.remove(at: index)
             if let replacement = reap(worker, options, into: &results, onResult: onResult) { workers.append(replacement) }
         }
+        if options.stopOnFailure, results.contains(where: { $0.violation != nil }) {
+            for worker in workers { stop(worker) }
+            workers.removeAll()
+        }
     }
     return results
+}
+
+/// Ends a worker whose remaining seeds are no longer wanted.
+private func stop(_ worker: SweepWorker) {
+    kill(worker.processID, SIGKILL)
+    close(worker.resultsDescriptor)
+    var status: Int32 = 0
+    while waitpid(worker.processID, &status, 0) < 0 && errno == EINTR {}
 }
 
 private func startWorker(seeds: [UInt64], _ options: SimulateOptions) -> SweepWorker {

@@ -71,6 +71,8 @@ let usage = """
                                                              replicas and registration (one seed)
                                    --jobs N                  split a sweep across N worker processes
                                                              (default 1), reporting what one would
+                                   --stop-on-failure         end a sweep at the first failing seed
+                                                             (profiles and seeds left are not run)
       help                       this text
 
     exit codes: 0 success, 1 an operation failed (message on stderr), 2 usage error

@@ -265,6 +265,21 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         #expect(cluster.completions.first?.ticket == ticket(of: pending))
     }
 
+    @Test func aCommittedISRBelowMinInSyncHoldsTheHighWatermark() throws {
+        let cluster = try ReplicaCluster()
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(2), now: cluster.now))
+        _ = cluster.produce(1, records: 5, acks: .leader)
+        cluster.sync(1)
+        #expect(cluster.hw(1) == Offset(0), "one ISR member of the two min.insync.replicas asks for")
+        cluster.replicateFully(followers: [2, 3])
+        #expect(cluster.hw(1) == Offset(0), "followers outside the ISR hold the data, but the committed ISR is still too small")
+        #expect(cluster.replica(1).pendingProposal?.newISR == [NodeID(1), NodeID(2)])
+        cluster.commitProposal(leader: 1)
+        #expect(cluster.hw(1) == Offset(5), "two members now")
+    }
+
     @Test func isrShrinksAndExpandsOnlyOnceTheControllerCommits() throws {
         let cluster = try ReplicaCluster()
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 1, isr: [1, 2, 3])
@@ -707,6 +722,49 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         cluster.fetch(3, request: stale)
         #expect(cluster.replica(1).followers[NodeID(3)]?.logEndOffset == Offset(5))
         #expect(cluster.hw(1) == Offset(5))
+    }
+
+    @Test func aFetchFromBeforeADiscardCountsForNothingEvenOnceTheLossIsCleared() throws {
+        // One batch per fetch, so 3 can rejoin before it has fetched everything back.
+        let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, maxFetchBytes: 1))
+        cluster.elect(leader: 1, epoch: 1, partitionEpoch: 0, isr: [1, 2, 3])
+        _ = cluster.produce(1, records: 5, seed: 1)
+        cluster.sync(1)
+        cluster.replicateFully(followers: [2, 3])
+        _ = cluster.produce(1, records: 2, seed: 2)
+        cluster.sync(1)
+        cluster.fetch(3)
+        cluster.sync(3)
+        let stale = try #require(cluster.replica(3).nextFetch(now: cluster.now), "3's fetch at 7, still in flight")
+        #expect(stale.fetchOffset == Offset(7) && stale.durableOffset == Offset(7))
+
+        // 3's copy rotted from offset 0: recorded, then discarded; 3 fetches the first batch back
+        // and, holding the high watermark durably, rejoins (which clears its loss).
+        let loss = ReplicaDataLoss(broker: NodeID(3), firstLostOffset: .zero, markedAt: PartitionEpoch(1))
+        cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
+                                                                       partitionEpoch: PartitionEpoch(1), dataLoss: [loss], now: cluster.now))
+        try cluster.replica(3).truncate(to: .zero, now: cluster.now)
+        cluster.replica(3).acknowledgedLoss = loss.markedAt
+        cluster.sync(3)
+        cluster.fetch(3)
+        cluster.sync(3)
+        cluster.fetch(3)
+        #expect(cluster.leo(3) == Offset(7) && cluster.node(3).log.durableOffset == Offset(5), "5..<7 in 3's page cache only")
+        #expect(cluster.replica(1).pendingProposal?.newISR == cluster.ids)
+        cluster.commitProposal(leader: 1)
+        #expect(cluster.replica(1).dataLoss.isEmpty)
+        cluster.fetch(2)
+        cluster.sync(2)
+        cluster.fetch(2)
+        #expect(cluster.hw(1) == Offset(5), "3 has not synced 5..<7 again")
+
+        // The old fetch, arriving once more (a duplicate), must not vouch for what 3 discarded.
+        cluster.fetch(3, request: stale)
+        #expect(cluster.hw(1) == Offset(5))
+        #expect(cluster.replica(1).acknowledgedLoss(of: NodeID(3)) == loss.markedAt)
+        cluster.sync(3)
+        cluster.fetch(3)
+        #expect(cluster.hw(1) == Offset(7))
     }
 
     @Test func aFollowerWithALossTheLeaderDoesNotYetSeeAcknowledgedKeepsTheHighWatermarkStill() throws {

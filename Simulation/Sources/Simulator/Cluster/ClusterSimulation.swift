@@ -163,8 +163,9 @@ public struct ClusterSimulation {
     }
 
     /// Every partition has a running leader that leads it at the committed epoch with its high
-    /// watermark at its log end, every running replica that lost data has fetched it back, the producer has no unfinished record, and the consumer has read
-    /// every partition up to its leader's high watermark.
+    /// watermark at its log end, every running replica that lost data has fetched it back, every
+    /// running active replica is back in the ISR, the producer has no unfinished record, and the
+    /// consumer has read every partition up to its leader's high watermark.
     static func dataPlaneProblem(_ view: SimulationView, image: MetadataImage) -> String? {
         guard let producer = view.node(ClusterLayout.producerClientID, as: ProducerClientNode.self) else {
             return "the producer client is down"
@@ -192,6 +193,13 @@ public struct ClusterSimulation {
             }
             if let loss = partition.registration.dataLoss.first(where: { view.status(of: $0.broker) == .running }) {
                 return "\(topicPartition): n\(loss.broker) has not fetched back what it lost from offset \(loss.firstLostOffset)"
+            }
+            // A replica kept out for good (one that never reports a loss it found, say) would
+            // leave the partition one failure closer to losing data without any checker noticing.
+            if let outside = partition.registration.replicas.first(where: { id in
+                !partition.registration.isr.contains(id) && view.status(of: id) == .running && image.isActive(id)
+            }) {
+                return "\(topicPartition): n\(outside) is running and active but not back in the ISR \(partition.registration.isr.map { "n\($0)" })"
             }
             guard replica.log.highWatermark == replica.log.logEndOffset else {
                 return "\(topicPartition): leader n\(leader)'s high watermark \(replica.log.highWatermark) is below its log end \(replica.log.logEndOffset) (ISR \(partition.registration.isr.map { "n\($0)" }))"
