@@ -9,6 +9,11 @@ struct InFlightReplicaFetch {
     let correlationID: UInt64
     let sentAt: Instant
     let requests: [TopicPartition: FetchRequestParameters]
+    /// The hosting (`HostedPartition.hostingNumber`) each partition's request was made for. A partition deleted and created
+    /// again under its name (or removed and re-added) while the fetch was out is another replica,
+    /// often with the same leader at the same epochs and offsets: the answer carries the old
+    /// topic's records and must not reach it.
+    let askedBy: [TopicPartition: UInt64]
     /// The leader may park it: an empty answer means it already waited, so fetch again at once.
     let isLongPoll: Bool
 }
@@ -52,9 +57,10 @@ extension BrokerDataPlane {
                                        maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: .readUncommitted,
                                        topics: topics)
             let correlationID = takeCorrelationID()
-            replicaFetches[leader] = InFlightReplicaFetch(correlationID: correlationID, sentAt: now,
-                                                          requests: Dictionary(uniqueKeysWithValues: wanted),
-                                                          isLongPoll: isLongPoll)
+            replicaFetches[leader] = InFlightReplicaFetch(
+                correlationID: correlationID, sentAt: now, requests: Dictionary(uniqueKeysWithValues: wanted),
+                askedBy: Dictionary(uniqueKeysWithValues: wanted.map { ($0.0, partitions[$0.0]!.hostingNumber) }),
+                isLongPoll: isLongPoll)
             effects.append(.send(to: leader, bytes: PeerMessage.dataRequest(correlationID: correlationID,
                                                                             request: .fetch(request)).encoded()))
         }
@@ -72,6 +78,7 @@ extension BrokerDataPlane {
             for answer in topic.partitions {
                 let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
                 guard let parameters = inFlight.requests[topicPartition], let hosted = partitions[topicPartition],
+                      inFlight.askedBy[topicPartition] == hosted.hostingNumber,
                       hosted.replica.role == .follower(leader: sender) else { continue }
                 let result = Self.followerResult(answer)
                 switch result {

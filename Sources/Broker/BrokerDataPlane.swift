@@ -43,6 +43,9 @@ public struct BrokerDataPlaneConfiguration: Sendable {
 final class HostedPartition {
     let topicPartition: TopicPartition
     let topicID: TopicID
+    /// Which hosting of the partition by this process this is (they count up): a partition
+    /// removed and hosted again, or deleted and created again under its name, is a new one.
+    let hostingNumber: UInt64
     let replica: PartitionReplica
     var log: PartitionLog { replica.log }
     /// The idempotence table, equal to what the log holds (see BrokerDataPlane+ProducerState).
@@ -56,9 +59,11 @@ final class HostedPartition {
     var alterPartitionInFlight: InFlightControllerRequest?
     var alterPartitionRetryAt = Instant.zero
 
-    init(topicPartition: TopicPartition, topicID: TopicID, replica: PartitionReplica, producerState: ProducerStateTable) {
+    init(topicPartition: TopicPartition, topicID: TopicID, hostingNumber: UInt64, replica: PartitionReplica,
+         producerState: ProducerStateTable) {
         self.topicPartition = topicPartition
         self.topicID = topicID
+        self.hostingNumber = hostingNumber
         self.replica = replica
         self.producerState = producerState
         self.producerStateLogStart = replica.log.logStartOffset
@@ -130,6 +135,7 @@ public final class BrokerDataPlane {
     /// AlterPartition correlation id → partition.
     var alterPartitionRequests: [UInt64: TopicPartition] = [:]
     var nextCorrelationID: UInt64 = 1
+    var nextHostingNumber: UInt64 = 0
     var nextCheckpointAt = Instant.zero
     var exitRequested = false
     var highWatermarkMoved = false
@@ -216,7 +222,8 @@ public final class BrokerDataPlane {
         }
         var replication = configuration.replication
         if let minInSync = minInSyncReplicas(for: entry.topicPartition.topic) { replication.minInSyncReplicas = minInSync }
-        let hosted = HostedPartition(topicPartition: entry.topicPartition, topicID: entry.topicID,
+        nextHostingNumber += 1
+        let hosted = HostedPartition(topicPartition: entry.topicPartition, topicID: entry.topicID, hostingNumber: nextHostingNumber,
                                      replica: PartitionReplica(localID: localID, log: log, configuration: replication),
                                      producerState: Self.loadProducerState(from: log, disk: disk))
         partitions[entry.topicPartition] = hosted

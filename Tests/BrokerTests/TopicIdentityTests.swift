@@ -72,6 +72,8 @@ private final class SingleBroker {
     ]
     var now = testStart
     var responses: [UInt64: DataResponse] = [:]
+    /// Follower fetches the broker sent to node 2, by correlation id.
+    var fetchesSent: [UInt64: FetchRequest] = [:]
     var nextCorrelationID: UInt64 = 1
 
     init(seed: UInt64 = 5, crashes: SimDisk.Configuration.CrashBehavior = .dropUnsynced) {
@@ -99,6 +101,21 @@ private final class SingleBroker {
         [.topic(TopicRecord(name: orders0.topic, topicID: topicID, configs: [])),
          .partition(PartitionRecord(topicID: topicID, partition: 0, replicas: [brokerID, NodeID(2)], isr: [brokerID], leader: brokerID,
                                     leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0)))]
+    }
+
+    /// The partition led by node 2, this broker following.
+    static func creationFollowingNode2(of topicID: TopicID) -> [MetadataRecord] {
+        [.topic(TopicRecord(name: orders0.topic, topicID: topicID, configs: [])),
+         .partition(PartitionRecord(topicID: topicID, partition: 0, replicas: [NodeID(2), brokerID], isr: [NodeID(2), brokerID],
+                                    leader: NodeID(2), leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0)))]
+    }
+
+    /// Node 2's answer to the follower fetch `correlationID`.
+    func answerFetch(_ correlationID: UInt64, _ response: FetchResponse) {
+        var effects: [NodeEffect] = []
+        dataPlane.handleResponse(.fetch(response), correlationID: correlationID, from: NodeID(2), now: now, effects: &effects)
+        dataPlane.finishEvent(now: now, effects: &effects)
+        collect(effects)
     }
 
     static func deletion(of topicID: TopicID) -> [MetadataRecord] { [.removeTopic(RemoveTopicRecord(topicID: topicID))] }
@@ -158,6 +175,9 @@ private final class SingleBroker {
         for effect in effects {
             switch effect {
             case let .send(to, bytes):
+                if to == NodeID(2), case let .dataRequest(correlationID, .fetch(fetch))? = try? PeerMessage(decoding: bytes) {
+                    fetchesSent[correlationID] = fetch
+                }
                 guard to == clientID || to == NodeID(2),
                       case let .dataResponse(correlationID, response)? = try? PeerMessage(decoding: bytes) else { continue }
                 responses[correlationID] = response
@@ -386,4 +406,55 @@ private func brokerWithOldTopic(seed: UInt64 = 5, crashes: SimDisk.Configuration
     let answered = broker.consume(topicID: KafkaUUID(mostSignificantBits: topicA.high, leastSignificantBits: topicA.low), asFollower: NodeID(2))
     #expect(answered.error == .none && answered.values == ["a0", "a1", "a2"])
     #expect(broker.consume().values == ["a0", "a1", "a2"], "a consumer names no topic id")
+}
+
+/// Node 2's answer to a follower fetch: two records of topic A at offsets 0 and 1.
+private func answerWithTwoRecords() -> FetchResponse {
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    builder.partitionLeaderEpoch = 0  // as node 2 stamps it, leading epoch 0
+    for value in ["a0", "a1"] { builder.append(key: nil, value: Array(value.utf8)) }
+    return FetchResponse(topics: [
+        .init(name: orders0.topic, partitions: [.init(partitionIndex: 0, highWatermark: Offset(2), lastStableOffset: Offset(2),
+                                                      logStartOffset: Offset(0), leaderLogEndOffset: Offset(2), records: builder.build())]),
+    ])
+}
+
+/// A broker following node 2 for topic A, with its first fetch sent: its correlation id.
+private func followerOfNode2(_ broker: SingleBroker) throws -> UInt64 {
+    broker.commit([
+        .registerBroker(BrokerRegistrationRecord(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(2), incarnationID: IncarnationID(high: 2, low: 2),
+                                                 endpoints: [], rack: nil)),
+        .unfenceBroker(BrokerAndEpoch(brokerID: NodeID(2), brokerEpoch: BrokerEpoch(2))),
+    ] + SingleBroker.creationFollowingNode2(of: topicA))
+    broker.run(.seconds(1)) { !broker.fetchesSent.isEmpty }
+    let (correlationID, fetch) = try #require(broker.fetchesSent.first)
+    #expect(fetch.topics.first?.topicID == KafkaUUID(mostSignificantBits: topicA.high, leastSignificantBits: topicA.low))
+    return correlationID
+}
+
+@Test func aFollowerAppendsWhatItsLeaderAnswers() throws {
+    let broker = SingleBroker()
+    let correlationID = try followerOfNode2(broker)
+    broker.answerFetch(correlationID, answerWithTwoRecords())
+    #expect(broker.dataPlane.replica(for: orders0)?.log.logEndOffset == Offset(2))
+}
+
+/// A follower's fetch for topic A is answered after the broker applied A's deletion and B's
+/// creation under the same name, with the same leader at the same epochs (a new topic starts at
+/// epoch 0): the answer's records are A's and must not land in B's log (seed 1822 of network).
+@Test func anAnswerToAFetchForADeletedTopicIsNotAppliedToTheTopicCreatedAgain() throws {
+    let broker = SingleBroker()
+    let correlationID = try followerOfNode2(broker)
+    broker.commit(SingleBroker.deletion(of: topicA) + SingleBroker.creationFollowingNode2(of: topicB))
+    #expect(broker.dataPlane.topicID(of: orders0) == topicB)
+    broker.run(.milliseconds(100)) { broker.dataPlane.replica(for: orders0)?.log.hasDurabilityBarrier == false }
+    #expect(broker.fetchesSent.count == 1, "one fetch in flight to a leader at a time")
+    broker.answerFetch(correlationID, answerWithTwoRecords())
+    #expect(broker.dataPlane.replica(for: orders0)?.log.logEndOffset == Offset(0))
+    broker.run(.milliseconds(200))
+    #expect(broker.storedValues(in: "orders-0") == [])
+    // The next fetch is B's own.
+    broker.run(.seconds(1)) { broker.fetchesSent.count >= 2 }
+    let next = try #require(broker.fetchesSent.filter { $0.key != correlationID }.first?.value)
+    #expect(next.topics.first?.topicID == KafkaUUID(mostSignificantBits: topicB.high, leastSignificantBits: topicB.low))
 }
