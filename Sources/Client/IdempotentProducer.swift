@@ -127,6 +127,8 @@ public struct IdempotentProducer: Sendable {
         /// The current attempt went out while an earlier batch was unacknowledged, so the broker
         /// may have refused it only because that batch had not reached it.
         var sentBehindUnacknowledged = false
+        /// When a broker first refused this batch as out of order.
+        var firstRefusedOutOfOrderAt: Instant?
     }
 
     /// A batch still taking records. Each record is encoded as it arrives, so its key and value
@@ -504,6 +506,9 @@ public struct IdempotentProducer: Sendable {
         guard var state = partitionStates[topicPartition],
               let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
         let error = answer.errorCode
+        if error == .outOfOrderSequenceNumber, state.unacknowledged[index].firstRefusedOutOfOrderAt == nil {
+            state.unacknowledged[index].firstRefusedOutOfOrderAt = now
+        }
         switch error {
         case .none, .duplicateSequenceNumber:
             let batch = state.acknowledge(at: index)
@@ -514,6 +519,7 @@ public struct IdempotentProducer: Sendable {
             }
             partitionStates[topicPartition] = state
         case .outOfOrderSequenceNumber where index > 0 || state.unacknowledged[index].sentBehindUnacknowledged,
+             .outOfOrderSequenceNumber where mayBeAStaleLeader(refusing: state.unacknowledged[index], now: now),
              _ where error.isRetriable:
             // Retriable, or the echo of an earlier batch's absence: resend in order after the drain.
             state.unacknowledged[index].state = .needsRetry
@@ -525,7 +531,9 @@ public struct IdempotentProducer: Sendable {
             state.retryNotBefore = now + configuration.retryBackoff
             partitionStates[topicPartition] = state
             // Tern's Produce answer names no new leader yet (KIP-951), so this waits for a refresh.
-            metadata.noteError(error, for: topicPartition, requestLeaderEpoch: state.unacknowledged[index].sentLeaderEpoch)
+            // An out-of-order refusal of the oldest batch came from a broker that may not lead.
+            let staleness = error == .outOfOrderSequenceNumber && index == 0 ? KafkaErrorCode.notLeaderOrFollower : error
+            metadata.noteError(staleness, for: topicPartition, requestLeaderEpoch: state.unacknowledged[index].sentLeaderEpoch)
         default:
             partitionStates[topicPartition] = state
             failPartition(topicPartition, error: error)
@@ -550,6 +558,19 @@ public struct IdempotentProducer: Sendable {
                 partitionStates[topicPartition] = state
             }
         }
+    }
+
+    /// Whether an OUT_OF_ORDER_SEQUENCE_NUMBER for the oldest unacknowledged batch may come from a
+    /// deposed leader that has not learned of it yet. Its sequence follows batches acknowledged
+    /// with acks=all, which every later leader holds (no unclean elections), so a broker missing
+    /// them is not the leader: a leader partitioned away with the epoch before, or one the
+    /// client's metadata still names. It learns within a session timeout or so; a refusal that
+    /// persists for `requestTimeout` is taken at its word (the broker lost the acknowledged
+    /// batches), as Kafka's producers take the first one. The first batch of a producer epoch
+    /// follows nothing: its refusal is always taken at its word.
+    private func mayBeAStaleLeader(refusing batch: SentBatch, now: Instant) -> Bool {
+        guard batch.baseSequence != 0, let first = batch.firstRefusedOutOfOrderAt else { return false }
+        return now - first < configuration.requestTimeout
     }
 
     /// Reports every unfinished record of the partition failed and refuses it from now on.

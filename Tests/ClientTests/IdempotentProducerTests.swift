@@ -214,6 +214,42 @@ private struct ProducerHarness {
         #expect(harness.completions.count == 2)
     }
 
+    /// Found by the simulator's producer-outcome checker (seeds 1651 and 2364 of network before
+    /// the fix): batch 1 follows batch 0, acknowledged with acks=all, and goes to a broker the
+    /// client's metadata names as leader but that was deposed and has not learned it: missing
+    /// batch 0, it refuses batch 1 as out of order. Every later leader holds batch 0, so the
+    /// refusal says the broker does not lead: the client refreshes its metadata and sends the same
+    /// batch again. A refusal that persists for the request timeout is taken at its word.
+    @Test func outOfOrderOnTheOldestBatchAfterAnAcknowledgedOneIsRetriedUntilTheRequestTimeout() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let first = harness.producer.nextRequests(now: harness.now)
+        harness.answer(first[0], .none, baseOffset: 0)
+        let sent = harness.sendSeparately(["1"])
+        #expect(sent.map { baseSequence(producedBatch($0)!) } == [1])
+        harness.answer(sent[0], .outOfOrderSequenceNumber)
+        #expect(harness.producer.failure(of: topicPartition0) == nil)
+        let afterRefresh = harness.advance(.milliseconds(100))
+        #expect(afterRefresh.map(\.request.apiKey) == [.metadata], "the refusing broker may not lead: metadata first")
+        var retry = harness.answeringMetadata(afterRefresh)
+        if retry.isEmpty { retry = harness.advance(.milliseconds(100)) }
+        #expect(retry.count == 1)
+        #expect(producedBatch(retry[0]) == producedBatch(sent[0]), "the same batch, byte for byte")
+
+        // The broker keeps refusing for longer than the request timeout: the partition fails.
+        var attempt = retry[0]
+        for _ in 0..<400 where harness.producer.failure(of: topicPartition0) == nil {
+            harness.answer(attempt, .outOfOrderSequenceNumber)
+            var next = harness.answeringMetadata(harness.advance(.milliseconds(100)))
+            if next.isEmpty { next = harness.answeringMetadata(harness.advance(.milliseconds(100))) }
+            guard let produce = next.first(where: { $0.request.apiKey == .produce }) else { break }
+            attempt = produce
+        }
+        #expect(harness.producer.failure(of: topicPartition0) == .outOfOrderSequenceNumber)
+        #expect(harness.now - startTime >= .seconds(30))
+        #expect(harness.completions.map(\.outcome).last == .failed(error: .outOfOrderSequenceNumber, possiblyWritten: false))
+    }
+
     /// Found by the simulator's producer-outcome checker (`tern simulate --seed 1 --profile all
     /// --narrow-world` before the fix): two requests of a partition went out together, the later
     /// one reached the broker first and was refused as out of order, and its answer came back only
