@@ -69,6 +69,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
         var logStartOffset: Offset
         var logEndOffset: Offset
         var sizeInBytes: Int64
+        var corruption: Offset?
     }
 
     /// A request by the node that sent it (a follower's fetch) or received it (a produce).
@@ -180,7 +181,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
                   let hosted = incarnation(of: topicID) else { continue }
             let log = replica.log
             let state = LogState(processIncarnation: processIncarnation, topicID: topicID, logStartOffset: log.logStartOffset,
-                                 logEndOffset: log.logEndOffset, sizeInBytes: log.sizeInBytes)
+                                 logEndOffset: log.logEndOffset, sizeInBytes: log.sizeInBytes, corruption: log.corruption?.offset)
             guard known[topicPartition] != state else { continue }
             known[topicPartition] = state
             checkedReplicaReads += 1
@@ -191,11 +192,15 @@ public final class TopicIncarnationChecker: SimulationChecker {
         return .ok
     }
 
-    /// The records a log holds (from its log start to its log end), read from the files as they
-    /// are now. Reading stops in a segment at the first batch that does not check out (a torn tail
-    /// the log has cut, or rot the log will find): only records that are whole are judged.
+    /// The records a log holds (from its log start to its log end, or to the corruption it has
+    /// found: what lies beyond is neither served nor replicated, and goes once the loss is
+    /// recorded), read from the files as they are now. Reading stops in a segment at the first
+    /// batch that does not check out (a torn tail the log has cut, or rot the log will find): only
+    /// records that are whole are judged. A directory whose topic id cannot be read opens as lost
+    /// data from its log start, so its records, whatever topic they were, are never judged.
     static func records(of log: PartitionLog, on disk: SimDisk) -> [(offset: Offset, value: [UInt8]?)] {
         var found: [(offset: Offset, value: [UInt8]?)] = []
+        let end = min(log.logEndOffset, log.corruption?.offset ?? log.logEndOffset)
         let names = (try? disk.listDirectory(log.directory)) ?? []
         for name in names where name.hasSuffix(".log") {
             guard let bytes = disk.volatileContents(of: joinPath(log.directory, name)) else { continue }
@@ -205,7 +210,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
                 guard !batch.attributes.isControl, let records = try? batch.records() else { continue }
                 for record in records {
                     let offset = Offset(batch.header.baseOffset + Int64(record.offsetDelta))
-                    if offset >= log.logStartOffset && offset < log.logEndOffset { found.append((offset, record.value)) }
+                    if offset >= log.logStartOffset && offset < end { found.append((offset, record.value)) }
                 }
             }
         }
