@@ -9,10 +9,10 @@ struct InFlightReplicaFetch {
     let correlationID: UInt64
     let sentAt: Instant
     let requests: [TopicPartition: FetchRequestParameters]
-    /// The hosting (`HostedPartition.hostingNumber`) each partition's request was made for. A partition deleted and created
-    /// again under its name (or removed and re-added) while the fetch was out is another replica,
-    /// often with the same leader at the same epochs and offsets: the answer carries the old
-    /// topic's records and must not reach it.
+    /// The hosting (`HostedPartition.hostingNumber`) each partition's request was made for. A
+    /// partition deleted and created again under its name (or removed and re-added) while the
+    /// fetch was out is another hosting, often with the same leader at the same epochs and
+    /// offsets: the answer carries the old topic's records and must not reach it.
     let askedBy: [TopicPartition: UInt64]
     /// The leader may park it: an empty answer means it already waited, so fetch again at once.
     let isLongPoll: Bool
