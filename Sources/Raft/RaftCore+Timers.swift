@@ -4,14 +4,20 @@ import TernCore
 /// each one that has passed fires its `on...Timeout` handler. Ticking more often than needed is
 /// harmless, and `nextDeadline` says when the next one is due.
 ///
-///     election      follower, pre-candidate, candidate   random in [electionTimeout, 2×)
+///     election      follower, pre-candidate, candidate   random in [electionTimeout, 2×); held
+///                                                        while term and vote are being persisted
 ///     heartbeat     leader                               heartbeatInterval
 ///     check-quorum  leader                               electionTimeout
 ///     transfer      leader with a transfer in progress   electionTimeout
 extension RaftCore {
     public mutating func tick(now: Instant) {
         guard role == .leader else {
-            if now >= electionTimerStart + randomizedElectionTimeout { onElectionTimeout(now: now) }
+            // A term or vote still on its way to the disk is an election in progress (our own
+            // campaign, or a vote granted): campaigning again would only waste it. Once durable,
+            // the vote's clock restarts (`advance`).
+            if now >= electionTimerStart + randomizedElectionTimeout && hardState == durableHardState {
+                onElectionTimeout(now: now)
+            }
             return
         }
         if transferTarget != nil && now >= transferDeadline { onTransferTimeout() }

@@ -226,7 +226,7 @@ public final class RaftNode: NodeStateMachine {
             if persisting != nil {
                 writeUnwrittenEntries(now: now, effects: &effects)
                 if let current = persisting, isDurable(current) {
-                    finish(current, effects: &effects)
+                    finish(current, now: now, effects: &effects)
                     persisting = nil
                 }
             }
@@ -270,10 +270,10 @@ public final class RaftNode: NodeStateMachine {
         return store.durableIndex >= store.lastIndex && hardStateFile.durableGeneration >= current.hardStateGeneration
     }
 
-    private func finish(_ current: Persisting, effects: inout [NodeEffect]) {
+    private func finish(_ current: Persisting, now: Instant, effects: inout [NodeEffect]) {
         send(current.ready.messages, effects: &effects)
         committed += current.ready.committedEntries
-        core!.advance(current.ready)
+        core!.advance(current.ready, now: now)
     }
 
     /// Messages that vouch for nothing but a durable term, ahead of the Ready in flight; only

@@ -10,8 +10,8 @@ import TernCore
 ///    (Messages that speak for nothing but a durable term leave earlier, through
 ///    `takeMessagesSendableNow`, and are not in a Ready taken after it.)
 /// 3. Apply `committedEntries` (already committed by a quorum; they never change).
-/// 4. Call `advance(_:)` with this Ready. Until then the core hands out no other Ready (steps and
-///    ticks may continue; their output waits for the next one).
+/// 4. Call `advance(_:now:)` with this Ready. Until then the core hands out no other Ready (steps
+///    and ticks may continue; their output waits for the next one).
 public struct RaftReady: Sendable, Equatable {
     /// Term and vote to store atomically, if they changed.
     public var hardState: RaftHardState?
@@ -55,10 +55,11 @@ extension RaftCore {
 
     /// The caller did everything `ready` asked: its entries are durable, its messages sent, its
     /// committed entries applied. A leader now counts its own copy towards commitment.
-    public mutating func advance(_ ready: RaftReady) {
+    public mutating func advance(_ ready: RaftReady, now: Instant) {
         precondition(readyInFlight == ready.sequence, "advance with a Ready that is not the one in flight")
         readyInFlight = nil
         if let hardState = ready.hardState { durableHardState = hardState }
+        restartElectionTimerIfAVoteJustLeft(ready, now: now)
         if let last = ready.entries.last { log.markDurable(through: last.index) }
         if let last = ready.committedEntries.last { log.markApplied(through: last.index) }
         if role == .leader && !ready.entries.isEmpty && advanceCommitIndex() {
@@ -68,6 +69,24 @@ extension RaftCore {
 }
 
 extension RaftCore {
+    /// A campaign's vote requests and a granted vote leave only once the term and vote are
+    /// durable, which on a slow disk takes much of an election timeout. Counting that time would
+    /// let the candidate give up, or the voter campaign itself, before the voters' own syncs
+    /// could answer: with syncs near the timeout, elections then never end (seed 1260 of crash,
+    /// `--combined 3`: 30 s of split terms on disks syncing in up to 966 ms). The election clock
+    /// starts when the vote leaves, as if the disk had been instant.
+    private mutating func restartElectionTimerIfAVoteJustLeft(_ ready: RaftReady, now: Instant) {
+        let carriesVoteOfThisTerm = ready.messages.contains { message in
+            guard message.term == term else { return false }
+            switch (role, message.body) {
+            case let (.candidate, .voteRequest(request)): return !request.isPreVote
+            case let (.follower, .voteResponse(isPreVote, granted)): return !isPreVote && granted && votedFor == message.to
+            default: return false
+            }
+        }
+        if carriesVoteOfThisTerm { resetElectionTimer(now: now) }
+    }
+
     /// Takes out of the outbox, in order, the messages that may leave before the Ready in flight
     /// (or the next one) is durable: those that speak for nothing but the sender's term, while
     /// the current term and vote are the durable ones (none otherwise). The rest stay for the

@@ -104,7 +104,7 @@ final class CoreCluster: TranscriptCluster {
             }
             queue += ready.messages
             member.applied += ready.committedEntries
-            member.core.advance(ready)
+            member.core.advance(ready, now: member.now)
             members[slot(id)] = member
             reportStatusChange(id)
         }

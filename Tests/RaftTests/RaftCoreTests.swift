@@ -20,7 +20,7 @@ struct RaftCoreTests {
         for _ in 0..<100 where core.hasReady() {
             let ready = core.ready()
             readies.append(ready)
-            core.advance(ready)
+            core.advance(ready, now: .zero)
         }
         return readies
     }
@@ -42,11 +42,11 @@ struct RaftCoreTests {
         #expect(ready.entries.map(\.index) == [LogIndex(2)])
         #expect(core.commitIndex == LogIndex(1), "not committed before storage says it is durable")
         #expect(!core.hasReady(), "one Ready at a time")
-        core.advance(ready)
+        core.advance(ready, now: .zero)
         #expect(core.commitIndex == LogIndex(2))
         let next = core.ready()
         #expect(next.committedEntries.map(\.payload) == [Array("x".utf8)])
-        core.advance(next)
+        core.advance(next, now: .zero)
         #expect(core.appliedIndex == LogIndex(2))
     }
 
@@ -100,6 +100,40 @@ struct RaftCoreTests {
             deadlines.insert(first.nanoseconds)
         }
         #expect(deadlines.count > 40, "timeouts spread over the range")
+    }
+
+    /// On a disk slower than the election timeout, a node whose term and vote are still being
+    /// persisted does not campaign again, and the election clock starts when its vote leaves:
+    /// otherwise every campaign is abandoned before the voters could answer (seed 1260 of crash,
+    /// `--combined 3`, never elected a leader in its liveness phase).
+    @Test func theElectionClockWaitsForTheVoteToBeDurable() throws {
+        let at = { (milliseconds: Int64) in Instant.zero + .milliseconds(milliseconds) }
+        var candidate = Self.core()
+        try candidate.step(.campaign, now: .zero)
+        try candidate.step(.receive(RaftMessage(from: NodeID(2), to: NodeID(1), term: Term(1),
+                                                body: .voteResponse(isPreVote: true, granted: true))), now: .zero)
+        #expect(candidate.role == .candidate && candidate.term == Term(1))
+        let campaign = candidate.ready()
+        candidate.tick(now: at(5_000))
+        #expect(candidate.role == .candidate && candidate.term == Term(1), "its own vote is not durable yet")
+        candidate.advance(campaign, now: at(5_000))
+        candidate.tick(now: at(5_999))
+        #expect(candidate.role == .candidate, "the requests left at 5 s: the voters get a whole timeout")
+        candidate.tick(now: at(7_000))
+        #expect(candidate.role == .preCandidate, "and no more")
+
+        var voter = Self.core(3)
+        try voter.step(.receive(RaftMessage(from: NodeID(1), to: NodeID(3), term: Term(1), body: .voteRequest(RaftVoteRequest(
+            isPreVote: false, lastLogIndex: .zero, lastLogTerm: .zero, isLeadershipTransfer: false)))), now: .zero)
+        let vote = voter.ready()
+        #expect(vote.messages.map(\.body) == [.voteResponse(isPreVote: false, granted: true)])
+        voter.tick(now: at(5_000))
+        #expect(voter.role == .follower, "the vote it granted is not durable yet")
+        voter.advance(vote, now: at(5_000))
+        voter.tick(now: at(5_999))
+        #expect(voter.role == .follower, "the candidate gets a whole timeout to win from when the vote left")
+        voter.tick(now: at(7_000))
+        #expect(voter.role == .preCandidate)
     }
 
     @Test func theOutboxIsBounded() throws {
@@ -183,7 +217,7 @@ struct RaftCoreTests {
         try leader.step(.receive(RaftMessage(from: NodeID(2), to: NodeID(1), term: Term(1),
                                              body: .appendAccepted(matchIndex: index.next))), now: .zero)
         #expect(leader.commitIndex == index.previous, "one follower and a copy not yet durable are not a quorum")
-        leader.advance(ready)
+        leader.advance(ready, now: .zero)
         #expect(leader.commitIndex == index, "its own durable copy and the follower's make a quorum")
     }
 
@@ -201,7 +235,7 @@ struct RaftCoreTests {
         #expect(ready.messages.map(\.body) == [.heartbeatResponse])
         try follower.step(.receive(heartbeat(1)), now: .zero)
         #expect(follower.takeMessagesSendableNow() == [], "term 1 is durable only once its Ready is")
-        follower.advance(ready)
+        follower.advance(ready, now: .zero)
         let answer = follower.takeMessagesSendableNow()
         #expect(answer.map(\.body) == [.heartbeatResponse])
         #expect(!follower.hasReady())
@@ -217,7 +251,7 @@ struct RaftCoreTests {
 
         // A vote for a candidate of a later term: nothing leaves before the Ready, not even the
         // answer to a heartbeat of the old term queued with it.
-        follower.advance(withEntries)
+        follower.advance(withEntries, now: .zero)
         try follower.step(.receive(heartbeat(1)), now: .zero)
         try follower.step(.receive(RaftMessage(from: NodeID(3), to: NodeID(2), term: Term(2), body: .voteRequest(
             RaftVoteRequest(isPreVote: false, lastLogIndex: LogIndex(1), lastLogTerm: Term(1), isLeadershipTransfer: true)))), now: .zero)
