@@ -72,7 +72,8 @@ extension PartitionLog {
         flushedOffset = logEndOffset
     }
 
-    /// Cuts the active segment before the first batch whose last offset reaches `offset`.
+    /// Cuts the active segment before the first batch whose last offset reaches `offset`; records
+    /// a corruption instead if unreadable bytes come first.
     private func truncateActiveSegment(keepingBelow offset: Offset) throws(DiskError) {
         var segment = activeSegment
         let start = segment.scanStart(for: offset)
@@ -92,7 +93,19 @@ extension PartitionLog {
         }
         switch end {
         case .endOfFile: cut = segment.size
-        case let .stopped(position), let .torn(position), let .invalid(position, _): cut = position
+        case let .stopped(position): cut = position
+        case let .torn(position), let .invalid(position, _):
+            guard nextOffset >= offset else {
+                // Unreadable bytes below the cut: the log holds data there it can no longer
+                // read. Cutting at them would drop it silently (seed 70 of all: a follower
+                // emptied by a truncation meant to cut one batch, then elected leader); they are
+                // kept and reported like corruption a read finds, and discarded once recorded.
+                let reason = if case let .invalid(_, reason) = end { reason } else { "a batch runs past the end of the segment" }
+                _ = recordCorruption(LogCorruption(file: segment.logPath, position: position, offset: nextOffset,
+                                                   reason: "found while truncating to \(offset): \(reason)"))
+                return
+            }
+            cut = position
         }
         try disk.truncate(segment.logFile, to: cut)
         if let indexSize = segment.index.truncate(atPosition: UInt32(clamping: cut)) {

@@ -322,8 +322,10 @@ import Testing
         #expect(reopened.corruption == nil)
     }
 
-    /// Writes ten checkpointed batches, flips one byte inside the fourth (offsets 6-7), reopens.
-    func reopenWithCorruptFourthBatch(indexIntervalBytes: Int) throws -> (log: PartitionLog, disk: SimDisk, sizes: [Int], path: String) {
+    /// Writes ten checkpointed batches, flips one byte inside the fourth (offsets 6-7; by default
+    /// in its records, where only the checksum notices; nil flips none), reopens.
+    func reopenWithCorruptFourthBatch(indexIntervalBytes: Int, byteInBatch: Int? = 70) throws
+        -> (log: PartitionLog, disk: SimDisk, sizes: [Int], path: String) {
         let disk = makeDisk()
         var configuration = smallSegments()
         configuration.indexIntervalBytes = indexIntervalBytes
@@ -341,12 +343,14 @@ import Testing
         settle(log, on: disk)
         log.close()
         let path = directory + "/00000000000000000000.log"
-        let file = try disk.open(path, create: false)
-        let position = Int64(sizes[0..<3].reduce(0, +) + 70)
-        var byte = try disk.read(file, at: position, count: 1)
-        byte[0] ^= 0xFF
-        try disk.write(file, at: position, byte)
-        disk.close(file)
+        if let byteInBatch {
+            let file = try disk.open(path, create: false)
+            let position = Int64(sizes[0..<3].reduce(0, +) + byteInBatch)
+            var byte = try disk.read(file, at: position, count: 1)
+            byte[0] ^= 0xFF
+            try disk.write(file, at: position, byte)
+            disk.close(file)
+        }
         let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
         settle(reopened, on: disk)
         return (reopened, disk, sizes, path)
@@ -403,6 +407,31 @@ import Testing
         settle(log, on: disk)
         let all = try log.read(from: .zero, maxBytes: 1 << 20)
         #expect(all.nextOffset == Offset(7), "the refilled log reads back whole, without the old bad bytes")
+    }
+
+    /// A truncation whose scan meets unreadable bytes below the cut keeps them and reports a
+    /// corruption, as a read would, instead of cutting the log at them (seed 70 of all: a bad
+    /// magic byte in a follower's first batch emptied its log on a one-batch truncation).
+    @Test func aTruncationThatMeetsCorruptionBelowTheCutReportsItAndKeepsTheBytes() throws {
+        let magicByte = 16
+        let (log, disk, sizes, path) = try reopenWithCorruptFourthBatch(indexIntervalBytes: 64, byteInBatch: magicByte)
+        #expect(log.corruption == nil, "not read while opening")
+        try log.truncate(to: Offset(7))
+        let corruption = try #require(log.corruption)
+        #expect(corruption.offset == Offset(6) && corruption.position == Int64(sizes[0..<3].reduce(0, +)))
+        #expect(log.logEndOffset == Offset(20), "nothing cut at the unreadable batch")
+        #expect(try log.read(from: .zero, maxBytes: 1 << 20).nextOffset == Offset(6), "data before it is served")
+        settle(log, on: disk)
+        try log.discardFromCorruption()
+        #expect(log.corruption == nil && log.logEndOffset == Offset(6), "discarded from the bad batch once recorded")
+        #expect(try disk.size(try disk.open(path, create: false)) == Int64(sizes[0..<3].reduce(0, +)))
+    }
+
+    /// The positive control: the same truncation on an intact log cuts one batch and nothing else.
+    @Test func aTruncationOfAnIntactLogCutsAtTheBatchHoldingTheOffset() throws {
+        let (log, _, _, _) = try reopenWithCorruptFourthBatch(indexIntervalBytes: 64, byteInBatch: nil)
+        try log.truncate(to: Offset(7))
+        #expect(log.corruption == nil && log.logEndOffset == Offset(6))
     }
 
     @Test func checkpointFormatRoundTripsAndNamesTheBadLine() throws {
