@@ -99,12 +99,14 @@ import Testing
         return lost
     }
 
-    /// An acknowledged record missing from the final log, a record the consumer had read
+    /// An acknowledged record missing from the final log (of the topic's incarnation it was
+    /// written to, for a topic deleted and created again), a record the consumer had read
     /// (committed) that the leader's log no longer holds, or an idempotent producer refused as out
     /// of order by a leader that lacks one of its acknowledged batches — whichever checker sees
     /// it first.
     static func isDataLoss(_ violation: SimulationViolation) -> Bool {
         (violation.kind == .checker("acknowledged-writes") && violation.message.contains("lost write"))
+            || (violation.kind == .checker("topic-incarnations") && violation.message.contains("lost write"))
             || (violation.kind == .checker("consumed-records") && violation.message.contains("no longer in the leader's log"))
             || (violation.kind == .checker("producer-outcome") && violation.message.contains("outOfOrderSequenceNumber"))
     }
