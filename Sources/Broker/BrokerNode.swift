@@ -89,6 +89,12 @@ public final class BrokerNode: NodeStateMachine {
     /// first time, so a restarted broker does not act on every stale intermediate state.
     private var hasCaughtUpWithMetadata = false
     private var adminForwarder: AdminForwarder
+    /// Client connections: Kafka frames in, answers out in request order.
+    private var frontend = KafkaFrontend()
+    /// Client connections open now.
+    public var clientConnectionCount: Int { frontend.openConnectionCount }
+    /// Client answers that waited for an earlier request of their connection (see `KafkaFrontend`).
+    public var clientAnswersHeldForOrder: Int { frontend.answersHeldForOrder }
 
     struct PendingRequest {
         let correlationID: UInt64
@@ -148,7 +154,8 @@ public final class BrokerNode: NodeStateMachine {
     }
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
-        defer { finishEvent(now: now, effects: &effects) }
+        let firstEffect = effects.count
+        defer { finishEvent(now: now, effects: &effects, from: firstEffect) }
         switch event {
         case .start:
             incarnationID = IncarnationID(high: random.next(), low: random.next())
@@ -167,21 +174,48 @@ public final class BrokerNode: NodeStateMachine {
             onMessage(message, from: from, now: now, effects: &effects)
         case let .syncCompleted(completion):
             _ = dataPlane.handleSyncCompletion(completion, now: now)
+        case let .clientConnected(connection):
+            frontend.connect(connection)
+        case let .clientRequest(connection, frame):
+            guard let request = frontend.receive(frame, on: connection, broker: self, now: now, effects: &effects) else { return }
+            onMessage(request.message, from: request.from, now: now, effects: &effects)
+        case let .clientDisconnected(connection):
+            frontend.disconnect(connection)
         }
     }
 
     /// Feeds a sync completion to the data plane if one of its logs owns it (a combined node
     /// offers the rest to its controller).
     public func handleSyncCompletionIfOwned(_ completion: SyncCompletion, now: Instant, effects: inout [NodeEffect]) -> Bool {
+        let firstEffect = effects.count
         guard dataPlane.handleSyncCompletion(completion, now: now) else { return false }
-        finishEvent(now: now, effects: &effects)
+        finishEvent(now: now, effects: &effects, from: firstEffect)
         return true
     }
 
-    private func finishEvent(now: Instant, effects: inout [NodeEffect]) {
+    private func finishEvent(now: Instant, effects: inout [NodeEffect], from firstEffect: Int) {
         dataPlane.controller = currentController
         dataPlane.brokerEpoch = brokerEpoch
         dataPlane.finishEvent(now: now, effects: &effects)
+        answerClients(in: &effects, from: firstEffect)
+    }
+
+    /// What this event's handling sent to a client connection's pseudo node becomes the
+    /// connection's answer, in the connection's request order.
+    private func answerClients(in effects: inout [NodeEffect], from firstEffect: Int) {
+        let produced = effects[firstEffect...]
+        guard produced.contains(where: { if case let .send(to, _) = $0 { KafkaFrontend.isClientAnswer(to: to) } else { false } }) else {
+            return
+        }
+        var kept = Array(effects[..<firstEffect])
+        for effect in produced {
+            if case let .send(destination, bytes) = effect, KafkaFrontend.isClientAnswer(to: destination) {
+                frontend.answer(bytes, to: destination, effects: &kept)
+            } else {
+                kept.append(effect)
+            }
+        }
+        effects = kept
     }
 
     // MARK: Timers
@@ -196,6 +230,7 @@ public final class BrokerNode: NodeStateMachine {
         dataPlane.brokerEpoch = brokerEpoch
         dataPlane.tick(now: now, effects: &effects)
         adminForwarder.tick(controller: currentController, now: now, effects: &effects)
+        frontend.tick(now: now, effects: &effects)
     }
 
     /// A request unanswered for `requestTimeout` is lost: try the next controller.

@@ -35,6 +35,8 @@ public final class CombinedNode: NodeStateMachine {
             routeEffects(produced, into: &local, effects: &effects)
         case let .message(from, bytes):
             local = [(Self.part(for: bytes), .message(from: from, bytes: bytes))]
+        case .clientConnected, .clientRequest, .clientDisconnected:
+            local = [(.broker, event)]
         }
         var hops = 0
         while !local.isEmpty {

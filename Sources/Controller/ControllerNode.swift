@@ -65,6 +65,8 @@ public final class ControllerNode: NodeStateMachine {
         case let .message(from, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, from: from, now: now, effects: &effects)
+        case .clientConnected, .clientRequest, .clientDisconnected:
+            return  // clients reach a node's broker part; a controller-only node has no client listener
         }
         if case .tick = event, var controller = active {
             let records = controller.tick(now: now)
@@ -101,7 +103,9 @@ public final class ControllerNode: NodeStateMachine {
         for effect in raftEffects {
             switch effect {
             case let .send(destination, bytes): effects.append(.send(to: destination, bytes: PeerMessage.raft(bytes).encoded()))
-            case .halt, .exit: effects.append(effect)
+            case .halt, .exit, .log: effects.append(effect)
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads:
+                preconditionFailure("Raft never answers a client: \(effect)")
             }
         }
         raftEffects.removeAll(keepingCapacity: true)

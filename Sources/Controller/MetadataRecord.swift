@@ -49,6 +49,12 @@ public struct BrokerEndpoint: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var description: String { "\(listenerName)://\(host):\(port)" }
+
+    /// The listener clients reach (what Metadata answers carry).
+    public static let clientListenerName = "CLIENT"
+    /// The listener of controller and replication traffic: other brokers find a leader's
+    /// replication address under it in the metadata image.
+    public static let internalListenerName = "INTERNAL"
 }
 
 /// Names one registration of a broker: records about a broker carry the epoch they were decided

@@ -13,6 +13,22 @@ public enum NodeEvent: Sendable {
     case message(from: NodeID, bytes: [UInt8])
     /// A sync the node requested from its disk finished.
     case syncCompleted(SyncCompletion)
+    /// A client connected to the node's client listener.
+    case clientConnected(ClientConnectionID)
+    /// One whole request frame from a client, size prefix removed. The shell has checked the
+    /// size against the node's frame limit before allocating, closing the connection otherwise.
+    case clientRequest(ClientConnectionID, [UInt8])
+    /// The connection is gone, whoever closed it (the client, a `.closeClient`, a framing error,
+    /// the shell). Delivered once per connected connection, and never for a node restarted since.
+    case clientDisconnected(ClientConnectionID)
+}
+
+/// Names one client connection for the life of the shell (never reused).
+public struct ClientConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "client-\(rawValue)" }
+    public static func < (left: Self, right: Self) -> Bool { left.rawValue < right.rawValue }
 }
 
 /// What a node asks the shell to do. Shells execute effects in order after each event.
@@ -25,6 +41,15 @@ public enum NodeEffect: Sendable, Equatable {
     /// failed: the page cache can no longer be trusted). A supervisor restarts it; this is the
     /// expected reaction to a bad disk, not a bug.
     case exit(reason: String)
+    /// Whole response frame(s), size prefix included, for the connection, in order.
+    case reply(ClientConnectionID, [UInt8])
+    /// Closes the connection once what is already queued for it has been written.
+    case closeClient(ClientConnectionID)
+    /// Back-pressure: stop delivering the connection's requests until `resumeClientReads`.
+    case pauseClientReads(ClientConnectionID)
+    case resumeClientReads(ClientConnectionID)
+    /// A line for the operator's log (the runtime prints it; the simulator drops it).
+    case log(String)
 }
 
 /// A node role (controller, broker, or both) as a deterministic state machine. It owns a `Disk`

@@ -121,13 +121,16 @@ public final class NodeHostControl: Sendable {
 /// carries events in and effects out.
 ///
 /// Events: `.start` once, `.tick` every `tickInterval` (monotonic clock), `.message` for peer
-/// frames and for what the client protocol handler delivers, `.syncCompleted` from the disk's
-/// eventfd. Effects: `.send` to a peer (through the transport) or, for a negative (client pseudo)
-/// node id, to the client protocol handler; `.halt` and `.exit` end the run (see
-/// `NodeHostOutcome` for the exit codes).
+/// frames, `.syncCompleted` from the disk's eventfd, and `.clientConnected` / `.clientRequest`
+/// (one whole frame, its size checked against `message.max.bytes` before it was read) /
+/// `.clientDisconnected` for the client listener's connections. Effects: `.send` to a peer
+/// (through the transport), `.reply` / `.closeClient` / `.pauseClientReads` /
+/// `.resumeClientReads` on a client connection, `.log` to the node's log; `.halt` and `.exit`
+/// end the run (see `NodeHostOutcome` for the exit codes). The Kafka protocol itself is the
+/// broker's (`KafkaFrontend`): the host only moves bytes.
 ///
-/// Events the node's own effects cause (a message to itself, a client handler delivering at
-/// once) are queued and handled after the current one, never recursively.
+/// Events the node's own effects cause (a message to itself) are queued and handled after the
+/// current one, never recursively.
 public final class NodeHost {
     public let configuration: NodeLaunchConfiguration
     public let options: NodeHostOptions
@@ -144,7 +147,7 @@ public final class NodeHost {
     private let disk: PosixDisk
     private let transport: PeerTransport
     private let clientListener: TCPListener?
-    private let clientHandler: any ClientProtocolHandler
+    private let observer: ((NodeHost) -> Void)?
     private let signalDescriptor: Int32?
 
     private var pendingNodeEvents: [NodeEvent] = []
@@ -159,9 +162,7 @@ public final class NodeHost {
     private var isShuttingDown = false
 
     private var clientConnections: [ClientConnectionID: ClientConnection] = [:]
-    private var clientConnectionsByPseudoNodeID: [NodeID: ClientConnectionID] = [:]
     private var nextClientConnectionID: UInt64 = 1
-    private var nextPseudoNodeID: Int32 = -1
 
     /// Events queued by the node's own effects in one drain; more is a node that keeps talking to
     /// itself, a bug.
@@ -174,9 +175,10 @@ public final class NodeHost {
         _ = try systemCall("pthread_sigmask") { tern_block_termination_signals() }
     }
 
-    /// Binds the listeners, opens the disk and builds the node; `run` starts it.
+    /// Binds the listeners, opens the disk and builds the node; `run` starts it. `observer` is
+    /// called on the node's thread after every event-loop iteration (tests read the node there).
     public init(configuration: NodeLaunchConfiguration, options: NodeHostOptions = NodeHostOptions(),
-                makeClientHandler: (NodeHostContext) -> any ClientProtocolHandler) throws(NodeHostError) {
+                observer: ((NodeHost) -> Void)? = nil) throws(NodeHostError) {
         self.configuration = configuration
         self.options = options
         let log = RuntimeLog(nodeID: configuration.nodeID, isEnabled: options.logsEnabled)
@@ -241,9 +243,7 @@ public final class NodeHost {
         case (nil, nil): preconditionFailure("a node plays at least one role")
         }
         precondition(node.nodeID == configuration.nodeID, "the node's id is the configured node.id")
-        clientHandler = makeClientHandler(NodeHostContext(
-            configuration: configuration, node: node, broker: broker, controller: controller,
-            clientListenAddress: clientListener?.address, internalListenAddress: transport.listenAddress, log: log))
+        self.observer = observer
         // Every stored property is set: the callbacks may now refer to the host.
         try connectCallbacks()
     }
@@ -275,7 +275,7 @@ public final class NodeHost {
         loop.onWakeup = { [unowned self] in self.checkControl() }
         loop.afterIteration = { [unowned self] in
             self.logRoleChanges()
-            self.tickClientHandler()
+            if self.outcome == nil { self.observer?(self) }
         }
         do throws(SystemCallError) {
             _ = try loop.register(disk.completionEventDescriptor, interest: .readable) { [unowned self] _ in
@@ -428,13 +428,7 @@ public final class NodeHost {
     private func execute(_ effect: NodeEffect) {
         switch effect {
         case let .send(destination, bytes):
-            if destination.rawValue < 0 {
-                var actions: [ClientAction] = []
-                clientHandler.nodeSent(bytes, to: destination, now: loop.now, actions: &actions)
-                perform(actions)
-            } else {
-                transport.send(bytes, to: destination)
-            }
+            transport.send(bytes, to: destination)
         case let .halt(reason):
             log.info("HALT: \(reason)")
             finish(.halted(reason: reason))
@@ -445,6 +439,22 @@ public final class NodeHost {
                 log.info("exiting: \(reason)")
                 finish(.exited(reason: reason))
             }
+        case let .reply(id, bytes):
+            guard let connection = clientConnections[id] else { return }
+            if !connection.tcp.enqueueBytes(bytes) && !connection.tcp.isClosing {
+                // The client stopped reading its answers: dropping one would break its
+                // request/response pairing, so the connection goes.
+                log.info("closed \(id): \(TCPCloseReason.outputOverflow)")
+                connection.tcp.close(afterFlushing: false)
+            }
+        case let .closeClient(id):
+            clientConnections[id]?.tcp.close(afterFlushing: true)
+        case let .pauseClientReads(id):
+            clientConnections[id]?.tcp.pauseReading()
+        case let .resumeClientReads(id):
+            clientConnections[id]?.tcp.resumeReading()
+        case let .log(line):
+            log.info(line)
         }
     }
 
@@ -458,7 +468,7 @@ public final class NodeHost {
     // MARK: Clients
 
     private func acceptClient(_ descriptor: Int32) {
-        guard outcome == nil, clientConnections.count < options.maximumClientConnections else {
+        guard outcome == nil, broker != nil, clientConnections.count < options.maximumClientConnections else {
             closeDescriptor(descriptor)
             return
         }
@@ -474,34 +484,19 @@ public final class NodeHost {
         }
         let id = ClientConnectionID(rawValue: nextClientConnectionID)
         nextClientConnectionID += 1
-        let pseudoNodeID = takePseudoNodeID()
-        let connection = ClientConnection(id: id, pseudoNodeID: pseudoNodeID, tcp: tcp, host: self)
-        clientConnections[id] = connection
-        clientConnectionsByPseudoNodeID[pseudoNodeID] = id
-        clientHandler.connectionOpened(id, pseudoNodeID: pseudoNodeID, now: loop.now)
-    }
-
-    /// A negative id no open client connection has (never a real node's id, which is >= 0).
-    private func takePseudoNodeID() -> NodeID {
-        while true {
-            let candidate = NodeID(nextPseudoNodeID)
-            nextPseudoNodeID = nextPseudoNodeID == Int32.min ? -1 : nextPseudoNodeID - 1
-            if clientConnectionsByPseudoNodeID[candidate] == nil { return candidate }
-        }
+        clientConnections[id] = ClientConnection(id: id, tcp: tcp, host: self)
+        deliverToNode(.clientConnected(id))
     }
 
     fileprivate func clientFrame(_ frame: [UInt8], on connection: ClientConnection) {
-        var actions: [ClientAction] = []
-        clientHandler.frameReceived(frame, on: connection.id, now: loop.now, actions: &actions)
-        perform(actions)
+        deliverToNode(.clientRequest(connection.id, frame))
     }
 
     fileprivate func clientClosed(_ connection: ClientConnection, reason: TCPCloseReason) {
         clientConnections[connection.id] = nil
-        clientConnectionsByPseudoNodeID[connection.pseudoNodeID] = nil
         if case .invalidFrameSize = reason { log.info("closed \(connection.id): \(reason)") }
         if case .outputOverflow = reason { log.info("closed \(connection.id): \(reason)") }
-        clientHandler.connectionClosed(connection.id, now: loop.now)
+        deliverToNode(.clientDisconnected(connection.id))
     }
 
     private var loggedActiveController = false
@@ -527,48 +522,16 @@ public final class NodeHost {
             }
         }
     }
-
-    private func tickClientHandler() {
-        guard outcome == nil else { return }
-        var actions: [ClientAction] = []
-        clientHandler.tick(now: loop.now, actions: &actions)
-        perform(actions)
-    }
-
-    private func perform(_ actions: [ClientAction]) {
-        for action in actions {
-            switch action {
-            case let .deliverToNode(sender, bytes):
-                deliverToNode(.message(from: sender, bytes: bytes))
-            case let .send(id, bytes):
-                guard let connection = clientConnections[id] else { continue }
-                if !connection.tcp.enqueueBytes(bytes) && !connection.tcp.isClosing {
-                    // The client stopped reading its answers: dropping one would break its
-                    // request/response pairing, so the connection goes.
-                    log.info("closed \(id): \(TCPCloseReason.outputOverflow)")
-                    connection.tcp.close(afterFlushing: false)
-                }
-            case let .close(id):
-                clientConnections[id]?.tcp.close(afterFlushing: true)
-            case let .pauseReading(id):
-                clientConnections[id]?.tcp.pauseReading()
-            case let .resumeReading(id):
-                clientConnections[id]?.tcp.resumeReading()
-            }
-        }
-    }
 }
 
 /// One accepted client connection.
 private final class ClientConnection: TCPConnectionDelegate {
     let id: ClientConnectionID
-    let pseudoNodeID: NodeID
     let tcp: TCPConnection
     unowned let host: NodeHost
 
-    init(id: ClientConnectionID, pseudoNodeID: NodeID, tcp: TCPConnection, host: NodeHost) {
+    init(id: ClientConnectionID, tcp: TCPConnection, host: NodeHost) {
         self.id = id
-        self.pseudoNodeID = pseudoNodeID
         self.tcp = tcp
         self.host = host
         tcp.delegate = self

@@ -64,9 +64,6 @@ public struct NodeLaunchConfiguration: Sendable {
         self.maximumRequestBytes = maximumRequestBytes
     }
 
-    /// The name of the internal listener in broker registrations: other brokers find a leader's
-    /// replication address under it in the metadata image.
-    public static let internalListenerName = "INTERNAL"
-    /// The name of the client listener in broker registrations (what Metadata answers carry).
-    public static let clientListenerName = "CLIENT"
+    public static let internalListenerName = BrokerEndpoint.internalListenerName
+    public static let clientListenerName = BrokerEndpoint.clientListenerName
 }

@@ -29,7 +29,7 @@ func runBroker(_ arguments: [String]) -> Never {
     options.handlesTerminationSignals = true
     let host: NodeHost
     do throws(NodeHostError) {
-        host = try NodeHost(configuration: configuration, options: options, makeClientHandler: makeClientProtocolHandler)
+        host = try NodeHost(configuration: configuration, options: options)
     } catch {
         let outcome = NodeHostOutcome.failedToStart(reason: "\(error)")
         RuntimeLog(nodeID: configuration.nodeID).info("\(outcome)")
@@ -37,10 +37,4 @@ func runBroker(_ arguments: [String]) -> Never {
     }
     let outcome = host.run()
     exit(outcome.processExitCode)
-}
-
-/// The client protocol the node serves on its client listener: Kafka for a broker (a
-/// controller-only node has no client listener, so its handler never sees a connection).
-func makeClientProtocolHandler(_ context: NodeHostContext) -> any ClientProtocolHandler {
-    context.broker == nil ? ClosingClientProtocolHandler() : KafkaGateway(context: context)
 }

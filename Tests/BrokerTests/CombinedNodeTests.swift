@@ -65,6 +65,8 @@ private final class CombinedProcess {
                 sent.append((to, message))
             case let .halt(reason), let .exit(reason):
                 halts.append(reason)
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+                Issue.record("no client connection is open: \(effect)")
             }
         }
     }

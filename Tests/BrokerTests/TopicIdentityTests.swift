@@ -183,6 +183,8 @@ private final class SingleBroker {
                 responses[correlationID] = response
             case let .halt(reason), let .exit(reason):
                 Issue.record("the broker stopped: \(reason)")
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+                Issue.record("no client connection is open: \(effect)")
             }
         }
     }

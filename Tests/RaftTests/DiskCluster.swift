@@ -219,6 +219,8 @@ final class DiskCluster: TranscriptCluster {
                 queue.append(message)
             case let .halt(reason), let .exit(reason):
                 output.append("\(id) stopped: \(reason)")
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+                output.append("\(id) acted on a client connection: \(effect)")
             }
         }
         hosts[slot(id)].applied += hosts[slot(id)].node.takeCommittedEntries()

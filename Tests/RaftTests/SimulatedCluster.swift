@@ -174,6 +174,8 @@ final class SimulatedCluster {
                 checker.fail("node \(id) halted: \(reason)")
             case let .exit(reason):
                 checker.fail("node \(id) exited: \(reason)")  // no disk errors are injected here
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+                checker.fail("node \(id) acted on a client connection: \(effect)")
             }
         }
         collectCommitted(id)

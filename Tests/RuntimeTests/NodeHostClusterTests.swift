@@ -8,62 +8,32 @@ import Synchronization
 import TernCore
 import Testing
 
-/// What a test sees of a node running on its own thread: published by the node's client handler
-/// on every loop iteration (the handler runs on the node's thread, so it may read the node).
+/// What a test sees of a node running on its own thread, read on the node's thread after every
+/// event-loop iteration.
 struct NodeObservation: Sendable {
     var isActiveController = false
     /// The controller's committed image: broker id → fenced.
     var committedBrokers: [NodeID: Bool] = [:]
     /// The broker's own image: broker id → fenced.
     var brokerImageBrokers: [NodeID: Bool] = [:]
-    var clientConnectionsOpened = 0
-    var clientConnectionsClosed = 0
-}
+    var openClientConnections = 0
 
-/// A client handler that only observes (and closes client connections it is given).
-final class ObservingClientHandler: ClientProtocolHandler {
-    let context: NodeHostContext
-    let publish: (NodeObservation) -> Void
-    private var state = NodeObservation()
-    private let closer = ClosingClientProtocolHandler()
+    init() {}
 
-    init(context: NodeHostContext, publish: @escaping (NodeObservation) -> Void) {
-        self.context = context
-        self.publish = publish
-    }
-
-    func connectionOpened(_ connection: ClientConnectionID, pseudoNodeID: NodeID, now: Instant) {
-        #expect(pseudoNodeID.rawValue < 0)
-        state.clientConnectionsOpened += 1
-        closer.connectionOpened(connection, pseudoNodeID: pseudoNodeID, now: now)
-    }
-
-    func frameReceived(_ frame: [UInt8], on connection: ClientConnectionID, now: Instant, actions: inout [ClientAction]) {
-        closer.frameReceived(frame, on: connection, now: now, actions: &actions)
-    }
-
-    func nodeSent(_ bytes: [UInt8], to pseudoNodeID: NodeID, now: Instant, actions: inout [ClientAction]) {}
-
-    func tick(now: Instant, actions: inout [ClientAction]) {
-        closer.tick(now: now, actions: &actions)
-        if let controller = context.controller {
-            state.isActiveController = controller.isActiveController
-            state.committedBrokers = Dictionary(uniqueKeysWithValues: controller.committedImage.brokers.map { ($0.brokerID, $0.isFenced) })
+    init(of host: NodeHost) {
+        if let controller = host.controller {
+            isActiveController = controller.isActiveController
+            committedBrokers = Dictionary(uniqueKeysWithValues: controller.committedImage.brokers.map { ($0.brokerID, $0.isFenced) })
         }
-        if let broker = context.broker {
-            state.brokerImageBrokers = Dictionary(uniqueKeysWithValues: broker.image.brokers.map { ($0.brokerID, $0.isFenced) })
+        if let broker = host.broker {
+            brokerImageBrokers = Dictionary(uniqueKeysWithValues: broker.image.brokers.map { ($0.brokerID, $0.isFenced) })
+            openClientConnections = broker.clientConnectionCount
         }
-        publish(state)
-    }
-
-    func connectionClosed(_ connection: ClientConnectionID, now: Instant) {
-        state.clientConnectionsClosed += 1
-        closer.connectionClosed(connection, now: now)
     }
 }
 
-/// A `NodeHost` running on its own thread, its client protocol handler publishing what the test
-/// observes of the node (from the node's own thread).
+/// A `NodeHost` running on its own thread, publishing what the test observes of the node (read on
+/// the node's own thread).
 final class HostThread<Observation: Sendable>: Sendable {
     let nodeID: NodeID
     let observation: Mutex<Observation>
@@ -73,13 +43,14 @@ final class HostThread<Observation: Sendable>: Sendable {
     private let thread: Mutex<TestThread?> = Mutex(nil)
 
     init(configuration: NodeLaunchConfiguration, options: NodeHostOptions, initialObservation: Observation,
-         makeHandler: @escaping @Sendable (NodeHostContext, @escaping @Sendable (Observation) -> Void) -> any ClientProtocolHandler) {
+         observe: @escaping @Sendable (NodeHost) -> Observation) {
         nodeID = configuration.nodeID
         observation = Mutex(initialObservation)
         let started = TestThread { [self] in
             do throws(NodeHostError) {
-                let host = try NodeHost(configuration: configuration, options: options) { context in
-                    makeHandler(context) { snapshot in self.observation.withLock { $0 = snapshot } }
+                let host = try NodeHost(configuration: configuration, options: options) { host in
+                    let snapshot = observe(host)
+                    self.observation.withLock { $0 = snapshot }
                 }
                 control.withLock { $0 = host.control }
                 clientAddress.withLock { $0 = host.clientListenAddress }
@@ -125,11 +96,9 @@ func eventually(seconds: Int = 90, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
-/// A node whose client handler closes every connection and reports the node's state.
+/// A node reporting its state.
 func observedHost(_ configuration: NodeLaunchConfiguration, options: NodeHostOptions) -> HostThread<NodeObservation> {
-    HostThread(configuration: configuration, options: options, initialObservation: NodeObservation()) { context, publish in
-        ObservingClientHandler(context: context, publish: publish)
-    }
+    HostThread(configuration: configuration, options: options, initialObservation: NodeObservation(), observe: NodeObservation.init(of:))
 }
 
 @Suite(.serialized) struct NodeHostClusterTests {
@@ -181,11 +150,13 @@ func observedHost(_ configuration: NodeLaunchConfiguration, options: NodeHostOpt
                 "observations: \(hosts.map(\.current))")
         #expect(hosts.allSatisfy { $0.outcome == nil }, "no node stopped: \(hosts.map(\.outcome))")
 
-        // The client listener accepts connections and hands them to the handler.
+        // The client listener accepts connections and hands them to the broker, which learns when
+        // the client goes.
         let clientAddress = try #require(hosts[0].clientListenAddress)
         let client = try connectClient(to: clientAddress)
-        defer { close(client) }
-        #expect(eventually { hosts[0].current.clientConnectionsOpened == 1 && hosts[0].current.clientConnectionsClosed == 1 })
+        #expect(eventually { hosts[0].current.openClientConnections == 1 })
+        close(client)
+        #expect(eventually { hosts[0].current.openClientConnections == 0 })
 
         // A controlled shutdown of a broker that is not the active controller: the controller
         // moves it out and lets it stop.

@@ -39,7 +39,7 @@ import Testing
         var options = NodeHostOptions()
         options.logsEnabled = false
         do throws(NodeHostError) {
-            _ = try NodeHost(configuration: configuration, options: options) { _ in ClosingClientProtocolHandler() }
+            _ = try NodeHost(configuration: configuration, options: options)
             return nil
         } catch {
             return error

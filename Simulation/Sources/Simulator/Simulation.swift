@@ -384,6 +384,8 @@ public final class Simulation {
             trace.record(now, subject, .syncCompleted, completion.token.rawValue, failed ? 1 : 0) {
                 "\(completion.token) \(outcome)"
             }
+        case .clientConnected, .clientRequest, .clientDisconnected:
+            preconditionFailure("the simulator opens no client connections: its clients are peer nodes")
         }
     }
 
@@ -420,6 +422,11 @@ public final class Simulation {
                 stopNode(host, .kill)
                 push(.fault(.restart(host.id), fromNemesis: false), at: now + Self.supervisorRestartDelay)
                 return
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads:
+                recordViolation(.halt, node: host.id, "\(effect) for a client connection the simulator never opened")
+                return
+            case .log:
+                continue  // the operator's log: not part of the run's behaviour
             }
         }
     }

@@ -109,7 +109,7 @@ private final class ScriptedProducer: NodeStateMachine {
         case .message where retries:
             retries = false
             correlationID = 9
-        case .message, .tick, .syncCompleted:
+        case .message, .tick, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
             return
         }
         let request = ProduceRequest(acks: Acks.all.rawValue, timeoutMilliseconds: 30_000, topics: [
@@ -151,7 +151,7 @@ private final class ScriptedLeader: NodeStateMachine {
             awaitingAnswers.removeFirst()
             let response = ProduceResponse(topics: [.init(name: "topic-0", partitions: [.init(partitionIndex: 0, errorCode: .none, baseOffset: Offset(0))])])
             effects.append(.send(to: client, bytes: PeerMessage.dataResponse(correlationID: correlationID, response: .produce(response)).encoded()))
-        case .start, .syncCompleted:
+        case .start, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
             break
         }
     }

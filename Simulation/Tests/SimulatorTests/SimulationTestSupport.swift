@@ -76,6 +76,8 @@ final class CounterNode: NodeStateMachine {
             onMessage(from: source, bytes: bytes)
         case let .syncCompleted(completion):
             onSyncCompleted(completion)
+        case .clientConnected, .clientRequest, .clientDisconnected:
+            return
         }
     }
 

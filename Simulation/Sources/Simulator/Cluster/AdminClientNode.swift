@@ -91,7 +91,7 @@ public final class AdminClientNode: NodeStateMachine {
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)
             sendRecyclerRequests(recycler.requests(now: now), effects: &effects)
-        case .syncCompleted:
+        case .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
             break
         }
     }

@@ -62,7 +62,7 @@ public final class ConsumerClientNode: NodeStateMachine {
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
         switch event {
-        case .start, .syncCompleted:
+        case .start, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
             break
         case .tick:
             // `nextRequests` also expires requests past `requestTimeout`.

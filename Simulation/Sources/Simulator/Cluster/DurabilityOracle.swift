@@ -83,6 +83,8 @@ public final class DurabilityOracle: SimulationChecker {
                 if case .violation = result { return result }
             case .halt, .exit:
                 return .ok  // the effects after it never ran
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+                continue
             }
         }
         return .ok

@@ -145,7 +145,7 @@ public final class ProducerClientNode: NodeStateMachine {
             let correlation = RequestCorrelation(correlationID)
             inFlight[correlation] = nil
             producer.handle(response: response, correlation: correlation, now: now)
-        case .syncCompleted:
+        case .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
             break
         }
         collectCompletions(now: now)

@@ -1,14 +1,13 @@
-import Broker
 import Controller
 import KafkaProtocol
 import TernCore
 
-// The requests the gateway answers itself, and the mapping of Kafka's admin requests to the
+// The requests the front door answers itself, and the mapping of Kafka's admin requests to the
 // controller's requests and back.
-extension KafkaGateway {
+extension KafkaFrontend {
     // MARK: Answered from the broker's image
 
-    func apiVersionsResponse(requestedVersion: Int16) -> KafkaWire.ApiVersionsResponse {
+    static func apiVersionsResponse(requestedVersion: Int16) -> KafkaWire.ApiVersionsResponse {
         var response = KafkaWire.ApiVersionsResponse()
         response.apiKeys = SupportedAPIVersions.apiVersionsEntries
         if requestedVersion > SupportedAPIVersions.range(of: .apiVersions).upperBound {
@@ -18,18 +17,18 @@ extension KafkaGateway {
     }
 
     /// Brokers a client can reach: live ones, at their advertised client address.
-    private var liveBrokers: [(id: NodeID, endpoint: BrokerEndpoint?, rack: String?)] {
-        broker.dataPlane.image.brokers.filter { !$0.isFenced }.map { registration in
-            let endpoint = registration.endpoints.first { $0.listenerName == NodeLaunchConfiguration.clientListenerName }
+    private static func liveBrokers(in image: MetadataImage) -> [(id: NodeID, endpoint: BrokerEndpoint?, rack: String?)] {
+        image.brokers.filter { !$0.isFenced }.map { registration in
+            let endpoint = registration.endpoints.first { $0.listenerName == BrokerEndpoint.clientListenerName }
                 ?? registration.endpoints.first
             return (registration.brokerID, endpoint, registration.rack)
         }
     }
 
-    func describeCluster(_ request: KafkaWire.DescribeClusterRequest) -> KafkaWire.DescribeClusterResponse {
+    static func describeCluster(_ request: KafkaWire.DescribeClusterRequest, broker: BrokerNode) -> KafkaWire.DescribeClusterResponse {
         var response = KafkaWire.DescribeClusterResponse()
         response.clusterId = broker.configuration.clusterID
-        let brokers = liveBrokers
+        let brokers = liveBrokers(in: broker.dataPlane.image)
         // Like Metadata: admin requests go to the named controller, and every broker forwards them.
         let controller = broker.currentController
         response.controllerId = (brokers.contains { $0.id == controller } ? controller : broker.nodeID).rawValue
@@ -46,8 +45,7 @@ extension KafkaGateway {
 
     /// Topic configs as set on the topic (Kafka would add every default; clients show what is set),
     /// broker configs as set for the broker or the cluster.
-    func describeConfigs(_ request: KafkaWire.DescribeConfigsRequest) -> KafkaWire.DescribeConfigsResponse {
-        let image = broker.dataPlane.image
+    static func describeConfigs(_ request: KafkaWire.DescribeConfigsRequest, image: MetadataImage) -> KafkaWire.DescribeConfigsResponse {
         var response = KafkaWire.DescribeConfigsResponse()
         response.results = request.resources.map { resource in
             var result = KafkaWire.DescribeConfigsResponse.DescribeConfigsResult()

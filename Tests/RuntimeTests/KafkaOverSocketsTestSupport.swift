@@ -9,102 +9,52 @@ import Synchronization
 import TernCore
 import Testing
 
-// A three-node cluster of node hosts serving the Kafka protocol through `KafkaGateway`, and a raw
-// Kafka connection for what a client library would never send (bursts, malformed frames).
+// A three-node cluster of node hosts serving the Kafka protocol through the brokers' front door,
+// and a raw Kafka connection for what a client library would never send (bursts, malformed frames).
 
-/// What a test may see of a gateway node from outside the node's thread.
-struct GatewayNodeObservation: Sendable {
+/// What a test may see of a node from outside the node's thread.
+struct ServingNodeObservation: Sendable {
     var isActiveController = false
     var isServingClients = false
     /// Brokers the node's own broker image holds unfenced.
     var unfencedBrokers: Set<NodeID> = []
-    /// The data-plane answers the node gave to client connections, in the order it gave them
-    /// (the newest `maximumRecordedAnswers`), so a test can see the node answer out of order.
-    var nodeAnswerKinds: [String] = []
+    /// Client answers the broker held back for an earlier request of their connection.
+    var answersHeldForOrder = 0
 
-    static let maximumRecordedAnswers = 64
-}
+    init() {}
 
-/// The real `KafkaGateway`, wrapped to publish a snapshot of the node on every loop iteration:
-/// the handler runs on the node's thread, the only thread that may read the node.
-final class ObservedKafkaGateway: ClientProtocolHandler {
-    private let gateway: KafkaGateway
-    private let context: NodeHostContext
-    private let publish: (GatewayNodeObservation) -> Void
-    private var state = GatewayNodeObservation()
-
-    init(context: NodeHostContext, publish: @escaping (GatewayNodeObservation) -> Void) {
-        gateway = KafkaGateway(context: context)
-        self.context = context
-        self.publish = publish
-    }
-
-    func connectionOpened(_ connection: ClientConnectionID, pseudoNodeID: NodeID, now: Instant) {
-        gateway.connectionOpened(connection, pseudoNodeID: pseudoNodeID, now: now)
-    }
-
-    func frameReceived(_ frame: [UInt8], on connection: ClientConnectionID, now: Instant, actions: inout [ClientAction]) {
-        gateway.frameReceived(frame, on: connection, now: now, actions: &actions)
-    }
-
-    func nodeSent(_ bytes: [UInt8], to pseudoNodeID: NodeID, now: Instant, actions: inout [ClientAction]) {
-        if case let .dataResponse(_, response)? = try? PeerMessage(decoding: bytes) {
-            state.nodeAnswerKinds.append(Self.kind(of: response))
-            if state.nodeAnswerKinds.count > GatewayNodeObservation.maximumRecordedAnswers { state.nodeAnswerKinds.removeFirst() }
-        }
-        gateway.nodeSent(bytes, to: pseudoNodeID, now: now, actions: &actions)
-    }
-
-    func tick(now: Instant, actions: inout [ClientAction]) {
-        gateway.tick(now: now, actions: &actions)
-        state.isActiveController = context.controller?.isActiveController ?? false
-        if let broker = context.broker {
-            state.isServingClients = broker.isServingClients
-            state.unfencedBrokers = Set(broker.image.brokers.filter { !$0.isFenced }.map(\.brokerID))
-        }
-        publish(state)
-    }
-
-    func connectionClosed(_ connection: ClientConnectionID, now: Instant) {
-        gateway.connectionClosed(connection, now: now)
-    }
-
-    private static func kind(of response: DataResponse) -> String {
-        switch response {
-        case .produce: "produce"
-        case .fetch: "fetch"
-        case .listOffsets: "listOffsets"
-        case .metadata: "metadata"
-        case .initProducerID: "initProducerID"
-        case .offsetForLeaderEpoch: "offsetForLeaderEpoch"
+    init(of host: NodeHost) {
+        isActiveController = host.controller?.isActiveController ?? false
+        if let broker = host.broker {
+            isServingClients = broker.isServingClients
+            unfencedBrokers = Set(broker.image.brokers.filter { !$0.isFenced }.map(\.brokerID))
+            answersHeldForOrder = broker.clientAnswersHeldForOrder
         }
     }
 }
 
-struct GatewayClusterError: Error, CustomStringConvertible {
+struct LoopbackClusterError: Error, CustomStringConvertible {
     var description: String
 }
 
-/// Three combined broker+controller nodes on ephemeral loopback ports, each serving Kafka clients
-/// through the gateway. `stop()` must be called (the threads outlive the value otherwise).
-final class GatewayCluster {
+/// Three combined broker+controller nodes on ephemeral loopback ports, each serving Kafka clients. `stop()` must be called (the threads outlive the value otherwise).
+final class LoopbackCluster {
     static let nodeIDs: Set<NodeID> = [NodeID(1), NodeID(2), NodeID(3)]
 
     let directory: TemporaryDirectory
-    let hosts: [HostThread<GatewayNodeObservation>]
+    let hosts: [HostThread<ServingNodeObservation>]
 
     /// Starts the nodes and waits (generously) until every broker serves clients and sees all
     /// three brokers unfenced.
     init() throws {
-        directory = TemporaryDirectory(prefix: "tern-gateway")
-        let configurations = try NodeHostClusterTests.combinedConfigurations(directory: directory, clusterID: "tern-gateway-test")
+        directory = TemporaryDirectory(prefix: "tern-sockets")
+        let configurations = try NodeHostClusterTests.combinedConfigurations(directory: directory, clusterID: "tern-socket-test")
         var options = NodeHostOptions()
         // TERN_TEST_LOGS=1 shows the nodes' log lines.
         options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
         hosts = configurations.map { configuration in
-            HostThread(configuration: configuration, options: options, initialObservation: GatewayNodeObservation()) { context, publish in
-                ObservedKafkaGateway(context: context, publish: publish)
-            }
+            HostThread(configuration: configuration, options: options, initialObservation: ServingNodeObservation(),
+                       observe: ServingNodeObservation.init(of:))
         }
         let ready = eventually {
             hosts.allSatisfy { host in
@@ -114,7 +64,7 @@ final class GatewayCluster {
         }
         guard ready else {
             stop()
-            throw GatewayClusterError(description: "the cluster did not start serving: \(hosts.map(\.current)), outcomes \(hosts.map(\.outcome))")
+            throw LoopbackClusterError(description: "the cluster did not start serving: \(hosts.map(\.current)), outcomes \(hosts.map(\.outcome))")
         }
     }
 
@@ -123,7 +73,7 @@ final class GatewayCluster {
         for host in hosts { _ = host.join() }
     }
 
-    func host(_ id: NodeID) -> HostThread<GatewayNodeObservation> { hosts.first { $0.nodeID == id }! }
+    func host(_ id: NodeID) -> HostThread<ServingNodeObservation> { hosts.first { $0.nodeID == id }! }
 
     func clientAddress(of id: NodeID) -> SocketAddress { host(id).clientListenAddress! }
 
@@ -149,7 +99,7 @@ final class GatewayCluster {
         let results = try admin.createTopics([NewTopic(name: name, partitionCount: partitionCount, replicationFactor: replicationFactor,
                                                        configs: configs)])
         guard results.count == 1, results[0].succeeded else {
-            throw GatewayClusterError(description: "creating \(name): \(results.map(\.errorDescription))")
+            throw LoopbackClusterError(description: "creating \(name): \(results.map(\.errorDescription))")
         }
         var seen: MetadataResponse.Topic?
         let everyBrokerKnowsIt = eventually {
@@ -161,7 +111,7 @@ final class GatewayCluster {
             }
         }
         guard everyBrokerKnowsIt, let seen else {
-            throw GatewayClusterError(description: "topic \(name) never became ready on every broker: \(String(describing: seen))")
+            throw LoopbackClusterError(description: "topic \(name) never became ready on every broker: \(String(describing: seen))")
         }
         return seen
     }
@@ -181,7 +131,7 @@ final class GatewayCluster {
     func leader(of topic: String, partition: Int32) throws -> NodeID {
         let described = try metadata(of: topic, from: hosts[0].nodeID)
         guard let leader = described?.partitions.first(where: { $0.partitionIndex == partition })?.leaderID else {
-            throw GatewayClusterError(description: "no leader for \(topic)-\(partition): \(String(describing: described))")
+            throw LoopbackClusterError(description: "no leader for \(topic)-\(partition): \(String(describing: described))")
         }
         return leader
     }
@@ -206,7 +156,7 @@ final class RawKafkaConnection {
         // The connect completes in the background: writable means done (or failed, seen at the first write).
         guard waitFor(Int16(POLLOUT), milliseconds: 30_000) else {
             Glibc.close(descriptor)
-            throw GatewayClusterError(description: "connecting to \(address) timed out")
+            throw LoopbackClusterError(description: "connecting to \(address) timed out")
         }
     }
 
@@ -254,7 +204,7 @@ final class RawKafkaConnection {
         throws -> (correlationID: Int32, response: KafkaResponse) {
         let outcome = readFrame(timeoutMilliseconds: timeoutMilliseconds)
         guard case let .frame(frame) = outcome else {
-            throw GatewayClusterError(description: "expected a \(apiKey) answer, got \(outcome)")
+            throw LoopbackClusterError(description: "expected a \(apiKey) answer, got \(outcome)")
         }
         return try decodeKafkaResponse(frame[...], apiKey: apiKey, apiVersion: version)
     }
@@ -278,7 +228,7 @@ final class RawKafkaConnection {
 
 // MARK: Requests and answers
 
-enum GatewayRequests {
+enum RawRequests {
     static let produceVersion: Int16 = 9
     static let fetchVersion: Int16 = 12
     static let metadataVersion: Int16 = 12
@@ -286,7 +236,7 @@ enum GatewayRequests {
 
     static func frame(_ request: KafkaRequest, version: Int16, correlationID: Int32) -> [UInt8] {
         encodeKafkaRequest(request, header: KafkaRequestHeader(apiKey: request.apiKey, apiVersion: version, correlationID: correlationID,
-                                                               clientID: "gateway-test"))
+                                                               clientID: "socket-test"))
     }
 
     /// One uncompressed batch of `values`, without producer id (not idempotent).
@@ -340,7 +290,7 @@ enum GatewayRequests {
 
     static func apiVersions() -> KafkaRequest {
         var request = KafkaWire.ApiVersionsRequest()
-        request.clientSoftwareName = "tern-gateway-test"
+        request.clientSoftwareName = "tern-socket-test"
         request.clientSoftwareVersion = "1"
         return .apiVersions(request)
     }

@@ -1,0 +1,171 @@
+import Broker
+import Controller
+import KafkaProtocol
+import LogStorage
+import NodeKit
+import Raft
+import Simulator
+import TernCore
+import Testing
+
+// The Kafka front door as core code: client connections and Kafka frames as node events, answers
+// as node effects, with no socket anywhere. One combined node that is its own controller quorum,
+// on a SimDisk, driven by the test.
+
+private final class SingleNodeCluster {
+    let disk = SimDisk(random: DeterministicRandom(seed: 11), configuration: .benignCrashes)
+    let node: CombinedNode
+    var now = Instant.zero
+    /// Every client effect the node emitted, oldest first.
+    var clientEffects: [NodeEffect] = []
+    var stops: [String] = []
+
+    init() {
+        let id = NodeID(1)
+        let environment = NodeEnvironment(nodeID: id, disk: disk, dataDirectory: "/data", random: DeterministicRandom(seed: 3))
+        let controller = ControllerNode(environment: environment, configuration: ControllerNode.Configuration(
+            raft: RaftNode.Configuration(raft: RaftConfiguration(nodeID: id, voters: [id])),
+            controller: ControllerConfiguration(clusterID: "front-door")))
+        let broker = BrokerNode(configuration: BrokerConfiguration(brokerID: id, clusterID: "front-door", controllerVoters: [id]),
+                                environment: environment)
+        node = CombinedNode(controller: controller, broker: broker)
+        handle(.start)
+    }
+
+    func handle(_ event: NodeEvent) {
+        var effects: [NodeEffect] = []
+        node.handle(event, now: now, effects: &effects)
+        for effect in effects {
+            switch effect {
+            case .send: Issue.record("a node that is its own quorum sends nothing out: \(effect)")
+            case let .halt(reason), let .exit(reason): stops.append(reason)
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log: clientEffects.append(effect)
+            }
+        }
+    }
+
+    /// Ticks every 10 ms for `duration`, handing over sync completions as they come.
+    func run(for duration: Duration) {
+        let end = now + duration
+        while now < end {
+            now += .milliseconds(10)
+            disk.advance(to: now)
+            var completions: [SyncCompletion] = []
+            disk.pollCompletions(into: &completions)
+            for completion in completions { handle(.syncCompleted(completion)) }
+            handle(.tick)
+        }
+    }
+
+    func send(_ request: KafkaRequest, version: Int16, correlationID: Int32, on connection: ClientConnectionID) {
+        let frame = encodeKafkaRequest(request, header: KafkaRequestHeader(apiKey: request.apiKey, apiVersion: version,
+                                                                           correlationID: correlationID, clientID: "front-door-test"))
+        handle(.clientRequest(connection, Array(frame.dropFirst(4))))
+    }
+
+    /// The correlation ids of the replies sent on `connection`, in the order they left.
+    func replyCorrelationIDs(on connection: ClientConnectionID) -> [Int32] {
+        clientEffects.compactMap { effect in
+            guard case let .reply(to, frame) = effect, to == connection, frame.count >= 8 else { return nil }
+            return Int32(bitPattern: UInt32(frame[4]) << 24 | UInt32(frame[5]) << 16 | UInt32(frame[6]) << 8 | UInt32(frame[7]))
+        }
+    }
+
+    func closed(_ connection: ClientConnectionID) -> Bool { clientEffects.contains(.closeClient(connection)) }
+}
+
+private func apiVersionsRequest() -> KafkaRequest {
+    var request = KafkaWire.ApiVersionsRequest()
+    request.clientSoftwareName = "front-door-test"
+    request.clientSoftwareVersion = "1"
+    return .apiVersions(request)
+}
+
+private func createTopicRequest(_ name: String) -> KafkaRequest {
+    var topic = KafkaWire.CreateTopicsRequest.CreatableTopic()
+    topic.name = name
+    topic.numPartitions = 1
+    topic.replicationFactor = 1
+    var request = KafkaWire.CreateTopicsRequest()
+    request.timeoutMs = 5_000
+    request.topics = [topic]
+    return .createTopics(request)
+}
+
+private func fetchRequest(_ topic: String, maxWaitMilliseconds: Int32) -> KafkaRequest {
+    var partition = KafkaWire.FetchRequest.FetchPartition()
+    partition.partition = 0
+    partition.fetchOffset = 0
+    partition.partitionMaxBytes = 1 << 20
+    var fetchTopic = KafkaWire.FetchRequest.FetchTopic()
+    fetchTopic.topic = topic
+    fetchTopic.partitions = [partition]
+    var request = KafkaWire.FetchRequest()
+    request.replicaId = -1
+    request.maxWaitMs = maxWaitMilliseconds
+    request.minBytes = 1
+    request.maxBytes = 1 << 20
+    request.topics = [fetchTopic]
+    return .fetch(request)
+}
+
+@Suite struct KafkaFrontendTests {
+    private static func servingCluster() throws -> SingleNodeCluster {
+        let cluster = SingleNodeCluster()
+        for _ in 0..<20 where cluster.node.broker.isFenced { cluster.run(for: .milliseconds(500)) }
+        try #require(cluster.node.broker.isServingClients && !cluster.node.broker.isFenced,
+                     "the broker registered with its own controller and was unfenced")
+        return cluster
+    }
+
+    /// A frame that is not a request closes its own connection, says why in the log, and
+    /// nothing else: another connection is answered as before.
+    @Test func aMalformedFrameClosesOnlyItsConnection() throws {
+        let cluster = try Self.servingCluster()
+        let bad = ClientConnectionID(rawValue: 1)
+        let good = ClientConnectionID(rawValue: 2)
+        cluster.handle(.clientConnected(bad))
+        cluster.handle(.clientConnected(good))
+        cluster.handle(.clientRequest(bad, [0xFF, 0xFF, 0x00]))
+        cluster.send(apiVersionsRequest(), version: 3, correlationID: 5, on: good)
+        #expect(cluster.closed(bad))
+        #expect(cluster.clientEffects.contains { if case let .log(line) = $0 { line.contains("\(bad)") } else { false } })
+        #expect(!cluster.closed(good))
+        #expect(cluster.replyCorrelationIDs(on: bad).isEmpty)
+        #expect(cluster.replyCorrelationIDs(on: good) == [5])
+        #expect(cluster.stops.isEmpty, "\(cluster.stops)")
+        cluster.handle(.clientDisconnected(bad))
+        #expect(cluster.node.broker.clientConnectionCount == 1)
+    }
+
+    /// A long-poll Fetch parked at the log end, then an ApiVersions answered at once: the
+    /// ApiVersions answer waits for the Fetch's, and both leave in request order.
+    @Test func answersLeaveInRequestOrder() throws {
+        let cluster = try Self.servingCluster()
+        let connection = ClientConnectionID(rawValue: 7)
+        cluster.handle(.clientConnected(connection))
+        cluster.send(createTopicRequest("ordered"), version: 5, correlationID: 1, on: connection)
+        cluster.run(for: .seconds(2))
+        #expect(cluster.replyCorrelationIDs(on: connection) == [1], "the topic was created")
+
+        cluster.send(fetchRequest("ordered", maxWaitMilliseconds: 500), version: 12, correlationID: 2, on: connection)
+        cluster.send(apiVersionsRequest(), version: 3, correlationID: 3, on: connection)
+        #expect(cluster.replyCorrelationIDs(on: connection) == [1], "the ApiVersions answer waits for the parked Fetch")
+        #expect(cluster.node.broker.clientAnswersHeldForOrder == 1)
+        cluster.run(for: .seconds(1))
+        #expect(cluster.replyCorrelationIDs(on: connection) == [1, 2, 3])
+        #expect(!cluster.closed(connection))
+    }
+
+    /// A broker not yet serving (its registration not in its image) closes a client's
+    /// connection at its first request, sending the client to another bootstrap broker.
+    @Test func aBrokerNotYetServingClosesTheConnection() {
+        let cluster = SingleNodeCluster()
+        #expect(!cluster.node.broker.isServingClients)
+        let connection = ClientConnectionID(rawValue: 1)
+        cluster.handle(.clientConnected(connection))
+        cluster.send(apiVersionsRequest(), version: 3, correlationID: 1, on: connection)
+        #expect(cluster.closed(connection))
+        #expect(cluster.replyCorrelationIDs(on: connection).isEmpty)
+    }
+}
