@@ -24,17 +24,19 @@ let package = Package(
         .target(name: "Broker", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller"]),
         // Sans-IO Kafka client (metadata, idempotent producer, consumer); sits beside Broker.
         .target(name: "Client", dependencies: ["TernCore", "KafkaProtocol"]),
-        // Networked Kafka client for Tern's tools: blocking sockets with timeouts around the sans-IO Client.
+        // The one OS layer under both real shells: system calls and their errors, clocks, sockets,
+        // framing, byte buffers. Never linked by the simulator.
+        .target(name: "Posix", dependencies: ["TernCore", "CSystem"]),
         // A shell like Runtime (real sockets and clocks) around Client's sans-IO producer and consumer,
         // for the tern tools; never linked by the simulator.
-        .target(name: "KafkaClient", dependencies: ["TernCore", "KafkaProtocol", "Client", "CSystem"]),
+        .target(name: "KafkaClient", dependencies: ["TernCore", "KafkaProtocol", "Client", "Posix"]),
 
         // The two shells: real IO, and the deterministic simulator.
-        .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "CSystem"]),
+        .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Posix", "CSystem"]),
         .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client"],
                 path: "Simulation/Sources/Simulator"),
 
-        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Runtime", "Simulator"]),
+        .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Posix", "Runtime", "Simulator"]),
 
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
@@ -43,8 +45,9 @@ let package = Package(
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
         .testTarget(name: "ClientTests", dependencies: ["Client"]),
-        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient"]),
-        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "tern"]),
+        .testTarget(name: "PosixTests", dependencies: ["Posix"]),
+        .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "Posix"]),
+        .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Posix", "tern"]),
         .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),
     ],

@@ -60,68 +60,6 @@ int tern_read_signal(int descriptor) {
     return (int)information.ssi_signo;
 }
 
-int tern_resolve_ipv4(const char *host, uint32_t *address) {
-    struct in_addr literal;
-    if (inet_pton(AF_INET, host, &literal) == 1) {
-        *address = ntohl(literal.s_addr);
-        return 0;
-    }
-    struct addrinfo hints;
-    memset(&hints, 0, sizeof hints);
-    hints.ai_family = AF_INET;
-    hints.ai_socktype = SOCK_STREAM;
-    struct addrinfo *found = NULL;
-    int code = getaddrinfo(host, NULL, &hints, &found);
-    if (code != 0) return code < 0 ? code : -code;
-    if (found == NULL) return -1;
-    *address = ntohl(((struct sockaddr_in *)found->ai_addr)->sin_addr.s_addr);
-    freeaddrinfo(found);
-    return 0;
-}
-
-static struct sockaddr_in make_address(uint32_t address, uint16_t port) {
-    struct sockaddr_in socket_address;
-    memset(&socket_address, 0, sizeof socket_address);
-    socket_address.sin_family = AF_INET;
-    socket_address.sin_port = htons(port);
-    socket_address.sin_addr.s_addr = htonl(address);
-    return socket_address;
-}
-
-int tern_tcp_listen(uint32_t address, uint16_t port, int backlog) {
-    int descriptor = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (descriptor < 0) return -1;
-    int enabled = 1;
-    struct sockaddr_in socket_address = make_address(address, port);
-    if (setsockopt(descriptor, SOL_SOCKET, SO_REUSEADDR, &enabled, sizeof enabled) < 0
-        || bind(descriptor, (struct sockaddr *)&socket_address, sizeof socket_address) < 0
-        || listen(descriptor, backlog) < 0) {
-        int saved = errno;
-        close(descriptor);
-        errno = saved;
-        return -1;
-    }
-    return descriptor;
-}
-
-int tern_tcp_connect(uint32_t address, uint16_t port) {
-    int descriptor = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (descriptor < 0) return -1;
-    tern_set_no_delay(descriptor);
-    struct sockaddr_in socket_address = make_address(address, port);
-    int outcome;
-    do {
-        outcome = connect(descriptor, (struct sockaddr *)&socket_address, sizeof socket_address);
-    } while (outcome < 0 && errno == EINTR);
-    if (outcome < 0 && errno != EINPROGRESS) {
-        int saved = errno;
-        close(descriptor);
-        errno = saved;
-        return -1;
-    }
-    return descriptor;
-}
-
 int tern_tcp_accept(int listener) {
     int descriptor;
     do {
@@ -129,13 +67,6 @@ int tern_tcp_accept(int listener) {
     } while (descriptor < 0 && errno == EINTR);
     if (descriptor >= 0) tern_set_no_delay(descriptor);
     return descriptor;
-}
-
-int tern_local_port(int descriptor) {
-    struct sockaddr_in socket_address;
-    socklen_t length = sizeof socket_address;
-    if (getsockname(descriptor, (struct sockaddr *)&socket_address, &length) < 0) return -1;
-    return ntohs(socket_address.sin_port);
 }
 
 int tern_socket_error(int descriptor) {

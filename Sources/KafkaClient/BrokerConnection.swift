@@ -1,4 +1,5 @@
 import KafkaProtocol
+import Posix
 import TernCore
 
 /// A request waiting to be written: built only once the connection knows the broker's versions,
@@ -71,7 +72,7 @@ final class BrokerConnection {
     private var connectDeadlineNanoseconds: Int64 = 0
     private var output: [UInt8] = []
     private var outputIndex = 0
-    private var input = FrameAssembler()
+    private let input = FrameDecoder(maximumFrameBytes: KafkaFraming.maximumFrameBytes)
     /// Oldest first; answers arrive in this order (Kafka answers a connection's requests in order).
     private var inFlight: [InFlightRequest] = []
     private var inFlightHead = 0
@@ -177,8 +178,9 @@ final class BrokerConnection {
         switch state {
         case let .backingOff(until) where nowNanoseconds >= until:
             let candidates: [ResolvedAddress]
-            do { candidates = try TCPSocket.resolve(address) } catch {
-                fail(error, events: &events)
+            do throws(SocketError) { candidates = try TCPSocket.resolve(host: address.host, port: address.port) } catch {
+                let reason = if case let .unresolvable(_, reason) = error { reason } else { "\(error)" }
+                fail(.unresolvableHost(address, reason: reason), events: &events)
                 return
             }
             connectDeadlineNanoseconds = nowNanoseconds + connectTimeout.nanoseconds
@@ -275,8 +277,8 @@ final class BrokerConnection {
             switch outcome {
             case let .success(count?):
                 if count == 0 { return }
-                input.append(scratch[0..<count])
-                do {
+                scratch.withUnsafeBytes { input.append(UnsafeRawBufferPointer(rebasing: $0[0..<count])) }
+                do throws(FrameError) {
                     while let frame = try input.nextFrame() {
                         handleFrame(frame, nowNanoseconds: nowNanoseconds, events: &events)
                         if isClosed { return }

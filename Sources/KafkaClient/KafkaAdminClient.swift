@@ -1,4 +1,5 @@
 import KafkaProtocol
+import Posix
 import TernCore
 
 /// A topic to create. -1 for the count or the factor asks for the broker's default.

@@ -1,6 +1,7 @@
 // Glibc: this module is a shell, like Runtime — the tools' real sockets and clocks. The deterministic
 // client logic lives in Client (sans-IO); the simulator never links this module.
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import KafkaProtocol

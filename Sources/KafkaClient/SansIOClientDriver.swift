@@ -1,5 +1,6 @@
 import Client
 import KafkaProtocol
+import Posix
 import TernCore
 
 /// The contract `IdempotentProducer` and `Consumer` share (see Client/ClientRequest.swift), so

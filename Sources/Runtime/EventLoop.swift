@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import Posix
 import Synchronization
 import TernCore
 
@@ -124,12 +125,7 @@ public final class EventLoop {
     // MARK: Time
 
     /// The monotonic clock as the node's `Instant` (nanoseconds since an arbitrary origin).
-    public static func monotonicNow() -> Instant {
-        var now = timespec()
-        let outcome = clock_gettime(CLOCK_MONOTONIC, &now)
-        precondition(outcome == 0, "clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux")
-        return Instant(nanoseconds: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
-    }
+    public static func monotonicNow() -> Instant { Clocks.monotonicNow() }
 
     public var now: Instant { Self.monotonicNow() }
 

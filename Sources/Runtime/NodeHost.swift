@@ -4,6 +4,7 @@ import Controller
 import Glibc
 import LogStorage
 import NodeKit
+import Posix
 import Synchronization
 import TernCore
 
@@ -59,7 +60,7 @@ public enum NodeHostOutcome: Sendable, Equatable, CustomStringConvertible {
 /// Why a node host could not be set up.
 public enum NodeHostError: Error, CustomStringConvertible {
     case eventLoop(SystemCallError)
-    case listen(listener: String, address: SocketAddress, SystemCallError)
+    case listen(listener: String, address: SocketAddress, SocketError)
     case disk(DiskError)
     case signals(SystemCallError)
 
@@ -191,7 +192,7 @@ public final class NodeHost {
         control = NodeHostControl(wakeup: loop.wakeup)
 
         let clusterID = configuration.broker?.clusterID ?? configuration.controller?.controller.clusterID ?? ""
-        do throws(SystemCallError) {
+        do throws(SocketError) {
             transport = try PeerTransport(localNodeID: configuration.nodeID, clusterID: clusterID,
                                           listenAddress: configuration.internalListener, loop: loop,
                                           configuration: options.peerTransport, log: log)
@@ -199,7 +200,7 @@ public final class NodeHost {
             throw .listen(listener: NodeLaunchConfiguration.internalListenerName, address: configuration.internalListener, error)
         }
         if let address = configuration.clientListener {
-            do throws(SystemCallError) {
+            do throws(SocketError) {
                 clientListener = try TCPListener(address: address, loop: loop)
             } catch {
                 throw .listen(listener: NodeLaunchConfiguration.clientListenerName, address: address, error)

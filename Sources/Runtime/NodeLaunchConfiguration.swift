@@ -1,19 +1,7 @@
 import Broker
 import Controller
+import Posix
 import TernCore
-
-/// A host and port to listen on or connect to (IPv4 literal or a name resolved at startup).
-public struct SocketAddress: Hashable, Sendable, CustomStringConvertible {
-    public var host: String
-    public var port: UInt16
-
-    public init(host: String, port: UInt16) {
-        self.host = host
-        self.port = port
-    }
-
-    public var description: String { "\(host):\(port)" }
-}
 
 /// The roles a process plays (`process.roles`).
 public enum NodeRole: String, Hashable, Sendable, CaseIterable, Comparable {

@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 import TernCore
 
 /// Settings of the internal (controller and replication) transport.
@@ -116,7 +117,7 @@ public final class PeerTransport {
 
     /// Binds the internal listener (set `addressOf` and `deliver` before the loop runs).
     public init(localNodeID: NodeID, clusterID: String, listenAddress: SocketAddress, loop: EventLoop,
-                configuration: PeerTransportConfiguration = PeerTransportConfiguration(), log: RuntimeLog) throws(SystemCallError) {
+                configuration: PeerTransportConfiguration = PeerTransportConfiguration(), log: RuntimeLog) throws(SocketError) {
         self.localNodeID = localNodeID
         self.clusterID = clusterID
         self.configuration = configuration
@@ -190,8 +191,13 @@ public final class PeerTransport {
         guard let address = addressOf(destination) else { return nil }
         let descriptor: Int32
         let tcp: TCPConnection
-        do throws(SystemCallError) {
+        do throws(SocketError) {
             descriptor = try connectTCP(to: address)
+        } catch {
+            noteFailure(of: destination)
+            return nil
+        }
+        do throws(SystemCallError) {
             tcp = try TCPConnection(descriptor: descriptor, connecting: true, loop: loop, limits: limits)
         } catch {
             noteFailure(of: destination)

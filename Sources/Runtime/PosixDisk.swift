@@ -1,6 +1,7 @@
 import CSystem
 import Glibc
 import LogStorage
+import Posix
 import Synchronization
 import TernCore
 

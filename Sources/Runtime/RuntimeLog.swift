@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 import TernCore
 
 /// Log lines on standard error: UTC timestamp with milliseconds, the node id, the message. Each
@@ -21,9 +22,8 @@ public struct RuntimeLog: Sendable {
 
     /// Wall-clock time as `YYYY-MM-DDTHH:MM:SS.mmmZ` (for people reading logs; never for deadlines).
     static func timestamp() -> String {
-        var now = timespec()
-        _ = clock_gettime(CLOCK_REALTIME, &now)
-        var seconds = now.tv_sec
+        let nanoseconds = Clocks.wallClockNanoseconds()
+        var seconds = time_t(nanoseconds / 1_000_000_000)
         var parts = tm()
         _ = gmtime_r(&seconds, &parts)
         func padded(_ value: Int, _ width: Int) -> String {
@@ -32,6 +32,6 @@ public struct RuntimeLog: Sendable {
         }
         return "\(padded(Int(parts.tm_year) + 1900, 4))-\(padded(Int(parts.tm_mon) + 1, 2))-\(padded(Int(parts.tm_mday), 2))"
             + "T\(padded(Int(parts.tm_hour), 2)):\(padded(Int(parts.tm_min), 2)):\(padded(Int(parts.tm_sec), 2))"
-            + ".\(padded(Int(now.tv_nsec / 1_000_000), 3))Z"
+            + ".\(padded(Int(nanoseconds % 1_000_000_000 / 1_000_000), 3))Z"
     }
 }

@@ -1,6 +1,7 @@
 import Broker
 import Controller
 import LogStorage
+import Posix
 import Raft
 import TernCore
 

@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 
 /// Why a `server.properties` file cannot start a node. The message names the file, the line and
 /// the key, so that an operator can go straight to the mistake.

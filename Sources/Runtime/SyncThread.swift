@@ -1,6 +1,7 @@
 import CSystem
 import Glibc
 import LogStorage
+import Posix
 import Synchronization
 import TernCore
 
@@ -142,11 +143,11 @@ final class SyncThread: Sendable {
     /// timeout waits forever). Returns whether a completion is available.
     @discardableResult
     func waitForCompletions(timeoutMilliseconds: Int32) -> Bool {
-        let deadlineMilliseconds = monotonicMilliseconds() + Int64(timeoutMilliseconds)
+        let deadlineMilliseconds = Clocks.monotonicMilliseconds() + Int64(timeoutMilliseconds)
         while !hasCompletions {
             var remainingMilliseconds: Int32 = -1
             if timeoutMilliseconds >= 0 {
-                let left = deadlineMilliseconds - monotonicMilliseconds()
+                let left = deadlineMilliseconds - Clocks.monotonicMilliseconds()
                 if left <= 0 { return false }
                 remainingMilliseconds = Int32(clamping: left)
             }

@@ -1,5 +1,6 @@
 import CSystem
 import Glibc
+import Posix
 import TernCore
 
 /// Limits of one connection. Every buffer has a bound.
@@ -74,7 +75,7 @@ public final class TCPConnection {
     private let loop: EventLoop
     private var descriptor: Int32
     private var registration: EventLoop.RegistrationID?
-    private let input = ByteBuffer()
+    private let input: FrameDecoder
     private let output = ByteBuffer()
 
     public private(set) var isConnecting: Bool
@@ -97,6 +98,7 @@ public final class TCPConnection {
         self.isConnecting = connecting
         self.loop = loop
         self.limits = limits
+        self.input = FrameDecoder(maximumFrameBytes: limits.maximumFrameBytes)
         do throws(SystemCallError) {
             registration = try loop.register(descriptor, interest: connecting ? .writable : .readable) { [unowned self] readiness in
                 self.handle(readiness)
@@ -115,7 +117,7 @@ public final class TCPConnection {
     }
 
     public var outputBufferedBytes: Int { output.readableCount }
-    public var inputBufferedBytes: Int { input.readableCount }
+    public var inputBufferedBytes: Int { input.bufferedBytes }
 
     // MARK: Output
 
@@ -216,21 +218,20 @@ public final class TCPConnection {
     private func readAvailable() {
         for _ in 0..<limits.readsPerEvent {
             guard readingAllowed, !isClosed else { return }
-            var failure: Int32 = 0
-            let count = input.write(upTo: limits.readChunkBytes) { room in
-                while true {
-                    let outcome = Glibc.read(descriptor, room.baseAddress, room.count)
-                    if outcome >= 0 { return outcome }
-                    let code = tern_errno()
-                    if code == EINTR { continue }
-                    failure = code
-                    return 0
-                }
+            var outcome: Result<Int?, SystemCallError> = .success(0)
+            let socket = TCPSocket(descriptor: descriptor)
+            let count = input.read(upTo: limits.readChunkBytes) { room in
+                outcome = socket.read(into: room)
+                if case let .success(count?) = outcome { return count }
+                return 0
             }
-            if failure == EAGAIN || failure == EWOULDBLOCK { return }
-            if failure != 0 { return finish(.failed(operation: "read", code: failure)) }
-            if count == 0 { return finish(.endOfStream) }
-            highestInputBufferedBytes = max(highestInputBufferedBytes, input.readableCount)
+            switch outcome {
+            case let .failure(error): return finish(.failed(operation: error.operation, code: error.code))
+            case .success(nil): return finish(.endOfStream)
+            case .success(0?): return
+            case .success: break
+            }
+            highestInputBufferedBytes = max(highestInputBufferedBytes, input.bufferedBytes)
             deliverBufferedFrames()
             if count < limits.readChunkBytes { return }
         }
@@ -242,12 +243,14 @@ public final class TCPConnection {
         guard !isDeliveringFrames else { return }
         isDeliveringFrames = true
         defer { isDeliveringFrames = false }
-        while readingAllowed, !isClosed, input.readableCount >= 4 {
-            let size = input.readableInt32BigEndian()
-            guard size >= 0, Int(size) <= limits.maximumFrameBytes else { return finish(.invalidFrameSize(size)) }
-            guard input.readableCount >= 4 + Int(size) else { return }
-            let frame = input.readableArray(from: 4, count: Int(size))
-            input.consume(4 + Int(size))
+        while readingAllowed, !isClosed {
+            let frame: [UInt8]
+            do throws(FrameError) {
+                guard let next = try input.nextFrame() else { return }
+                frame = next
+            } catch {
+                return finish(.invalidFrameSize(error.sizeField))
+            }
             receivedFrameCount += 1
             delegate?.connection(self, didReceiveFrame: frame)
         }
@@ -255,21 +258,20 @@ public final class TCPConnection {
 
     /// Sends as much queued output as the socket takes.
     private func flush() {
+        let socket = TCPSocket(descriptor: descriptor)
         while !output.isEmpty, !isClosed {
-            let bytes = output.readableBytes
-            var vector = iovec(iov_base: UnsafeMutableRawPointer(mutating: bytes.baseAddress), iov_len: bytes.count)
-            let sent = tern_send_vectors(descriptor, &vector, 1)
-            if sent < 0 {
-                let code = tern_errno()
-                if code == EINTR { continue }
-                if code == EAGAIN || code == EWOULDBLOCK { break }
-                return finish(.failed(operation: "send", code: code))
+            switch socket.write(output.readableBytes) {
+            case let .failure(error): return finish(.failed(operation: error.operation, code: error.code))
+            case .success(0): break
+            case let .success(sent):
+                output.consume(sent)
+                continue
             }
-            output.consume(sent)
+            break
         }
         if output.isEmpty && isClosing { return finish(.requested) }
         // Output fell below the pause threshold: frames that waited in the input may go on.
-        if readingAllowed && input.readableCount >= 4 { deliverBufferedFrames() }
+        if readingAllowed && input.bufferedBytes >= 4 { deliverBufferedFrames() }
     }
 
     private func finish(_ reason: TCPCloseReason) {
@@ -296,25 +298,18 @@ public final class TCPListener {
     /// Connections taken per readiness event (fairness; level-triggered epoll reports the rest).
     static let acceptsPerEvent = 64
 
-    /// Binds and listens; a port of 0 takes an ephemeral port (see `address`).
-    public init(address requested: SocketAddress, loop: EventLoop, backlog: Int32 = 512) throws(SystemCallError) {
-        let hostAddress = try resolveIPv4(requested.host)
-        let descriptor = try systemCall("listen") { tern_tcp_listen(hostAddress, requested.port, backlog) }
-        let port: Int32
+    /// Binds and listens, on IPv4 or IPv6 as the host resolves; a port of 0 takes an ephemeral
+    /// port (see `address`).
+    public init(address requested: SocketAddress, loop: EventLoop, backlog: Int32 = 512) throws(SocketError) {
+        let socket = try TCPSocket.listen(on: requested, backlog: backlog)
         do throws(SystemCallError) {
-            port = try systemCall("getsockname") { tern_local_port(descriptor) }
+            self.address = SocketAddress(host: requested.host, port: try socket.localPort())
+            self.loop = loop
+            self.descriptor = socket.descriptor
+            registration = try loop.register(socket.descriptor, interest: .readable) { [unowned self] _ in self.acceptWaiting() }
         } catch {
-            closeDescriptor(descriptor)
-            throw error
-        }
-        self.descriptor = descriptor
-        self.address = SocketAddress(host: requested.host, port: UInt16(port))
-        self.loop = loop
-        do throws(SystemCallError) {
-            registration = try loop.register(descriptor, interest: .readable) { [unowned self] _ in self.acceptWaiting() }
-        } catch {
-            closeDescriptor(descriptor)
-            throw error
+            socket.close()
+            throw .system(error)
         }
     }
 
@@ -334,15 +329,19 @@ public final class TCPListener {
 
     private func acceptWaiting() {
         for _ in 0..<Self.acceptsPerEvent {
-            let accepted = tern_tcp_accept(descriptor)
-            if accepted >= 0 {
-                onAccept(accepted)
+            let code: Int32
+            switch TCPSocket(descriptor: descriptor).accept() {
+            case let .success(accepted?):
+                onAccept(accepted.descriptor)
                 continue
+            case .success(nil):
+                return
+            case let .failure(error):
+                code = error.code
             }
-            let code = tern_errno()
             // ECONNABORTED concerns one connection that is already gone: go on with the next.
             if code == ECONNABORTED { continue }
-            if code != EAGAIN && code != EWOULDBLOCK, let registration {
+            if let registration {
                 loop.modify(registration, interest: [])
                 loop.scheduleTimer(after: Self.acceptErrorPause) { [weak self] in
                     guard let self, let registration = self.registration else { return }
@@ -354,16 +353,7 @@ public final class TCPListener {
     }
 }
 
-/// Resolves a host to an IPv4 address (host byte order).
-func resolveIPv4(_ host: String) throws(SystemCallError) -> UInt32 {
-    var address: UInt32 = 0
-    let outcome = tern_resolve_ipv4(host, &address)
-    guard outcome == 0 else { throw SystemCallError(operation: "resolve \(host)", code: outcome < 0 ? -outcome : outcome) }
-    return address
-}
-
-/// Starts a non-blocking connect to `address`.
-func connectTCP(to address: SocketAddress) throws(SystemCallError) -> Int32 {
-    let hostAddress = try resolveIPv4(address.host)
-    return try systemCall("connect") { tern_tcp_connect(hostAddress, address.port) }
+/// Starts a non-blocking connect to `address` (IPv4 or IPv6).
+func connectTCP(to address: SocketAddress) throws(SocketError) -> Int32 {
+    try TCPSocket.startConnect(to: address).descriptor
 }

@@ -7,6 +7,7 @@
 //     DIR/logs/node-N.log      the node's standard output and error (the previous run's: .log.1)
 //     DIR/run/node-N.pid       the running node's process id
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import KafkaClient
@@ -188,7 +189,7 @@ func startCluster(_ nodes: [ClusterNode], files: ClusterFiles, nodeExecutable: S
             report("started \(node.name) (pid \(pid)), log \(logPath)")
         }
         report("waiting up to \(timeoutSeconds) s for \(nodes.count) node(s) to be healthy")
-        try waitUntilHealthy(started, deadlineMilliseconds: monotonicMilliseconds() + Int64(timeoutSeconds) * 1_000)
+        try waitUntilHealthy(started, deadlineMilliseconds: Clocks.monotonicMilliseconds() + Int64(timeoutSeconds) * 1_000)
     } catch {
         report("stopping the nodes started")
         stopProcesses(started.map { RunningNode(name: $0.node.name, pid: $0.pid, pidPath: files.pidPath(of: $0.node.name)) },
@@ -228,7 +229,7 @@ func waitUntilHealthy(_ nodes: [StartedNode], deadlineMilliseconds: Int64) throw
             if listeners.allSatisfy(acceptsConnections) { ready.insert(started.pid) }
         }
         if ready.count == nodes.count, brokersAgreeEveryoneIsLive(nodes) { return }
-        guard monotonicMilliseconds() < deadlineMilliseconds else {
+        guard Clocks.monotonicMilliseconds() < deadlineMilliseconds else {
             let waiting = nodes.filter { !ready.contains($0.pid) }
             throw ClusterCommandError(message: "not healthy before the deadline: " + waiting.map(\.node.name).joined(separator: ", ")
                                       + " did not accept connections on every listener, or a broker's Metadata"
@@ -308,7 +309,7 @@ func stopCluster(files: ClusterFiles, timeoutSeconds: Int, report: (String) -> V
     for index in running.indices {
         running[index].configuration = configurations.first { $0.name == running[index].name }?.configuration
     }
-    let gracefulDeadlineMilliseconds = monotonicMilliseconds() + Int64(timeoutSeconds) * 1_000
+    let gracefulDeadlineMilliseconds = Clocks.monotonicMilliseconds() + Int64(timeoutSeconds) * 1_000
     var stillRunning: [RunningNode] = []
     if let voters = configurations.first?.configuration.controllerVoters.keys, running.allSatisfy({ $0.configuration != nil }) {
         let ordered = shutdownOrder(running, activeController: activeControllerGuess(running))
@@ -317,7 +318,7 @@ func stopCluster(files: ClusterFiles, timeoutSeconds: Int, report: (String) -> V
         stillRunning = running
     }
     if !stillRunning.isEmpty {
-        let remainingMilliseconds = max(gracefulDeadlineMilliseconds - monotonicMilliseconds(), 1_000)
+        let remainingMilliseconds = max(gracefulDeadlineMilliseconds - Clocks.monotonicMilliseconds(), 1_000)
         stillRunning = stopProcesses(stillRunning, gracefulMilliseconds: remainingMilliseconds, report: report)
     }
     guard stillRunning.isEmpty else {
@@ -384,11 +385,11 @@ func stopOneAtATime(_ nodes: [RunningNode], voters: Set<NodeID>, deadlineMillise
 @discardableResult
 func stopProcesses(_ nodes: [RunningNode], gracefulMilliseconds: Int64, report: (String) -> Void) -> [RunningNode] {
     for node in nodes { signalNodeProcessGroup(node.pid, SIGTERM) }
-    var remaining = waitForExit(nodes, deadlineMilliseconds: monotonicMilliseconds() + gracefulMilliseconds)
+    var remaining = waitForExit(nodes, deadlineMilliseconds: Clocks.monotonicMilliseconds() + gracefulMilliseconds)
     if !remaining.isEmpty {
         report("sending SIGKILL to " + remaining.map(\.name).joined(separator: ", ") + " after \(gracefulMilliseconds / 1_000) s")
         for node in remaining { signalNodeProcessGroup(node.pid, SIGKILL) }
-        remaining = waitForExit(remaining, deadlineMilliseconds: monotonicMilliseconds() + 5_000)
+        remaining = waitForExit(remaining, deadlineMilliseconds: Clocks.monotonicMilliseconds() + 5_000)
     }
     for node in nodes where !remaining.contains(where: { $0.pid == node.pid }) {
         unlink(node.pidPath)
@@ -404,7 +405,7 @@ func waitForExit(_ nodes: [RunningNode], deadlineMilliseconds: Int64) -> [Runnin
             _ = reapIfExited(node.pid)
             return isAlive(node.pid)
         }
-        if remaining.isEmpty || monotonicMilliseconds() >= deadlineMilliseconds { return remaining }
+        if remaining.isEmpty || Clocks.monotonicMilliseconds() >= deadlineMilliseconds { return remaining }
         sleepMilliseconds(100)
     }
 }
@@ -569,7 +570,6 @@ func acceptsConnections(_ address: SocketAddress) -> Bool {
     return false
 }
 
-func monotonicMilliseconds() -> Int64 { Clocks.monotonicNanoseconds() / 1_000_000 }
 
 func sleepMilliseconds(_ milliseconds: Int) {
     var request = timespec(tv_sec: milliseconds / 1_000, tv_nsec: (milliseconds % 1_000) * 1_000_000)

@@ -1,6 +1,7 @@
 // `tern consume TOPIC`: the console consumer. Prints each record's value (and key, offset on
 // request) as a line; runs until interrupted, or until --max-records or --exit-at-end is met.
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import Client

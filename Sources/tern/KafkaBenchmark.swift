@@ -3,6 +3,7 @@
 import Client
 import KafkaClient
 import KafkaProtocol
+import Posix
 import TernCore
 
 func runKafkaBenchmark(_ kind: String, _ arguments: [String]) {

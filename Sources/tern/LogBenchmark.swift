@@ -1,6 +1,7 @@
 // `tern bench log`: the storage engine on a real disk, driven the way the broker's event loop
 // will drive it (one thread owns the log; syncs go to PosixDisk's group-commit thread).
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import KafkaProtocol
@@ -143,7 +144,7 @@ private func runGroupCommittedAppends(directory: String, disk: PosixDisk, batch:
     var appendedBytes: Int64 = 0
     var durableBytes: Int64 = 0
     var appending = true
-    let startNanoseconds = monotonicNanoseconds()
+    let startNanoseconds = Clocks.monotonicNanoseconds()
     let limitNanoseconds = startNanoseconds + Int64(options.secondsLimit * 1e9)
     var lastAcknowledgementNanoseconds = startNanoseconds
     var progress = ProgressReporter(label: label, goalBytes: options.totalBytesPerScenario)
@@ -151,10 +152,10 @@ private func runGroupCommittedAppends(directory: String, disk: PosixDisk, batch:
     while appending || !waiting.isEmpty {
         var appendedThisTurn = 0
         if appending {
-            let now = wallClockNow()
+            let now = Clocks.wallClockNow()
             for appender in 0..<options.appenderCount {
                 while inFlightPerAppender[appender] < options.inFlightBatchesPerAppender && appendedBytes < options.totalBytesPerScenario {
-                    let sentNanoseconds = monotonicNanoseconds()
+                    let sentNanoseconds = Clocks.monotonicNanoseconds()
                     let info: AppendInfo
                     do { info = try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: now) } catch {
                         fail("append failed: \(error)")
@@ -165,7 +166,7 @@ private func runGroupCommittedAppends(directory: String, disk: PosixDisk, batch:
                     appendedThisTurn += 1
                 }
             }
-            if appendedBytes >= options.totalBytesPerScenario || monotonicNanoseconds() >= limitNanoseconds { appending = false }
+            if appendedBytes >= options.totalBytesPerScenario || Clocks.monotonicNanoseconds() >= limitNanoseconds { appending = false }
         }
         log.flush()
 
@@ -179,7 +180,7 @@ private func runGroupCommittedAppends(directory: String, disk: PosixDisk, batch:
         for completion in completions { log.handle(completion) }
         if let failure = log.failure { fail("log failed: \(failure)") }
 
-        let turnNanoseconds = monotonicNanoseconds()
+        let turnNanoseconds = Clocks.monotonicNanoseconds()
         let durableOffset = log.durableOffset.rawValue
         while let head = waiting.head, head.lastOffset < durableOffset {
             waiting.pop()
@@ -246,21 +247,21 @@ private func runNoSyncAppends(directory: String, disk: PosixDisk, batch: inout [
     let batchBytes = Int64(batch.count)
     var appendedBytes: Int64 = 0
     var progress = ProgressReporter(label: label, goalBytes: options.totalBytesPerScenario)
-    let startNanoseconds = monotonicNanoseconds()
+    let startNanoseconds = Clocks.monotonicNanoseconds()
     let limitNanoseconds = startNanoseconds + Int64(options.secondsLimit * 1e9)
-    var now = wallClockNow()
+    var now = Clocks.wallClockNow()
     var nowNanoseconds = startNanoseconds
     while appendedBytes < options.totalBytesPerScenario && nowNanoseconds < limitNanoseconds {
         do { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: now) } catch { fail("append failed: \(error)") }
         appendedBytes += batchBytes
         // The clocks are read every 64 appends: their cost is not what this scenario measures.
         if appendedBytes % (64 * batchBytes) == 0 {
-            now = wallClockNow()
-            nowNanoseconds = monotonicNanoseconds()
+            now = Clocks.wallClockNow()
+            nowNanoseconds = Clocks.monotonicNanoseconds()
             progress.update(doneBytes: appendedBytes, nowNanoseconds: nowNanoseconds, startNanoseconds: startNanoseconds, verb: "appended")
         }
     }
-    let seconds = Double(monotonicNanoseconds() - startNanoseconds) / 1e9
+    let seconds = Double(Clocks.monotonicNanoseconds() - startNanoseconds) / 1e9
     // Nothing of this log is wanted on disk: close it without syncing and let the caller delete it.
     // The open's own directory syncs are still collected so the disk has nothing outstanding.
     waitUntil(log: log, disk: disk, "the directory syncs finish") { log.isIdle }
@@ -273,16 +274,16 @@ private func runSequentialReadBack(log: PartitionLog, label: String) -> ByteCoun
     var progress = ProgressReporter(label: label, goalBytes: log.sizeInBytes)
     var offset = log.logStartOffset
     var bytes: Int64 = 0
-    let startNanoseconds = monotonicNanoseconds()
+    let startNanoseconds = Clocks.monotonicNanoseconds()
     while offset < log.logEndOffset {
         let result: LogReadResult
         do { result = try log.read(from: offset, maxBytes: 1 << 20) } catch { fail("read at \(offset) failed: \(error)") }
         precondition(result.nextOffset > offset, "a read below the log end always returns a batch")
         bytes += Int64(result.bytes.count)
         offset = result.nextOffset
-        progress.update(doneBytes: bytes, nowNanoseconds: monotonicNanoseconds(), startNanoseconds: startNanoseconds, verb: "read")
+        progress.update(doneBytes: bytes, nowNanoseconds: Clocks.monotonicNanoseconds(), startNanoseconds: startNanoseconds, verb: "read")
     }
-    return ByteCountResult(bytes: bytes, seconds: Double(monotonicNanoseconds() - startNanoseconds) / 1e9)
+    return ByteCountResult(bytes: bytes, seconds: Double(Clocks.monotonicNanoseconds() - startNanoseconds) / 1e9)
 }
 
 private struct ReopenTiming {
@@ -318,9 +319,9 @@ private func measureRecovery(directory: String, disk: PosixDisk, options: LogBen
 }
 
 private func timedOpen(directory: String, disk: PosixDisk, options: LogBenchmarkOptions) -> (log: PartitionLog, seconds: Double) {
-    let startNanoseconds = monotonicNanoseconds()
+    let startNanoseconds = Clocks.monotonicNanoseconds()
     let log = openLogWithoutWaiting(directory: directory, disk: disk, options: options)
-    let seconds = Double(monotonicNanoseconds() - startNanoseconds) / 1e9
+    let seconds = Double(Clocks.monotonicNanoseconds() - startNanoseconds) / 1e9
     waitUntil(log: log, disk: disk, "the recovered state is durable") { !log.hasDurabilityBarrier }
     return (log, seconds)
 }
@@ -342,9 +343,9 @@ private func measureCRC32CThroughput() -> CRCResult {
     buffer.withUnsafeBytes { bytes in
         sink ^= CRC32C.checksum(bytes)  // warm-up: page faults and frequency ramp
         for _ in 0..<7 {
-            let startNanoseconds = monotonicNanoseconds()
+            let startNanoseconds = Clocks.monotonicNanoseconds()
             sink ^= CRC32C.checksum(bytes)
-            passSeconds.append(Double(monotonicNanoseconds() - startNanoseconds) / 1e9)
+            passSeconds.append(Double(Clocks.monotonicNanoseconds() - startNanoseconds) / 1e9)
         }
     }
     // Keeps the checksums observable so the optimiser cannot drop them.
@@ -365,7 +366,7 @@ private func openLog(directory: String, disk: PosixDisk, options: LogBenchmarkOp
 private func openLogWithoutWaiting(directory: String, disk: PosixDisk, options: LogBenchmarkOptions) -> PartitionLog {
     var configuration = LogConfiguration()
     configuration.segmentBytes = options.segmentBytes
-    do { return try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: wallClockNow()) } catch {
+    do { return try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: Clocks.wallClockNow()) } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
 }
@@ -373,8 +374,8 @@ private func openLogWithoutWaiting(directory: String, disk: PosixDisk, options: 
 /// Feeds sync completions to the log until `condition` holds. A benchmark has no other work, so it
 /// blocks on the completion eventfd between completions.
 private func waitUntil(log: PartitionLog, disk: PosixDisk, _ what: String, _ condition: () -> Bool) {
-    let deadlineNanoseconds = monotonicNanoseconds() + 300 * 1_000_000_000
-    disk.drive(log) { condition() || monotonicNanoseconds() > deadlineNanoseconds }
+    let deadlineNanoseconds = Clocks.monotonicNanoseconds() + 300 * 1_000_000_000
+    disk.drive(log) { condition() || Clocks.monotonicNanoseconds() > deadlineNanoseconds }
     if let failure = log.failure { fail("log failed: \(failure)") }
     if !condition() { fail("timed out waiting until \(what)") }
 }
@@ -396,7 +397,7 @@ private func makeBenchmarkBatch(payloadBytes: Int) -> [UInt8] {
     let valueBytes = min(256, payloadBytes)
     let recordCount = max(1, payloadBytes / valueBytes)
     var random = DeterministicRandom(seed: UInt64(payloadBytes))
-    var builder = RecordBatchBuilder(baseTimestamp: wallClockNow().milliseconds, capacity: payloadBytes + 64 * recordCount + 128)
+    var builder = RecordBatchBuilder(baseTimestamp: Clocks.wallClockNow().milliseconds, capacity: payloadBytes + 64 * recordCount + 128)
     for index in 0..<recordCount {
         var value = [UInt8](repeating: 0, count: valueBytes)
         random.fill(&value)
@@ -490,22 +491,6 @@ private func removeTree(_ path: String) {
 }
 
 // MARK: - Clocks, statistics, output
-
-/// For measuring: never jumps.
-private func monotonicNanoseconds() -> Int64 {
-    var now = timespec()
-    let outcome = clock_gettime(CLOCK_MONOTONIC, &now)
-    precondition(outcome == 0, "clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux")
-    return Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec)
-}
-
-/// For the log: record timestamps and segment ages are wall-clock (Unix epoch) in Kafka.
-private func wallClockNow() -> Instant {
-    var now = timespec()
-    let outcome = clock_gettime(CLOCK_REALTIME, &now)
-    precondition(outcome == 0, "clock_gettime(CLOCK_REALTIME) cannot fail on Linux")
-    return Instant(nanoseconds: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
-}
 
 /// Nearest-rank percentile of ascending `sorted` values.
 private func percentile(_ sorted: [Int64], _ fraction: Double) -> Int64 {

@@ -1,5 +1,6 @@
 // `tern demo log DIR`: the partition log's life cycle in a few readable steps, on the real disk.
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import KafkaProtocol
@@ -26,14 +27,14 @@ func runLogDemo(directory: String) {
         [("user-1", "checked out")],
     ]
     for records in batches {
-        var builder = RecordBatchBuilder(baseTimestamp: demoWallClockNow().milliseconds)
+        var builder = RecordBatchBuilder(baseTimestamp: Clocks.wallClockNow().milliseconds)
         for (index, record) in records.enumerated() {
             builder.append(key: Array(record.key.utf8), value: Array(record.value.utf8),
                            headers: [RecordHeader(key: "source", value: Array("demo".utf8))], timestampDelta: Int64(index))
         }
         var bytes = builder.build()
         let info: AppendInfo
-        do { info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, now: demoWallClockNow()) } catch {
+        do { info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, now: Clocks.wallClockNow()) } catch {
             fail("append failed: \(error)")
         }
         print("   offsets \(info.firstOffset)...\(info.lastOffset): \(info.bytes) bytes, in the page cache only")
@@ -84,7 +85,7 @@ func runLogDemo(directory: String) {
 
 private func openDemoLog(_ directory: String, disk: PosixDisk) -> PartitionLog {
     let log: PartitionLog
-    do { log = try PartitionLog.open(directory: directory, disk: disk, now: demoWallClockNow()) } catch {
+    do { log = try PartitionLog.open(directory: directory, disk: disk, now: Clocks.wallClockNow()) } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
     guard disk.drive(log, until: { !log.hasDurabilityBarrier }) else { fail("log failed: \(log.failure ?? "")") }
@@ -113,12 +114,4 @@ private func pumpDemoCompletions(_ log: PartitionLog, disk: PosixDisk, until con
         for completion in completions { log.handle(completion) }
         if let failure = log.failure { fail("log failed: \(failure)") }
     }
-}
-
-/// Wall-clock time since the Unix epoch: record timestamps and segment ages are wall-clock in Kafka.
-private func demoWallClockNow() -> Instant {
-    var now = timespec()
-    let outcome = clock_gettime(CLOCK_REALTIME, &now)
-    precondition(outcome == 0, "clock_gettime(CLOCK_REALTIME) cannot fail on Linux")
-    return Instant(nanoseconds: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
 }

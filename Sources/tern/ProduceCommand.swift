@@ -3,6 +3,7 @@
 import Client
 import KafkaClient
 import KafkaProtocol
+import Posix
 import TernCore
 
 func runProduce(_ arguments: [String]) {
@@ -85,14 +86,14 @@ func runProduce(_ arguments: [String]) {
 func topicPartitionCount(_ topic: String, bootstrap: [BrokerAddress]) -> Int32 {
     let admin = KafkaAdminClient(bootstrap: bootstrap)
     defer { admin.close() }
-    let deadlineMilliseconds = monotonicMilliseconds() + 10_000
+    let deadlineMilliseconds = Clocks.monotonicMilliseconds() + 10_000
     while true {
         do {
             let metadata = try admin.metadata(topics: [topic])
             guard let entry = metadata.topics.first(where: { $0.name == topic }) else { failOperation("the broker did not answer for topic '\(topic)'") }
             if entry.errorCode == .none, !entry.partitions.isEmpty { return Int32(entry.partitions.count) }
             let code = entry.errorCode == .none ? KafkaErrorCode.unknownTopicOrPartition : entry.errorCode
-            guard code.isRetriable, monotonicMilliseconds() < deadlineMilliseconds else {
+            guard code.isRetriable, Clocks.monotonicMilliseconds() < deadlineMilliseconds else {
                 failOperation("topic '\(topic)': \(kafkaErrorName(code))")
             }
             sleepMilliseconds(200)

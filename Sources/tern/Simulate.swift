@@ -1,5 +1,6 @@
 // `tern simulate`: runs the deterministic cluster simulation for one seed or a range of seeds.
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import Broker
@@ -392,9 +393,7 @@ private func durabilityName(_ policy: DurabilityPolicy) -> String {
 private let standardErrorIsTerminal = isatty(2) != 0
 
 private func monotonicSeconds() -> Double {
-    var time = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &time)
-    return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+    Double(Clocks.monotonicNanoseconds()) / 1e9
 }
 
 private func writeStandardError(_ text: String) {

@@ -2,6 +2,7 @@
 // and syncs forever, printing each durable offset; a test kills it with SIGKILL at a random moment,
 // reopens the log and checks that every promised offset survived and nothing was invented.
 #if canImport(Glibc)
+import Posix
 import Glibc
 #endif
 import KafkaProtocol
@@ -65,7 +66,7 @@ func runStorageCrashChild(directory: String, seed: UInt64) -> Never {
     do {
         disk = try PosixDisk()
         log = try PartitionLog.open(directory: directory, configuration: StorageCrashWorkload.configuration,
-                                    disk: disk, now: wallClockNow())
+                                    disk: disk, now: Clocks.wallClockNow())
     } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
@@ -100,7 +101,7 @@ func runStorageCrashChild(directory: String, seed: UInt64) -> Never {
     while true {
         // Several appends per flush, sometimes two batches in one append, as a produce request has.
         for _ in 0..<random.int(in: 1...4) {
-            let now = wallClockNow()
+            let now = Clocks.wallClockNow()
             var batches = StorageCrashWorkload.batch(seed: seed, baseOffset: log.logEndOffset, timestampMilliseconds: now.milliseconds)
             if random.chance(0.25) {
                 let next = log.logEndOffset + Int64(StorageCrashWorkload.recordCount(seed: seed, baseOffset: log.logEndOffset))
@@ -129,12 +130,4 @@ private func announce(_ line: String) {
     print(line)
     // fflush(nil) flushes every output stream: the `stdout` global is not concurrency-safe in Swift 6.
     fflush(nil)
-}
-
-/// Wall-clock time since the Unix epoch: record timestamps and segment ages are wall-clock in Kafka.
-private func wallClockNow() -> Instant {
-    var now = timespec()
-    let outcome = clock_gettime(CLOCK_REALTIME, &now)
-    precondition(outcome == 0, "clock_gettime(CLOCK_REALTIME) cannot fail on Linux")
-    return Instant(nanoseconds: Int64(now.tv_sec) * 1_000_000_000 + Int64(now.tv_nsec))
 }

@@ -91,28 +91,6 @@ import Testing
     }
 }
 
-@Suite struct FrameAssemblerTests {
-    @Test func cutsFramesAcrossReads() throws {
-        var assembler = FrameAssembler(maximumFrameBytes: 1_000)
-        assembler.append([0, 0, 0, 3, 1, 2])
-        #expect(try assembler.nextFrame() == nil)
-        assembler.append([3, 0, 0, 0, 0, 0, 0])
-        #expect(try assembler.nextFrame() == [1, 2, 3])
-        #expect(try assembler.nextFrame() == [])
-        #expect(try assembler.nextFrame() == nil)
-        #expect(assembler.bufferedBytes == 2)
-    }
-
-    @Test func refusesSizesBeforeAllocating() {
-        var huge = FrameAssembler(maximumFrameBytes: 1_000)
-        huge.append([0x7f, 0xff, 0xff, 0xff])
-        #expect(throws: FrameError.tooLarge(sizeBytes: Int(Int32.max), maximumBytes: 1_000)) { try huge.nextFrame() }
-        var negative = FrameAssembler(maximumFrameBytes: 1_000)
-        negative.append([0xff, 0xff, 0xff, 0xfe])
-        #expect(throws: FrameError.negativeSize(-2)) { try negative.nextFrame() }
-    }
-}
-
 @Suite struct PartitionerTests {
     @Test func murmur2MatchesKafka() {
         // Values from Kafka's UtilsTest.testMurmur2.

@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 import Runtime
 import TernCore
 import Testing

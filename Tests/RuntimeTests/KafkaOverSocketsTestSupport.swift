@@ -4,6 +4,7 @@ import Glibc
 import KafkaClient
 import KafkaProtocol
 import NodeKit
+import Posix
 @testable import Runtime
 import Synchronization
 import TernCore

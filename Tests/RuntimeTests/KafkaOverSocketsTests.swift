@@ -2,6 +2,7 @@ import Client
 import Glibc
 import KafkaClient
 import KafkaProtocol
+import Posix
 @testable import Runtime
 import TernCore
 import Testing
@@ -390,5 +391,37 @@ import Testing
             #expect(records.allSatisfy { offsetsByValue[String(decoding: $0.value ?? [], as: UTF8.self)]?.offset == $0.offset },
                     "partition \(partition): consumed offsets are the acknowledged ones")
         }
+    }
+}
+
+/// `listeners=CLIENT://[::1]:PORT`: a node listens and serves Kafka on IPv6 loopback, its
+/// controller quorum on IPv6 too.
+@Suite(.serialized) struct IPv6ListenerTests {
+    @Test func aNodeServesKafkaOnIPv6Loopback() throws {
+        let directory = TemporaryDirectory(prefix: "tern-ipv6")
+        let internalPort = try reserveLoopbackPorts(1)[0]
+        let configuration = NodeHostStartupTests.singleNodeConfiguration(
+            directory: directory, clientListener: SocketAddress(host: "::1", port: 0),
+            internalListener: SocketAddress(host: "::1", port: internalPort))
+        var options = NodeHostOptions()
+        options.logsEnabled = getenv("TERN_TEST_LOGS") != nil
+        let host = HostThread(configuration: configuration, options: options, initialObservation: ServingNodeObservation(),
+                              observe: ServingNodeObservation.init(of:))
+        defer {
+            host.withControl { $0.stop() }
+            _ = host.join()
+        }
+        #expect(eventually { host.current.isServingClients && host.clientListenAddress != nil }, "outcome: \(String(describing: host.outcome))")
+        let address = try #require(host.clientListenAddress)
+        #expect(address.host == "::1" && address.port > 0)
+        let connection = try RawKafkaConnection(to: address)
+        connection.write(RawRequests.frame(RawRequests.apiVersions(), version: RawRequests.apiVersionsVersion, correlationID: 4))
+        let answer = try connection.readResponse(.apiVersions, version: RawRequests.apiVersionsVersion)
+        #expect(answer.correlationID == 4)
+        guard case let .apiVersions(versions) = answer.response else {
+            Issue.record("expected an ApiVersions answer, got \(answer.response)")
+            return
+        }
+        #expect(versions.errorCode == 0 && !versions.apiKeys.isEmpty)
     }
 }

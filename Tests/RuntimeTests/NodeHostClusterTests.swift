@@ -2,6 +2,7 @@ import Broker
 import Controller
 import Glibc
 import NodeKit
+import Posix
 import Raft
 @testable import Runtime
 import Synchronization

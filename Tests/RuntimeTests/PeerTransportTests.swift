@@ -1,4 +1,5 @@
 import Glibc
+import Posix
 @testable import Runtime
 import TernCore
 import Testing

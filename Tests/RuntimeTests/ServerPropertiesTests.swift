@@ -1,6 +1,7 @@
 import Broker
 import Controller
 import Glibc
+import Posix
 import Runtime
 import TernCore
 import Testing

@@ -1,6 +1,7 @@
 import Glibc
 import KafkaProtocol
 import LogStorage
+import Posix
 import Runtime
 import TernCore
 import Testing
@@ -218,13 +219,13 @@ private final class CrashChild {
     /// durable offset was reported; kills the child with SIGKILL, reaps it and reads what it had
     /// printed before dying.
     func killAfter(delayMilliseconds: Int64) -> CrashChildReport {
-        let start = monotonicMilliseconds()
-        while readyOffset == nil && !reachedEndOfOutput && monotonicMilliseconds() - start < Self.patienceMilliseconds {
+        let start = Clocks.monotonicMilliseconds()
+        while readyOffset == nil && !reachedEndOfOutput && Clocks.monotonicMilliseconds() - start < Self.patienceMilliseconds {
             readAvailable(waitingMilliseconds: 100)
         }
-        let killTime = monotonicMilliseconds() + delayMilliseconds
-        while !reachedEndOfOutput && monotonicMilliseconds() - start < Self.patienceMilliseconds {
-            let now = monotonicMilliseconds()
+        let killTime = Clocks.monotonicMilliseconds() + delayMilliseconds
+        while !reachedEndOfOutput && Clocks.monotonicMilliseconds() - start < Self.patienceMilliseconds {
+            let now = Clocks.monotonicMilliseconds()
             if now >= killTime && !durableOffsets.isEmpty { break }
             readAvailable(waitingMilliseconds: Int32(clamping: max(1, min(100, killTime - now))))
         }
@@ -232,8 +233,8 @@ private final class CrashChild {
         var status: Int32 = 0
         while waitpid(processID, &status, 0) < 0 && errno == EINTR {}
         // Everything printed before the kill is a promise too.
-        let drainStart = monotonicMilliseconds()
-        while !reachedEndOfOutput && monotonicMilliseconds() - drainStart < Self.patienceMilliseconds {
+        let drainStart = Clocks.monotonicMilliseconds()
+        while !reachedEndOfOutput && Clocks.monotonicMilliseconds() - drainStart < Self.patienceMilliseconds {
             readAvailable(waitingMilliseconds: 100)
         }
         return CrashChildReport(exitStatus: ChildExitStatus(rawStatus: status), readyOffset: readyOffset,
@@ -269,9 +270,4 @@ private final class CrashChild {
     }
 }
 
-private func monotonicMilliseconds() -> Int64 {
-    var now = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &now)
-    return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
-}
 

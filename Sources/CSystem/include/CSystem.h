@@ -44,20 +44,11 @@ int tern_termination_signal_descriptor(void);
 // Reads one pending signal: its number, 0 if none is pending, -1 on error (errno).
 int tern_read_signal(int descriptor);
 
-// MARK: TCP over IPv4 (addresses and ports in host byte order)
+// MARK: TCP (IPv4 and IPv6; addresses are resolved and bound in Swift, in Posix)
 
-// Resolves a dotted IPv4 literal or a host name to an IPv4 address; 0 on success, else an
-// EAI_* code (negative) or -1.
-int tern_resolve_ipv4(const char *host, uint32_t *address);
-// A non-blocking, close-on-exec listening socket with SO_REUSEADDR; the descriptor or -1 (errno).
-int tern_tcp_listen(uint32_t address, uint16_t port, int backlog);
-// Starts a non-blocking connect: the descriptor (connected or in progress) or -1 (errno).
-int tern_tcp_connect(uint32_t address, uint16_t port);
 // Accepts one connection as non-blocking and close-on-exec with TCP_NODELAY: the descriptor or
 // -1 (errno; EAGAIN when none is waiting).
 int tern_tcp_accept(int listener);
-// The local port a socket is bound to, or -1 (errno).
-int tern_local_port(int descriptor);
 // The pending error of a socket (SO_ERROR): 0 when a non-blocking connect succeeded.
 int tern_socket_error(int descriptor);
 // Sets TCP_NODELAY; 0 or -1 (errno).

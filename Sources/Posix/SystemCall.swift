@@ -11,14 +11,18 @@ public struct SystemCallError: Error, Equatable, Sendable, CustomStringConvertib
         self.code = code
     }
 
-    public var description: String { "\(operation) failed (errno \(code))" }
+    public var description: String { "\(operation) failed (errno \(code): \(String(cString: strerror(code))))" }
 }
 
-/// The one way Runtime makes a system call that reports failure as -1 and sets errno: retries while
-/// the call is interrupted by a signal (EINTR), and turns any other failure into a thrown error.
-/// Returns the call's non-negative result.
+/// The errno the last failed call left on this thread.
 @inline(__always)
-func systemCall<Outcome: FixedWidthInteger & SignedInteger>(
+public func lastErrorNumber() -> Int32 { tern_errno() }
+
+/// The one way the shells make a system call that reports failure as -1 and sets errno: retries
+/// while the call is interrupted by a signal (EINTR), and turns any other failure into a thrown
+/// error. Returns the call's non-negative result.
+@inline(__always)
+public func systemCall<Outcome: FixedWidthInteger & SignedInteger>(
     _ operation: StaticString, _ call: () -> Outcome
 ) throws(SystemCallError) -> Outcome {
     while true {
@@ -32,7 +36,7 @@ func systemCall<Outcome: FixedWidthInteger & SignedInteger>(
 
 /// `systemCall` for calls that report failure as a null pointer and set errno (`opendir`).
 @inline(__always)
-func systemCall<Pointer>(_ operation: StaticString, _ call: () -> Pointer?) throws(SystemCallError) -> Pointer {
+public func systemCall<Pointer>(_ operation: StaticString, _ call: () -> Pointer?) throws(SystemCallError) -> Pointer {
     while true {
         if let pointer = call() { return pointer }
         let code = tern_errno()
@@ -44,15 +48,7 @@ func systemCall<Pointer>(_ operation: StaticString, _ call: () -> Pointer?) thro
 /// Closes a descriptor, deliberately without retrying EINTR: Linux releases the descriptor number
 /// before it can report EINTR, so a retry could close a number another thread has just been given.
 /// Errors are ignored: durability comes from fdatasync/fsync, never from close.
-func closeDescriptor(_ descriptor: Int32) {
+public func closeDescriptor(_ descriptor: Int32) {
     precondition(descriptor >= 0, "closing an invalid descriptor \(descriptor)")
     _ = Glibc.close(descriptor)
-}
-
-/// Milliseconds on the monotonic clock (not wall time), for deadlines of blocking waits.
-func monotonicMilliseconds() -> Int64 {
-    var now = timespec()
-    let outcome = clock_gettime(CLOCK_MONOTONIC, &now)
-    precondition(outcome == 0, "clock_gettime(CLOCK_MONOTONIC) cannot fail on Linux")
-    return Int64(now.tv_sec) * 1_000 + Int64(now.tv_nsec) / 1_000_000
 }

@@ -4,33 +4,33 @@
 ///
 /// Growth is driven by bytes that actually arrive (or are queued), never by a length a peer
 /// claims: callers bound `readableCount` themselves.
-final class ByteBuffer {
+public final class ByteBuffer {
     private var storage: UnsafeMutableRawPointer?
-    private(set) var capacity = 0
-    private(set) var readerIndex = 0
-    private(set) var writerIndex = 0
+    public private(set) var capacity = 0
+    public private(set) var readerIndex = 0
+    public private(set) var writerIndex = 0
 
     /// An empty buffer larger than this is released, so one large frame does not pin its memory
     /// for the connection's life.
-    let retainedCapacityBytes: Int
+    public let retainedCapacityBytes: Int
 
-    init(retainedCapacityBytes: Int = 256 * 1024) {
+    public init(retainedCapacityBytes: Int = 256 * 1024) {
         self.retainedCapacityBytes = retainedCapacityBytes
     }
 
     deinit { storage?.deallocate() }
 
-    var readableCount: Int { writerIndex - readerIndex }
-    var isEmpty: Bool { readerIndex == writerIndex }
+    public var readableCount: Int { writerIndex - readerIndex }
+    public var isEmpty: Bool { readerIndex == writerIndex }
 
-    var readableBytes: UnsafeRawBufferPointer {
+    public var readableBytes: UnsafeRawBufferPointer {
         guard let storage else { return UnsafeRawBufferPointer(start: nil, count: 0) }
         return UnsafeRawBufferPointer(start: storage + readerIndex, count: readableCount)
     }
 
     /// Makes room for `count` more bytes after the readable ones (moving them to the front first
     /// when that is enough), then lets `body` write up to `count` bytes and returns what it wrote.
-    func write(upTo count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
+    public func write(upTo count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Int) -> Int {
         precondition(count > 0, "writing needs room for at least one byte")
         reserveWritable(count)
         let written = body(UnsafeMutableRawBufferPointer(start: storage! + writerIndex, count: count))
@@ -39,7 +39,7 @@ final class ByteBuffer {
         return written
     }
 
-    func append(_ bytes: UnsafeRawBufferPointer) {
+    public func append(_ bytes: UnsafeRawBufferPointer) {
         guard bytes.count > 0 else { return }
         _ = write(upTo: bytes.count) { room in
             room.copyMemory(from: bytes)
@@ -47,16 +47,16 @@ final class ByteBuffer {
         }
     }
 
-    func append(_ bytes: [UInt8]) {
+    public func append(_ bytes: [UInt8]) {
         bytes.withUnsafeBytes { append($0) }
     }
 
-    func appendInt32BigEndian(_ value: Int32) {
+    public func appendInt32BigEndian(_ value: Int32) {
         withUnsafeBytes(of: value.bigEndian) { append($0) }
     }
 
     /// The big-endian int32 at `offset` bytes into the readable part.
-    func readableInt32BigEndian(at offset: Int = 0) -> Int32 {
+    public func readableInt32BigEndian(at offset: Int = 0) -> Int32 {
         precondition(offset >= 0 && offset + 4 <= readableCount, "reading past the readable bytes")
         var value: Int32 = 0
         withUnsafeMutableBytes(of: &value) { $0.copyMemory(from: UnsafeRawBufferPointer(rebasing: readableBytes[offset..<offset + 4])) }
@@ -64,12 +64,12 @@ final class ByteBuffer {
     }
 
     /// Copies `count` readable bytes from `offset` into an array (the one copy a frame gets).
-    func readableArray(from offset: Int, count: Int) -> [UInt8] {
+    public func readableArray(from offset: Int, count: Int) -> [UInt8] {
         precondition(offset >= 0 && count >= 0 && offset + count <= readableCount, "reading past the readable bytes")
         return [UInt8](UnsafeRawBufferPointer(rebasing: readableBytes[offset..<offset + count]))
     }
 
-    func consume(_ count: Int) {
+    public func consume(_ count: Int) {
         precondition(count >= 0 && count <= readableCount, "consuming \(count) of \(readableCount) bytes")
         readerIndex += count
         if readerIndex == writerIndex {
