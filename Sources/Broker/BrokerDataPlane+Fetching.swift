@@ -39,7 +39,7 @@ extension BrokerDataPlane {
                     partitionIndex: topicPartition.partition, currentLeaderEpoch: parameters.currentLeaderEpoch,
                     fetchOffset: parameters.fetchOffset, lastFetchedEpoch: parameters.lastFetchedEpoch,
                     logStartOffset: partitions[topicPartition]!.log.logStartOffset,
-                    partitionMaxBytes: Int32(clamping: configuration.replication.maxFetchBytes),
+                    partitionMaxBytes: Int32(clamping: configuration.replication.maximumFetchBytes),
                     replicaDurableOffset: parameters.durableOffset, replicaAcknowledgedLoss: parameters.acknowledgedLoss)
                 if topics.last?.name == topicPartition.topic {
                     topics[topics.count - 1].partitions.append(partition)
@@ -226,7 +226,7 @@ extension BrokerDataPlane {
         // The first batch is returned whole whatever the limits, so a consumer always progresses.
         let maxBytes = max(1, min(Int(max(0, partition.partitionMaxBytes)), remainingBytes))
         do {
-            answer.records = try log.read(from: partition.fetchOffset, maxBytes: maxBytes, maxOffset: highWatermark).bytes
+            answer.records = try log.read(from: partition.fetchOffset, maxBytes: maxBytes, maximumOffset: highWatermark).bytes
         } catch .offsetOutOfRange {
             answer.errorCode = .offsetOutOfRange
         } catch {

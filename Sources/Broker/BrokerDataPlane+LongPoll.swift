@@ -17,7 +17,7 @@ extension BrokerDataPlane {
     /// record bytes than `minBytes`, and the client allows a wait. False when it must be answered now.
     func parkFetchIfWaiting(_ request: FetchRequest, response: FetchResponse, correlationID: UInt64, from client: NodeID,
                             now: Instant) -> Bool {
-        guard request.maxWaitMilliseconds > 0, parkedFetches.count < configuration.maxParkedFetchRequests,
+        guard request.maxWaitMilliseconds > 0, parkedFetches.count < configuration.maximumParkedFetchRequests,
               !Self.isWorthAnswering(response, minBytes: request.minBytes) else { return false }
         let parkedID = nextParkedFetchID
         nextParkedFetchID += 1

@@ -79,7 +79,7 @@ extension BrokerDataPlane {
         // TODO: transactional produce (needs the transaction coordinator).
         if request.transactionalID != nil { return everyPartition(.transactionAbortable) }
         // Refused before anything is appended, so a retry cannot duplicate it.
-        if acks == .all, parkedProduces.count >= configuration.maxParkedProduceRequests { return everyPartition(.requestTimedOut) }
+        if acks == .all, parkedProduces.count >= configuration.maximumParkedProduceRequests { return everyPartition(.requestTimedOut) }
 
         var response = ProduceResponse(topics: [])
         var waits: [ProduceWait] = []
@@ -121,7 +121,7 @@ extension BrokerDataPlane {
         }
         let header: RecordBatchHeader
         do {
-            header = try RecordBatch.validateProduce(records, maxMessageBytes: configuration.maxMessageBytes).header
+            header = try RecordBatch.validateProduce(records, maximumMessageBytes: configuration.maximumMessageBytes).header
         } catch {
             return refuse(error.kafkaErrorCode)
         }
@@ -307,7 +307,7 @@ extension BrokerDataPlane {
                               now: Instant) -> InitProducerIDResponse? {
         if request.transactionalID != nil { return InitProducerIDResponse(errorCode: .coordinatorNotAvailable) }
         if let id = takeProducerID() { return InitProducerIDResponse(producerID: id, producerEpoch: ProducerEpoch(0)) }
-        guard parkedInitProducerIDs.count < configuration.maxParkedInitProducerIDRequests else {
+        guard parkedInitProducerIDs.count < configuration.maximumParkedInitProducerIDRequests else {
             return InitProducerIDResponse(errorCode: .coordinatorLoadInProgress)
         }
         parkedInitProducerIDs.append(ParkedInitProducerID(client: client, correlationID: correlationID,

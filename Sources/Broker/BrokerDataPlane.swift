@@ -11,7 +11,7 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     public var replication = ReplicationConfiguration()
     public var log = LogConfiguration()
     /// `max.message.bytes`
-    public var maxMessageBytes = RecordBatch.defaultMaxMessageBytes
+    public var maximumMessageBytes = RecordBatch.defaultMaximumMessageBytes
     /// `replica.fetch.wait.max.ms`: how long the leader may park a follower's fetch that finds
     /// nothing new. A follower with unsynced data asks not to be parked, so the leader learns of
     /// its sync as soon as the sync completes.
@@ -30,11 +30,11 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     public var checkpointInterval: Duration = .seconds(1)
     /// Bounds on requests waiting inside the broker; beyond them requests are refused at once
     /// (retriably) instead of queueing without limit.
-    public var maxParkedProduceRequests = 1024
-    public var maxParkedInitProducerIDRequests = 256
+    public var maximumParkedProduceRequests = 1024
+    public var maximumParkedInitProducerIDRequests = 256
     /// Long-polling fetches (consumers' and followers') parked at once; past it, fetches are
     /// answered at once, empty if need be.
-    public var maxParkedFetchRequests = 4096
+    public var maximumParkedFetchRequests = 4096
 
     public init() {}
 }

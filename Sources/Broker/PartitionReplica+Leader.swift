@@ -147,7 +147,7 @@ extension PartitionReplica {
 
         let read: LogReadResult
         do {
-            read = try log.read(from: fetchOffset, maxBytes: configuration.maxFetchBytes, maxOffset: leaderEnd)
+            read = try log.read(from: fetchOffset, maxBytes: configuration.maximumFetchBytes, maximumOffset: leaderEnd)
         } catch {
             update.logError = error
             return answer(.error(.kafkaStorageError))

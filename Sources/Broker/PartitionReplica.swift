@@ -22,15 +22,15 @@ public struct ReplicationConfiguration: Sendable, Equatable {
     public var replicaLagTimeMax: Duration = .seconds(30)
     public var durabilityPolicy: DurabilityPolicy = .synced
     /// `replica.fetch.max.bytes`: how much one follower fetch returns (the first batch always whole).
-    public var maxFetchBytes: Int = 1 << 20
+    public var maximumFetchBytes: Int = 1 << 20
 
     public init(minInSyncReplicas: Int = 1, replicaLagTimeMax: Duration = .seconds(30),
-                durabilityPolicy: DurabilityPolicy = .synced, maxFetchBytes: Int = 1 << 20) {
+                durabilityPolicy: DurabilityPolicy = .synced, maximumFetchBytes: Int = 1 << 20) {
         precondition(minInSyncReplicas >= 1, "min.insync.replicas is at least 1")
         self.minInSyncReplicas = minInSyncReplicas
         self.replicaLagTimeMax = replicaLagTimeMax
         self.durabilityPolicy = durabilityPolicy
-        self.maxFetchBytes = maxFetchBytes
+        self.maximumFetchBytes = maximumFetchBytes
     }
 }
 

@@ -54,7 +54,7 @@ public struct Consumer: Sendable {
         public var partitionMaxBytes: Int32
         public var isolationLevel: IsolationLevel
         /// Fetching pauses while this many delivered records wait to be taken.
-        public var maxBufferedRecords: Int
+        public var maximumBufferedRecords: Int
         /// Where an invalid position goes: `.earliest` or `.latest`.
         public var autoOffsetReset: ConsumerStartPosition
         public var requestTimeout: Duration
@@ -63,18 +63,18 @@ public struct Consumer: Sendable {
 
         public init(maxWait: Duration = .milliseconds(500), minBytes: Int32 = 1, maxBytes: Int32 = 50 * 1024 * 1024,
                     partitionMaxBytes: Int32 = 1024 * 1024, isolationLevel: IsolationLevel = .readUncommitted,
-                    maxBufferedRecords: Int = 10_000, autoOffsetReset: ConsumerStartPosition = .earliest,
+                    maximumBufferedRecords: Int = 10_000, autoOffsetReset: ConsumerStartPosition = .earliest,
                     requestTimeout: Duration = .seconds(30), retryBackoff: Duration = .milliseconds(100),
                     metadata: MetadataCache.Configuration = .init()) {
             precondition(autoOffsetReset == .earliest || autoOffsetReset == .latest, "autoOffsetReset is earliest or latest")
             precondition(requestTimeout > maxWait, "the client must wait longer than the broker may park a fetch")
-            precondition(maxBufferedRecords > 0, "the record buffer needs room")
+            precondition(maximumBufferedRecords > 0, "the record buffer needs room")
             self.maxWait = maxWait
             self.minBytes = minBytes
             self.maxBytes = maxBytes
             self.partitionMaxBytes = partitionMaxBytes
             self.isolationLevel = isolationLevel
-            self.maxBufferedRecords = maxBufferedRecords
+            self.maximumBufferedRecords = maximumBufferedRecords
             self.autoOffsetReset = autoOffsetReset
             self.requestTimeout = requestTimeout
             self.retryBackoff = retryBackoff
@@ -171,7 +171,7 @@ public struct Consumer: Sendable {
         var validations: [NodeID: [(TopicPartition, OffsetForLeaderEpochRequest.Partition)]] = [:]
         var fetches: [NodeID: [(TopicPartition, FetchRequest.Partition)]] = [:]
         var destinations: [NodeID] = []
-        let bufferFull = records.count >= configuration.maxBufferedRecords
+        let bufferFull = records.count >= configuration.maximumBufferedRecords
         for topicPartition in partitionStates.keys.sorted() {
             guard var state = partitionStates[topicPartition], state.inFlight == nil, now >= state.retryNotBefore,
                   let leader = metadata.usableLeader(for: topicPartition) else { continue }

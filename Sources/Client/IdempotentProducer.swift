@@ -25,7 +25,7 @@ public struct ProduceCompletion: Equatable, Sendable {
 }
 
 public enum ProducerSendError: Error, Equatable, Sendable {
-    /// `maxBufferedRecords` are queued, in flight, or completed but not yet taken.
+    /// `maximumBufferedRecords` are queued, in flight, or completed but not yet taken.
     case bufferFull
     /// The record alone would exceed `batchSizeBytes`.
     case recordTooLarge
@@ -39,12 +39,12 @@ public enum ProducerSendError: Error, Equatable, Sendable {
 /// An idempotent Kafka producer as a sans-IO state machine.
 ///
 /// Records are accumulated into one batch per partition (closed by `batchSizeBytes`,
-/// `maxRecordsPerBatch` or `lingerTime`). Nothing is sent before InitProducerID has given a
+/// `maximumRecordsPerBatch` or `lingerTime`). Nothing is sent before InitProducerID has given a
 /// producer id and epoch. A batch gets its base sequence and its bytes when first sent, and every
 /// retry sends exactly those bytes, so the broker recognises a retry of a batch it already wrote
 /// (one of its last 5) and answers the original offset instead of writing it twice.
 ///
-/// Order: at most `maxInFlightPerPartition` (≤ 5, the broker's deduplication window) batches of a
+/// Order: at most `maximumInFlightPerPartition` (≤ 5, the broker's deduplication window) batches of a
 /// partition have been sent since its oldest unacknowledged one, that one included. Answers may
 /// come in any order (a lost answer, a slow link), and a batch acknowledged ahead of an older one
 /// still counts: the broker remembers the last 5 batches it appended, and the oldest
@@ -71,11 +71,11 @@ public struct IdempotentProducer: Sendable {
     public struct Configuration: Sendable {
         public var lingerTime: Duration
         public var batchSizeBytes: Int
-        public var maxRecordsPerBatch: Int
+        public var maximumRecordsPerBatch: Int
         /// Unacknowledged batches per partition; at most 5, the broker's deduplication window.
-        public var maxInFlightPerPartition: Int
+        public var maximumInFlightPerPartition: Int
         /// Records sent but whose completion has not been taken yet.
-        public var maxBufferedRecords: Int
+        public var maximumBufferedRecords: Int
         /// -1 (all in-sync replicas), 1 or 0 is refused: idempotence needs acks=all.
         public var acks: Int16
         /// How long the broker may wait for replication before answering REQUEST_TIMED_OUT.
@@ -85,18 +85,18 @@ public struct IdempotentProducer: Sendable {
         public var retryBackoff: Duration
         public var metadata: MetadataCache.Configuration
 
-        public init(lingerTime: Duration = .milliseconds(5), batchSizeBytes: Int = 16 * 1024, maxRecordsPerBatch: Int = 1000,
-                    maxInFlightPerPartition: Int = 5, maxBufferedRecords: Int = 10_000,
+        public init(lingerTime: Duration = .milliseconds(5), batchSizeBytes: Int = 16 * 1024, maximumRecordsPerBatch: Int = 1000,
+                    maximumInFlightPerPartition: Int = 5, maximumBufferedRecords: Int = 10_000,
                     brokerAckTimeout: Duration = .seconds(10), requestTimeout: Duration = .seconds(30),
                     retryBackoff: Duration = .milliseconds(100), metadata: MetadataCache.Configuration = .init()) {
-            precondition((1...5).contains(maxInFlightPerPartition), "idempotence allows 1 to 5 in-flight batches per partition")
-            precondition(batchSizeBytes > 0 && maxRecordsPerBatch > 0 && maxBufferedRecords > 0, "bounds must be positive")
+            precondition((1...5).contains(maximumInFlightPerPartition), "idempotence allows 1 to 5 in-flight batches per partition")
+            precondition(batchSizeBytes > 0 && maximumRecordsPerBatch > 0 && maximumBufferedRecords > 0, "bounds must be positive")
             precondition(requestTimeout > brokerAckTimeout, "the client must wait longer than the broker may")
             self.lingerTime = lingerTime
             self.batchSizeBytes = batchSizeBytes
-            self.maxRecordsPerBatch = maxRecordsPerBatch
-            self.maxInFlightPerPartition = maxInFlightPerPartition
-            self.maxBufferedRecords = maxBufferedRecords
+            self.maximumRecordsPerBatch = maximumRecordsPerBatch
+            self.maximumInFlightPerPartition = maximumInFlightPerPartition
+            self.maximumBufferedRecords = maximumBufferedRecords
             self.acks = -1
             self.brokerAckTimeout = brokerAckTimeout
             self.requestTimeout = requestTimeout
@@ -187,7 +187,7 @@ public struct IdempotentProducer: Sendable {
         /// Adds the record to the open batch, or to a new one when that is closed or full.
         mutating func append(_ handle: RecordHandle, key: [UInt8]?, value: [UInt8]?, headers: [RecordHeader],
                              timestampMilliseconds: Int64, estimatedSize: Int, now: Instant, configuration: Configuration) {
-            if !lastQueuedIsClosed, let lastIndex = queued.indices.last, queued[lastIndex].handles.count < configuration.maxRecordsPerBatch,
+            if !lastQueuedIsClosed, let lastIndex = queued.indices.last, queued[lastIndex].handles.count < configuration.maximumRecordsPerBatch,
                queued[lastIndex].estimatedBytes + estimatedSize <= configuration.batchSizeBytes {
                 queued[lastIndex].append(handle, key: key, value: value, headers: headers, timestampMilliseconds: timestampMilliseconds,
                                          estimatedSize: estimatedSize)
@@ -244,7 +244,7 @@ public struct IdempotentProducer: Sendable {
     public func failure(of topicPartition: TopicPartition) -> KafkaErrorCode? { partitionStates[topicPartition]?.failure }
 
     /// Batches of the partition sent since its oldest unacknowledged one, that one included: at
-    /// most `maxInFlightPerPartition`.
+    /// most `maximumInFlightPerPartition`.
     public func window(of topicPartition: TopicPartition) -> Int { partitionStates[topicPartition]?.window ?? 0 }
 
     /// Records whose outcome is not reported yet (queued or unacknowledged).
@@ -271,7 +271,7 @@ public struct IdempotentProducer: Sendable {
     public mutating func send(_ topicPartition: TopicPartition, key: [UInt8]?, value: [UInt8]?,
                               headers: [RecordHeader] = [], now: Instant) throws(ProducerSendError) -> RecordHandle {
         if case let .failed(error) = identity { throw .producerFailed(error) }
-        guard bufferedRecords < configuration.maxBufferedRecords else { throw .bufferFull }
+        guard bufferedRecords < configuration.maximumBufferedRecords else { throw .bufferFull }
         let size = Self.estimatedSize(key: key, value: value, headers: headers)
         guard size + RecordBatchLayout.headerSize <= configuration.batchSizeBytes else { throw .recordTooLarge }
         metadata.track(topic: topicPartition.topic)
@@ -351,9 +351,9 @@ public struct IdempotentProducer: Sendable {
         guard case let .assigned(producerID, producerEpoch) = identity else { return requests }
 
         // Rounds of one request per leader with one batch per partition in it (Kafka's rule),
-        // until no partition has anything more it may send; at most maxInFlightPerPartition rounds.
+        // until no partition has anything more it may send; at most maximumInFlightPerPartition rounds.
         let sortedPartitions = partitionStates.keys.sorted()
-        for _ in 0..<configuration.maxInFlightPerPartition {
+        for _ in 0..<configuration.maximumInFlightPerPartition {
             let round = produceRound(sortedPartitions, producerID: producerID, producerEpoch: producerEpoch, now: now)
             if round.isEmpty { break }
             requests.append(contentsOf: round)
@@ -405,8 +405,8 @@ public struct IdempotentProducer: Sendable {
         for state in partitionStates.values where state.failure == nil {
             if state.unacknowledged.contains(where: { $0.state == .needsRetry }) {
                 if !state.unacknowledged.contains(where: { $0.state != .needsRetry }) { consider(state.retryNotBefore) }
-            } else if let first = state.queued.first, state.window < configuration.maxInFlightPerPartition {
-                let full = state.queued.count > 1 || state.lastQueuedIsClosed || first.handles.count >= configuration.maxRecordsPerBatch
+            } else if let first = state.queued.first, state.window < configuration.maximumInFlightPerPartition {
+                let full = state.queued.count > 1 || state.lastQueuedIsClosed || first.handles.count >= configuration.maximumRecordsPerBatch
                 consider(full ? first.createdAt : first.createdAt + configuration.lingerTime)
             }
         }
@@ -431,9 +431,9 @@ public struct IdempotentProducer: Sendable {
             return state.unacknowledged[index].bytes
         }
         state.retryRoundOpen = false
-        guard state.window < configuration.maxInFlightPerPartition, let first = state.queued.first else { return nil }
+        guard state.window < configuration.maximumInFlightPerPartition, let first = state.queued.first else { return nil }
         let full = state.queued.count > 1 || state.lastQueuedIsClosed
-            || first.handles.count >= configuration.maxRecordsPerBatch
+            || first.handles.count >= configuration.maximumRecordsPerBatch
         guard full || now >= first.createdAt + configuration.lingerTime else { return nil }
         state.queued.removeFirst()
         if state.queued.isEmpty { state.lastQueuedIsClosed = false }

@@ -14,16 +14,16 @@ public struct MetadataCache: Sendable {
         /// one Metadata request per backoff, not one per answer.
         public var refreshBackoff: Duration
         /// The backoff doubles after each refresh that leaves something stale, up to this.
-        public var maxRefreshBackoff: Duration
+        public var maximumRefreshBackoff: Duration
         /// Refresh everything this often even if nothing looks wrong (Kafka's metadata.max.age.ms).
-        public var maxAge: Duration
+        public var maximumAge: Duration
 
-        public init(refreshBackoff: Duration = .milliseconds(100), maxRefreshBackoff: Duration = .seconds(1),
-                    maxAge: Duration = .seconds(300)) {
-            precondition(refreshBackoff > .zero && maxRefreshBackoff >= refreshBackoff, "backoffs must be positive and ordered")
+        public init(refreshBackoff: Duration = .milliseconds(100), maximumRefreshBackoff: Duration = .seconds(1),
+                    maximumAge: Duration = .seconds(300)) {
+            precondition(refreshBackoff > .zero && maximumRefreshBackoff >= refreshBackoff, "backoffs must be positive and ordered")
             self.refreshBackoff = refreshBackoff
-            self.maxRefreshBackoff = maxRefreshBackoff
-            self.maxAge = maxAge
+            self.maximumRefreshBackoff = maximumRefreshBackoff
+            self.maximumAge = maximumAge
         }
     }
 
@@ -114,7 +114,7 @@ public struct MetadataCache: Sendable {
     /// the backoff, with none in flight. The caller must answer with `apply` or `requestFailed`.
     public mutating func nextRequest(now: Instant) -> (destination: NodeID, request: MetadataRequest)? {
         guard !refreshInFlight, !topics.isEmpty else { return nil }
-        if let lastRefresh, now - lastRefresh >= configuration.maxAge { refreshWanted = true }
+        if let lastRefresh, now - lastRefresh >= configuration.maximumAge { refreshWanted = true }
         guard refreshWanted, now >= earliestNextRefresh else { return nil }
         // Any broker can answer; a random one spreads the load and routes around a dead node.
         let candidates = brokers.isEmpty ? bootstrapNodes : sortedBrokerIDs
@@ -128,7 +128,7 @@ public struct MetadataCache: Sendable {
     public var nextRefreshTime: Instant? {
         guard !refreshInFlight, !topics.isEmpty else { return nil }
         if refreshWanted { return earliestNextRefresh }
-        return lastRefresh.map { $0 + configuration.maxAge }
+        return lastRefresh.map { $0 + configuration.maximumAge }
     }
 
     /// The refresh was lost (timeout, closed connection): try again after the backoff.
@@ -174,7 +174,7 @@ public struct MetadataCache: Sendable {
             }
         }
         // A partition marked stale, or without a leader, that the answer did not settle: ask
-        // again (a leaderless view left alone would never be refreshed before `maxAge`).
+        // again (a leaderless view left alone would never be refreshed before `maximumAge`).
         if partitions.values.contains(where: { $0.isStale || $0.leaderID == nil }) { stillStale = true }
         if stillStale {
             refreshWanted = true
@@ -188,6 +188,6 @@ public struct MetadataCache: Sendable {
 
     private mutating func scheduleAfterFailure(now: Instant) {
         earliestNextRefresh = now + currentBackoff
-        currentBackoff = min(currentBackoff * 2, configuration.maxRefreshBackoff)
+        currentBackoff = min(currentBackoff * 2, configuration.maximumRefreshBackoff)
     }
 }

@@ -4,9 +4,9 @@ import TernCore
 /// against the bytes left, so a forged count can never make the decoder allocate ahead of the data.
 public enum ControllerCodecLimits {
     /// Longest string (topic names, hosts, config values), in UTF-8 bytes.
-    public static let maxStringBytes = 32_767
+    public static let maximumStringBytes = 32_767
     /// Longest list of anything (replicas, topics in a request, partitions in a request).
-    public static let maxListCount = 100_000
+    public static let maximumListCount = 100_000
 }
 
 // The encodings below are shared by the metadata records and the broker↔controller messages:
@@ -19,7 +19,7 @@ public enum ControllerCodecLimits {
 extension ByteWriter {
     mutating func writeCompactString(_ text: String) {
         let utf8 = Array(text.utf8)
-        precondition(utf8.count <= ControllerCodecLimits.maxStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
+        precondition(utf8.count <= ControllerCodecLimits.maximumStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
         writeUnsignedVarint(UInt32(utf8.count))
         writeBytes(utf8)
     }
@@ -30,13 +30,13 @@ extension ByteWriter {
             return
         }
         let utf8 = Array(text.utf8)
-        precondition(utf8.count <= ControllerCodecLimits.maxStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
+        precondition(utf8.count <= ControllerCodecLimits.maximumStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
         writeUnsignedVarint(UInt32(utf8.count + 1))
         writeBytes(utf8)
     }
 
     mutating func writeCount(_ count: Int) {
-        precondition(count <= ControllerCodecLimits.maxListCount, "list of \(count) elements exceeds the codec limit")
+        precondition(count <= ControllerCodecLimits.maximumListCount, "list of \(count) elements exceeds the codec limit")
         writeUnsignedVarint(UInt32(count))
     }
 
@@ -65,8 +65,8 @@ extension ByteReader {
     mutating func readCompactString() throws(DecodeError) -> String {
         let start = position
         let count = Int(try readUnsignedVarint())
-        guard count <= ControllerCodecLimits.maxStringBytes else {
-            throw .invalidValue(position: start, reason: "string of \(count) bytes exceeds \(ControllerCodecLimits.maxStringBytes)")
+        guard count <= ControllerCodecLimits.maximumStringBytes else {
+            throw .invalidValue(position: start, reason: "string of \(count) bytes exceeds \(ControllerCodecLimits.maximumStringBytes)")
         }
         return try readString(count)
     }
@@ -75,8 +75,8 @@ extension ByteReader {
         let start = position
         let countPlusOne = Int(try readUnsignedVarint())
         guard countPlusOne > 0 else { return nil }
-        guard countPlusOne - 1 <= ControllerCodecLimits.maxStringBytes else {
-            throw .invalidValue(position: start, reason: "string of \(countPlusOne - 1) bytes exceeds \(ControllerCodecLimits.maxStringBytes)")
+        guard countPlusOne - 1 <= ControllerCodecLimits.maximumStringBytes else {
+            throw .invalidValue(position: start, reason: "string of \(countPlusOne - 1) bytes exceeds \(ControllerCodecLimits.maximumStringBytes)")
         }
         return try readString(countPlusOne - 1)
     }
@@ -86,8 +86,8 @@ extension ByteReader {
     mutating func readCount(minimumElementBytes: Int) throws(DecodeError) -> Int {
         let start = position
         let count = Int(try readUnsignedVarint())
-        guard count <= ControllerCodecLimits.maxListCount else {
-            throw .invalidValue(position: start, reason: "list of \(count) elements exceeds \(ControllerCodecLimits.maxListCount)")
+        guard count <= ControllerCodecLimits.maximumListCount else {
+            throw .invalidValue(position: start, reason: "list of \(count) elements exceeds \(ControllerCodecLimits.maximumListCount)")
         }
         guard count * minimumElementBytes <= remaining else {
             throw .truncated(position: position, needed: count * minimumElementBytes, available: remaining)

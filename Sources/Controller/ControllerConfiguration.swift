@@ -27,10 +27,10 @@ public struct ControllerConfiguration: Hashable, Sendable {
                 defaultMinInSyncReplicas: Int = 1,
                 producerIDBlockSize: Int64 = 1000) {
         precondition(brokerSessionTimeout > .zero, "broker.session.timeout.ms must be positive")
-        precondition(defaultPartitionCount >= 1 && defaultPartitionCount <= TopicRules.maxPartitionsPerTopic,
-                     "num.partitions must be between 1 and \(TopicRules.maxPartitionsPerTopic)")
-        precondition(defaultReplicationFactor >= 1 && Int(defaultReplicationFactor) <= TopicRules.maxReplicationFactor,
-                     "default.replication.factor must be between 1 and \(TopicRules.maxReplicationFactor)")
+        precondition(defaultPartitionCount >= 1 && defaultPartitionCount <= TopicRules.maximumPartitionsPerTopic,
+                     "num.partitions must be between 1 and \(TopicRules.maximumPartitionsPerTopic)")
+        precondition(defaultReplicationFactor >= 1 && Int(defaultReplicationFactor) <= TopicRules.maximumReplicationFactor,
+                     "default.replication.factor must be between 1 and \(TopicRules.maximumReplicationFactor)")
         precondition(defaultMinInSyncReplicas >= 1, "min.insync.replicas is at least 1")
         precondition(producerIDBlockSize > 0, "the producer-id block size must be positive")
         self.clusterID = clusterID

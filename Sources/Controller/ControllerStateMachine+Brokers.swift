@@ -7,7 +7,7 @@ import TernCore
 
 extension ControllerStateMachine {
     /// Most endpoints one broker may advertise.
-    static let maxEndpointsPerBroker = 64
+    static let maximumEndpointsPerBroker = 64
 
     public mutating func registerBroker(_ request: BrokerRegistrationRequest, now: Instant) -> ControllerResult<BrokerRegistrationResponse> {
         if let error = registrationError(request, now: now) {
@@ -29,7 +29,7 @@ extension ControllerStateMachine {
     private func registrationError(_ request: BrokerRegistrationRequest, now: Instant) -> ControllerErrorCode? {
         guard request.brokerID.rawValue >= 0 else { return .invalidRequest }
         guard configuration.clusterID.isEmpty || request.clusterID == configuration.clusterID else { return .inconsistentClusterID }
-        guard request.endpoints.count <= Self.maxEndpointsPerBroker else { return .invalidRequest }
+        guard request.endpoints.count <= Self.maximumEndpointsPerBroker else { return .invalidRequest }
         guard let existing = image.broker(request.brokerID) else { return nil }
         // Another live process with the same node.id: refuse until its session runs out (Kafka's
         // rule). A fenced registration leads nothing, so a new process may take over at once (a

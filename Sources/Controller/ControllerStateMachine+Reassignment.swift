@@ -38,7 +38,7 @@ extension ControllerStateMachine {
     private func targetProblem(_ target: [NodeID], in image: MetadataImage) -> String? {
         if target.isEmpty { return "no replicas" }
         if Set(target).count != target.count { return "duplicate replicas \(target)" }
-        if target.count > TopicRules.maxReplicationFactor { return "more than \(TopicRules.maxReplicationFactor) replicas" }
+        if target.count > TopicRules.maximumReplicationFactor { return "more than \(TopicRules.maximumReplicationFactor) replicas" }
         if let unknown = target.first(where: { image.broker($0) == nil }) { return "broker \(unknown) is not registered" }
         return nil
     }

@@ -80,8 +80,8 @@ extension ControllerStateMachine {
             return topic.assignments
         }
         let partitionCount = topic.partitionCount == -1 ? configuration.defaultPartitionCount : topic.partitionCount
-        guard partitionCount >= 1 && partitionCount <= TopicRules.maxPartitionsPerTopic else {
-            throw AdminRefusal(.invalidPartitions, "the partition count must be between 1 and \(TopicRules.maxPartitionsPerTopic)")
+        guard partitionCount >= 1 && partitionCount <= TopicRules.maximumPartitionsPerTopic else {
+            throw AdminRefusal(.invalidPartitions, "the partition count must be between 1 and \(TopicRules.maximumPartitionsPerTopic)")
         }
         let replicationFactor = topic.replicationFactor == -1 ? configuration.defaultReplicationFactor : topic.replicationFactor
         return try placeReplicas(topic: topic.name, firstPartition: 0, partitionCount: partitionCount,
@@ -90,8 +90,8 @@ extension ControllerStateMachine {
 
     private func placeReplicas(topic: String, firstPartition: Int32, partitionCount: Int32, replicationFactor: Int,
                                image: MetadataImage) throws(AdminRefusal) -> [[NodeID]] {
-        guard replicationFactor >= 1 && replicationFactor <= TopicRules.maxReplicationFactor else {
-            throw AdminRefusal(.invalidReplicationFactor, "the replication factor must be between 1 and \(TopicRules.maxReplicationFactor)")
+        guard replicationFactor >= 1 && replicationFactor <= TopicRules.maximumReplicationFactor else {
+            throw AdminRefusal(.invalidReplicationFactor, "the replication factor must be between 1 and \(TopicRules.maximumReplicationFactor)")
         }
         let brokers = image.activeBrokerIDs
         guard brokers.count >= replicationFactor else {
@@ -105,17 +105,17 @@ extension ControllerStateMachine {
     /// Kafka's rules: every partition has the same number of distinct, registered replicas, and at
     /// least one of them can lead now.
     private func validateManualAssignments(_ assignments: [[NodeID]], image: MetadataImage) throws(AdminRefusal) {
-        guard assignments.count <= Int(TopicRules.maxPartitionsPerTopic) else {
-            throw AdminRefusal(.invalidPartitions, "more than \(TopicRules.maxPartitionsPerTopic) partitions")
+        guard assignments.count <= Int(TopicRules.maximumPartitionsPerTopic) else {
+            throw AdminRefusal(.invalidPartitions, "more than \(TopicRules.maximumPartitionsPerTopic) partitions")
         }
         let replicationFactor = assignments[0].count
         for (index, replicas) in assignments.enumerated() {
             guard replicas.count == replicationFactor else {
                 throw AdminRefusal(.invalidReplicaAssignment, "partitions have different numbers of replicas")
             }
-            guard !replicas.isEmpty && replicas.count <= TopicRules.maxReplicationFactor,
+            guard !replicas.isEmpty && replicas.count <= TopicRules.maximumReplicationFactor,
                   Set(replicas).count == replicas.count else {
-                throw AdminRefusal(.invalidReplicaAssignment, "partition \(index) needs 1 to \(TopicRules.maxReplicationFactor) distinct replicas")
+                throw AdminRefusal(.invalidReplicaAssignment, "partition \(index) needs 1 to \(TopicRules.maximumReplicationFactor) distinct replicas")
             }
             guard replicas.allSatisfy({ image.broker($0) != nil }) else {
                 throw AdminRefusal(.invalidReplicaAssignment, "partition \(index) names an unregistered broker")
@@ -179,9 +179,9 @@ extension ControllerStateMachine {
             throw AdminRefusal(.unknownTopicOrPartition, "no topic is named '\(request.name)'")
         }
         let existing = Int32(topic.partitions.count)
-        guard request.totalCount > existing && request.totalCount <= TopicRules.maxPartitionsPerTopic else {
+        guard request.totalCount > existing && request.totalCount <= TopicRules.maximumPartitionsPerTopic else {
             throw AdminRefusal(.invalidPartitions,
-                               "the topic has \(existing) partitions; the new count must be above it and at most \(TopicRules.maxPartitionsPerTopic)")
+                               "the topic has \(existing) partitions; the new count must be above it and at most \(TopicRules.maximumPartitionsPerTopic)")
         }
         let added = request.totalCount - existing
         let replicationFactor = topic.partitions[0].replicas.count

@@ -84,8 +84,8 @@ extension MetadataImage {
             throw .partitionNotNext(topic: topic, partition: record.partition, expected: expected)
         }
         let topicPartition = TopicPartition(topic: topic, partition: record.partition)
-        guard record.partition < TopicRules.maxPartitionsPerTopic else {
-            throw .invalidAssignment(topicPartition, reason: "more than \(TopicRules.maxPartitionsPerTopic) partitions")
+        guard record.partition < TopicRules.maximumPartitionsPerTopic else {
+            throw .invalidAssignment(topicPartition, reason: "more than \(TopicRules.maximumPartitionsPerTopic) partitions")
         }
         let registration = PartitionRegistration(replicas: record.replicas, isr: record.isr, leader: record.leader,
                                                  leaderEpoch: record.leaderEpoch, partitionEpoch: record.partitionEpoch)

@@ -4,12 +4,12 @@ import TernCore
 /// and the controller (validating requests) enforce.
 public enum TopicRules {
     /// Kafka's limit: the partition directory name `<topic>-<partition>` must fit in 255 bytes.
-    public static let maxTopicNameBytes = 249
-    public static let maxConfigNameBytes = 255
-    public static let maxConfigValueBytes = 4_096
+    public static let maximumTopicNameBytes = 249
+    public static let maximumConfigNameBytes = 255
+    public static let maximumConfigValueBytes = 4_096
     /// Bounds a request can ask for, so one request cannot make the controller build millions of records.
-    public static let maxPartitionsPerTopic: Int32 = 10_000
-    public static let maxReplicationFactor = 64
+    public static let maximumPartitionsPerTopic: Int32 = 10_000
+    public static let maximumReplicationFactor = 64
     /// KRaft's metadata log; no user topic may take the name.
     public static let clusterMetadataTopicName = "__cluster_metadata"
 
@@ -18,7 +18,7 @@ public enum TopicRules {
     public static func topicNameProblem(_ name: String) -> String? {
         let utf8 = Array(name.utf8)
         if utf8.isEmpty { return "the name is empty" }
-        if utf8.count > maxTopicNameBytes { return "the name is longer than \(maxTopicNameBytes) bytes" }
+        if utf8.count > maximumTopicNameBytes { return "the name is longer than \(maximumTopicNameBytes) bytes" }
         if name == "." || name == ".." { return "'.' and '..' are not topic names" }
         for byte in utf8 where !isLegalTopicNameByte(byte) {
             return "the name contains a character other than ASCII letters, digits, '.', '_' and '-'"
@@ -40,7 +40,7 @@ public enum TopicRules {
     /// never empty (its last member stays when it dies, so it can come back as a clean leader).
     static func assignmentProblem(replicas: [NodeID], isr: [NodeID], leader: NodeID?) -> String? {
         if replicas.isEmpty { return "no replicas" }
-        if replicas.count > maxReplicationFactor { return "more than \(maxReplicationFactor) replicas" }
+        if replicas.count > maximumReplicationFactor { return "more than \(maximumReplicationFactor) replicas" }
         if replicas.contains(where: { $0.rawValue < 0 }) { return "negative replica id" }
         if Set(replicas).count != replicas.count { return "duplicate replicas \(replicas)" }
         if isr.isEmpty { return "empty ISR" }
@@ -74,8 +74,8 @@ public enum TopicRules {
     /// not interpret are accepted as they are (brokers read them).
     public static func configProblem(name: String, value: String) -> String? {
         if name.utf8.isEmpty { return "empty config name" }
-        if name.utf8.count > maxConfigNameBytes { return "config name longer than \(maxConfigNameBytes) bytes" }
-        if value.utf8.count > maxConfigValueBytes { return "config value longer than \(maxConfigValueBytes) bytes" }
+        if name.utf8.count > maximumConfigNameBytes { return "config name longer than \(maximumConfigNameBytes) bytes" }
+        if value.utf8.count > maximumConfigValueBytes { return "config value longer than \(maximumConfigValueBytes) bytes" }
         switch name {
         case ConfigNames.uncleanLeaderElectionEnable:
             return parseBoolean(value) == nil ? "expected true or false, got '\(value)'" : nil

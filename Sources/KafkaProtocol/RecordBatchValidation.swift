@@ -2,13 +2,13 @@ import TernCore
 
 extension RecordBatch {
     /// Kafka's default `max.message.bytes` (1 MiB plus the 12-byte log overhead).
-    public static let defaultMaxMessageBytes = 1_048_588
+    public static let defaultMaximumMessageBytes = 1_048_588
 
     /// Checks the records of one partition of a Produce request (v3+) as a leader checks a batch
     /// from a client (Kafka's ProduceRequest, UnifiedLog and LogValidator), before it assigns
     /// offsets. `bytes` must be exactly one batch. In order:
     ///
-    /// 1. header present, magic 2, size ≤ `maxMessageBytes` (checked before the CRC is computed);
+    /// 1. header present, magic 2, size ≤ `maximumMessageBytes` (checked before the CRC is computed);
     /// 2. length within the bytes, CRC-32C, `lastOffsetDelta + 1 == recordsCount > 0`, a known
     ///    compression codec, and no bytes after the batch;
     /// 3. baseOffset 0 (the leader assigns offsets), not a control batch (only coordinators write
@@ -23,11 +23,11 @@ extension RecordBatch {
     /// the producer's history, timestamp bounds (needs the clock and topic config), keys on
     /// compacted topics, and the request's transactional id matching the transactional bit.
     /// Allocates nothing when the batch is valid.
-    public static func validateProduce(_ bytes: [UInt8], maxMessageBytes: Int) throws(RecordBatchError) -> RecordBatch {
+    public static func validateProduce(_ bytes: [UInt8], maximumMessageBytes: Int) throws(RecordBatchError) -> RecordBatch {
         let header = try RecordBatchHeader.read(bytes)
         guard header.magic == RecordBatchLayout.currentMagic else { throw .unsupportedMagic(header.magic) }
-        guard header.totalSize <= maxMessageBytes else {
-            throw .tooLarge(size: header.totalSize, limit: maxMessageBytes)
+        guard header.totalSize <= maximumMessageBytes else {
+            throw .tooLarge(size: header.totalSize, limit: maximumMessageBytes)
         }
         let batch = try RecordBatch(bytes)
         guard bytes.count == header.totalSize else { throw .trailingBytes(count: bytes.count - header.totalSize) }

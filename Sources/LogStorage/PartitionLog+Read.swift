@@ -15,19 +15,19 @@ public struct LogReadResult: Equatable, Sendable {
 extension PartitionLog {
     /// Reads whole batches starting with the one containing `offset`, stopping before `maxBytes`
     /// would be exceeded (the first batch is always returned whole, however large, so a consumer
-    /// always makes progress) and before any batch that reaches `maxOffset` (exclusive; consumers
+    /// always makes progress) and before any batch that reaches `maximumOffset` (exclusive; consumers
     /// pass the high watermark). Reading at the log end returns nothing.
     ///
     /// Every batch read is checked against its CRC-32C: recovery trusts what lies below the
     /// recovery point without reading it, so a read is where latent corruption shows. The first
     /// bad batch is recorded in `corruption`, and nothing at or past it is served from then on.
-    public func read(from offset: Offset, maxBytes: Int, maxOffset: Offset? = nil) throws(LogError) -> LogReadResult {
+    public func read(from offset: Offset, maxBytes: Int, maximumOffset: Offset? = nil) throws(LogError) -> LogReadResult {
         if let failure { throw .offline(reason: failure) }
         guard offset >= logStartOffset, offset <= logEndOffset else {
             throw .offsetOutOfRange(requested: offset, logStartOffset: logStartOffset, logEndOffset: logEndOffset)
         }
         if let corruption, offset >= corruption.offset { throw .corrupt(corruption) }
-        var upper = min(maxOffset ?? logEndOffset, logEndOffset)
+        var upper = min(maximumOffset ?? logEndOffset, logEndOffset)
         if let corruption { upper = min(upper, corruption.offset) }
         var result = LogReadResult(nextOffset: offset)
         var segmentPosition = segmentIndex(containing: offset)

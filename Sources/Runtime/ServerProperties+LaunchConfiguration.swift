@@ -19,7 +19,7 @@ extension ServerProperties {
         let listeners = try self.listeners(isBroker: isBroker)
         let clusterID = try self.clusterID()
         let dataDirectory = try self.dataDirectory()
-        let minInSyncReplicas = try integer(.minInSyncReplicas, in: 1...Int64(TopicRules.maxReplicationFactor)).map { Int($0) }
+        let minInSyncReplicas = try integer(.minInSyncReplicas, in: 1...Int64(TopicRules.maximumReplicationFactor)).map { Int($0) }
         let sessionTimeout = try milliseconds(.brokerSessionTimeoutMilliseconds)
 
         let voterKey = ServerPropertyKey.controllerQuorumVoters
@@ -51,7 +51,7 @@ extension ServerProperties {
                 configuration.dataPlane.log.segmentBytes = segmentBytes
             }
             if let messageBytes = try integer(.messageMaxBytes, in: RecordBatchSizeLimits.minimumBatchBytes...Int64(Int32.max), limitIsTechnical: true) {
-                configuration.dataPlane.maxMessageBytes = Int(messageBytes)
+                configuration.dataPlane.maximumMessageBytes = Int(messageBytes)
             }
             broker = configuration
         }
@@ -60,10 +60,10 @@ extension ServerProperties {
         if isController {
             var settings = ControllerConfiguration(clusterID: clusterID)
             if let sessionTimeout { settings.brokerSessionTimeout = sessionTimeout }
-            if let count = try integer(.partitionCount, in: 1...Int64(TopicRules.maxPartitionsPerTopic)) {
+            if let count = try integer(.partitionCount, in: 1...Int64(TopicRules.maximumPartitionsPerTopic)) {
                 settings.defaultPartitionCount = Int32(count)
             }
-            if let factor = try integer(.defaultReplicationFactor, in: 1...Int64(TopicRules.maxReplicationFactor)) {
+            if let factor = try integer(.defaultReplicationFactor, in: 1...Int64(TopicRules.maximumReplicationFactor)) {
                 settings.defaultReplicationFactor = Int16(factor)
             }
             if let enabled = try boolean(.uncleanLeaderElectionEnable) { settings.uncleanLeaderElectionEnabled = enabled }

@@ -16,8 +16,8 @@ func runKafkaBenchmark(_ kind: String, _ arguments: [String]) {
 
 private func runProduceBenchmark(_ options: ProduceBenchmarkOptions) {
     let partitionCount = ensureBenchmarkTopic(options)
-    var configuration = IdempotentProducer.Configuration(lingerTime: .milliseconds(5), batchSizeBytes: 256 * 1024, maxRecordsPerBatch: 2_000,
-                                                         maxBufferedRecords: options.windowRecords)
+    var configuration = IdempotentProducer.Configuration(lingerTime: .milliseconds(5), batchSizeBytes: 256 * 1024, maximumRecordsPerBatch: 2_000,
+                                                         maximumBufferedRecords: options.windowRecords)
     configuration.acks = options.acks
     let network = KafkaNetworkClient(bootstrap: options.bootstrap, configuration: .init(clientID: "tern-bench-producer"))
     let producer = IdempotentProducer(bootstrapNodes: network.bootstrapNodes, configuration: configuration,
@@ -26,7 +26,7 @@ private func runProduceBenchmark(_ options: ProduceBenchmarkOptions) {
     print("tern bench produce: \(options.recordCount) records of \(options.recordBytes) B to \(options.topic) (\(partitionCount) partitions),"
           + " at most \(options.windowRecords) unacknowledged, then \(options.syncRecordCount) one at a time;"
           + " acks=\(options.acks == -1 ? "all" : String(options.acks)), idempotent, batches up to \(configuration.batchSizeBytes / 1024) KiB"
-          + " / \(configuration.maxRecordsPerBatch) records, linger \(configuration.lingerTime) (none once the window is full)")
+          + " / \(configuration.maximumRecordsPerBatch) records, linger \(configuration.lingerTime) (none once the window is full)")
     var failures = ProduceFailures()
     var summary: [String] = []
     if options.recordCount > 0 {
@@ -68,7 +68,7 @@ private func runWindowedProduce(_ options: ProduceBenchmarkOptions, partitionCou
     // slower on the 3-broker, 2-core benchmark machine (window 1000, medians of 3: 166 records a
     // turn 232,000 records/s, 333 a turn 286,000, 1000 a turn 477,000): each request costs the
     // brokers more than the wait for its round trip.
-    let batchBoundRecords = min(configuration.maxRecordsPerBatch, max(1, configuration.batchSizeBytes / (options.recordBytes + 40)))
+    let batchBoundRecords = min(configuration.maximumRecordsPerBatch, max(1, configuration.batchSizeBytes / (options.recordBytes + 40)))
     let recordsPerPartitionTurn = min(batchBoundRecords, window)
     var sent = 0
     var acknowledged = 0
@@ -231,7 +231,7 @@ private func runConsumeBenchmark(_ options: ConsumeBenchmarkOptions) {
     let network = KafkaNetworkClient(bootstrap: options.bootstrap, configuration: .init(clientID: "tern-bench-consumer"))
     let consumer = Consumer(assignments: partitions.map { (TopicPartition(topic: options.topic, partition: $0), .earliest) },
                             bootstrapNodes: network.bootstrapNodes,
-                            configuration: Consumer.Configuration(maxBufferedRecords: 100_000),
+                            configuration: Consumer.Configuration(maximumBufferedRecords: 100_000),
                             random: DeterministicRandom(seed: UInt64(bitPattern: Clocks.monotonicNanoseconds())))
     var driver = SansIOClientDriver(client: consumer, network: network)
     let startNanoseconds = Clocks.monotonicNanoseconds()

@@ -28,7 +28,7 @@ func runProduce(_ arguments: [String]) {
 
     while true {
         // Take input only while the producer has room: its buffer bound is the back-pressure.
-        if !input.reachedEnd, driver.client.unfinishedRecords < configuration.maxBufferedRecords / 2 {
+        if !input.reachedEnd, driver.client.unfinishedRecords < configuration.maximumBufferedRecords / 2 {
             let lines: [[UInt8]]
             do { lines = try input.readAvailable() } catch { failOperation("an input line is longer than \(StandardInputLines.maximumLineBytes) bytes") }
             for line in lines {

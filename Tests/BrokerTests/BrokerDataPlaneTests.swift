@@ -207,7 +207,7 @@ private final class DataPlaneHarness {
         let hit = disk.corruptDurableSector(using: &random) { $0.hasSuffix("00000000000000000000.log") }
         #expect(hit?.bytes.lowerBound == 0 || hit != nil)
         let log = replica(id)!.log
-        _ = try? log.read(from: log.logStartOffset, maxBytes: 1 << 20, maxOffset: log.logEndOffset)
+        _ = try? log.read(from: log.logStartOffset, maxBytes: 1 << 20, maximumOffset: log.logEndOffset)
     }
 
     /// Delivers the held messages; what they cause is held again where `hold` still says so.
@@ -552,7 +552,7 @@ private final class DataPlaneHarness {
     #expect(clearing.acknowledgedLoss == markedAt)
     let leaderBytes = try #require(cluster.consume(from: NodeID(1))).records
     let followerLog = try #require(cluster.replica(2)?.log)
-    #expect(try followerLog.read(from: .zero, maxBytes: 1 << 20, maxOffset: followerLog.logEndOffset).bytes == leaderBytes)
+    #expect(try followerLog.read(from: .zero, maxBytes: 1 << 20, maximumOffset: followerLog.logEndOffset).bytes == leaderBytes)
     cluster.advance(.seconds(3))
     #expect(cluster.reportedLosses[NodeID(2)]?.last == [], "nothing left to report")
 }

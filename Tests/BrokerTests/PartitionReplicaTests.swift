@@ -726,7 +726,7 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
 
     @Test func aFetchFromBeforeADiscardCountsForNothingEvenOnceTheLossIsCleared() throws {
         // One batch per fetch, so 3 can rejoin before it has fetched everything back.
-        let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, maxFetchBytes: 1))
+        let cluster = try ReplicaCluster(ReplicationConfiguration(minInSyncReplicas: 2, maximumFetchBytes: 1))
         cluster.elect(leader: 1, epoch: 1, partitionEpoch: 0, isr: [1, 2, 3])
         _ = cluster.produce(1, records: 5, seed: 1)
         cluster.sync(1)

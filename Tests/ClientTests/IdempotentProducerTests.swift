@@ -290,7 +290,7 @@ private struct ProducerHarness {
     }
 
     @Test func bufferIsBounded() {
-        var producer = IdempotentProducer(bootstrapNodes: [NodeID(1)], configuration: .init(maxBufferedRecords: 2),
+        var producer = IdempotentProducer(bootstrapNodes: [NodeID(1)], configuration: .init(maximumBufferedRecords: 2),
                                           random: DeterministicRandom(seed: 1))
         _ = try! producer.send(topicPartition0, key: nil, value: [1], now: startTime)
         _ = try! producer.send(topicPartition0, key: nil, value: [2], now: startTime)

@@ -74,7 +74,7 @@ import Testing
         cache.apply(metadataAnswer(leader: nil, epoch: 6), now: now)
         #expect(cache.usableLeader(for: topicPartition0) == nil)
         // A broker that lags answers with epoch 5 (found by the simulator: the producer then
-        // waited for the five-minute maxAge while the partition had long had a leader again).
+        // waited for the five-minute maximumAge while the partition had long had a leader again).
         now = now + .seconds(1)
         #expect(cache.nextRequest(now: now) != nil)
         cache.apply(metadataAnswer(leader: NodeID(2), epoch: 5), now: now)

@@ -22,7 +22,7 @@ import Testing
                 }
                 #expect(stored == storedCRC)
                 #expect(computed != storedCRC)
-                #expect(thrownError { try RecordBatch.validateProduce(damaged, maxMessageBytes: .max) }?.kafkaErrorCode == .corruptMessage)
+                #expect(thrownError { try RecordBatch.validateProduce(damaged, maximumMessageBytes: .max) }?.kafkaErrorCode == .corruptMessage)
                 flips += 1
             }
         }
@@ -52,7 +52,7 @@ import Testing
             let prefix = Array(original[0..<length])
             let framingError = thrownError { try RecordBatchHeader.validateFraming(prefix) }
             #expect(framingError == .truncated(available: length), "prefix of \(length) bytes")
-            let produceError = thrownError { try RecordBatch.validateProduce(prefix, maxMessageBytes: .max) }
+            let produceError = thrownError { try RecordBatch.validateProduce(prefix, maximumMessageBytes: .max) }
             #expect(produceError == .truncated(available: length), "prefix of \(length) bytes")
             #expect(produceError?.kafkaErrorCode == .corruptMessage)
             #expect(thrownError { try RecordBatch(prefix) } == .truncated(available: length))
@@ -73,7 +73,7 @@ import Testing
                 Issue.record("records cut to \(length - RecordBatchLayout.headerSize) bytes were not refused")
                 continue
             }
-            #expect(thrownError { try RecordBatch.validateProduce(cut, maxMessageBytes: .max) }?.kafkaErrorCode == .invalidRecord)
+            #expect(thrownError { try RecordBatch.validateProduce(cut, maximumMessageBytes: .max) }?.kafkaErrorCode == .invalidRecord)
         }
     }
 
@@ -88,7 +88,7 @@ import Testing
         var huge = original
         huge.storeBigEndian(Int32.max, at: RecordBatchLayout.batchLength)
         #expect(thrownError { try RecordBatchHeader.validateFraming(huge) } == .truncated(available: original.count))
-        #expect(thrownError { try RecordBatch.validateProduce(huge, maxMessageBytes: .max) } == .truncated(available: original.count))
+        #expect(thrownError { try RecordBatch.validateProduce(huge, maximumMessageBytes: .max) } == .truncated(available: original.count))
     }
 
     @Test func batchLengthShorterThanAHeaderIsInvalid() throws {
@@ -135,7 +135,7 @@ import Testing
         for magic: Int8 in [0, 1, 3, -1] {
             bytes.storeBigEndian(magic, at: RecordBatchLayout.magic)
             #expect(thrownError { try RecordBatchHeader.validateFraming(bytes) } == .unsupportedMagic(magic))
-            #expect(thrownError { try RecordBatch.validateProduce(bytes, maxMessageBytes: .max) } == .unsupportedMagic(magic))
+            #expect(thrownError { try RecordBatch.validateProduce(bytes, maximumMessageBytes: .max) } == .unsupportedMagic(magic))
         }
     }
 
@@ -153,7 +153,7 @@ import Testing
                 damaged[index] = UInt8(truncatingIfNeeded: random.next())
             }
             RecordBatchHeader.sealCRC(in: &damaged)
-            if thrownError({ try RecordBatch.validateProduce(damaged, maxMessageBytes: .max) }) != nil { refused += 1 }
+            if thrownError({ try RecordBatch.validateProduce(damaged, maximumMessageBytes: .max) }) != nil { refused += 1 }
         }
         // Most damage breaks some varint or length; some lands harmlessly inside keys or values.
         #expect(refused > 0)
@@ -175,7 +175,7 @@ import Testing
             bytes.storeBigEndian(count, at: RecordBatchLayout.recordsCount)
             bytes.storeBigEndian(count - 1, at: RecordBatchLayout.lastOffsetDelta)
             RecordBatchHeader.sealCRC(in: &bytes)
-            _ = thrownError { try RecordBatch.validateProduce(bytes, maxMessageBytes: .max) }
+            _ = thrownError { try RecordBatch.validateProduce(bytes, maximumMessageBytes: .max) }
             _ = thrownError { try RecordBatch(bytes).records() }
         }
     }

@@ -32,7 +32,7 @@ import Testing
     @Test(arguments: Fixture.all)
     func validatesAsAProduceBatch(fixture: Fixture) throws {
         let bytes = try fixture.batchBytes()
-        let batch = try RecordBatch.validateProduce(bytes, maxMessageBytes: RecordBatch.defaultMaxMessageBytes)
+        let batch = try RecordBatch.validateProduce(bytes, maximumMessageBytes: RecordBatch.defaultMaximumMessageBytes)
         #expect(batch.range == 0..<bytes.count)
         #expect(batch.recordsRange == RecordBatchLayout.headerSize..<bytes.count)
     }
@@ -101,7 +101,7 @@ import Testing
         let batch = try RecordBatch(bytes)
         let rebuilt = rebuild(header: batch.header, records: try batch.records())
         #expect(rebuilt == bytes)
-        _ = try RecordBatch.validateProduce(rebuilt, maxMessageBytes: RecordBatch.defaultMaxMessageBytes)
+        _ = try RecordBatch.validateProduce(rebuilt, maximumMessageBytes: RecordBatch.defaultMaximumMessageBytes)
     }
 
     /// A compressed fixture's records, rebuilt uncompressed with the same header fields, make a
@@ -110,7 +110,7 @@ import Testing
     func compressedFixtureRebuildsUncompressed(fixture: Fixture) throws {
         let batch = try RecordBatch(try fixture.batchBytes())
         let rebuilt = rebuild(header: batch.header, records: fixture.expectedRecords)
-        let rebuiltBatch = try RecordBatch.validateProduce(rebuilt, maxMessageBytes: RecordBatch.defaultMaxMessageBytes)
+        let rebuiltBatch = try RecordBatch.validateProduce(rebuilt, maximumMessageBytes: RecordBatch.defaultMaximumMessageBytes)
         #expect(rebuiltBatch.compression == CompressionCodec.none)
         #expect(try rebuiltBatch.records() == fixture.expectedRecords)
         #expect(rebuiltBatch.header.producerID == batch.header.producerID)
@@ -142,7 +142,7 @@ import Testing
             #expect(try RecordBatch(rewritten).records() == fixture.expectedRecords)
         }
         // A stored batch with a real base offset is no longer a valid client batch.
-        #expect(thrownError { try RecordBatch.validateProduce(rewritten, maxMessageBytes: .max) } == .invalidBaseOffset(1_234_567))
+        #expect(thrownError { try RecordBatch.validateProduce(rewritten, maximumMessageBytes: .max) } == .invalidBaseOffset(1_234_567))
     }
 
     @Test(arguments: Fixture.all)

@@ -4,13 +4,13 @@ import Testing
 
 /// `RecordBatch.validateProduce`, one rule at a time, each on an otherwise valid batch.
 @Suite struct ProduceValidationTests {
-    func validate(_ bytes: [UInt8], maxMessageBytes: Int = RecordBatch.defaultMaxMessageBytes) -> RecordBatchError? {
-        thrownError { try RecordBatch.validateProduce(bytes, maxMessageBytes: maxMessageBytes) }
+    func validate(_ bytes: [UInt8], maximumMessageBytes: Int = RecordBatch.defaultMaximumMessageBytes) -> RecordBatchError? {
+        thrownError { try RecordBatch.validateProduce(bytes, maximumMessageBytes: maximumMessageBytes) }
     }
 
     @Test func aValidBatchPasses() throws {
         let bytes = sampleBatchBuilder().build()
-        let batch = try RecordBatch.validateProduce(bytes, maxMessageBytes: bytes.count)
+        let batch = try RecordBatch.validateProduce(bytes, maximumMessageBytes: bytes.count)
         #expect(batch.header.recordsCount == 3)
         #expect(batch.header.baseTimestamp == 1_700_000_000_000)
         #expect(batch.header.maxTimestamp == 1_700_000_000_005)
@@ -20,8 +20,8 @@ import Testing
 
     @Test func sizeLimitIsTheWholeBatchIncludingLogOverhead() {
         let bytes = sampleBatchBuilder().build()
-        #expect(validate(bytes, maxMessageBytes: bytes.count) == nil)
-        #expect(validate(bytes, maxMessageBytes: bytes.count - 1) == .tooLarge(size: bytes.count, limit: bytes.count - 1))
+        #expect(validate(bytes, maximumMessageBytes: bytes.count) == nil)
+        #expect(validate(bytes, maximumMessageBytes: bytes.count - 1) == .tooLarge(size: bytes.count, limit: bytes.count - 1))
         #expect(RecordBatchError.tooLarge(size: 2, limit: 1).kafkaErrorCode == .messageTooLarge)
     }
 
@@ -29,7 +29,7 @@ import Testing
     @Test func sizeLimitComesBeforeTheCRC() {
         var bytes = sampleBatchBuilder().build()
         bytes[bytes.count - 1] ^= 0xFF
-        #expect(validate(bytes, maxMessageBytes: 61) == .tooLarge(size: bytes.count, limit: 61))
+        #expect(validate(bytes, maximumMessageBytes: 61) == .tooLarge(size: bytes.count, limit: 61))
         guard case .crcMismatch = validate(bytes) else {
             Issue.record("damaged batch within the limit was not refused by its CRC")
             return

@@ -25,7 +25,7 @@ import Testing
         let crc = bytes.loadBigEndian(UInt32.self, at: RecordBatchLayout.crc)
         #expect(crc == CRC32C.checksum(bytes, range: RecordBatchLayout.crcCoveredStart..<bytes.count))
         #expect(crc == CRC32C.portableChecksum(Array(bytes[RecordBatchLayout.crcCoveredStart...])))
-        _ = try RecordBatch.validateProduce(bytes, maxMessageBytes: .max)
+        _ = try RecordBatch.validateProduce(bytes, maximumMessageBytes: .max)
     }
 
     @Test func recordsRoundTripThroughTheParser() throws {
@@ -41,7 +41,7 @@ import Testing
         var builder = RecordBatchBuilder(baseTimestamp: 5)
         for record in records { builder.append(record) }
         #expect(builder.recordsCount == 4)
-        let batch = try RecordBatch.validateProduce(builder.build(), maxMessageBytes: .max)
+        let batch = try RecordBatch.validateProduce(builder.build(), maximumMessageBytes: .max)
         #expect(try batch.records() == records)
         #expect(batch.header.maxTimestamp == 1_000_005)
     }

@@ -236,14 +236,14 @@ import Testing
         writer.writeUnsignedVarint(0)
         writer.writeInt16(-1)
         writer.writeInt32(1_000)
-        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maxTopicsPerMessage + 1))
+        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maximumTopicsPerMessage + 1))
         #expect(isInvalidValue(decodeError { _ = try DataRequest(decoding: writer.bytes) }))
 
         // A count under the limit but beyond what the bytes left could hold is truncated at once.
         writer = ByteWriter()
         writer.writeUInt8(DataAPIKey.metadata.rawValue)
         writer.writeUInt8(dataCodecVersion)
-        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maxTopicsPerMessage))  // count + 1
+        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maximumTopicsPerMessage))  // count + 1
         guard case .truncated = decodeError({ _ = try DataRequest(decoding: writer.bytes) }) else {
             Issue.record("a forged count was not refused as truncated")
             return
@@ -269,16 +269,16 @@ import Testing
         writer.writeString("t")
         writer.writeUnsignedVarint(1)  // one partition
         writer.writeInt32(0)
-        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maxRecordsBytes + 1))
+        writer.writeUnsignedVarint(UInt32(DataCodecLimits.maximumRecordsBytes + 1))
         #expect(isInvalidValue(decodeError { _ = try DataRequest(decoding: writer.bytes) }))
     }
 
     @Test func topicNamesAboveTheLimitAreRefused() {
-        let name = String(repeating: "n", count: DataCodecLimits.maxTopicNameBytes)
+        let name = String(repeating: "n", count: DataCodecLimits.maximumTopicNameBytes)
         var bytes = DataRequest.metadata(MetadataRequest(topics: [name])).encoded()
         // key, version, count + 1, name length (249 fits one varint byte), name, flag.
-        #expect(bytes[3] == UInt8(DataCodecLimits.maxTopicNameBytes))
-        bytes[3] = UInt8(DataCodecLimits.maxTopicNameBytes + 1)
+        #expect(bytes[3] == UInt8(DataCodecLimits.maximumTopicNameBytes))
+        bytes[3] = UInt8(DataCodecLimits.maximumTopicNameBytes + 1)
         bytes.insert(UInt8(ascii: "n"), at: 4)
         #expect(isInvalidValue(decodeError { _ = try DataRequest(decoding: bytes) }))
     }
@@ -299,9 +299,9 @@ import Testing
         var tail = ByteWriter()
         tail.writeUnsignedVarint(1)
         tail.writeString("b")
-        tail.writeUnsignedVarint(UInt32(DataCodecLimits.maxPartitionsPerMessage - firstTopicPartitions + 1))
+        tail.writeUnsignedVarint(UInt32(DataCodecLimits.maximumPartitionsPerMessage - firstTopicPartitions + 1))
         bytes += tail.bytes
-        bytes += [UInt8](repeating: 0, count: 12 * (DataCodecLimits.maxPartitionsPerMessage - firstTopicPartitions + 1))
+        bytes += [UInt8](repeating: 0, count: 12 * (DataCodecLimits.maximumPartitionsPerMessage - firstTopicPartitions + 1))
         let error = decodeError { _ = try DataRequest(decoding: bytes) }
         guard case let .invalidValue(_, reason) = error else {
             Issue.record("expected the partition budget to refuse, got \(String(describing: error))")

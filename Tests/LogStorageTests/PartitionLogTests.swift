@@ -59,7 +59,7 @@ import Testing
         #expect(middle.batchCount == 1, "the first batch is returned whole even over the byte limit")
         let limited = try log.read(from: Offset(0), maxBytes: sizes[0] * 3 + 1)
         #expect(limited.batchCount == 3)
-        let bounded = try log.read(from: Offset(0), maxBytes: 1 << 20, maxOffset: Offset(20))
+        let bounded = try log.read(from: Offset(0), maxBytes: 1 << 20, maximumOffset: Offset(20))
         #expect(bounded.nextOffset == Offset(20), "no batch reaching the bound (a high watermark) is returned")
         let everything = try log.read(from: Offset(0), maxBytes: 1 << 20)
         #expect(everything.batchCount == 40 && everything.nextOffset == Offset(200), "reads cross segments")

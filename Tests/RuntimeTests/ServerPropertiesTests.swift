@@ -95,7 +95,7 @@ import Testing
         #expect(broker.dataPlane.replication.minInSyncReplicas == 2)
         #expect(broker.dataPlane.replication.replicaLagTimeMax == .milliseconds(10_000))
         #expect(broker.dataPlane.log.segmentBytes == 1_048_576)
-        #expect(broker.dataPlane.maxMessageBytes == 2_000_000)
+        #expect(broker.dataPlane.maximumMessageBytes == 2_000_000)
 
         let controller = try #require(configuration.controller)
         #expect(controller.raft.raft.nodeID == NodeID(1))

@@ -19,22 +19,22 @@ import TernCore
 /// these and against the bytes left before it allocates anything.
 public enum DataCodecLimits {
     /// Kafka's own limit on topic names, in UTF-8 bytes.
-    public static let maxTopicNameBytes = 249
+    public static let maximumTopicNameBytes = 249
     /// Longest other string (hosts, racks, cluster and transactional ids), in UTF-8 bytes; Kafka's
     /// int16-length string limit.
-    public static let maxStringBytes = 32_767
+    public static let maximumStringBytes = 32_767
     /// Largest records field of one partition.
-    public static let maxRecordsBytes = 64 * 1024 * 1024
+    public static let maximumRecordsBytes = 64 * 1024 * 1024
     /// Most partitions in one message, summed over all its topics.
-    public static let maxPartitionsPerMessage = 100_000
+    public static let maximumPartitionsPerMessage = 100_000
     /// Most topics in one message.
-    public static let maxTopicsPerMessage = 100_000
+    public static let maximumTopicsPerMessage = 100_000
     /// Most brokers in a Metadata response.
-    public static let maxBrokersPerMessage = 10_000
+    public static let maximumBrokersPerMessage = 10_000
     /// Most replicas (or ISR members, or offline replicas) listed for one partition.
-    public static let maxReplicasPerPartition = 1_000
+    public static let maximumReplicasPerPartition = 1_000
     /// Most aborted transactions listed for one partition of a Fetch response.
-    public static let maxAbortedTransactionsPerPartition = 100_000
+    public static let maximumAbortedTransactionsPerPartition = 100_000
 }
 
 /// Which request (or response) a data-plane message carries. The values are Kafka's API keys.
@@ -95,10 +95,10 @@ extension NamedTopic {
 }
 
 /// A `ByteReader` plus the budget one message shares: the partitions left before
-/// `maxPartitionsPerMessage`, taken by every partition list as it is read.
+/// `maximumPartitionsPerMessage`, taken by every partition list as it is read.
 struct DataMessageReader {
     var bytes: ByteReader
-    var partitionsLeft = DataCodecLimits.maxPartitionsPerMessage
+    var partitionsLeft = DataCodecLimits.maximumPartitionsPerMessage
 
     init(_ bytes: ByteReader) { self.bytes = bytes }
 
@@ -164,24 +164,24 @@ struct DataMessageReader {
         return length
     }
 
-    mutating func readString(maxBytes: Int = DataCodecLimits.maxStringBytes) throws(DecodeError) -> String {
+    mutating func readString(maxBytes: Int = DataCodecLimits.maximumStringBytes) throws(DecodeError) -> String {
         let count = try readLength(limit: maxBytes, of: "string bytes")
         return try bytes.readString(count)
     }
 
     mutating func readTopicName() throws(DecodeError) -> String {
-        try readString(maxBytes: DataCodecLimits.maxTopicNameBytes)
+        try readString(maxBytes: DataCodecLimits.maximumTopicNameBytes)
     }
 
     mutating func readOptionalString() throws(DecodeError) -> String? {
-        let countPlusOne = try readLength(limit: DataCodecLimits.maxStringBytes + 1, of: "string bytes + 1")
+        let countPlusOne = try readLength(limit: DataCodecLimits.maximumStringBytes + 1, of: "string bytes + 1")
         guard countPlusOne > 0 else { return nil }
         return try bytes.readString(countPlusOne - 1)
     }
 
     /// Records bytes; `readBytes` checks they are all there before copying.
     mutating func readRecords() throws(DecodeError) -> [UInt8] {
-        let count = try readLength(limit: DataCodecLimits.maxRecordsBytes, of: "records bytes")
+        let count = try readLength(limit: DataCodecLimits.maximumRecordsBytes, of: "records bytes")
         return try bytes.readBytes(count)
     }
 
@@ -218,9 +218,9 @@ struct DataMessageReader {
     /// A partition list: its count also comes out of the message's partition budget.
     mutating func readPartitions<Element: DataCodable>(of _: Element.Type = Element.self) throws(DecodeError) -> [Element] {
         let start = position
-        let count = try readLength(limit: DataCodecLimits.maxPartitionsPerMessage, of: "partitions count")
+        let count = try readLength(limit: DataCodecLimits.maximumPartitionsPerMessage, of: "partitions count")
         guard count <= partitionsLeft else {
-            throw .invalidValue(position: start, reason: "more than \(DataCodecLimits.maxPartitionsPerMessage) partitions in one message")
+            throw .invalidValue(position: start, reason: "more than \(DataCodecLimits.maximumPartitionsPerMessage) partitions in one message")
         }
         let needed = count * Element.minimumEncodedBytes
         guard needed <= bytes.remaining else {
@@ -231,7 +231,7 @@ struct DataMessageReader {
     }
 
     mutating func readNodeIDs() throws(DecodeError) -> [NodeID] {
-        let count = try readCount(limit: DataCodecLimits.maxReplicasPerPartition, minimumElementBytes: 4, of: "replicas")
+        let count = try readCount(limit: DataCodecLimits.maximumReplicasPerPartition, minimumElementBytes: 4, of: "replicas")
         var nodes: [NodeID] = []
         nodes.reserveCapacity(count)
         for _ in 0..<count { nodes.append(try readNodeID()) }
@@ -263,14 +263,14 @@ extension ByteWriter {
     }
     mutating func writeErrorCode(_ code: KafkaErrorCode) { writeInt16(code.rawValue) }
 
-    mutating func writeDataString(_ text: String, maxBytes: Int = DataCodecLimits.maxStringBytes) {
+    mutating func writeDataString(_ text: String, maxBytes: Int = DataCodecLimits.maximumStringBytes) {
         let utf8 = text.utf8
         precondition(utf8.count <= maxBytes, "string of \(utf8.count) bytes exceeds the codec limit \(maxBytes)")
         writeUnsignedVarint(UInt32(utf8.count))
         writeBytes(utf8)
     }
 
-    mutating func writeTopicName(_ name: String) { writeDataString(name, maxBytes: DataCodecLimits.maxTopicNameBytes) }
+    mutating func writeTopicName(_ name: String) { writeDataString(name, maxBytes: DataCodecLimits.maximumTopicNameBytes) }
 
     mutating func writeOptionalDataString(_ text: String?) {
         guard let text else {
@@ -278,13 +278,13 @@ extension ByteWriter {
             return
         }
         let utf8 = text.utf8
-        precondition(utf8.count <= DataCodecLimits.maxStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
+        precondition(utf8.count <= DataCodecLimits.maximumStringBytes, "string of \(utf8.count) bytes exceeds the codec limit")
         writeUnsignedVarint(UInt32(utf8.count + 1))
         writeBytes(utf8)
     }
 
     mutating func writeRecords(_ records: [UInt8]) {
-        precondition(records.count <= DataCodecLimits.maxRecordsBytes, "records of \(records.count) bytes exceed the codec limit")
+        precondition(records.count <= DataCodecLimits.maximumRecordsBytes, "records of \(records.count) bytes exceed the codec limit")
         writeUnsignedVarint(UInt32(records.count))
         writeBytes(records)
     }
@@ -308,11 +308,11 @@ extension ByteWriter {
     /// The message-wide partition total is the encoder's caller's business (`DataRequest.encoded`
     /// checks it); each list alone is bounded here.
     mutating func writePartitions<Element: DataCodable>(_ elements: [Element]) {
-        writeList(elements, limit: DataCodecLimits.maxPartitionsPerMessage)
+        writeList(elements, limit: DataCodecLimits.maximumPartitionsPerMessage)
     }
 
     mutating func writeNodeIDs(_ nodes: [NodeID]) {
-        precondition(nodes.count <= DataCodecLimits.maxReplicasPerPartition, "\(nodes.count) replicas exceed the codec limit")
+        precondition(nodes.count <= DataCodecLimits.maximumReplicasPerPartition, "\(nodes.count) replicas exceed the codec limit")
         writeUnsignedVarint(UInt32(nodes.count))
         for node in nodes { writeNodeID(node) }
     }
@@ -350,7 +350,7 @@ public enum DataRequest: Equatable, Sendable {
     }
 
     /// The message bytes. Traps on values the codec's limits refuse (a topic name over 249 bytes,
-    /// more partitions than `maxPartitionsPerMessage`...): those are bugs in the sender, and a
+    /// more partitions than `maximumPartitionsPerMessage`...): those are bugs in the sender, and a
     /// receiver would refuse them anyway.
     public func encoded() -> [UInt8] {
         var writer = ByteWriter()

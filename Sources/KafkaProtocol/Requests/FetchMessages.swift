@@ -170,7 +170,7 @@ extension FetchRequest: DataCodable {
     static let minimumEncodedBytes = 4 + 8 + 4 + 4 + 4 + 1 + 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
         writer.writeOptionalNodeID(replicaID)
         writer.writeInt64(replicaEpoch.rawValue)
@@ -178,7 +178,7 @@ extension FetchRequest: DataCodable {
         writer.writeInt32(minBytes)
         writer.writeInt32(maxBytes)
         writer.writeInt8(isolationLevel.rawValue)
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
@@ -188,7 +188,7 @@ extension FetchRequest: DataCodable {
         minBytes = try reader.readInt32()
         maxBytes = try reader.readInt32()
         isolationLevel = try reader.readIsolationLevel()
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 
@@ -240,15 +240,15 @@ extension FetchResponse: DataCodable {
     static let minimumEncodedBytes = 2 + 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
         writer.writeErrorCode(errorCode)
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
         errorCode = try reader.readErrorCode()
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 
@@ -308,7 +308,7 @@ extension FetchResponse.Partition: DataCodable {
         writer.writeOffset(leaderLogEndOffset)
         writer.writeOptional(divergingEpoch)
         writer.writeOptional(currentLeader)
-        writer.writeList(abortedTransactions, limit: DataCodecLimits.maxAbortedTransactionsPerPartition)
+        writer.writeList(abortedTransactions, limit: DataCodecLimits.maximumAbortedTransactionsPerPartition)
         writer.writeRecords(records)
     }
 
@@ -321,7 +321,7 @@ extension FetchResponse.Partition: DataCodable {
         leaderLogEndOffset = try reader.readOffset()
         divergingEpoch = try reader.readOptional()
         currentLeader = try reader.readOptional()
-        abortedTransactions = try reader.readList(limit: DataCodecLimits.maxAbortedTransactionsPerPartition,
+        abortedTransactions = try reader.readList(limit: DataCodecLimits.maximumAbortedTransactionsPerPartition,
                                                   what: "aborted transactions")
         records = try reader.readRecords()
     }

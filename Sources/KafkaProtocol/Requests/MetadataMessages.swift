@@ -99,12 +99,12 @@ extension MetadataRequest: DataCodable {
     static let minimumEncodedBytes = 1 + 1
 
     func encode(into writer: inout ByteWriter) {
-        writer.writeOptionalList(topics?.map(TopicNameElement.init), limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeOptionalList(topics?.map(TopicNameElement.init), limit: DataCodecLimits.maximumTopicsPerMessage)
         writer.writeFlag(allowAutoTopicCreation)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        let names = try reader.readOptionalList(of: TopicNameElement.self, limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        let names = try reader.readOptionalList(of: TopicNameElement.self, limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
         topics = names?.map(\.name)
         allowAutoTopicCreation = try reader.readFlag()
     }
@@ -114,19 +114,19 @@ extension MetadataResponse: DataCodable {
     static let minimumEncodedBytes = 1 + 1 + 4 + 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
-        writer.writeList(brokers, limit: DataCodecLimits.maxBrokersPerMessage)
+        writer.writeList(brokers, limit: DataCodecLimits.maximumBrokersPerMessage)
         writer.writeOptionalDataString(clusterID)
         writer.writeOptionalNodeID(controllerID)
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        brokers = try reader.readList(limit: DataCodecLimits.maxBrokersPerMessage, what: "brokers")
+        brokers = try reader.readList(limit: DataCodecLimits.maximumBrokersPerMessage, what: "brokers")
         clusterID = try reader.readOptionalString()
         controllerID = try reader.readOptionalNodeID()
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 

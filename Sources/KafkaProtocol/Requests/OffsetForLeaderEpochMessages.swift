@@ -75,15 +75,15 @@ extension OffsetForLeaderEpochRequest: DataCodable {
     static let minimumEncodedBytes = 4 + 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
         writer.writeOptionalNodeID(replicaID)
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
         replicaID = try reader.readOptionalNodeID()
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 
@@ -109,13 +109,13 @@ extension OffsetForLeaderEpochResponse: DataCodable {
     static let minimumEncodedBytes = 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 

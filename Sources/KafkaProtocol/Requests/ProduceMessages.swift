@@ -81,19 +81,19 @@ extension ProduceRequest: DataCodable {
     static let minimumEncodedBytes = 1 + 2 + 4 + 1
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
         writer.writeOptionalDataString(transactionalID)
         writer.writeInt16(acks)
         writer.writeInt32(timeoutMilliseconds)
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
         transactionalID = try reader.readOptionalString()
         acks = try reader.readInt16()
         timeoutMilliseconds = try reader.readInt32()
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
     }
 }
 
@@ -117,14 +117,14 @@ extension ProduceResponse: DataCodable {
     static let minimumEncodedBytes = 1 + 4
 
     func encode(into writer: inout ByteWriter) {
-        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maxPartitionsPerMessage,
+        precondition(topics.reduce(0) { $0 + $1.partitions.count } <= DataCodecLimits.maximumPartitionsPerMessage,
                      "more partitions than one message may carry")
-        writer.writeList(topics, limit: DataCodecLimits.maxTopicsPerMessage)
+        writer.writeList(topics, limit: DataCodecLimits.maximumTopicsPerMessage)
         writer.writeInt32(throttleTimeMilliseconds)
     }
 
     init(decoding reader: inout DataMessageReader) throws(DecodeError) {
-        topics = try reader.readList(limit: DataCodecLimits.maxTopicsPerMessage, what: "topics")
+        topics = try reader.readList(limit: DataCodecLimits.maximumTopicsPerMessage, what: "topics")
         throttleTimeMilliseconds = try reader.readInt32()
     }
 }

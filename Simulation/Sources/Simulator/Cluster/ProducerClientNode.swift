@@ -118,7 +118,7 @@ public final class ProducerClientNode: NodeStateMachine {
     }
 
     /// The in-flight limit per partition of the producer this client runs.
-    public var maximumInFlightPerPartition: Int { producer.configuration.maxInFlightPerPartition }
+    public var maximumInFlightPerPartition: Int { producer.configuration.maximumInFlightPerPartition }
 
     /// Records given to the producer whose outcome is not known yet.
     public var unfinishedRecords: Int { producer.unfinishedRecords }

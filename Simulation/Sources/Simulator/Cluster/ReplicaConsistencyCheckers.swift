@@ -113,7 +113,7 @@ public final class ReplicaConsistencyChecker: SimulationChecker {
         while offset < end {
             guard offset < log.logEndOffset else { return .failure(.short(end: offset)) }
             let read: LogReadResult
-            do { read = try log.read(from: offset, maxBytes: 1 << 20, maxOffset: end) } catch { return .failure(.corrupt) }
+            do { read = try log.read(from: offset, maxBytes: 1 << 20, maximumOffset: end) } catch { return .failure(.corrupt) }
             guard read.batchCount > 0, read.nextOffset > offset else { return .failure(.short(end: offset)) }
             bytes += read.bytes
             offset = read.nextOffset
