@@ -4,7 +4,7 @@ import TernCore
 
 /// One simulated machine: its disk and clock, which survive process restarts, and the current
 /// process (node object), which does not.
-final class NodeHost {
+final class SimulatedMachine {
     let index: Int
     let specification: NodeSpecification
     let disk: SimDisk
@@ -92,7 +92,7 @@ public final class Simulation {
     private let makeNode: (NodeEnvironment) -> any NodeStateMachine
     private var checkers: [any SimulationChecker] = []
     private var faultPlanners: [any FaultPlanner] = []
-    private let hosts: [NodeHost]
+    private let hosts: [SimulatedMachine]
     /// Looked up only, never walked.
     private let indexByID: [NodeID: Int]
     private var queue: EventQueue<ScheduledAction>
@@ -125,7 +125,7 @@ public final class Simulation {
         nodeIDs = configuration.nodes.map(\.id)
         network = SimNetwork(nodeIDs: nodeIDs, configuration: configuration.network, random: root.stream("network"))
         hosts = configuration.nodes.enumerated().map { index, specification in
-            NodeHost(index: index, specification: specification, configuration: configuration, random: root)
+            SimulatedMachine(index: index, specification: specification, configuration: configuration, random: root)
         }
         var indexByID: [NodeID: Int] = [:]
         for host in hosts { indexByID[host.id] = host.index }
@@ -227,7 +227,7 @@ public final class Simulation {
     /// What checkers see; also for inspecting a simulation after `run`.
     public var view: SimulationView { SimulationView(simulation: self) }
 
-    func host(_ id: NodeID) -> NodeHost {
+    func host(_ id: NodeID) -> SimulatedMachine {
         guard let index = indexByID[id] else { preconditionFailure("n\(id) is not a node of this simulation") }
         return hosts[index]
     }
@@ -258,7 +258,7 @@ public final class Simulation {
         }
     }
 
-    private func handleTick(_ host: NodeHost, incarnation: Int) {
+    private func handleTick(_ host: SimulatedMachine, incarnation: Int) {
         guard host.incarnation == incarnation, host.status != .down else { return }  // a dead process's tick
         guard host.status == .running else {
             host.tickAwaitingResume = true
@@ -268,13 +268,13 @@ public final class Simulation {
         scheduleTick(host, after: host.tickInterval)
     }
 
-    private func scheduleTick(_ host: NodeHost, after delay: Duration) {
+    private func scheduleTick(_ host: SimulatedMachine, after delay: Duration) {
         var due = now + delay
         if configuration.tickJitter > .zero { due = due + host.tickRandom.duration(in: .zero...configuration.tickJitter) }
         push(.tick(node: host.index, incarnation: host.incarnation), at: due)
     }
 
-    private func handleDiskWake(_ host: NodeHost) {
+    private func handleDiskWake(_ host: SimulatedMachine) {
         guard host.scheduledDiskWake == now else { return }  // superseded by an earlier wake-up
         host.scheduledDiskWake = nil
         host.disk.advance(to: now)
@@ -284,14 +284,14 @@ public final class Simulation {
         scheduleDiskWake(host)
     }
 
-    private func scheduleDiskWake(_ host: NodeHost) {
+    private func scheduleDiskWake(_ host: SimulatedMachine) {
         guard let due = host.disk.nextCompletionTime else { return }
         if let scheduled = host.scheduledDiskWake, scheduled <= due { return }
         host.scheduledDiskWake = due
         push(.diskWake(node: host.index), at: due)
     }
 
-    private func deliverCompletions(_ host: NodeHost) {
+    private func deliverCompletions(_ host: SimulatedMachine) {
         polledCompletions.removeAll(keepingCapacity: true)
         host.disk.pollCompletions(into: &polledCompletions)
         let batch = polledCompletions
@@ -337,7 +337,7 @@ public final class Simulation {
 
     /// Hands one event to a running node, then carries out its effects, traces, schedules the
     /// disk's next wake-up and runs the checkers.
-    private func deliver(_ event: NodeEvent, to host: NodeHost, digest: UInt64 = 0) {
+    private func deliver(_ event: NodeEvent, to host: SimulatedMachine, digest: UInt64 = 0) {
         guard violation == nil, let node = host.node else { return }
         precondition(host.status == .running, "only running nodes receive events")
         host.disk.advance(to: now)  // so syncs requested now are due after now
@@ -360,7 +360,7 @@ public final class Simulation {
         }
     }
 
-    private func traceEvent(_ event: NodeEvent, host: NodeHost, nodeTime: Instant, digest: UInt64) {
+    private func traceEvent(_ event: NodeEvent, host: SimulatedMachine, nodeTime: Instant, digest: UInt64) {
         let subject = TraceSubject.node(host.id)
         let clockWord = UInt64(bitPattern: nodeTime.nanoseconds)
         switch event {
@@ -389,7 +389,7 @@ public final class Simulation {
         }
     }
 
-    private func executeEffects(of host: NodeHost) {
+    private func executeEffects(of host: SimulatedMachine) {
         for effect in effects {
             switch effect {
             case let .send(destinationID, bytes):
@@ -450,7 +450,7 @@ public final class Simulation {
 
     /// A new process on the machine's disk: a fresh node from the factory, `.start`, then ticks
     /// from a random phase.
-    private func startNode(_ host: NodeHost) {
+    private func startNode(_ host: SimulatedMachine) {
         precondition(host.status == .down && host.node == nil, "only a down node starts")
         host.incarnation += 1
         if host.incarnation > 1 { nodeRestarts += 1 }
@@ -473,7 +473,7 @@ public final class Simulation {
 
     /// The process is gone (or, for a crash or power loss of a machine whose process was already
     /// killed, only the page cache); what the disk keeps depends on how it went.
-    private func stopNode(_ host: NodeHost, _ stop: Stop) {
+    private func stopNode(_ host: SimulatedMachine, _ stop: Stop) {
         precondition(stop == .kill ? host.status != .down : host.machineIsUp, "n\(host.id) is already stopped")
         host.disk.advance(to: now)
         switch stop {
@@ -494,7 +494,7 @@ public final class Simulation {
         }
     }
 
-    private func resumeNode(_ host: NodeHost) {
+    private func resumeNode(_ host: SimulatedMachine) {
         precondition(host.status == .paused, "only a paused node resumes")
         host.status = .running
         host.disk.advance(to: now)
