@@ -6,7 +6,7 @@ import NodeKit
 //   MetadataImage             the records applied in order; refuses records that break an invariant
 //                             (epochs only grow, leader ∈ ISR, fenced brokers lead nothing) and has a
 //                             canonical encoding and digest for cross-node checkers
-//   ControllerStateMachine    the active controller's decisions: requests and ticks in, records to
+//   ControllerCore    the active controller's decisions: requests and ticks in, records to
 //                             propose and replies out (see its doc comment for how to drive it)
 //   ControllerRequest/...     Tern's internal broker↔controller protocol (ControllerMessages.swift)
 //

@@ -34,7 +34,7 @@ public final class ControllerNode: NodeStateMachine {
     /// log stays in memory, as Raft's own entries do).
     public private(set) var committedEntries: [PeerMessage.MetadataEntry] = []
     /// Present while this node is the active controller.
-    public private(set) var active: ControllerStateMachine?
+    public private(set) var active: ControllerCore?
     public private(set) var activeTerm: Term?
     private var nextRecordOffset = Offset.zero
     private var lastProposedIndex = LogIndex(0)
@@ -151,7 +151,7 @@ public final class ControllerNode: NodeStateMachine {
         // The commit index may run ahead of the entries handed to this node; what counts is that
         // an entry of this term has been applied, so every earlier decision is in the image.
         guard active == nil, raft.isLeader, raft.hasAppliedEntryOfCurrentTerm else { return }
-        active = ControllerStateMachine(image: committedImage, configuration: configuration.controller, now: now)
+        active = ControllerCore(image: committedImage, configuration: configuration.controller, now: now)
         activeTerm = raft.term
         nextRecordOffset = committedImage.offset + 1
         lastProposedIndex = raft.appliedIndex

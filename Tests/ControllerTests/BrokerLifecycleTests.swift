@@ -157,7 +157,7 @@ import Testing
         var harness = ControllerHarness(brokers: [1, 2])
         harness.register(3)
         let failover = harness.now + .seconds(100)
-        let controller = ControllerStateMachine(image: harness.image, configuration: harness.controller.configuration, now: failover)
+        let controller = ControllerCore(image: harness.image, configuration: harness.controller.configuration, now: failover)
         #expect(controller.sessionDeadline(of: NodeID(1)) == failover + .seconds(9))
         #expect(controller.sessionDeadline(of: NodeID(3)) == nil, "fenced brokers need no session")
         var rebuilt = controller

@@ -42,14 +42,14 @@ enum MetadataInvariants {
 /// A controller with a stand-in for Raft: proposed records are committed at once, at consecutive
 /// offsets, after a trip through the record codec; the invariants are checked after each.
 struct ControllerHarness {
-    var controller: ControllerStateMachine
+    var controller: ControllerCore
     var now = Instant.zero
     private(set) var log: [MetadataRecord] = []
     /// Incarnations handed to brokers, so tests can restart one as a new process.
     private var incarnationCounter: UInt64 = 0
 
     init(configuration: ControllerConfiguration = ControllerConfiguration(), brokers: [Int32] = []) {
-        controller = ControllerStateMachine(image: .empty, configuration: configuration, now: .zero)
+        controller = ControllerCore(image: .empty, configuration: configuration, now: .zero)
         for broker in brokers { startBroker(broker) }
     }
 
@@ -74,7 +74,7 @@ struct ControllerHarness {
     }
 
     /// Runs a handler, commits what it proposes, and returns its reply.
-    mutating func run<Reply>(_ handler: (inout ControllerStateMachine) -> ControllerResult<Reply>,
+    mutating func run<Reply>(_ handler: (inout ControllerCore) -> ControllerResult<Reply>,
                              sourceLocation: SourceLocation = #_sourceLocation) -> Reply {
         let result = handler(&controller)
         commit(result.records, sourceLocation: sourceLocation)
@@ -82,7 +82,7 @@ struct ControllerHarness {
     }
 
     /// Like `run`, also returning the records.
-    mutating func runWithRecords<Reply>(_ handler: (inout ControllerStateMachine) -> ControllerResult<Reply>) -> (Reply, [MetadataRecord]) {
+    mutating func runWithRecords<Reply>(_ handler: (inout ControllerCore) -> ControllerResult<Reply>) -> (Reply, [MetadataRecord]) {
         let result = handler(&controller)
         commit(result.records)
         return (result.reply, result.records)

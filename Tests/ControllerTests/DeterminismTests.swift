@@ -50,7 +50,7 @@ import Testing
 
     /// The same script of requests and ticks, run against `image`; returns every record proposed.
     static func runScript(on image: MetadataImage) -> [MetadataRecord] {
-        var controller = ControllerStateMachine(image: image, configuration: ControllerConfiguration(), now: .zero)
+        var controller = ControllerCore(image: image, configuration: ControllerConfiguration(), now: .zero)
         var all: [MetadataRecord] = []
         var offset = image.offset
         func commit(_ records: [MetadataRecord]) {

@@ -15,7 +15,7 @@ struct AdminRefusal: Error {
     }
 }
 
-extension ControllerStateMachine {
+extension ControllerCore {
     // MARK: CreateTopics
 
     public func createTopics(_ request: CreateTopicsRequest) -> ControllerResult<CreateTopicsResponse> {

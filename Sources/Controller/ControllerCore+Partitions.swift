@@ -3,7 +3,7 @@ import TernCore
 // ISR changes from partition leaders (AlterPartition, compare-and-set on the partition epoch) and
 // leader elections asked for by an admin (ElectLeaders).
 
-extension ControllerStateMachine {
+extension ControllerCore {
     public func alterPartition(_ request: AlterPartitionRequest) -> ControllerResult<AlterPartitionResponse> {
         guard let registration = image.broker(request.brokerID) else {
             return ControllerResult(records: [], reply: AlterPartitionResponse(error: .brokerIDNotRegistered))

@@ -5,7 +5,7 @@ import TernCore
 // every new replica is in the ISR the old ones are removed (leadership moving if it was on one).
 // So at no point are there fewer in-sync copies than before.
 
-extension ControllerStateMachine {
+extension ControllerCore {
     public func alterPartitionReassignments(_ request: AlterPartitionReassignmentsRequest)
         -> ControllerResult<AlterPartitionReassignmentsResponse> {
         var builder = ProposalBuilder(image: image)

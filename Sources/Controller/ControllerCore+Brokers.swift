@@ -5,7 +5,7 @@ import TernCore
 // `broker.session.timeout.ms` fences; a controlled shutdown through the heartbeat moves leadership
 // away before the broker is told it may stop.
 
-extension ControllerStateMachine {
+extension ControllerCore {
     /// Most endpoints one broker may advertise.
     static let maximumEndpointsPerBroker = 64
 

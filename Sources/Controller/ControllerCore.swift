@@ -5,7 +5,7 @@ import TernCore
 ///
 /// How a composer drives it (the Raft leader is the active controller):
 /// 1. On winning the election, once the leader has applied the whole committed log, build one from
-///    the image: `ControllerStateMachine(image:configuration:now:)`. Broker sessions are soft state
+///    the image: `ControllerCore(image:configuration:now:)`. Broker sessions are soft state
 ///    and start afresh (every unfenced broker gets a full session timeout).
 /// 2. For each request, `handle(_:now:)`; on each tick, `tick(now:)`.
 /// 3. Append the returned records to the Raft log as one batch, then `replay(_:at:)` each of them
@@ -13,7 +13,7 @@ import TernCore
 ///    include every record already proposed.
 /// 4. Send the reply once those records (and all earlier ones) are committed. On losing leadership,
 ///    drop this value and the pending replies.
-public struct ControllerStateMachine: Sendable {
+public struct ControllerCore: Sendable {
     public let configuration: ControllerConfiguration
     /// The committed image plus the records this controller has proposed since.
     public private(set) var image: MetadataImage
