@@ -1,0 +1,141 @@
+import KafkaProtocol
+import Posix
+import TernCore
+
+// `tern bench codec`: what a Produce request and a Fetch answer cost to encode and decode in each
+// of the two message formats a broker handles today — the generated Kafka wire types, and the
+// logical requests with their own binary codec (`DataCodec`) — and along the path a real client's
+// request takes now (wire decode, mapping, and back). Issue 11 retires one format; this measures
+// first that the generated types do not slow the hot path.
+
+let codecBenchmarkUsage = """
+    usage: tern bench codec [--records N] [--value-bytes B] [--rounds R]
+      One batch of N records (default 1000) of B-byte values (default 100) in a Produce request
+      and in a Fetch answer. Each line: microseconds per call, median of R rounds (default 9) of
+      enough iterations to take about 50 ms each. Encodes and decodes are timed apart: a decode
+      reads a frame that was encoded once, as a broker reads what arrived.
+    """
+
+func runCodecBenchmark(_ arguments: [String]) {
+    var records = 1_000
+    var valueBytes = 100
+    var rounds = 9
+    var index = 0
+    while index < arguments.count {
+        let flag = arguments[index]
+        guard index + 1 < arguments.count, let value = Int(arguments[index + 1]), value > 0 else {
+            fail("\(flag) needs a positive integer\n\(codecBenchmarkUsage)")
+        }
+        switch flag {
+        case "--records": records = value
+        case "--value-bytes": valueBytes = value
+        case "--rounds": rounds = value
+        default: fail("unknown option '\(flag)'\n\(codecBenchmarkUsage)")
+        }
+        index += 2
+    }
+
+    var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+    var random = DeterministicRandom(seed: 42)
+    for _ in 0..<records {
+        builder.append(key: nil, value: (0..<valueBytes).map { _ in UInt8(truncatingIfNeeded: random.next()) })
+    }
+    let batch = builder.build()
+    print("codec: one \(batch.count)-byte batch of \(records) records, \(valueBytes)-byte values; µs per call, median of \(rounds) rounds")
+
+    let produceVersion: Int16 = 9
+    let produceHeader = KafkaRequestHeader(apiKey: .produce, apiVersion: produceVersion, correlationID: 7, clientID: "bench")
+    let wireProduce = wireProduceRequest(batch)
+    let logicalProduce = DataRequest.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 30_000, topics: [
+        .init(name: "bench", partitions: [.init(partitionIndex: 0, records: batch)]),
+    ]))
+    let produceFrame = encodeKafkaRequest(wireProduce, header: produceHeader)
+    let logicalProduceBytes = logicalProduce.encoded()
+    report("produce request, Kafka wire (generated): encode", rounds: rounds) {
+        encodeKafkaRequest(wireProduce, header: produceHeader).count == produceFrame.count
+    }
+    report("produce request, Kafka wire (generated): decode", rounds: rounds) {
+        (try? decodeKafkaRequest(produceFrame[4...]))?.header.correlationID == 7
+    }
+    report("produce request, logical (DataCodec): encode", rounds: rounds) {
+        logicalProduce.encoded().count == logicalProduceBytes.count
+    }
+    report("produce request, logical (DataCodec): decode", rounds: rounds) {
+        (try? DataRequest(decoding: logicalProduceBytes)) != nil
+    }
+    report("produce request, a client's path today: wire decode + mapping", rounds: rounds) {
+        guard let decoded = try? decodeKafkaRequest(produceFrame[4...]) else { return false }
+        return DataRequest(kafka: decoded.body, version: produceVersion) != nil
+    }
+
+    let fetchVersion: Int16 = 12
+    let fetchHeader = KafkaRequestHeader(apiKey: .fetch, apiVersion: fetchVersion, correlationID: 9, clientID: "bench")
+    let logicalFetch = DataResponse.fetch(FetchResponse(topics: [.init(name: "bench", partitions: [
+        .init(partitionIndex: 0, highWatermark: Offset(Int64(records)), lastStableOffset: Offset(Int64(records)),
+              logStartOffset: .zero, records: batch),
+    ])]))
+    let wireFetch = logicalFetch.kafkaResponse(version: fetchVersion)
+    let fetchFrame = encodeKafkaResponse(wireFetch, for: fetchHeader)
+    let logicalFetchBytes = logicalFetch.encoded()
+    report("fetch answer, Kafka wire (generated): encode", rounds: rounds) {
+        encodeKafkaResponse(wireFetch, for: fetchHeader).count == fetchFrame.count
+    }
+    report("fetch answer, Kafka wire (generated): decode", rounds: rounds) {
+        (try? decodeKafkaResponse(fetchFrame[4...], apiKey: .fetch, apiVersion: fetchVersion)) != nil
+    }
+    report("fetch answer, logical (DataCodec): encode", rounds: rounds) {
+        logicalFetch.encoded().count == logicalFetchBytes.count
+    }
+    report("fetch answer, logical (DataCodec): decode", rounds: rounds) {
+        (try? DataResponse(decoding: logicalFetchBytes)) != nil
+    }
+    report("fetch answer, a client's path today: DataCodec round trip + mapping + wire encode", rounds: rounds) {
+        guard let decoded = try? DataResponse(decoding: logicalFetch.encoded()) else { return false }
+        return encodeKafkaResponse(decoded.kafkaResponse(version: fetchVersion), for: fetchHeader).count == fetchFrame.count
+    }
+}
+
+private func wireProduceRequest(_ batch: [UInt8]) -> KafkaRequest {
+    var partition = KafkaWire.ProduceRequest.PartitionProduceData()
+    partition.index = 0
+    partition.records = batch
+    var topic = KafkaWire.ProduceRequest.TopicProduceData()
+    topic.name = "bench"
+    topic.partitionData = [partition]
+    var request = KafkaWire.ProduceRequest()
+    request.acks = -1
+    request.timeoutMs = 30_000
+    request.topicData = [topic]
+    return .produce(request)
+}
+
+/// Runs `operation` (which must succeed) for about 50 ms per round and prints the median
+/// microseconds per call.
+private func report(_ name: String, rounds: Int, _ operation: () -> Bool) {
+    var calibration = 1
+    while true {
+        let start = Clocks.monotonicNanoseconds()
+        for _ in 0..<calibration { precondition(operation(), "\(name): the round trip failed") }
+        if Clocks.monotonicNanoseconds() - start >= 50_000_000 || calibration >= 1 << 20 { break }
+        calibration *= 2
+    }
+    var perCall: [Double] = []
+    for _ in 0..<rounds {
+        let start = Clocks.monotonicNanoseconds()
+        for _ in 0..<calibration { precondition(operation(), "\(name): the round trip failed") }
+        perCall.append(Double(Clocks.monotonicNanoseconds() - start) / Double(calibration) / 1_000)
+    }
+    perCall.sort()
+    let median = perCall[perCall.count / 2]
+    let padding = String(repeating: " ", count: max(1, 86 - name.count))
+    print("  \(name)\(padding)\(String(format2: median)) µs")
+}
+
+private extension String {
+    /// `value` with two decimals (no Foundation).
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}
