@@ -50,7 +50,18 @@ public struct ByteWriter: Sendable {
     }
 
     public mutating func writeBytes<C: Collection>(_ data: C) where C.Element == UInt8 {
+        reserveForRun(data.count)
         bytes.append(contentsOf: data)
+    }
+
+    /// A long run (a record batch) that outgrows the buffer leaves room behind it: appended to an
+    /// exact fit, the one byte that follows it (a tagged-field count) would copy the whole buffer
+    /// into a fresh, page-faulting allocation. `tern bench codec`: a 110 KB Produce request
+    /// encoded in 52–121 µs that way, in 4 µs with the room.
+    private mutating func reserveForRun(_ count: Int) {
+        let needed = bytes.count + count
+        guard count >= 4_096, needed > bytes.capacity else { return }
+        bytes.reserveCapacity(needed + needed / 16 + 64)
     }
 
     public mutating func writeString(_ text: String) {

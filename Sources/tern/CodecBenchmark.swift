@@ -9,11 +9,12 @@ import TernCore
 // first that the generated types do not slow the hot path.
 
 let codecBenchmarkUsage = """
-    usage: tern bench codec [--records N] [--value-bytes B] [--rounds R]
+    usage: tern bench codec [--records N] [--value-bytes B] [--rounds R] [--only TEXT]
       One batch of N records (default 1000) of B-byte values (default 100) in a Produce request
       and in a Fetch answer. Each line: microseconds per call, median of R rounds (default 9) of
       enough iterations to take about 50 ms each. Encodes and decodes are timed apart: a decode
-      reads a frame that was encoded once, as a broker reads what arrived.
+      reads a frame that was encoded once, as a broker reads what arrived. --only runs the lines
+      whose name contains TEXT (for a profiler).
     """
 
 func runCodecBenchmark(_ arguments: [String]) {
@@ -23,6 +24,11 @@ func runCodecBenchmark(_ arguments: [String]) {
     var index = 0
     while index < arguments.count {
         let flag = arguments[index]
+        if flag == "--only", index + 1 < arguments.count {
+            codecBenchmarkFilter = arguments[index + 1]
+            index += 2
+            continue
+        }
         guard index + 1 < arguments.count, let value = Int(arguments[index + 1]), value > 0 else {
             fail("\(flag) needs a positive integer\n\(codecBenchmarkUsage)")
         }
@@ -111,7 +117,11 @@ private func wireProduceRequest(_ batch: [UInt8]) -> KafkaRequest {
 
 /// Runs `operation` (which must succeed) for about 50 ms per round and prints the median
 /// microseconds per call.
+/// `--only TEXT`: run the lines whose name contains TEXT.
+nonisolated(unsafe) private var codecBenchmarkFilter: String?
+
 private func report(_ name: String, rounds: Int, _ operation: () -> Bool) {
+    if let filter = codecBenchmarkFilter, !name.contains(filter) { return }
     var calibration = 1
     while true {
         let start = Clocks.monotonicNanoseconds()
