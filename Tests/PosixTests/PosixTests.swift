@@ -35,11 +35,22 @@ import Testing
     }
 }
 
+/// Whether this machine has an IPv6 loopback address (a container may have IPv6 disabled).
+let hasIPv6Loopback: Bool = {
+    guard let socket = try? TCPSocket.listen(on: SocketAddress(host: "::1", port: 0)) else { return false }
+    socket.close()
+    return true
+}()
+
 /// The one socket type of both shells, on IPv4 and IPv6 loopback: listen on an ephemeral port,
-/// connect, accept, and move bytes both ways.
+/// connect, accept, and move bytes one way.
 @Suite struct TCPSocketTests {
-    @Test(arguments: ["127.0.0.1", "::1"])
-    func listensConnectsAndExchangesBytes(host: String) throws {
+    @Test func overIPv4Loopback() throws { try listenConnectAndExchangeBytes(host: "127.0.0.1") }
+
+    @Test(.enabled(if: hasIPv6Loopback, "this machine has no IPv6 loopback"))
+    func overIPv6Loopback() throws { try listenConnectAndExchangeBytes(host: "::1") }
+
+    private func listenConnectAndExchangeBytes(host: String) throws {
         let listener = try TCPSocket.listen(on: SocketAddress(host: host, port: 0))
         defer { listener.close() }
         let port = try listener.localPort()
