@@ -197,13 +197,13 @@ public final class NodeHost {
                                           listenAddress: configuration.internalListener, loop: loop,
                                           configuration: options.peerTransport, log: log)
         } catch {
-            throw .listen(listener: NodeLaunchConfiguration.internalListenerName, address: configuration.internalListener, error)
+            throw .listen(listener: BrokerEndpoint.internalListenerName, address: configuration.internalListener, error)
         }
         if let address = configuration.clientListener {
             do throws(SocketError) {
                 clientListener = try TCPListener(address: address, loop: loop)
             } catch {
-                throw .listen(listener: NodeLaunchConfiguration.clientListenerName, address: address, error)
+                throw .listen(listener: BrokerEndpoint.clientListenerName, address: address, error)
             }
         } else {
             clientListener = nil
@@ -261,10 +261,10 @@ public final class NodeHost {
         var endpoints: [BrokerEndpoint] = []
         if var advertised = configuration.advertisedClientListener ?? clientListenAddress {
             if advertised.port == 0, let bound = clientListenAddress { advertised.port = bound.port }
-            endpoints.append(BrokerEndpoint(listenerName: NodeLaunchConfiguration.clientListenerName,
+            endpoints.append(BrokerEndpoint(listenerName: BrokerEndpoint.clientListenerName,
                                             host: advertised.host, port: advertised.port))
         }
-        endpoints.append(BrokerEndpoint(listenerName: NodeLaunchConfiguration.internalListenerName,
+        endpoints.append(BrokerEndpoint(listenerName: BrokerEndpoint.internalListenerName,
                                         host: internalListenAddress.host, port: internalListenAddress.port))
         return endpoints
     }
@@ -296,7 +296,7 @@ public final class NodeHost {
         if let voter = configuration.controllerVoters[id] { return voter }
         let image = broker?.image ?? controller?.committedImage
         guard let endpoint = image?.broker(id)?.endpoints.first(where: {
-            $0.listenerName == NodeLaunchConfiguration.internalListenerName
+            $0.listenerName == BrokerEndpoint.internalListenerName
         }) else { return nil }
         return SocketAddress(host: endpoint.host, port: endpoint.port)
     }

@@ -51,7 +51,4 @@ public struct NodeLaunchConfiguration: Sendable {
         self.controller = controller
         self.maximumRequestBytes = maximumRequestBytes
     }
-
-    public static let internalListenerName = BrokerEndpoint.internalListenerName
-    public static let clientListenerName = BrokerEndpoint.clientListenerName
 }

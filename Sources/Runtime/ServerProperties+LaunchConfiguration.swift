@@ -40,8 +40,8 @@ extension ServerProperties {
             let advertised = listeners.advertisedClient ?? client
             var configuration = BrokerConfiguration(
                 brokerID: nodeID, clusterID: clusterID, controllerVoters: voters.keys.sorted(),
-                endpoints: [BrokerEndpoint(listenerName: NodeLaunchConfiguration.clientListenerName, host: advertised.host, port: advertised.port),
-                            BrokerEndpoint(listenerName: NodeLaunchConfiguration.internalListenerName,
+                endpoints: [BrokerEndpoint(listenerName: BrokerEndpoint.clientListenerName, host: advertised.host, port: advertised.port),
+                            BrokerEndpoint(listenerName: BrokerEndpoint.internalListenerName,
                                            host: listeners.internal.host, port: listeners.internal.port)])
             if let interval = try milliseconds(.brokerHeartbeatIntervalMilliseconds) { configuration.heartbeatInterval = interval }
             if let sessionTimeout { configuration.sessionTimeout = sessionTimeout }
@@ -202,8 +202,8 @@ extension ServerProperties {
 
     /// `CLIENT://127.0.0.1:19092,INTERNAL://127.0.0.1:19192`; `advertised.listeners` names CLIENT only.
     private func listeners(isBroker: Bool) throws(ServerPropertiesError) -> Listeners {
-        let client = NodeLaunchConfiguration.clientListenerName
-        let `internal` = NodeLaunchConfiguration.internalListenerName
+        let client = BrokerEndpoint.clientListenerName
+        let `internal` = BrokerEndpoint.internalListenerName
         let bound = try namedListeners(.listeners, allowed: [client, `internal`])
         guard let internalAddress = bound[`internal`] else { throw invalid(.listeners, "must have an INTERNAL listener (for controller and replication traffic)") }
         // Other nodes connect to the address the INTERNAL listener binds: there is no advertised form of it.

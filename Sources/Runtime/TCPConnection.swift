@@ -259,15 +259,12 @@ public final class TCPConnection {
     /// Sends as much queued output as the socket takes.
     private func flush() {
         let socket = TCPSocket(descriptor: descriptor)
-        while !output.isEmpty, !isClosed {
+        sending: while !output.isEmpty, !isClosed {
             switch socket.write(output.readableBytes) {
             case let .failure(error): return finish(.failed(operation: error.operation, code: error.code))
-            case .success(0): break
-            case let .success(sent):
-                output.consume(sent)
-                continue
+            case .success(0): break sending  // the socket buffer is full: epoll says when to go on
+            case let .success(sent): output.consume(sent)
             }
-            break
         }
         if output.isEmpty && isClosing { return finish(.requested) }
         // Output fell below the pause threshold: frames that waited in the input may go on.

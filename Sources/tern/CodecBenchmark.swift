@@ -21,11 +21,12 @@ func runCodecBenchmark(_ arguments: [String]) {
     var records = 1_000
     var valueBytes = 100
     var rounds = 9
+    var only: String?
     var index = 0
     while index < arguments.count {
         let flag = arguments[index]
         if flag == "--only", index + 1 < arguments.count {
-            codecBenchmarkFilter = arguments[index + 1]
+            only = arguments[index + 1]
             index += 2
             continue
         }
@@ -57,19 +58,19 @@ func runCodecBenchmark(_ arguments: [String]) {
     ]))
     let produceFrame = encodeKafkaRequest(wireProduce, header: produceHeader)
     let logicalProduceBytes = logicalProduce.encoded()
-    report("produce request, Kafka wire (generated): encode", rounds: rounds) {
+    report("produce request, Kafka wire (generated): encode", rounds: rounds, only: only) {
         encodeKafkaRequest(wireProduce, header: produceHeader).count == produceFrame.count
     }
-    report("produce request, Kafka wire (generated): decode", rounds: rounds) {
+    report("produce request, Kafka wire (generated): decode", rounds: rounds, only: only) {
         (try? decodeKafkaRequest(produceFrame[4...]))?.header.correlationID == 7
     }
-    report("produce request, logical (DataCodec): encode", rounds: rounds) {
+    report("produce request, logical (DataCodec): encode", rounds: rounds, only: only) {
         logicalProduce.encoded().count == logicalProduceBytes.count
     }
-    report("produce request, logical (DataCodec): decode", rounds: rounds) {
+    report("produce request, logical (DataCodec): decode", rounds: rounds, only: only) {
         (try? DataRequest(decoding: logicalProduceBytes)) != nil
     }
-    report("produce request, a client's path today: wire decode + mapping", rounds: rounds) {
+    report("produce request, a client's path today: wire decode + mapping", rounds: rounds, only: only) {
         guard let decoded = try? decodeKafkaRequest(produceFrame[4...]) else { return false }
         return DataRequest(kafka: decoded.body, version: produceVersion) != nil
     }
@@ -83,19 +84,19 @@ func runCodecBenchmark(_ arguments: [String]) {
     let wireFetch = logicalFetch.kafkaResponse(version: fetchVersion)
     let fetchFrame = encodeKafkaResponse(wireFetch, for: fetchHeader)
     let logicalFetchBytes = logicalFetch.encoded()
-    report("fetch answer, Kafka wire (generated): encode", rounds: rounds) {
+    report("fetch answer, Kafka wire (generated): encode", rounds: rounds, only: only) {
         encodeKafkaResponse(wireFetch, for: fetchHeader).count == fetchFrame.count
     }
-    report("fetch answer, Kafka wire (generated): decode", rounds: rounds) {
+    report("fetch answer, Kafka wire (generated): decode", rounds: rounds, only: only) {
         (try? decodeKafkaResponse(fetchFrame[4...], apiKey: .fetch, apiVersion: fetchVersion)) != nil
     }
-    report("fetch answer, logical (DataCodec): encode", rounds: rounds) {
+    report("fetch answer, logical (DataCodec): encode", rounds: rounds, only: only) {
         logicalFetch.encoded().count == logicalFetchBytes.count
     }
-    report("fetch answer, logical (DataCodec): decode", rounds: rounds) {
+    report("fetch answer, logical (DataCodec): decode", rounds: rounds, only: only) {
         (try? DataResponse(decoding: logicalFetchBytes)) != nil
     }
-    report("fetch answer, a client's path today: DataCodec round trip + mapping + wire encode", rounds: rounds) {
+    report("fetch answer, a client's path today: DataCodec round trip + mapping + wire encode", rounds: rounds, only: only) {
         guard let decoded = try? DataResponse(decoding: logicalFetch.encoded()) else { return false }
         return encodeKafkaResponse(decoded.kafkaResponse(version: fetchVersion), for: fetchHeader).count == fetchFrame.count
     }
@@ -117,11 +118,9 @@ private func wireProduceRequest(_ batch: [UInt8]) -> KafkaRequest {
 
 /// Runs `operation` (which must succeed) for about 50 ms per round and prints the median
 /// microseconds per call.
-/// `--only TEXT`: run the lines whose name contains TEXT.
-nonisolated(unsafe) private var codecBenchmarkFilter: String?
-
-private func report(_ name: String, rounds: Int, _ operation: () -> Bool) {
-    if let filter = codecBenchmarkFilter, !name.contains(filter) { return }
+/// Skips the line unless its name contains `only` (when given).
+private func report(_ name: String, rounds: Int, only: String?, _ operation: () -> Bool) {
+    if let only, !name.contains(only) { return }
     var calibration = 1
     while true {
         let start = Clocks.monotonicNanoseconds()
@@ -138,14 +137,5 @@ private func report(_ name: String, rounds: Int, _ operation: () -> Bool) {
     perCall.sort()
     let median = perCall[perCall.count / 2]
     let padding = String(repeating: " ", count: max(1, 86 - name.count))
-    print("  \(name)\(padding)\(String(format2: median)) µs")
-}
-
-private extension String {
-    /// `value` with two decimals (no Foundation).
-    init(format2 value: Double) {
-        let hundredths = Int((value * 100).rounded())
-        let fraction = hundredths % 100
-        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
-    }
+    print("  \(name)\(padding)\(formatFixed(median, places: 2)) µs")
 }

@@ -1,62 +1,14 @@
 import Broker
-import Controller
 import KafkaProtocol
-import LogStorage
 import NodeKit
-import Raft
-import Simulator
 import TernCore
 import Testing
 
 // The Kafka front door as core code: client connections and Kafka frames as node events, answers
 // as node effects, with no socket anywhere. One combined node that is its own controller quorum,
-// on a SimDisk, driven by the test.
+// on a SimDisk, driven by the test (`CombinedProcess`, from CombinedNodeTests).
 
-private final class SingleNodeCluster {
-    let disk = SimDisk(random: DeterministicRandom(seed: 11), configuration: .benignCrashes)
-    let node: CombinedNode
-    var now = Instant.zero
-    /// Every client effect the node emitted, oldest first.
-    var clientEffects: [NodeEffect] = []
-    var stops: [String] = []
-
-    init() {
-        let id = NodeID(1)
-        let environment = NodeEnvironment(nodeID: id, disk: disk, dataDirectory: "/data", random: DeterministicRandom(seed: 3))
-        let controller = ControllerNode(environment: environment, configuration: ControllerNode.Configuration(
-            raft: RaftNode.Configuration(raft: RaftConfiguration(nodeID: id, voters: [id])),
-            controller: ControllerConfiguration(clusterID: "front-door")))
-        let broker = BrokerNode(configuration: BrokerConfiguration(brokerID: id, clusterID: "front-door", controllerVoters: [id]),
-                                environment: environment)
-        node = CombinedNode(controller: controller, broker: broker)
-        handle(.start)
-    }
-
-    func handle(_ event: NodeEvent) {
-        var effects: [NodeEffect] = []
-        node.handle(event, now: now, effects: &effects)
-        for effect in effects {
-            switch effect {
-            case .send: Issue.record("a node that is its own quorum sends nothing out: \(effect)")
-            case let .halt(reason), let .exit(reason): stops.append(reason)
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log: clientEffects.append(effect)
-            }
-        }
-    }
-
-    /// Ticks every 10 ms for `duration`, handing over sync completions as they come.
-    func run(for duration: Duration) {
-        let end = now + duration
-        while now < end {
-            now += .milliseconds(10)
-            disk.advance(to: now)
-            var completions: [SyncCompletion] = []
-            disk.pollCompletions(into: &completions)
-            for completion in completions { handle(.syncCompleted(completion)) }
-            handle(.tick)
-        }
-    }
-
+extension CombinedProcess {
     func send(_ request: KafkaRequest, version: Int16, correlationID: Int32, on connection: ClientConnectionID) {
         let frame = encodeKafkaRequest(request, header: KafkaRequestHeader(apiKey: request.apiKey, apiVersion: version,
                                                                            correlationID: correlationID, clientID: "front-door-test"))
@@ -110,8 +62,8 @@ private func fetchRequest(_ topic: String, maxWaitMilliseconds: Int32) -> KafkaR
 }
 
 @Suite struct KafkaFrontendTests {
-    private static func servingCluster() throws -> SingleNodeCluster {
-        let cluster = SingleNodeCluster()
+    private static func servingCluster() throws -> CombinedProcess {
+        let cluster = CombinedProcess(voters: [NodeID(1)])
         for _ in 0..<20 where cluster.node.broker.isFenced { cluster.run(for: .milliseconds(500)) }
         try #require(cluster.node.broker.isServingClients && !cluster.node.broker.isFenced,
                      "the broker registered with its own controller and was unfenced")
@@ -133,7 +85,8 @@ private func fetchRequest(_ topic: String, maxWaitMilliseconds: Int32) -> KafkaR
         #expect(!cluster.closed(good))
         #expect(cluster.replyCorrelationIDs(on: bad).isEmpty)
         #expect(cluster.replyCorrelationIDs(on: good) == [5])
-        #expect(cluster.stops.isEmpty, "\(cluster.stops)")
+        #expect(cluster.halts.isEmpty, "\(cluster.halts)")
+        #expect(cluster.sent.isEmpty, "a node that is its own quorum sends nothing out")
         cluster.handle(.clientDisconnected(bad))
         #expect(cluster.node.broker.clientConnectionCount == 1)
     }
@@ -160,7 +113,7 @@ private func fetchRequest(_ topic: String, maxWaitMilliseconds: Int32) -> KafkaR
     /// A broker not yet serving (its registration not in its image) closes a client's
     /// connection at its first request, sending the client to another bootstrap broker.
     @Test func aBrokerNotYetServingClosesTheConnection() {
-        let cluster = SingleNodeCluster()
+        let cluster = CombinedProcess(voters: [NodeID(1)])
         #expect(!cluster.node.broker.isServingClients)
         let connection = ClientConnectionID(rawValue: 1)
         cluster.handle(.clientConnected(connection))

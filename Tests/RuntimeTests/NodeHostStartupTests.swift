@@ -61,7 +61,7 @@ import Testing
             Issue.record("expected a listen error, got \(error)")
             return
         }
-        #expect(listener == NodeLaunchConfiguration.clientListenerName)
+        #expect(listener == BrokerEndpoint.clientListenerName)
         #expect(address == holder.address)
         #expect("\(error)".contains("\(holder.address)") && "\(error)".contains("CLIENT"))
         // The internal listener was released with the half-built host: the port binds again.
@@ -80,7 +80,7 @@ import Testing
             Issue.record("expected a listen error, got \(error)")
             return
         }
-        #expect(listener == NodeLaunchConfiguration.internalListenerName)
+        #expect(listener == BrokerEndpoint.internalListenerName)
         #expect(address == holder.address)
     }
 
