@@ -44,7 +44,7 @@ let package = Package(
         .testTarget(name: "RaftTests", dependencies: ["Raft", "Simulator"], exclude: ["testdata"]),
         .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
         .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
-        .testTarget(name: "ClientTests", dependencies: ["Client"]),
+        .testTarget(name: "ClientTests", dependencies: ["Client", "KafkaProtocol"]),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "Posix"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Posix", "tern"]),

@@ -64,3 +64,27 @@ extension KafkaErrorCode {
         }
     }
 }
+
+extension ClientRequest {
+    /// The request as a `KafkaConversation` carries it, built at the version the conversation
+    /// negotiates; its token is the correlation's raw value.
+    public func outgoing(timeout: Duration) -> OutgoingRequest {
+        let request = request
+        var expectsResponse = true
+        if case let .produce(produce) = request, produce.acks == 0 { expectsResponse = false }
+        return OutgoingRequest(apiKey: KafkaAPIKey(rawValue: Int16(request.apiKey.rawValue))!, token: correlation.rawValue, timeout: timeout,
+                               expectsResponse: expectsResponse) { request.kafkaRequest(version: $0) }
+    }
+}
+
+extension ProduceRequest {
+    /// What the client is told once an `acks=0` produce is written, as librdkafka reports it:
+    /// every partition accepted, offset unknown (Kafka sends no answer).
+    public var answerWithoutAcknowledgement: ProduceResponse {
+        ProduceResponse(topics: topics.map { topic in
+            ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map {
+                ProduceResponse.Partition(partitionIndex: $0.partitionIndex, errorCode: .none)
+            })
+        })
+    }
+}

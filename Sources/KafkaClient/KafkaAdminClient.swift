@@ -1,3 +1,4 @@
+import Client
 import KafkaProtocol
 import Posix
 import TernCore

@@ -4,6 +4,7 @@
 import Posix
 import Glibc
 #endif
+import Client
 import KafkaProtocol
 import TernCore
 

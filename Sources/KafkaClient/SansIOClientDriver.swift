@@ -53,20 +53,12 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
     }
 
     private mutating func send(_ outgoing: ClientRequest) {
-        let request = outgoing.request
-        var expectsResponse = true
-        if case let .produce(produce) = request, produce.acks == 0 {
-            expectsResponse = false
+        if case let .produce(produce) = outgoing.request, produce.acks == 0 {
             unansweredProduces[outgoing.correlation.rawValue] = produce
         }
-        let apiKey = Self.apiKey(of: request)
         // The network's own deadline is a little later than the client's, so the client's
         // timeout decides and the network only cleans up the connection after it.
-        let networkRequest = OutgoingRequest(apiKey: apiKey, token: outgoing.correlation.rawValue,
-                                             timeout: client.requestTimeout + .seconds(1), expectsResponse: expectsResponse) { version in
-            request.kafkaRequest(version: version)
-        }
-        network.send(networkRequest, to: outgoing.destination)
+        network.send(outgoing.outgoing(timeout: client.requestTimeout + .seconds(1)), to: outgoing.destination)
     }
 
     private mutating func deliver(_ event: NetworkEvent) {
@@ -82,28 +74,11 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
             client.handle(response: answer, correlation: correlation, now: now)
         case let .sentWithoutResponse(token):
             guard let produce = unansweredProduces.removeValue(forKey: token) else { return }
-            // What librdkafka reports for acks=0: written, offset unknown.
-            let answer = ProduceResponse(topics: produce.topics.map { topic in
-                ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map {
-                    ProduceResponse.Partition(partitionIndex: $0.partitionIndex, errorCode: .none)
-                })
-            })
-            client.handle(response: .produce(answer), correlation: RequestCorrelation(token), now: now)
+            client.handle(response: .produce(produce.answerWithoutAcknowledgement), correlation: RequestCorrelation(token), now: now)
         case let .failed(token, error):
             lastNetworkError = error
             unansweredProduces.removeValue(forKey: token)
             client.handleTimeout(correlation: RequestCorrelation(token), now: now)
-        }
-    }
-
-    static func apiKey(of request: DataRequest) -> KafkaAPIKey {
-        switch request {
-        case .produce: return .produce
-        case .fetch: return .fetch
-        case .listOffsets: return .listOffsets
-        case .metadata: return .metadata
-        case .initProducerID: return .initProducerID
-        case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
         }
     }
 }

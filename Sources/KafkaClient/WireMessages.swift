@@ -1,31 +1,9 @@
 import KafkaProtocol
 import TernCore
 
-// Every use of the generated `KafkaWire` structs by this module, in one place: the ApiVersions
-// handshake and the admin requests that have no logical counterpart in `DataRequest`.
-
-/// What an ApiVersions answer says, whatever version it was decoded at.
-struct APIVersionsAnswer: Equatable {
-    var errorCode: Int16
-    var ranges: [Int16: ClosedRange<Int16>]
-}
-
-func makeAPIVersionsRequest() -> KafkaRequest {
-    var request = KafkaWire.ApiVersionsRequest()
-    // Only sent from v3; names the client in the broker's logs and metrics.
-    request.clientSoftwareName = "tern"
-    request.clientSoftwareVersion = "0.5"
-    return .apiVersions(request)
-}
-
-func apiVersionsAnswer(from response: KafkaResponse) -> APIVersionsAnswer? {
-    guard case let .apiVersions(answer) = response else { return nil }
-    var ranges: [Int16: ClosedRange<Int16>] = [:]
-    for entry in answer.apiKeys where entry.minVersion <= entry.maxVersion {
-        ranges[entry.apiKey] = entry.minVersion...entry.maxVersion
-    }
-    return APIVersionsAnswer(errorCode: answer.errorCode, ranges: ranges)
-}
+// Every use of the generated `KafkaWire` structs by this module, in one place: the admin requests
+// that have no logical counterpart in `DataRequest` (the ApiVersions handshake is Client's
+// `KafkaConversation`).
 
 func makeCreateTopicsRequest(_ topics: [NewTopic], timeoutMilliseconds: Int32, validateOnly: Bool) -> KafkaRequest {
     var request = KafkaWire.CreateTopicsRequest()

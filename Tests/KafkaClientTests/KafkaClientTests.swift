@@ -70,27 +70,6 @@ import Testing
     }
 }
 
-@Suite struct VersionNegotiationTests {
-    @Test func choosesTheHighestCommonVersion() {
-        #expect(BrokerAPIVersions.negotiate(client: 3...11, broker: 0...9) == 9)
-        #expect(BrokerAPIVersions.negotiate(client: 3...11, broker: 0...12) == 11)
-        #expect(BrokerAPIVersions.negotiate(client: 3...11, broker: 0...2) == nil)
-        #expect(BrokerAPIVersions.negotiate(client: 0...4, broker: 5...7) == nil)
-        let versions = BrokerAPIVersions(ranges: [1: 4...12])
-        #expect(versions.negotiatedVersion(apiKey: 1, clientRange: 4...16) == 12)
-        #expect(versions.negotiatedVersion(apiKey: 60, clientRange: 0...1) == nil)
-    }
-
-    @Test func apiVersionsFallsBackLikeKafkaPython() {
-        // The broker named its ApiVersions range in the v0 answer: the highest both know.
-        #expect(ClientAPIVersions.apiVersionsRetryVersion(triedVersion: 3, brokerRange: 0...2) == 2)
-        // No range named: v0, which every broker answers.
-        #expect(ClientAPIVersions.apiVersionsRetryVersion(triedVersion: 3, brokerRange: nil) == 0)
-        // v0 itself refused: nothing left to try.
-        #expect(ClientAPIVersions.apiVersionsRetryVersion(triedVersion: 0, brokerRange: 0...4) == nil)
-    }
-}
-
 @Suite struct PartitionerTests {
     @Test func murmur2MatchesKafka() {
         // Values from Kafka's UtilsTest.testMurmur2.
