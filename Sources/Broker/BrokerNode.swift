@@ -25,12 +25,6 @@ public struct BrokerConfiguration: Sendable {
     /// Wait before registering again after a refusal.
     public var retryBackoff: Duration = .milliseconds(200)
     public var tickInterval: Duration = .milliseconds(50)
-    /// For simulations: the chance that a process plans a controlled shutdown (then exits and is
-    /// restarted by its supervisor), and when after its start.
-    public var plannedShutdownProbability = 0.0
-    public var plannedShutdownDelay: ClosedRange<Duration> = .seconds(5)...(.seconds(30))
-    /// No planned shutdown begins at or after this instant (a simulation's phase without faults).
-    public var plannedShutdownsEnd: Instant?
     public var dataPlane = BrokerDataPlaneConfiguration()
 
     public init(brokerID: NodeID, clusterID: String, controllerVoters: [NodeID], endpoints: [BrokerEndpoint] = []) {
@@ -82,8 +76,6 @@ public final class BrokerNode: NodeStateMachine {
     /// Keeps a catching-up broker's exchange with a controller in the same process well inside
     /// `CombinedNode`'s bound (two hops a page); the next pages follow on the next ticks.
     static let maximumPagesFetchedBetweenTicks = 16
-    /// When this process will ask for a controlled shutdown, if it plans one.
-    public private(set) var plannedShutdownAt: Instant?
     public let dataPlane: BrokerDataPlane
     /// Replicas are started only once the image has caught up with the committed metadata the
     /// first time, so a restarted broker does not act on every stale intermediate state.
@@ -139,7 +131,7 @@ public final class BrokerNode: NodeStateMachine {
     /// Starts a controlled shutdown: heartbeats ask for it until the controller says it may stop.
     /// The next heartbeat goes at the next tick rather than after a whole heartbeat interval, so
     /// the controller starts moving leaderships away at once.
-    public func requestControlledShutdown() {
+    private func requestControlledShutdown() {
         wantsShutDown = true
         if pendingControl == nil { nextControlAt = .zero }
     }
@@ -162,10 +154,6 @@ public final class BrokerNode: NodeStateMachine {
             startedAt = now
             nextControlAt = now
             nextFetchAt = now
-            if random.chance(configuration.plannedShutdownProbability) {
-                let at = now + random.duration(in: configuration.plannedShutdownDelay)
-                if configuration.plannedShutdownsEnd.map({ at < $0 }) ?? true { plannedShutdownAt = at }
-            }
             onTick(now: now, effects: &effects)
         case .tick:
             onTick(now: now, effects: &effects)
@@ -174,6 +162,8 @@ public final class BrokerNode: NodeStateMachine {
             onMessage(message, from: from, now: now, effects: &effects)
         case let .syncCompleted(completion):
             _ = dataPlane.handleSyncCompletion(completion, now: now)
+        case .shutdownRequested:
+            requestControlledShutdown()
         case let .clientConnected(connection):
             frontend.connect(connection)
         case let .clientRequest(connection, frame):
@@ -181,6 +171,8 @@ public final class BrokerNode: NodeStateMachine {
             onMessage(request.message, from: request.from, now: now, effects: &effects)
         case let .clientDisconnected(connection):
             frontend.disconnect(connection)
+        case .outboundConnected, .outboundResponse, .outboundClosed:
+            return  // a broker opens no client connections of its own
         }
     }
 
@@ -222,7 +214,6 @@ public final class BrokerNode: NodeStateMachine {
 
     private func onTick(now: Instant, effects: inout [NodeEffect]) {
         pagesFetchedSinceTick = 0
-        if let plannedShutdownAt, now >= plannedShutdownAt { wantsShutDown = true }
         expireRequests(now: now)
         if pendingControl == nil, now >= nextControlAt { sendControlRequest(now: now, effects: &effects) }
         if pendingFetch == nil, now >= nextFetchAt { sendFetch(now: now, effects: &effects) }

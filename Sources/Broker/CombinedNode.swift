@@ -35,7 +35,8 @@ public final class CombinedNode: NodeStateMachine {
             routeEffects(produced, into: &local, effects: &effects)
         case let .message(from, bytes):
             local = [(Self.part(for: bytes), .message(from: from, bytes: bytes))]
-        case .clientConnected, .clientRequest, .clientDisconnected:
+        case .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundConnected, .outboundResponse,
+             .outboundClosed:
             local = [(.broker, event)]
         }
         var hops = 0

@@ -65,8 +65,9 @@ public final class ControllerNode: NodeStateMachine {
         case let .message(from, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, from: from, now: now, effects: &effects)
-        case .clientConnected, .clientRequest, .clientDisconnected:
-            return  // clients reach a node's broker part; a controller-only node has no client listener
+        case .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundConnected, .outboundResponse,
+             .outboundClosed:
+            return  // the shell stops a controller-only node at once; it has no client listener
         }
         if case .tick = event, var controller = active {
             let records = controller.tick(now: now)
@@ -104,7 +105,7 @@ public final class ControllerNode: NodeStateMachine {
             switch effect {
             case let .send(destination, bytes): effects.append(.send(to: destination, bytes: PeerMessage.raft(bytes).encoded()))
             case .halt, .exit, .log: effects.append(effect)
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound:
                 preconditionFailure("Raft never answers a client: \(effect)")
             }
         }

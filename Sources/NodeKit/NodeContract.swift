@@ -13,6 +13,9 @@ public enum NodeEvent: Sendable {
     case message(from: NodeID, bytes: [UInt8])
     /// A sync the node requested from its disk finished.
     case syncCompleted(SyncCompletion)
+    /// The operator asked for a controlled shutdown (SIGTERM in the runtime, the simulated
+    /// operator in the simulator): a broker moves its leaderships away, then exits.
+    case shutdownRequested
     /// A client connected to the node's client listener.
     case clientConnected(ClientConnectionID)
     /// One whole request frame from a client, size prefix removed. The shell has checked the
@@ -21,6 +24,22 @@ public enum NodeEvent: Sendable {
     /// The connection is gone, whoever closed it (the client, a `.closeClient`, a framing error,
     /// the shell). Delivered once per connected connection, and never for a node restarted since.
     case clientDisconnected(ClientConnectionID)
+    /// A connection this node opened (`openOutbound`) to another node's client listener is up.
+    case outboundConnected(OutboundConnectionID)
+    /// One whole response frame on an outbound connection, size prefix removed.
+    case outboundResponse(OutboundConnectionID, [UInt8])
+    /// The outbound connection is gone: refused, reset, or closed by the other side. Never
+    /// delivered for a close the node asked for itself.
+    case outboundClosed(OutboundConnectionID)
+}
+
+/// Names one connection a node opened as a client of another node; chosen by the node, unique
+/// for its life.
+public struct OutboundConnectionID: Hashable, Comparable, Sendable, CustomStringConvertible {
+    public var rawValue: UInt64
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+    public var description: String { "outbound-\(rawValue)" }
+    public static func < (left: Self, right: Self) -> Bool { left.rawValue < right.rawValue }
 }
 
 /// Names one client connection for the life of the shell (never reused).
@@ -48,6 +67,11 @@ public enum NodeEffect: Sendable, Equatable {
     /// Back-pressure: stop delivering the connection's requests until `resumeClientReads`.
     case pauseClientReads(ClientConnectionID)
     case resumeClientReads(ClientConnectionID)
+    /// Opens a connection to `node`'s client listener (the simulator's clients use it).
+    case openOutbound(OutboundConnectionID, to: NodeID)
+    /// Whole request frame(s), size prefix included, for the outbound connection, in order.
+    case sendOutbound(OutboundConnectionID, [UInt8])
+    case closeOutbound(OutboundConnectionID)
     /// A line for the operator's log (the runtime prints it; the simulator drops it).
     case log(String)
 }

@@ -114,8 +114,9 @@ public final class RaftNode: NodeStateMachine {
             receive(bytes, from: from, now: now)
         case let .syncCompleted(completion):
             handleCompletion(completion, effects: &effects)
-        case .clientConnected, .clientRequest, .clientDisconnected:
-            return  // clients never talk to the Raft part
+        case .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundConnected, .outboundResponse,
+             .outboundClosed:
+            return  // the shell stops a controller; clients never talk to the Raft part
         }
         pump(now: now, effects: &effects)
     }

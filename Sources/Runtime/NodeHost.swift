@@ -385,7 +385,7 @@ public final class NodeHost {
         }
         isShuttingDown = true
         log.info("\(cause): controlled shutdown requested, waiting up to \(options.controlledShutdownTimeout) for the controller")
-        broker.requestControlledShutdown()
+        deliverToNode(.shutdownRequested)
         shutdownDeadlineTimer = loop.scheduleTimer(after: options.controlledShutdownTimeout) { [unowned self] in
             self.finish(.shutdownTimedOut)
         }
@@ -456,6 +456,8 @@ public final class NodeHost {
             clientConnections[id]?.tcp.resumeReading()
         case let .log(line):
             log.info(line)
+        case .openOutbound, .sendOutbound, .closeOutbound:
+            finish(.halted(reason: "\(effect): a node served by the runtime opens no client connections"))
         }
     }
 

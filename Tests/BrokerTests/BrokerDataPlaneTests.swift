@@ -102,7 +102,7 @@ private final class DataPlaneHarness {
             switch effect {
             case let .send(to, bytes): network.append((id, to, bytes))
             case let .halt(reason), let .exit(reason): Issue.record("broker \(id) stopped: \(reason)")
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 Issue.record("no client connection is open: \(effect)")
             }
         }

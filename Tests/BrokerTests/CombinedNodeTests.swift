@@ -67,7 +67,7 @@ final class CombinedProcess {
                 sent.append((to, message))
             case let .halt(reason), let .exit(reason):
                 halts.append(reason)
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 clientEffects.append(effect)
             }
         }

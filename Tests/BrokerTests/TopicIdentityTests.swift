@@ -183,7 +183,7 @@ private final class SingleBroker {
                 responses[correlationID] = response
             case let .halt(reason), let .exit(reason):
                 Issue.record("the broker stopped: \(reason)")
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 Issue.record("no client connection is open: \(effect)")
             }
         }

@@ -219,7 +219,7 @@ final class DiskCluster: TranscriptCluster {
                 queue.append(message)
             case let .halt(reason), let .exit(reason):
                 output.append("\(id) stopped: \(reason)")
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 output.append("\(id) acted on a client connection: \(effect)")
             }
         }

@@ -174,7 +174,7 @@ final class SimulatedCluster {
                 checker.fail("node \(id) halted: \(reason)")
             case let .exit(reason):
                 checker.fail("node \(id) exited: \(reason)")  // no disk errors are injected here
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 checker.fail("node \(id) acted on a client connection: \(effect)")
             }
         }

@@ -91,6 +91,13 @@ public enum FaultAction: Sendable, Equatable, CustomStringConvertible {
     case corruptDurableData(NodeID)
     /// Opens (probability > 0) or closes (0) an EIO window on the node's disk.
     case setDiskIOErrors(NodeID, probability: Double)
+    /// Every client connection with an end on the node is reset: both ends hear it at once.
+    case resetConnections(NodeID)
+    /// Every client connection with an end on the node silently stops carrying anything, both
+    /// ways, and neither end is told (a firewall forgot them): half-open until a timeout.
+    case blackholeConnections(NodeID)
+    /// The frames clients are sending to the node stop mid-frame for `duration`.
+    case stallConnections(NodeID, for: Duration)
 
     /// True for actions that undo a fault; only these still run in the liveness phase when the
     /// nemesis scheduled them.
@@ -119,6 +126,9 @@ public enum FaultAction: Sendable, Equatable, CustomStringConvertible {
         case let .jumpClock(node, amount): return "clock-jump n\(node) \(amount)"
         case let .corruptDurableData(node): return "corrupt n\(node)"
         case let .setDiskIOErrors(node, probability): return "io-errors n\(node) p=\(formatFixed(probability, places: 3))"
+        case let .resetConnections(node): return "reset-connections n\(node)"
+        case let .blackholeConnections(node): return "blackhole-connections n\(node)"
+        case let .stallConnections(node, duration): return "stall-connections n\(node) \(duration)"
         }
     }
 
@@ -139,6 +149,9 @@ public enum FaultAction: Sendable, Equatable, CustomStringConvertible {
         case .jumpClock: return 12
         case .corruptDurableData: return 13
         case .setDiskIOErrors: return 14
+        case .resetConnections: return 15
+        case .blackholeConnections: return 16
+        case .stallConnections: return 17
         }
     }
 }

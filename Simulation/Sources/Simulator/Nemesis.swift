@@ -111,6 +111,8 @@ struct Nemesis {
             return !corruptibleNodes.isEmpty
         case .diskIOErrors:
             return processTargets.contains { status($0) != .down && ioErrorsBusyUntil[position($0)] <= now }
+        case .connectionFault:
+            return !processTargets.isEmpty
         }
     }
 
@@ -157,6 +159,17 @@ struct Nemesis {
             ioErrorsBusyUntil[position(node)] = now + duration
             return [PlannedFault(delay: .zero, action: .setDiskIOErrors(node, probability: configuration.ioErrorProbability)),
                     PlannedFault(delay: duration, action: .setDiskIOErrors(node, probability: 0))]
+        case .connectionFault:
+            return planConnectionFault()
+        }
+    }
+
+    private mutating func planConnectionFault() -> [PlannedFault] {
+        let node = pick(processTargets)
+        switch random.int(in: 0...2) {
+        case 0: return [PlannedFault(delay: .zero, action: .resetConnections(node))]
+        case 1: return [PlannedFault(delay: .zero, action: .blackholeConnections(node))]
+        default: return [PlannedFault(delay: .zero, action: .stallConnections(node, for: drawFaultDuration()))]
         }
     }
 

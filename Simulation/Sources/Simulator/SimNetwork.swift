@@ -100,6 +100,11 @@ public struct NetworkStatistics: Sendable, Equatable, CustomStringConvertible {
     /// High-water marks, to show the bounds hold.
     public var maximumInFlightOnOneLink = 0
     public var maximumPausedBacklog = 0
+    /// Client connections opened, frames they carried to an end, and connections a gone
+    /// process's kernel refused (a reset back to the sender).
+    public var connectionsOpened = 0
+    public var connectionFramesDelivered = 0
+    public var connectionsRefused = 0
 
     public var messagesDropped: Int {
         droppedByLoss + droppedByPartition + droppedByFullLink + droppedAtDownNode + droppedByPausedBacklog
@@ -111,7 +116,8 @@ public struct NetworkStatistics: Sendable, Equatable, CustomStringConvertible {
             + "(loss \(droppedByLoss), partition \(droppedByPartition), full link \(droppedByFullLink), "
             + "down node \(droppedAtDownNode), paused backlog \(droppedByPausedBacklog), "
             + "unknown destination \(droppedUnknownDestination)) duplicated \(messagesDuplicated) "
-            + "reordered \(messagesReordered) held by clog \(messagesHeldByClog)"
+            + "reordered \(messagesReordered) held by clog \(messagesHeldByClog); client connections \(connectionsOpened) "
+            + "(frames \(connectionFramesDelivered), refused \(connectionsRefused))"
     }
 }
 
@@ -314,6 +320,10 @@ public final class SimNetwork {
 
     func recordDelivery() { statistics.messagesDelivered += 1 }
 
+    func recordConnectionOpened() { statistics.connectionsOpened += 1 }
+    func recordConnectionFrameDelivered() { statistics.connectionFramesDelivered += 1 }
+    func recordConnectionRefused() { statistics.connectionsRefused += 1 }
+
     /// A node sent to an id that is not in the cluster: counted as sent and dropped.
     func recordSendToUnknownDestination() {
         statistics.messagesSent += 1
@@ -340,6 +350,33 @@ public final class SimNetwork {
         }
         return latency
     }
+
+    // MARK: Connections
+
+    /// Whether a connection's segment can cross `source → destination` now (TCP retransmits
+    /// through a partition or a clog until it heals).
+    func carriesConnectionSegments(from source: Int, to destination: Int) -> Bool {
+        let index = source * nodeCount + destination
+        return !links[index].isBlocked && !links[index].isClogged
+    }
+
+    /// One connection segment's trip over `source → destination`: the link's latency, and a
+    /// retransmission timeout for each time the link loses it (TCP delivers late, never not at all).
+    /// Order on the connection is the connection's business.
+    func connectionSegmentLatency(from source: Int, to destination: Int) -> Duration {
+        let index = source * nodeCount + destination
+        let behavior = isDegraded && source != destination ? configuration.degraded : configuration.calm
+        var latency = drawLatency(behavior, link: index)
+        var retransmissions = 0
+        while retransmissions < 6 && links[index].random.chance(behavior.lossProbability) {
+            retransmissions += 1
+            latency = latency + Self.retransmissionTimeout * Int64(1 << (retransmissions - 1))
+        }
+        return latency
+    }
+
+    /// Linux's minimum TCP retransmission timeout.
+    static let retransmissionTimeout = Duration.milliseconds(200)
 
     // MARK: Faults
 

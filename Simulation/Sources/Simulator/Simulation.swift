@@ -12,6 +12,8 @@ final class SimulatedMachine {
     /// Each incarnation's `NodeEnvironment.random` is a stream of this, by incarnation number.
     let nodeRandom: DeterministicRandom
     var tickRandom: DeterministicRandom
+    /// The operator's planned controlled shutdowns of this machine's processes.
+    var shutdownRandom: DeterministicRandom
     var clock: SimClock
     var node: (any NodeStateMachine)?
     var status: NodeStatus = .down
@@ -38,6 +40,7 @@ final class SimulatedMachine {
         nodeDisk = SimNodeDisk(disk: disk, random: random.stream("node.disk-faults", key))
         nodeRandom = random.stream("node.random", key)
         tickRandom = random.stream("node.ticks", key)
+        shutdownRandom = random.stream("node.planned-shutdown", key)
         var clockRandom = random.stream("node.clock", key)
         clock = SimClock(offset: clockRandom.duration(in: .zero...configuration.clockOriginSpread),
                          isMonotonic: configuration.clocksAreMonotonic)
@@ -55,6 +58,13 @@ enum ScheduledAction {
     case periodicCheck
     case beginLivenessPhase
     case endOfRun
+    /// The head of one direction of a client connection is due at its end.
+    case connectionArrival(connection: UInt64, towardServer: Bool)
+    /// One end of a client connection closed without a segment (its own close, a reset).
+    case connectionEndClosed(connection: UInt64, serverEnd: Bool)
+    case connectionReadsResumed(connection: UInt64)
+    /// The operator asks the process for a controlled shutdown.
+    case plannedShutdown(node: Int, incarnation: Int)
 }
 
 /// The deterministic simulator: a whole cluster in one thread, driven by a discrete-event queue
@@ -92,25 +102,29 @@ public final class Simulation {
     private let makeNode: (NodeEnvironment) -> any NodeStateMachine
     private var checkers: [any SimulationChecker] = []
     private var faultPlanners: [any FaultPlanner] = []
-    private let hosts: [SimulatedMachine]
+    let hosts: [SimulatedMachine]
     /// Looked up only, never walked.
-    private let indexByID: [NodeID: Int]
+    let indexByID: [NodeID: Int]
     private var queue: EventQueue<ScheduledAction>
     private var nextSequence: UInt64 = 0
     private var pendingScriptedActions = 0
     private var nemesis: Nemesis
     private var corruptionRandom: DeterministicRandom
-    private var trace = SimulationTrace(sink: nil)
+    var trace = SimulationTrace(sink: nil)
     private var eventsDelivered = 0
     private var schedulerSteps = 0
     private var nodeRestarts = 0
-    private var violation: SimulationViolation?
+    var violation: SimulationViolation?
     private var convergedAt: Instant?
     private var finished = false
     private var hasRun = false
     /// Reused for every event, so delivering one allocates nothing on the hot path.
     private var effects: [NodeEffect] = []
     private var polledCompletions: [SyncCompletion] = []
+    /// Client connections by the server's id for them (looked up only; walks sort the keys).
+    var connections: [UInt64: SimConnection] = [:]
+    var connectionByOutbound: [OutboundEnd: UInt64] = [:]
+    var nextConnectionID: UInt64 = 1
 
     /// Scripted actions that may wait in the queue at once.
     static let maximumScriptedActions = 1 << 16
@@ -144,7 +158,9 @@ public final class Simulation {
         let messages = nodeCount * nodeCount * configuration.network.maximumInFlightPerLink
         let perNode = configuration.disk.maximumOutstandingSyncs + 64
         let nemesis = 4 * nodeCount + 2 * configuration.nemesis.clogLinksPerEpisode.upperBound + 2
-        return messages + nodeCount * perNode + nemesis + maximumScriptedActions + 16
+        // Per connection: an arrival per direction, a close per end, a resumed read.
+        let connectionEvents = 5 * maximumConnections
+        return messages + nodeCount * perNode + nemesis + maximumScriptedActions + connectionEvents + 16
     }
 
     public func addChecker(_ checker: any SimulationChecker) {
@@ -234,7 +250,7 @@ public final class Simulation {
 
     // MARK: The event loop
 
-    private func push(_ action: ScheduledAction, at time: Instant) {
+    func push(_ action: ScheduledAction, at time: Instant) {
         precondition(time >= now, "events are scheduled at or after the current time")
         let inserted = queue.insert(action, time: time, sequence: nextSequence)
         precondition(inserted, "the event queue bound (\(queue.capacity)) is exceeded: a bound in eventQueueCapacity is wrong")
@@ -255,6 +271,10 @@ public final class Simulation {
         case .endOfRun:
             trace.record(now, .cluster, .end) { "end of run" }
             finished = true
+        case let .connectionArrival(connection, towardServer): handleConnectionArrival(connection, towardServer: towardServer)
+        case let .connectionEndClosed(connection, serverEnd): handleConnectionEndClosed(connection, serverEnd: serverEnd)
+        case let .connectionReadsResumed(connection): handleConnectionReadsResumed(connection)
+        case let .plannedShutdown(index, incarnation): handlePlannedShutdown(hosts[index], incarnation: incarnation)
         }
     }
 
@@ -337,7 +357,7 @@ public final class Simulation {
 
     /// Hands one event to a running node, then carries out its effects, traces, schedules the
     /// disk's next wake-up and runs the checkers.
-    private func deliver(_ event: NodeEvent, to host: SimulatedMachine, digest: UInt64 = 0) {
+    func deliver(_ event: NodeEvent, to host: SimulatedMachine, digest: UInt64 = 0) {
         guard violation == nil, let node = host.node else { return }
         precondition(host.status == .running, "only running nodes receive events")
         host.disk.advance(to: now)  // so syncs requested now are due after now
@@ -370,6 +390,8 @@ public final class Simulation {
             }
         case .tick:
             trace.record(now, subject, .tick, clockWord)
+        case .shutdownRequested:
+            trace.record(now, subject, .shutdownRequested)
         case let .message(source, bytes):
             trace.record(now, subject, .message, UInt64(UInt32(bitPattern: source.rawValue)), UInt64(bytes.count), digest) {
                 "from=n\(source) bytes=\(bytes.count) digest=\(hexadecimal(digest))"
@@ -384,8 +406,18 @@ public final class Simulation {
             trace.record(now, subject, .syncCompleted, completion.token.rawValue, failed ? 1 : 0) {
                 "\(completion.token) \(outcome)"
             }
-        case .clientConnected, .clientRequest, .clientDisconnected:
-            preconditionFailure("the simulator opens no client connections: its clients are peer nodes")
+        case let .clientConnected(id):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 1) { "connected \(id)" }
+        case let .clientRequest(id, frame):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 2, UInt64(frame.count)) { "request \(id) bytes=\(frame.count)" }
+        case let .clientDisconnected(id):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 3) { "disconnected \(id)" }
+        case let .outboundConnected(id):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 4) { "connected \(id)" }
+        case let .outboundResponse(id, frame):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 5, UInt64(frame.count)) { "response \(id) bytes=\(frame.count)" }
+        case let .outboundClosed(id):
+            trace.record(now, subject, .connectionEvent, id.rawValue, 6) { "closed \(id)" }
         }
     }
 
@@ -422,9 +454,8 @@ public final class Simulation {
                 stopNode(host, .kill)
                 push(.fault(.restart(host.id), fromNemesis: false), at: now + Self.supervisorRestartDelay)
                 return
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads:
-                recordViolation(.halt, node: host.id, "\(effect) for a client connection the simulator never opened")
-                return
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound:
+                guard executeConnectionEffect(effect, of: host) else { return }
             case .log:
                 continue  // the operator's log: not part of the run's behaviour
             }
@@ -467,6 +498,24 @@ public final class Simulation {
         host.machineIsUp = true
         deliver(.start, to: host)
         scheduleTick(host, after: host.tickRandom.duration(in: .zero...host.tickInterval))
+        planShutdown(host)
+    }
+
+    private func planShutdown(_ host: SimulatedMachine) {
+        guard let plan = configuration.plannedShutdowns, host.specification.roles.contains(.broker),
+              host.shutdownRandom.chance(plan.probability) else { return }
+        let at = now + host.shutdownRandom.duration(in: plan.delay)
+        if plan.end.map({ at < $0 }) ?? true { push(.plannedShutdown(node: host.index, incarnation: host.incarnation), at: at) }
+    }
+
+    /// A paused process reads its signal once it runs again.
+    private func handlePlannedShutdown(_ host: SimulatedMachine, incarnation: Int) {
+        guard host.incarnation == incarnation, host.status != .down else { return }
+        guard host.status == .running else {
+            push(.plannedShutdown(node: host.index, incarnation: incarnation), at: now + host.tickInterval)
+            return
+        }
+        deliver(.shutdownRequested, to: host)
     }
 
     private enum Stop { case crash, kill, powerLoss }
@@ -487,6 +536,7 @@ public final class Simulation {
         host.status = .down
         host.tickAwaitingResume = false
         host.nodeDisk.processEnded()
+        connectionsLoseProcess(host, machineIsUp: host.machineIsUp)
         // Messages waiting in a paused process's socket buffers die with it.
         while let lost = host.pausedBacklog.popFirst() {
             network.recordDrop(.downNode)
@@ -503,6 +553,7 @@ public final class Simulation {
             network.recordDelivery()
             deliver(.message(from: hosts[message.source].id, bytes: message.bytes), to: host, digest: message.digest)
         }
+        resumeConnectionPipes(toward: host)
         if host.tickAwaitingResume {
             host.tickAwaitingResume = false
             push(.tick(node: host.index, incarnation: host.incarnation), at: now)
@@ -574,6 +625,9 @@ public final class Simulation {
             guard let (path, bytes) = host.disk.corruptDurableSector(
                 using: &corruptionRandom, where: configuration.nemesis.isCorruptibleFile) else { return }
             recordFault(.latentCorruption, action, .node(id), detail: " \(path) bytes \(bytes.lowerBound)..<\(bytes.upperBound)")
+        case .resetConnections(let id), .blackholeConnections(let id), .stallConnections(let id, _):
+            let hit = applyConnectionFault(action)
+            if hit > 0 { recordFault(.connectionFault, action, .node(id), detail: " (\(hit) connections)") }
         case let .setDiskIOErrors(id, probability):
             precondition(probability >= 0 && probability <= 1, "a probability is within 0...1")
             host(id).nodeDisk.ioErrorProbability = probability
@@ -699,7 +753,7 @@ public final class Simulation {
                         "the cluster did not converge within the \(configuration.livenessPhaseDuration) liveness phase\(missing)")
     }
 
-    private func recordViolation(_ kind: SimulationViolation.Kind, node: NodeID?, _ message: String) {
+    func recordViolation(_ kind: SimulationViolation.Kind, node: NodeID?, _ message: String) {
         guard violation == nil else { return }
         violation = SimulationViolation(kind: kind, time: now, node: node, message: message,
                                         seed: configuration.seed, profile: configuration.profile)

@@ -102,6 +102,10 @@ public struct SimulationView {
     public func status(of id: NodeID) -> NodeStatus { simulation.host(id).status }
     public func incarnation(of id: NodeID) -> Int { simulation.host(id).incarnation }
     public func roles(of id: NodeID) -> NodeRoles { simulation.host(id).specification.roles }
+    /// The client node at the other end of a broker's client connection, while the simulator knows it.
+    public func client(of connection: ClientConnectionID) -> NodeID? {
+        simulation.connections[connection.rawValue].map { simulation.hosts[$0.client].id }
+    }
     public func disk(of id: NodeID) -> SimDisk { simulation.host(id).disk }
     /// What the node's clock shows now.
     public func clockReading(of id: NodeID) -> Instant { simulation.host(id).clock.reading(at: simulation.now) }

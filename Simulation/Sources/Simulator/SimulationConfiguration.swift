@@ -79,6 +79,8 @@ public enum FaultKind: Int, CaseIterable, Sendable, Hashable, CustomStringConver
     case latentCorruption
     /// For a while reads, writes, truncations and syncs fail with EIO at some rate.
     case diskIOErrors
+    /// A node's client connections are reset, black-holed (half-open) or stalled mid-frame.
+    case connectionFault
 
     public var description: String {
         switch self {
@@ -94,6 +96,7 @@ public enum FaultKind: Int, CaseIterable, Sendable, Hashable, CustomStringConver
         case .powerLoss: return "power-loss"
         case .latentCorruption: return "latent-corruption"
         case .diskIOErrors: return "io-errors"
+        case .connectionFault: return "connection-fault"
         }
     }
 }
@@ -129,8 +132,9 @@ public typealias FaultCounts = FaultKindTable<Int>
 public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertible {
     /// No faults at all: calm network, no process or disk faults.
     case none
-    /// Partitions (symmetric, asymmetric, isolation), link clogging, and a degraded network
-    /// (loss, duplication, reordering, latency tails) for the whole safety phase.
+    /// Partitions (symmetric, asymmetric, isolation), link clogging, client connections reset,
+    /// black-holed or stalled, and a degraded network (loss, duplication, reordering, latency
+    /// tails) for the whole safety phase.
     case network
     /// Process and machine faults: crash, process kill, pause, clock skew and jumps, coordinated
     /// power loss.
@@ -150,7 +154,7 @@ public enum FaultProfile: String, CaseIterable, Sendable, CustomStringConvertibl
     public var faultKinds: [FaultKind] {
         switch self {
         case .none: return []
-        case .network: return [.partitionSymmetric, .partitionAsymmetric, .isolateNode, .linkClog]
+        case .network: return [.partitionSymmetric, .partitionAsymmetric, .isolateNode, .linkClog, .connectionFault]
         case .crash: return [.nodeCrash, .processKill, .nodePause, .clockSkew, .clockJump, .powerLoss]
         case .disk: return [.nodeCrash, .powerLoss, .latentCorruption, .diskIOErrors]
         case .all: return FaultKind.allCases
@@ -249,6 +253,24 @@ public struct NemesisConfiguration: Sendable {
     }
 }
 
+/// The simulated operator's controlled shutdowns, as SIGTERM asks for them on a real node: each
+/// broker process, when it starts, plans one with `probability`, at a delay drawn from `delay`
+/// after its start, unless that falls at or after `end`. The node then gets `.shutdownRequested`,
+/// exits once the controller lets it, and its supervisor starts it again.
+public struct PlannedShutdowns: Sendable {
+    public var probability: Double
+    public var delay: ClosedRange<Duration>
+    public var end: Instant?
+
+    public init(probability: Double, delay: ClosedRange<Duration> = .seconds(5)...(.seconds(30)), end: Instant? = nil) {
+        precondition(probability >= 0 && probability <= 1, "a probability is within 0...1")
+        precondition(delay.lowerBound >= .zero, "a delay is not negative")
+        self.probability = probability
+        self.delay = delay
+        self.end = end
+    }
+}
+
 /// Everything that decides one simulation run. Equal configurations (and equal node code) give
 /// equal runs, in any process.
 public struct SimulationConfiguration: Sendable {
@@ -288,6 +310,8 @@ public struct SimulationConfiguration: Sendable {
     /// workload and election churn), one readable line each. The trace records them at time zero,
     /// so a trace names the world it ran in.
     public var worldChoices: [String] = []
+    /// The simulated operator's controlled shutdowns of brokers (none when nil).
+    public var plannedShutdowns: PlannedShutdowns?
 
     public init(
         seed: UInt64,

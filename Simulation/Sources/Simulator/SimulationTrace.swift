@@ -70,6 +70,12 @@ enum TraceSubject: CustomStringConvertible {
 /// The kinds of trace records; the raw value goes into the hash.
 enum TraceKind: UInt64 {
     case start = 1, tick, message, syncCompleted, send, halt, drop, duplicate, held, fault, heal, phase, violation, end, world
+    /// A client connection opened, or a frame sent on one.
+    case connection
+    /// A node heard something on a client connection.
+    case connectionEvent
+    /// The operator asked the node for a controlled shutdown.
+    case shutdownRequested
 
     var name: String {
         switch self {
@@ -88,6 +94,9 @@ enum TraceKind: UInt64 {
         case .violation: return "violation"
         case .end: return "end"
         case .world: return "world"
+        case .connection: return "connection"
+        case .connectionEvent: return "connection-event"
+        case .shutdownRequested: return "shutdown-requested"
         }
     }
 }

@@ -9,7 +9,8 @@ import Testing
 
 /// The durability oracle judges an `acks=all` answer by where the batch has been synced between
 /// the request's arrival and the answer, watched through a whole run: scripted nodes write the
-/// history, the oracle sees it only through the messages and the simulated disks.
+/// history, the oracle sees it only through the client connection's frames, the messages and the
+/// simulated disks.
 ///
 /// The history of `tern simulate --seed 56 --profile disk`, reduced: leader and follower both
 /// sync the batch; the follower later discards its copy (there it had found latent corruption
@@ -85,14 +86,15 @@ import Testing
 /// Marks the scripted nodes' own messages (no Tern message kind starts so).
 private let replicateTag: UInt8 = 0xF0
 
-/// Sends one `acks=all` Produce request at start, and the same batch again once answered when
-/// it `retries`.
+/// Sends one `acks=all` Produce request (a Kafka frame, over a client connection to the leader)
+/// once connected, and the same batch again once answered when it `retries`.
 private final class ScriptedProducer: NodeStateMachine {
     let nodeID: NodeID
     let tickInterval = Duration.milliseconds(100)
     private let leader: NodeID
     private let records: [UInt8]
     private var retries: Bool
+    private let connection = OutboundConnectionID(rawValue: 1)
 
     init(_ environment: NodeEnvironment, leader: NodeID, records: [UInt8], retries: Bool) {
         nodeID = environment.nodeID
@@ -102,20 +104,24 @@ private final class ScriptedProducer: NodeStateMachine {
     }
 
     func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
-        let correlationID: UInt64
+        let correlationID: Int32
         switch event {
         case .start:
+            effects.append(.openOutbound(connection, to: leader))
+            return
+        case .outboundConnected:
             correlationID = 8
-        case .message where retries:
+        case .outboundResponse where retries:
             retries = false
             correlationID = 9
-        case .message, .tick, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+        case .message, .tick, .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundResponse, .outboundClosed:
             return
         }
         let request = ProduceRequest(acks: Acks.all.rawValue, timeoutMilliseconds: 30_000, topics: [
             .init(name: "topic-0", partitions: [.init(partitionIndex: 0, records: records)]),
         ])
-        effects.append(.send(to: leader, bytes: PeerMessage.dataRequest(correlationID: correlationID, request: .produce(request)).encoded()))
+        let header = KafkaRequestHeader(apiKey: KafkaAPIKey.produce.rawValue, apiVersion: 9, correlationID: correlationID, clientID: "scripted")
+        effects.append(.sendOutbound(connection, encodeKafkaRequest(DataRequest.produce(request).kafkaRequest(version: 9), header: header)))
     }
 }
 
@@ -127,7 +133,7 @@ private final class ScriptedLeader: NodeStateMachine {
     private let disk: any Disk
     private let follower: NodeID
     private var holdsTheBatch = false
-    private var awaitingAnswers: [(client: NodeID, correlationID: UInt64, due: Instant)] = []
+    private var awaitingAnswers: [(connection: ClientConnectionID, header: KafkaRequestHeader, due: Instant)] = []
 
     init(_ environment: NodeEnvironment, follower: NodeID) {
         nodeID = environment.nodeID
@@ -137,21 +143,23 @@ private final class ScriptedLeader: NodeStateMachine {
 
     func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
         switch event {
-        case let .message(client, bytes):
-            guard case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes),
+        case let .clientRequest(connection, frame):
+            guard let decoded = try? decodeKafkaRequest(frame[...]),
+                  case let .produce(request)? = DataRequest(kafka: decoded.body, version: decoded.header.apiVersion),
                   let records = request.topics.first?.partitions.first?.records else { return }
             if !holdsTheBatch {
                 holdsTheBatch = true
                 writeSynced(records, to: disk)
                 effects.append(.send(to: follower, bytes: [replicateTag] + records))
             }
-            awaitingAnswers.append((client, correlationID, now + DurabilityOracleHistoryTests.answerDelay))
+            awaitingAnswers.append((connection, decoded.header, now + DurabilityOracleHistoryTests.answerDelay))
         case .tick:
-            guard let (client, correlationID, due) = awaitingAnswers.first, now >= due else { return }
+            guard let (connection, header, due) = awaitingAnswers.first, now >= due else { return }
             awaitingAnswers.removeFirst()
             let response = ProduceResponse(topics: [.init(name: "topic-0", partitions: [.init(partitionIndex: 0, errorCode: .none, baseOffset: Offset(0))])])
-            effects.append(.send(to: client, bytes: PeerMessage.dataResponse(correlationID: correlationID, response: .produce(response)).encoded()))
-        case .start, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+            let answer = DataResponse.produce(response).kafkaResponse(version: header.apiVersion)
+            effects.append(.reply(connection, encodeKafkaResponse(answer, for: header)))
+        case .start, .message, .syncCompleted, .shutdownRequested, .clientConnected, .clientDisconnected, .outboundConnected, .outboundResponse, .outboundClosed:
             break
         }
     }

@@ -76,7 +76,7 @@ final class CounterNode: NodeStateMachine {
             onMessage(from: source, bytes: bytes)
         case let .syncCompleted(completion):
             onSyncCompleted(completion)
-        case .clientConnected, .clientRequest, .clientDisconnected:
+        case .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundConnected, .outboundResponse, .outboundClosed:
             return
         }
     }

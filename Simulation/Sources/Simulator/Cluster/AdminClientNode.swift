@@ -1,3 +1,4 @@
+import Client
 import Controller
 import KafkaProtocol
 import NodeKit
@@ -35,6 +36,12 @@ public final class AdminClientNode: NodeStateMachine {
     /// Position in the operator cycle, and how many scratch topics were made.
     private var cycleStep = 0
     private var scratchTopics = 0
+    /// The recycler's records travel as Kafka frames through the brokers' front doors; the
+    /// operator's requests go to the controllers directly (Kafka's admin client would send them to
+    /// a broker, which forwards them: the front door forwards CreateTopics, DeleteTopics and
+    /// ElectLeaders, not yet AlterPartitionReassignments).
+    private var connections = KafkaClientConnections(clientID: "simulated-admin")
+    private var outcomes: [ClientRequestOutcome] = []
 
     static let requestTimeout = Duration.milliseconds(2_000)
     static let pauseBetweenTopics = Duration.milliseconds(1_500)
@@ -86,14 +93,30 @@ public final class AdminClientNode: NodeStateMachine {
             if pending == nil, let operation = nextOperation(now: now) {
                 send(operation, now: now, effects: &effects)
             }
-            sendRecyclerRequests(recycler.tick(now: now), effects: &effects)
+            connections.expire(now: now, effects: &effects, outcomes: &outcomes)
+            deliverOutcomes(now: now)
+            sendRecyclerRequests(recycler.tick(now: now), now: now, effects: &effects)
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)
-            sendRecyclerRequests(recycler.requests(now: now), effects: &effects)
-        case .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+            sendRecyclerRequests(recycler.requests(now: now), now: now, effects: &effects)
+        case .outboundConnected, .outboundResponse, .outboundClosed:
+            _ = connections.handle(event, now: now, effects: &effects, outcomes: &outcomes)
+            deliverOutcomes(now: now)
+            sendRecyclerRequests(recycler.requests(now: now), now: now, effects: &effects)
+        case .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected:
             break
         }
+    }
+
+    /// Answers go to the recycler; a lost request is left to the recycler's own timeout.
+    private func deliverOutcomes(now: Instant) {
+        for outcome in outcomes {
+            if case let .answered(correlation, response) = outcome {
+                recycler.handle(response, correlationID: correlation.rawValue, now: now)
+            }
+        }
+        outcomes.removeAll(keepingCapacity: true)
     }
 
     private func nextOperation(now: Instant) -> Operation? {
@@ -163,8 +186,6 @@ public final class AdminClientNode: NodeStateMachine {
             } else {
                 nextRequestAt = now + .milliseconds(500)
             }
-        case let .dataResponse(correlationID, response):
-            recycler.handle(response, correlationID: correlationID, now: now)
         case let .notController(correlationID, hint):
             guard pending?.correlationID == correlationID else { return }
             pending = nil
@@ -218,10 +239,13 @@ public final class AdminClientNode: NodeStateMachine {
     }
 
     private func sendRecyclerRequests(_ requests: [(destination: NodeID, correlationID: UInt64, request: DataRequest)],
-                                      effects: inout [NodeEffect]) {
+                                      now: Instant, effects: inout [NodeEffect]) {
         for request in requests {
-            effects.append(.send(to: request.destination,
-                                 bytes: PeerMessage.dataRequest(correlationID: request.correlationID, request: request.request).encoded()))
+            let clientRequest = ClientRequest(destination: request.destination, request: request.request,
+                                              correlation: RequestCorrelation(request.correlationID))
+            connections.send(clientRequest, timeout: TopicRecycler.requestTimeout + .seconds(1), now: now, effects: &effects,
+                             outcomes: &outcomes)
         }
+        // Answers the connections gave at once (a request they could not send) are handled next time.
     }
 }

@@ -24,7 +24,8 @@ public struct ClusterLayout: Sendable {
     /// What counts toward each partition's high watermark on every broker. `.pageCache` (Kafka's
     /// default) is UNSAFE under coordinated power loss.
     public var durabilityPolicy: DurabilityPolicy = .synced
-    /// Chance that a broker process plans a controlled shutdown (and is restarted after it).
+    /// Chance that the operator shuts a broker process down (controlled; restarted after it),
+    /// some time after it starts (`PlannedShutdowns`).
     public var plannedShutdownProbability = 0.3
     /// When planned shutdowns stop beginning (nil: never). A `ClusterSimulation` sets it to the end
     /// of the safety phase: one in the liveness phase kept a cluster on slow disks from converging.
@@ -48,6 +49,9 @@ public struct ClusterLayout: Sendable {
     /// No windows: no such client.
     public var preferredElectionWindows: [ClosedRange<Duration>] = []
     public var preferredElectionInterval = Duration.milliseconds(500)
+    /// Adds a client that sends malformed frames to the brokers beside a well-behaved connection
+    /// (`MalformedFrameClientNode`).
+    public var malformedFrameClient = false
 
     public init(controllers: Int = 3, brokers: Int = 5, combined: Int = 0) {
         precondition(controllers + combined >= 1, "a cluster needs a controller")
@@ -61,6 +65,7 @@ public struct ClusterLayout: Sendable {
     public static let producerClientID = NodeID(1001)
     public static let consumerClientID = NodeID(1002)
     public static let electionClientID = NodeID(1003)
+    public static let malformedFrameClientID = NodeID(1004)
 
     public var controllerIDs: [NodeID] {
         combined > 0 ? (1...combined).map { NodeID(Int32($0)) } : (1...max(1, controllers)).map { NodeID(Int32($0)) }
@@ -83,6 +88,7 @@ public struct ClusterLayout: Sendable {
             nodes.append(NodeSpecification(id: Self.consumerClientID, roles: .client))
         }
         if !preferredElectionWindows.isEmpty { nodes.append(NodeSpecification(id: Self.electionClientID, roles: .client)) }
+        if malformedFrameClient { nodes.append(NodeSpecification(id: Self.malformedFrameClientID, roles: .client)) }
         return nodes
     }
 
@@ -119,6 +125,9 @@ public struct ClusterLayout: Sendable {
             return PreferredElectionClientNode(environment: environment, controllers: controllerIDs,
                                                windows: preferredElectionWindows, interval: preferredElectionInterval)
         }
+        if id == Self.malformedFrameClientID {
+            return MalformedFrameClientNode(environment: environment, brokers: brokerIDs)
+        }
         if id == Self.consumerClientID {
             return ConsumerClientNode(environment: environment, brokers: brokerIDs, topics: topics, partitionsPerTopic: partitionsPerTopic)
         }
@@ -139,8 +148,6 @@ public struct ClusterLayout: Sendable {
     func makeBroker(_ environment: NodeEnvironment) -> BrokerNode {
         var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
         configuration.heartbeatInterval = .milliseconds(500)
-        configuration.plannedShutdownProbability = plannedShutdownProbability
-        configuration.plannedShutdownsEnd = plannedShutdownsEnd.map { .zero + $0 }
         configuration.dataPlane.replication.durabilityPolicy = durabilityPolicy
         return BrokerNode(configuration: configuration, environment: environment)
     }

@@ -29,6 +29,10 @@ public struct ClusterSimulation {
         self.layout = layout
         configuration = SimulationConfiguration(seed: seed, profile: profile, nodes: layout.nodes,
                                                 safetyPhaseDuration: safetyPhase, livenessPhaseDuration: livenessPhase)
+        if layout.plannedShutdownProbability > 0 {
+            configuration.plannedShutdowns = PlannedShutdowns(probability: layout.plannedShutdownProbability,
+                                                              end: layout.plannedShutdownsEnd.map { .zero + $0 })
+        }
         // Latent corruption is repaired by re-fetching a partition from its leader. The metadata
         // quorum does not survive it yet (that needs two checksummed copies of term and vote, and
         // withholding votes until a corrupted log is re-replicated), so its files are spared.
@@ -68,6 +72,8 @@ public struct ClusterSimulation {
         public var raftMessagesCheckedAgainstDisk = 0
         /// What the topic-incarnations checker saw of the recycled topic.
         public var recycledTopic = RecycledTopicCounts()
+        /// The client that sent malformed frames, when the layout has one.
+        public var malformedFrameClient: MalformedFrameClientNode?
     }
 
     public struct RecycledTopicCounts: Sendable {
@@ -134,6 +140,7 @@ public struct ClusterSimulation {
                               churnSteps: (churn?.stepsTaken ?? 0, churn?.stepsSkipped ?? 0),
                               durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
                               raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
+        outcome.malformedFrameClient = operations.malformedFrameClient
         if let incarnations {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
@@ -215,13 +222,18 @@ public struct ClusterSimulation {
     }
 }
 
-/// Keeps the admin client's count of completed operator actions for the run's summary.
+/// Keeps the admin client's count of completed operator actions, and the malformed-frame client
+/// (clients never restart), for the run's summary.
 final class OperatorActionRecorder: SimulationChecker {
     let name = "operator-actions"
     private(set) var completed: [String: Int] = [:]
+    private(set) var malformedFrameClient: MalformedFrameClientNode?
 
     func periodically(in simulation: SimulationView) -> CheckResult {
         if let admin = simulation.node(ClusterLayout.adminClientID, as: AdminClientNode.self) { completed = admin.completedOperations }
+        if simulation.nodeIDs.contains(ClusterLayout.malformedFrameClientID) {
+            malformedFrameClient = simulation.node(ClusterLayout.malformedFrameClientID, as: MalformedFrameClientNode.self)
+        }
         return .ok
     }
 }

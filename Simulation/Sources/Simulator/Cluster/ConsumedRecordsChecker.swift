@@ -26,6 +26,15 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     private var order = ConsumedOrder()
     private var recordsSeen = 0
     private var eventsSeen = 0
+    /// The consumer's fetches reach brokers through their front doors.
+    private var traffic = ClientTraffic(apis: [.fetch])
+    /// Per consumer fetch a broker has not answered yet, the highest high watermark the broker
+    /// had for each partition asked for, after any event since the request arrived. The answer
+    /// was built at one of those events, but may leave later (held behind an earlier request of
+    /// its connection), when the broker may host the partition no more.
+    private var unansweredFetches: [ClientExchange: [TopicPartition: Offset?]] = [:]
+
+    static let maximumUnansweredFetches = 10_000
     public private(set) var consumedCount = 0
     /// Fetch answers with records that brokers sent the consumer, each checked against the HW.
     public private(set) var checkedAnswers = 0
@@ -38,12 +47,53 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         if delivered.nodeID == ClusterLayout.consumerClientID {
             return checkNewHistory(simulation)
         }
-        for effect in delivered.effects {
-            guard case let .send(destination, bytes) = effect, destination == ClusterLayout.consumerClientID else { continue }
-            let result = checkAnswer(bytes, from: delivered.nodeID, in: simulation)
+        guard simulation.roles(of: delivered.nodeID).contains(.broker) else { return .ok }
+        forgetUnanswerable(delivered)
+        if case let (exchange, .fetch(request))? = traffic.request(in: delivered, simulation: simulation),
+           exchange.client == ClusterLayout.consumerClientID {
+            precondition(unansweredFetches.count < Self.maximumUnansweredFetches, "consumer fetches pile up unanswered")
+            var asked: [TopicPartition: Offset?] = [:]
+            for topic in request.topics {
+                for partition in topic.partitions { asked[TopicPartition(topic: topic.name, partition: partition.partitionIndex)] = .some(nil) }
+            }
+            unansweredFetches[exchange] = asked
+        }
+        noteHighWatermarks(of: delivered.nodeID, in: simulation)
+        // A process that ended with the event (an exit after a failed read) shows nothing to
+        // hold its last answers against.
+        let processRuns = brokerPart(of: simulation.node(delivered.nodeID)) != nil
+        for (exchange, answer) in traffic.answers(in: delivered) where exchange.client == ClusterLayout.consumerClientID {
+            guard case let .fetch(response) = answer else { continue }
+            let seen = unansweredFetches.removeValue(forKey: exchange) ?? [:]
+            guard processRuns else { continue }
+            let result = checkAnswer(response, from: delivered.nodeID, highWatermarksSeen: seen)
             if result != .ok { return result }
         }
         return .ok
+    }
+
+    /// A closed connection's or a dead process's fetches will never be answered.
+    private func forgetUnanswerable(_ delivered: DeliveredEvent) {
+        switch delivered.event {
+        case let .clientDisconnected(connection):
+            unansweredFetches = unansweredFetches.filter {
+                $0.key.broker != delivered.nodeID || $0.key.correlation >> 32 != connection.rawValue
+            }
+        case .start:
+            unansweredFetches = unansweredFetches.filter { $0.key.broker != delivered.nodeID }
+        default:
+            break
+        }
+    }
+
+    private func noteHighWatermarks(of broker: NodeID, in simulation: SimulationView) {
+        guard let dataPlane = brokerPart(of: simulation.node(broker))?.dataPlane else { return }
+        for exchange in unansweredFetches.keys where exchange.broker == broker {
+            for (topicPartition, seen) in unansweredFetches[exchange]! {
+                guard let current = dataPlane.replica(for: topicPartition)?.log.highWatermark else { continue }
+                unansweredFetches[exchange]![topicPartition] = max(seen ?? current, current)
+            }
+        }
     }
 
     public func atEnd(of simulation: SimulationView) -> CheckResult {
@@ -85,17 +135,14 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         return .ok
     }
 
-    /// A broker's message to the consumer: fetch answers are held against the broker's HW.
-    private func checkAnswer(_ bytes: [UInt8], from broker: NodeID, in simulation: SimulationView) -> CheckResult {
-        guard let message = try? PeerMessage(decoding: bytes),
-              case let .dataResponse(_, .fetch(response)) = message,
-              let dataPlane = brokerPart(of: simulation.node(broker))?.dataPlane else { return .ok }
+    /// A broker's fetch answer to the consumer, held against the highest HW the broker had for
+    /// each partition while the request waited: the high watermark never goes back within a
+    /// process, so that bounds the one it answered with.
+    private func checkAnswer(_ response: FetchResponse, from broker: NodeID, highWatermarksSeen: [TopicPartition: Offset?]) -> CheckResult {
         for topic in response.topics {
             for answer in topic.partitions where answer.errorCode == .none && !answer.records.isEmpty {
                 let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
-                // The high watermark never goes back within a process, so the one the broker has
-                // after the event bounds the one it answered with.
-                let highWatermark = dataPlane.replica(for: topicPartition)?.log.highWatermark
+                let highWatermark = highWatermarksSeen[topicPartition] ?? nil
                 checkedAnswers += 1
                 let result = Self.checkServed(answer, of: topicPartition, by: broker, brokerHighWatermark: highWatermark)
                 if result != .ok { return result }
@@ -107,8 +154,8 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     // MARK: Pure cores
 
     /// A fetch answer `broker` sent the consumer: whole batches below the answer's high watermark,
-    /// which is not above the broker's (`brokerHighWatermark`, nil when it no longer hosts the
-    /// partition: a broker that answered with records hosted it).
+    /// which is not above the broker's (`brokerHighWatermark`, nil when it did not host the
+    /// partition while the request waited: a broker that answered with records hosted it).
     public static func checkServed(_ answer: FetchResponse.Partition, of topicPartition: TopicPartition, by broker: NodeID,
                                    brokerHighWatermark: Offset?) -> CheckResult {
         let where_ = "\(topicPartition): n\(broker) answered the consumer"

@@ -25,7 +25,8 @@ public struct ObservedRecord: Equatable, Sendable {
 /// that do not exist yet wait until metadata names a leader for them. It records every record it
 /// is handed and every `ConsumerEvent`, in order; it never crashes (the nemesis leaves clients
 /// alone), so its history is what the consumed-records checker compares with the producer's
-/// acknowledgements and the brokers' logs.
+/// acknowledgements and the brokers' logs. Its requests travel as Kafka frames through the brokers'
+/// front doors (`KafkaClientConnections`).
 ///
 /// Brokers answer a consumer fetch at once (they do not park it until `maxWait`), so sending on
 /// every answer would poll in a tight loop: requests go out on ticks only, at most one per leader
@@ -41,6 +42,8 @@ public final class ConsumerClientNode: NodeStateMachine {
     public private(set) var events: [ConsumerEvent] = []
     /// The partitions assigned, sorted.
     public let partitions: [TopicPartition]
+    private var connections = KafkaClientConnections(clientID: "simulated-consumer")
+    private var outcomes: [ClientRequestOutcome] = []
 
     /// Longer than a broker ever takes to answer, shorter than the liveness phase: a request to a
     /// crashed broker is given up in time to retry elsewhere.
@@ -62,21 +65,31 @@ public final class ConsumerClientNode: NodeStateMachine {
 
     public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
         switch event {
-        case .start, .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+        case .start, .message, .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected:
             break
         case .tick:
-            // `nextRequests` also expires requests past `requestTimeout`.
+            connections.expire(now: now, effects: &effects, outcomes: &outcomes)
+            deliverOutcomes(now: now)
+            // `nextRequests` also expires requests past `requestTimeout`; the connection waits a
+            // little longer, so the consumer's own timeout decides.
             for request in consumer.nextRequests(now: now) {
-                effects.append(.send(to: request.destination,
-                                     bytes: PeerMessage.dataRequest(correlationID: request.correlation.rawValue,
-                                                                    request: request.request).encoded()))
+                connections.send(request, timeout: Self.requestTimeout + .seconds(1), now: now, effects: &effects, outcomes: &outcomes)
             }
-        case let .message(_, bytes):
-            guard let message = try? PeerMessage(decoding: bytes),
-                  case let .dataResponse(correlationID, response) = message else { return }
-            consumer.handle(response: response, correlation: RequestCorrelation(correlationID), now: now)
+        case .outboundConnected, .outboundResponse, .outboundClosed:
+            _ = connections.handle(event, now: now, effects: &effects, outcomes: &outcomes)
         }
+        deliverOutcomes(now: now)
         collect()
+    }
+
+    private func deliverOutcomes(now: Instant) {
+        for outcome in outcomes {
+            switch outcome {
+            case let .answered(correlation, response): consumer.handle(response: response, correlation: correlation, now: now)
+            case let .failed(correlation): consumer.handleTimeout(correlation: correlation, now: now)
+            }
+        }
+        outcomes.removeAll(keepingCapacity: true)
     }
 
     private func collect() {

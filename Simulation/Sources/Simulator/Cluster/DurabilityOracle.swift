@@ -38,6 +38,8 @@ public final class DurabilityOracle: SimulationChecker {
     /// A machine's disk outlives its processes.
     private var brokerDisks: [(NodeID, SimDisk)]?
     private var producesInFlight: [ProduceKey: ProduceInFlight] = [:]
+    /// Produce requests reach brokers, and their answers leave, through the front doors.
+    private var traffic = ClientTraffic(apis: [.produce])
     private var brokerIncarnations: [NodeID: Int] = [:]
     private var syncedCopies: SyncedCopyWatch
     private var raftStates: [NodeID: (diskVersion: UInt64, state: DurableRaftState)] = [:]
@@ -69,21 +71,24 @@ public final class DurabilityOracle: SimulationChecker {
         if watchesProduce {
             noteProduceRequest(delivered, in: simulation)
             syncedCopies.look(on: brokerDisks(in: simulation), scans: &segmentScans)
+            for (exchange, answer) in traffic.answers(in: delivered) {
+                guard case let .produce(response) = answer else { continue }
+                let result = checkProduceAnswer(response, exchange, incarnation: delivered.incarnation, in: simulation)
+                if case .violation = result { return result }
+            }
         }
         for effect in delivered.effects {
             switch effect {
-            case let .send(destination, bytes):
+            case let .send(_, bytes):
                 guard let kind = bytes.first else { continue }
                 var result = CheckResult.ok
                 if kind == PeerMessage.Kind.raft.rawValue, roles.contains(.controller) {
                     result = checkRaftMessage(Array(bytes[1...]), from: node, in: simulation)
-                } else if watchesProduce, Self.isProduce(bytes, kind: .dataResponse) {
-                    result = checkProduceAnswer(bytes, from: node, to: destination, incarnation: delivered.incarnation, in: simulation)
                 }
                 if case .violation = result { return result }
             case .halt, .exit:
                 return .ok  // the effects after it never ran
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .log:
+            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
                 continue
             }
         }
@@ -93,16 +98,12 @@ public final class DurabilityOracle: SimulationChecker {
     // MARK: Produce answers
 
     private struct ProduceKey: Hashable {
-        var broker: NodeID
+        var exchange: ClientExchange
         var incarnation: Int
-        var client: NodeID
-        var correlationID: UInt64
     }
 
     private struct ProduceInFlight {
         var partitions: [TopicPartition: RequestedPartition]
-        /// The network may deliver a request twice; each delivery is answered.
-        var deliveries: Int
     }
 
     private struct RequestedPartition {
@@ -114,34 +115,24 @@ public final class DurabilityOracle: SimulationChecker {
         var topicID: TopicID?
     }
 
-    /// A data-plane message of the Produce API: kind byte, 8-byte correlation id, API key.
-    static func isProduce(_ bytes: [UInt8], kind: PeerMessage.Kind) -> Bool {
-        bytes.count > 9 && bytes[0] == kind.rawValue && bytes[9] == DataAPIKey.produce.rawValue
-    }
-
     /// Remembers what an `acks=all` Produce request delivered to a broker asks to write (its
     /// answer names only base offsets), and watches where its batches are synced.
     private func noteProduceRequest(_ delivered: DeliveredEvent, in simulation: SimulationView) {
         if brokerIncarnations[delivered.nodeID] != delivered.incarnation {
             // A new process: the old one's requests die unanswered with it.
             brokerIncarnations[delivered.nodeID] = delivered.incarnation
-            producesInFlight = producesInFlight.filter { $0.key.broker != delivered.nodeID }
+            producesInFlight = producesInFlight.filter { $0.key.exchange.broker != delivered.nodeID }
         }
-        guard case let .message(client, bytes) = delivered.event, Self.isProduce(bytes, kind: .dataRequest),
-              case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes),
-              request.acks == Acks.all.rawValue else { return }
-        let key = ProduceKey(broker: delivered.nodeID, incarnation: delivered.incarnation, client: client, correlationID: correlationID)
-        if producesInFlight[key] != nil {
-            producesInFlight[key]!.deliveries += 1
-            return
-        }
+        guard let (exchange, dataRequest) = traffic.request(in: delivered, simulation: simulation),
+              case let .produce(request) = dataRequest, request.acks == Acks.all.rawValue else { return }
+        let key = ProduceKey(exchange: exchange, incarnation: delivered.incarnation)
         var partitions: [TopicPartition: RequestedPartition] = [:]
         let dataPlane = brokerPart(of: simulation.node(delivered.nodeID))?.dataPlane
         for topic in request.topics {
             for partition in topic.partitions {
                 guard let batches = ProducedBatch.batches(in: partition.records) else { continue }
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                let directory = partitionDirectory(topicPartition, leader: key.broker, in: simulation)
+                let directory = partitionDirectory(topicPartition, leader: exchange.broker, in: simulation)
                 for batch in batches { syncedCopies.watch(batch, in: directory) }
                 partitions[topicPartition] = RequestedPartition(directory: directory, batches: batches,
                                                                  topicID: dataPlane?.topicID(of: topicPartition))
@@ -149,7 +140,7 @@ public final class DurabilityOracle: SimulationChecker {
         }
         precondition(producesInFlight.count < Self.maximumProducesInFlight,
                      "more than \(Self.maximumProducesInFlight) acks=all produce requests delivered and never answered")
-        producesInFlight[key] = ProduceInFlight(partitions: partitions, deliveries: 1)
+        producesInFlight[key] = ProduceInFlight(partitions: partitions)
     }
 
     /// The directory of a partition's log, the same path on every broker.
@@ -158,12 +149,12 @@ public final class DurabilityOracle: SimulationChecker {
             ?? joinPath(simulation.configuration.dataDirectory, topicPartition.description)
     }
 
-    private func checkProduceAnswer(_ bytes: [UInt8], from leader: NodeID, to client: NodeID, incarnation: Int,
+    private func checkProduceAnswer(_ response: ProduceResponse, _ exchange: ClientExchange, incarnation: Int,
                                     in simulation: SimulationView) -> CheckResult {
-        guard case let .dataResponse(correlationID, .produce(response))? = try? PeerMessage(decoding: bytes) else { return .ok }
-        let key = ProduceKey(broker: leader, incarnation: incarnation, client: client, correlationID: correlationID)
-        guard let request = producesInFlight[key] else { return .ok }  // not acks=all
-        if request.deliveries > 1 { producesInFlight[key]!.deliveries -= 1 } else { producesInFlight[key] = nil }
+        let leader = exchange.broker
+        guard let request = producesInFlight.removeValue(forKey: ProduceKey(exchange: exchange, incarnation: incarnation)) else {
+            return .ok  // not acks=all
+        }
         for topic in response.topics {
             for partition in topic.partitions where partition.errorCode == .none && partition.baseOffset != .unknown {
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
@@ -175,7 +166,7 @@ public final class DurabilityOracle: SimulationChecker {
                 let directory = requested.directory
                 var baseOffset = partition.baseOffset
                 for batch in requested.batches {
-                    let claim = AcknowledgedBatch(leader: leader, client: client, correlationID: correlationID,
+                    let claim = AcknowledgedBatch(leader: leader, client: exchange.client, correlationID: exchange.correlation,
                                                   topicPartition: topicPartition, baseOffset: baseOffset, batch: batch)
                     acknowledgedBatchesChecked += 1
                     let syncedEarlier = syncedCopies.brokersSeenSynced(batch, in: directory, at: baseOffset)

@@ -137,7 +137,7 @@ public final class PreferredElectionClientNode: NodeStateMachine {
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)
-        case .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+        case .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundConnected, .outboundResponse, .outboundClosed:
             break
         }
     }

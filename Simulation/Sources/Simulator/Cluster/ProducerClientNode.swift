@@ -56,10 +56,11 @@ public struct RefusedRecord: Equatable, Sendable {
 /// of small records (key "p<n>", value n as 8 big-endian bytes, n increasing over the whole run)
 /// round-robin to every partition of the topics the admin client creates, and during each of its
 /// `bursts` keeping the burst's partitions at the in-flight limit with one batch queued. It carries each
-/// `ClientRequest` as a `PeerMessage.dataRequest`, feeds `.dataResponse`s back, and abandons
-/// requests unanswered after `requestTimeout` (a lost connection). It never crashes (the nemesis
-/// leaves clients alone), so its acknowledgements are the ground truth the replication checker
-/// compares the brokers' logs with.
+/// `ClientRequest` as a Kafka request frame over a client connection to the broker's front door
+/// (`KafkaClientConnections`), feeds the answers back, and gives up on a connection whose oldest
+/// request is unanswered after `requestTimeout`, failing every request on it. It never crashes (the
+/// nemesis leaves clients alone), so its acknowledgements are the ground truth the replication
+/// checker compares the brokers' logs with.
 public final class ProducerClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(50) }
@@ -89,7 +90,8 @@ public final class ProducerClientNode: NodeStateMachine {
     private var stopSendingAt: Instant?
     private var nextSendAt: Instant?
     private var values: [RecordHandle: (topicPartition: TopicPartition, value: UInt64)] = [:]
-    private var inFlight: [RequestCorrelation: Instant] = [:]
+    private var connections = KafkaClientConnections(clientID: "simulated-producer")
+    private var outcomes: [ClientRequestOutcome] = []
     private let bursts: [ProducerBurst]
     private var startedAt: Instant?
     /// Sends of the steady stream so far: its round-robin position.
@@ -130,34 +132,40 @@ public final class ProducerClientNode: NodeStateMachine {
             nextSendAt = now + startDelay
             stopSendingAt = produceDuration.map { now + $0 }
         case .tick:
-            for (correlation, sentAt) in inFlight where now - sentAt >= Self.requestTimeout {
-                inFlight[correlation] = nil
-                producer.handleTimeout(correlation: correlation, now: now)
-            }
+            connections.expire(now: now, effects: &effects, outcomes: &outcomes)
             while let due = nextSendAt, now >= due, !partitions.isEmpty, stopSendingAt.map({ due < $0 }) ?? true {
                 sendSteady(now: now)
                 nextSendAt = due + interval
             }
             sendBursts(now: now)
-        case let .message(_, bytes):
-            guard let message = try? PeerMessage(decoding: bytes),
-                  case let .dataResponse(correlationID, response) = message else { return }
-            let correlation = RequestCorrelation(correlationID)
-            inFlight[correlation] = nil
-            producer.handle(response: response, correlation: correlation, now: now)
-        case .syncCompleted, .clientConnected, .clientRequest, .clientDisconnected:
+        case .outboundConnected, .outboundResponse, .outboundClosed:
+            _ = connections.handle(event, now: now, effects: &effects, outcomes: &outcomes)
+        case .message, .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected:
             break
         }
+        deliverOutcomes(now: now)
         collectCompletions(now: now)
         let requests = producer.nextRequests(now: now)
         for request in requests {
-            inFlight[request.correlation] = now
-            effects.append(.send(to: request.destination,
-                                 bytes: PeerMessage.dataRequest(correlationID: request.correlation.rawValue,
-                                                                request: request.request).encoded()))
+            connections.send(request, timeout: Self.requestTimeout, now: now, effects: &effects, outcomes: &outcomes)
         }
         if !requests.isEmpty { noteBurstWindows(now: now) }
+        deliverOutcomes(now: now)
         collectCompletions(now: now)
+    }
+
+    private func deliverOutcomes(now: Instant) {
+        // An outcome may make the producer send again: it goes out with the next event.
+        while !outcomes.isEmpty {
+            let batch = outcomes
+            outcomes.removeAll(keepingCapacity: true)
+            for outcome in batch {
+                switch outcome {
+                case let .answered(correlation, response): producer.handle(response: response, correlation: correlation, now: now)
+                case let .failed(correlation): producer.handleTimeout(correlation: correlation, now: now)
+                }
+            }
+        }
     }
 
     private func sendSteady(now: Instant) {

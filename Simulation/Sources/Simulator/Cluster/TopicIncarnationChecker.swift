@@ -41,6 +41,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
     private var readLogs: [NodeID: [TopicPartition: LogState]] = [:]
     /// Follower fetches in flight: per (follower, correlation id), the incarnation the follower
     /// asked about for each partition, and when it asked.
+    /// The consumer's fetches and the operator's produces reach brokers through their front doors.
+    private var traffic = ClientTraffic(apis: [.fetch, .produce])
     private var followerFetches: [RequestKey: (sentAt: Instant, incarnations: [Int32: UInt32])] = [:]
     /// Per node, the incarnation it hosted of each partition of the topic when its last event
     /// ended. An event may answer a fetch and then change what it hosts (a combined node's
@@ -88,8 +90,9 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
         guard let broker = brokerPart(of: simulation.node(delivered.nodeID)) else { return .ok }
-        if case let .message(sender, bytes) = delivered.event, sender == ClusterLayout.adminClientID {
-            noteOperatorProduce(bytes, at: delivered.nodeID, broker.dataPlane, now: simulation.now)
+        if case let (exchange, .produce(request))? = traffic.request(in: delivered, simulation: simulation),
+           exchange.client == ClusterLayout.adminClientID {
+            noteOperatorProduce(request, correlationID: exchange.correlation, at: delivered.nodeID, broker.dataPlane, now: simulation.now)
         }
         learnIncarnations()
         let stored = checkHostedLogs(of: delivered.nodeID, broker.dataPlane, incarnation: delivered.incarnation, simulation)
@@ -107,8 +110,18 @@ public final class TopicIncarnationChecker: SimulationChecker {
                 let result = checkAnswer(response, correlationID: correlationID, from: delivered.nodeID, to: destination,
                                          broker.dataPlane, hostedAtStart: hostedAtStart)
                 if result != .ok { return result }
-            case let .dataResponse(correlationID, .produce(response)) where destination == ClusterLayout.adminClientID:
-                noteAcknowledgements(response, correlationID: correlationID, from: delivered.nodeID)
+            default:
+                continue
+            }
+        }
+        for (exchange, answer) in traffic.answers(in: delivered) {
+            switch answer {
+            case let .fetch(response):
+                let result = checkAnswer(response, correlationID: exchange.correlation, from: delivered.nodeID, to: exchange.client,
+                                         broker.dataPlane, hostedAtStart: hostedAtStart)
+                if result != .ok { return result }
+            case let .produce(response) where exchange.client == ClusterLayout.adminClientID:
+                noteAcknowledgements(response, correlationID: exchange.correlation, from: delivered.nodeID)
             default:
                 continue
             }
@@ -293,9 +306,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     /// A produce request from the operator, as the broker that received it wrote it: to the
     /// incarnation it hosted then (an answer may leave only later, after it moved on).
-    private func noteOperatorProduce(_ bytes: [UInt8], at node: NodeID, _ dataPlane: BrokerDataPlane, now: Instant) {
-        guard bytes.first == PeerMessage.Kind.dataRequest.rawValue,
-              case let .dataRequest(correlationID, .produce(request))? = try? PeerMessage(decoding: bytes) else { return }
+    private func noteOperatorProduce(_ request: ProduceRequest, correlationID: UInt64, at node: NodeID, _ dataPlane: BrokerDataPlane,
+                                     now: Instant) {
         var partitions: [Int32: (incarnation: UInt32, sequences: [UInt64])] = [:]
         for topic in request.topics where topic.name == topicName {
             for partition in topic.partitions {

@@ -1,0 +1,133 @@
+import Client
+import KafkaProtocol
+import NodeKit
+import TernCore
+
+/// How a simulated client's request ended.
+enum ClientRequestOutcome {
+    case answered(RequestCorrelation, DataResponse)
+    /// Lost with its connection, timed out, or unanswerable: the client retries as after a timeout.
+    case failed(RequestCorrelation)
+}
+
+/// A simulated client's connections to the brokers' Kafka front doors: one connection per broker,
+/// opened on the first request to it, running Client's `KafkaConversation` (ApiVersions
+/// handshake, negotiated versions, pipelined frames answered in order) — the same conversation the
+/// `tern` tools run over real sockets. Requests leave as real Kafka request frames; answers come
+/// back as frames and are decoded into the client's `DataResponse`s. A connection that closes,
+/// times out or breaks the protocol fails every request on it, as Kafka's clients do.
+struct KafkaClientConnections {
+    private struct Connection {
+        let id: OutboundConnectionID
+        var conversation: KafkaConversation
+        /// Until the connection is up; past it the attempt is abandoned.
+        var connectDeadline: Instant?
+    }
+
+    let clientID: String
+    let connectTimeout: Duration
+    private var byBroker: [NodeID: Connection] = [:]
+    private var brokerByConnection: [OutboundConnectionID: NodeID] = [:]
+    /// acks=0 produces, answered by the client itself once written.
+    private var unansweredProduces: [UInt64: ProduceRequest] = [:]
+    private var nextConnectionID: UInt64 = 1
+    private var events: [ConversationEvent] = []
+
+    /// Requests waiting or in flight on one connection.
+    static let maximumQueuedRequests = 1_024
+
+    init(clientID: String, connectTimeout: Duration = .seconds(2)) {
+        self.clientID = clientID
+        self.connectTimeout = connectTimeout
+    }
+
+    var openConnectionCount: Int { byBroker.count }
+
+    /// Sends `request` to its destination broker, connecting first if needed; its outcome
+    /// comes back later through `outcomes` (or at once, if it cannot be sent).
+    mutating func send(_ request: ClientRequest, timeout: Duration, now: Instant, effects: inout [NodeEffect],
+                       outcomes: inout [ClientRequestOutcome]) {
+        let broker = request.destination
+        if byBroker[broker] == nil {
+            let id = OutboundConnectionID(rawValue: nextConnectionID)
+            nextConnectionID += 1
+            byBroker[broker] = Connection(
+                id: id,
+                conversation: KafkaConversation(clientID: clientID, handshakeTimeout: connectTimeout,
+                                                maximumQueuedRequests: Self.maximumQueuedRequests),
+                connectDeadline: now + connectTimeout)
+            brokerByConnection[id] = broker
+            effects.append(.openOutbound(id, to: broker))
+        }
+        if case let .produce(produce) = request.request, produce.acks == 0 {
+            unansweredProduces[request.correlation.rawValue] = produce
+        }
+        byBroker[broker]!.conversation.enqueue(request.outgoing(timeout: timeout), now: now, events: &events)
+        settle(broker, effects: &effects, outcomes: &outcomes)
+    }
+
+    /// Handles a connection event; false for any other event.
+    mutating func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect], outcomes: inout [ClientRequestOutcome]) -> Bool {
+        switch event {
+        case let .outboundConnected(id):
+            guard let broker = brokerByConnection[id] else { return true }
+            byBroker[broker]!.connectDeadline = nil
+            byBroker[broker]!.conversation.connected(now: now)
+            settle(broker, effects: &effects, outcomes: &outcomes)
+        case let .outboundResponse(id, frame):
+            guard let broker = brokerByConnection[id] else { return true }
+            byBroker[broker]!.conversation.receive(frame, now: now, events: &events)
+            settle(broker, effects: &effects, outcomes: &outcomes)
+        case let .outboundClosed(id):
+            guard let broker = brokerByConnection[id] else { return true }
+            byBroker[broker]!.conversation.fail(.connectionLost("closed by the broker"), events: &events)
+            settle(broker, effects: &effects, outcomes: &outcomes, closedByBroker: true)
+        default:
+            return false
+        }
+        return true
+    }
+
+    /// Gives up connections whose connect or oldest request is past its deadline.
+    mutating func expire(now: Instant, effects: inout [NodeEffect], outcomes: inout [ClientRequestOutcome]) {
+        for broker in byBroker.keys.sorted() {
+            if let deadline = byBroker[broker]!.connectDeadline, now >= deadline {
+                byBroker[broker]!.conversation.fail(.connectionLost("connect timed out after \(connectTimeout)"), events: &events)
+            } else {
+                byBroker[broker]!.conversation.expire(now: now, events: &events)
+            }
+            settle(broker, effects: &effects, outcomes: &outcomes)
+        }
+    }
+
+    /// Writes the conversation's frames, turns its events into outcomes, and closes the
+    /// connection once the conversation has ended.
+    private mutating func settle(_ broker: NodeID, effects: inout [NodeEffect], outcomes: inout [ClientRequestOutcome],
+                                 closedByBroker: Bool = false) {
+        guard var connection = byBroker[broker] else { return }
+        for frame in connection.conversation.takeFrames() { effects.append(.sendOutbound(connection.id, frame)) }
+        for event in events { outcomes.append(outcome(of: event)) }
+        events.removeAll(keepingCapacity: true)
+        guard connection.conversation.isClosed else {
+            byBroker[broker] = connection
+            return
+        }
+        if !closedByBroker { effects.append(.closeOutbound(connection.id)) }
+        byBroker[broker] = nil
+        brokerByConnection[connection.id] = nil
+    }
+
+    private mutating func outcome(of event: ConversationEvent) -> ClientRequestOutcome {
+        switch event {
+        case let .response(token, response, version):
+            guard let answer = DataResponse(kafka: response, version: version) else { return .failed(RequestCorrelation(token)) }
+            return .answered(RequestCorrelation(token), answer)
+        case let .sentWithoutResponse(token):
+            guard let produce = unansweredProduces.removeValue(forKey: token) else { return .failed(RequestCorrelation(token)) }
+            return .answered(RequestCorrelation(token), .produce(produce.answerWithoutAcknowledgement))
+        case let .failed(token, _):
+            unansweredProduces[token] = nil
+            return .failed(RequestCorrelation(token))
+        }
+    }
+}
