@@ -86,7 +86,7 @@ extension BrokerDataPlane {
                 case .divergingEpoch, .offsetOutOfRange: fetchedSomething = true
                 case .error: sawError = true
                 }
-                handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), now: now),
+                handle(hosted.replica.handleFetchResponse(FollowerFetchResponse(request: parameters, result: result), wallClock: wallClock),
                        of: hosted, now: now)
                 var appended: [UInt8] = []
                 if case let .records(bytes, _, _, _) = result { appended = bytes }

@@ -142,7 +142,7 @@ extension BrokerDataPlane {
             return refuse(code)
         }
         var bytes = records
-        switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now) {
+        switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now, wallClock: wallClock) {
         case let .completed(info, error):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
             partitionsWithNewData.insert(topicPartition)

@@ -93,6 +93,9 @@ public final class BrokerDataPlane {
     /// Where controller requests go and the broker epoch they carry; kept current by `BrokerNode`.
     var controller: NodeID
     var brokerEpoch: BrokerEpoch?
+    /// The time of day of the event under way (`BrokerNode` sets it from the shell's wall clock):
+    /// what the logs stamp and roll by. Deadlines count in the monotonic `now` instead.
+    var wallClock = Instant.zero
     let clusterID: String
 
     var partitions: [TopicPartition: HostedPartition] = [:]
@@ -207,11 +210,11 @@ public final class BrokerDataPlane {
         guard (try? disk.makeDirectory(dataDirectory)) != nil else { return nil }
         let log: PartitionLog
         do {
-            log = try openLog(directory, topicID: entry.topicID, now: now)
+            log = try openLog(directory, topicID: entry.topicID)
         } catch let .topicIDMismatch(_, found, _) {
             // Another topic's directory under this name, whose removal failed or was never seen
             // (see `removeStrayDirectories`): moved aside, a new one takes the name.
-            guard moveAside(directory, topicID: found), let fresh = try? openLog(directory, topicID: entry.topicID, now: now) else {
+            guard moveAside(directory, topicID: found), let fresh = try? openLog(directory, topicID: entry.topicID) else {
                 return nil
             }
             requestRemovalSync()
@@ -232,11 +235,11 @@ public final class BrokerDataPlane {
         return hosted
     }
 
-    private func openLog(_ directory: String, topicID: TopicID, now: Instant) throws(LogError) -> PartitionLog {
+    private func openLog(_ directory: String, topicID: TopicID) throws(LogError) -> PartitionLog {
         var logConfiguration = configuration.log
         logConfiguration.keepsInvalidTailForRepair = true
         return try PartitionLog.open(directory: directory, topicID: topicID.description, configuration: logConfiguration,
-                                     disk: disk, now: now)
+                                     disk: disk, wallClock: wallClock)
     }
 
     private func minInSyncReplicas(for topic: String) -> Int? {
@@ -359,7 +362,7 @@ public final class BrokerDataPlane {
         if replica.isLeader { handle(replica.stopReplica(), of: hosted, now: now) }
         do throws(LogError) {
             try hosted.log.discardFromCorruption()
-            try replica.truncate(to: loss.firstLostOffset, now: now)
+            try replica.truncate(to: loss.firstLostOffset, wallClock: wallClock)
         } catch {
             return  // the disk failed: `finishEvent` restarts the process, which discards again
         }

@@ -145,7 +145,8 @@ public final class BrokerNode: NodeStateMachine {
         return now - reference >= configuration.sessionTimeout
     }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
+        dataPlane.wallClock = wallClock
         let firstEffect = effects.count
         defer { finishEvent(now: now, effects: &effects, from: firstEffect) }
         switch event {
@@ -178,7 +179,9 @@ public final class BrokerNode: NodeStateMachine {
 
     /// Feeds a sync completion to the data plane if one of its logs owns it (a combined node
     /// offers the rest to its controller).
-    public func handleSyncCompletionIfOwned(_ completion: SyncCompletion, now: Instant, effects: inout [NodeEffect]) -> Bool {
+    public func handleSyncCompletionIfOwned(_ completion: SyncCompletion, now: Instant, wallClock: Instant,
+                                            effects: inout [NodeEffect]) -> Bool {
+        dataPlane.wallClock = wallClock
         let firstEffect = effects.count
         guard dataPlane.handleSyncCompletion(completion, now: now) else { return false }
         finishEvent(now: now, effects: &effects, from: firstEffect)

@@ -20,7 +20,7 @@ public final class CombinedNode: NodeStateMachine {
         self.broker = broker
     }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         var local: [(target: Part, event: NodeEvent)] = []
         switch event {
         case .start, .tick:
@@ -29,7 +29,7 @@ public final class CombinedNode: NodeStateMachine {
             // Each sync belongs to one part: the broker's partition logs claim theirs, the rest
             // (the metadata log, Raft's hard state) are the controller's.
             var produced: [NodeEffect] = []
-            if !broker.handleSyncCompletionIfOwned(completion, now: now, effects: &produced) {
+            if !broker.handleSyncCompletionIfOwned(completion, now: now, wallClock: wallClock, effects: &produced) {
                 local = [(.controller, event)]
             }
             routeEffects(produced, into: &local, effects: &effects)
@@ -49,8 +49,8 @@ public final class CombinedNode: NodeStateMachine {
             let (target, next) = local.removeFirst()
             var produced: [NodeEffect] = []
             switch target {
-            case .controller: controller.handle(next, now: now, effects: &produced)
-            case .broker: broker.handle(next, now: now, effects: &produced)
+            case .controller: controller.handle(next, now: now, wallClock: wallClock, effects: &produced)
+            case .broker: broker.handle(next, now: now, wallClock: wallClock, effects: &produced)
             }
             routeEffects(produced, into: &local, effects: &effects)
         }

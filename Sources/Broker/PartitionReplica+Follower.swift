@@ -50,7 +50,7 @@ extension PartitionReplica {
     /// watermark), restarts the log at the leader's log start when the logs do not overlap,
     /// otherwise appends the batches and adopts min(leader's HW, own log end) as high watermark.
     @discardableResult
-    public func handleFetchResponse(_ response: FollowerFetchResponse, now: Instant) -> ReplicaUpdate {
+    public func handleFetchResponse(_ response: FollowerFetchResponse, wallClock: Instant) -> ReplicaUpdate {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
         guard case .follower = role, response.currentLeaderEpoch == leaderEpoch,
@@ -60,7 +60,7 @@ extension PartitionReplica {
             case let .records(bytes, leaderHighWatermark, _, _):
                 if !bytes.isEmpty {
                     do {
-                        try log.appendAsFollower(bytes, now: now)
+                        try log.appendAsFollower(bytes, wallClock: wallClock)
                     } catch .durabilityBarrierPending {
                         return update  // fetched again once the barrier is durable
                     }
@@ -71,12 +71,12 @@ extension PartitionReplica {
                     update.highWatermarkChanged = true
                 }
             case let .divergingEpoch(epoch, endOffset, _):
-                try truncate(to: divergenceTruncationOffset(leaderEpoch: epoch, leaderEndOffset: endOffset), now: now)
+                try truncate(to: divergenceTruncationOffset(leaderEpoch: epoch, leaderEndOffset: endOffset), wallClock: wallClock)
             case let .offsetOutOfRange(leaderLogStart, leaderEnd):
                 if response.fetchOffset < leaderLogStart {
-                    try log.truncateFully(startingAt: leaderLogStart, now: now)
+                    try log.truncateFully(startingAt: leaderLogStart, wallClock: wallClock)
                 } else if response.fetchOffset > leaderEnd {
-                    try truncate(to: leaderEnd, now: now)
+                    try truncate(to: leaderEnd, wallClock: wallClock)
                 }
             case .error:
                 break  // the caller refreshes metadata; the next role change brings the new leader
@@ -101,9 +101,9 @@ extension PartitionReplica {
         return min(end, own.endOffset)
     }
 
-    func truncate(to offset: Offset, now: Instant) throws(LogError) {
+    func truncate(to offset: Offset, wallClock: Instant) throws(LogError) {
         if offset < log.logStartOffset {
-            try log.truncateFully(startingAt: offset, now: now)
+            try log.truncateFully(startingAt: offset, wallClock: wallClock)
         } else if offset < log.logEndOffset {
             try log.truncate(to: offset)
         }

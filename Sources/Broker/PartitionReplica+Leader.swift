@@ -28,7 +28,7 @@ extension PartitionReplica {
     /// Appends validated client batches as the leader. With `acks=all` the committed ISR must
     /// reach `min.insync.replicas` first (NOT_ENOUGH_REPLICAS, nothing appended); the answer then
     /// waits for the high watermark to cover the batch's last offset.
-    public func appendClientBatch(_ bytes: inout [UInt8], acks: Acks, now: Instant) -> AppendOutcome {
+    public func appendClientBatch(_ bytes: inout [UInt8], acks: Acks, now: Instant, wallClock: Instant) -> AppendOutcome {
         guard role == .leader, log.leaderEpochs.accepts(epoch: leaderEpoch) else {
             return .rejected(.notLeaderOrFollower, logError: nil)
         }
@@ -42,7 +42,7 @@ extension PartitionReplica {
         }
         let info: AppendInfo
         do {
-            info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, now: now)
+            info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, wallClock: wallClock)
         } catch {
             return .rejected(Self.errorCode(for: error), logError: error)
         }

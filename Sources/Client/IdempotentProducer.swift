@@ -268,8 +268,10 @@ public struct IdempotentProducer: Sendable {
 
     // MARK: Input
 
+    /// `timestamp` is the record's CreateTime, the time of day (nil: `now`, for a shell whose
+    /// `now` is the wall clock).
     public mutating func send(_ topicPartition: TopicPartition, key: [UInt8]?, value: [UInt8]?,
-                              headers: [RecordHeader] = [], now: Instant) throws(ProducerSendError) -> RecordHandle {
+                              headers: [RecordHeader] = [], timestamp: Instant? = nil, now: Instant) throws(ProducerSendError) -> RecordHandle {
         if case let .failed(error) = identity { throw .producerFailed(error) }
         guard bufferedRecords < configuration.maximumBufferedRecords else { throw .bufferFull }
         let size = Self.estimatedSize(key: key, value: value, headers: headers)
@@ -283,7 +285,7 @@ public struct IdempotentProducer: Sendable {
         // Mutated in place through the dictionary: a copy of the state would make the append
         // below copy the whole open batch, once per record.
         partitionStates[topicPartition, default: PartitionState()]
-            .append(handle, key: key, value: value, headers: headers, timestampMilliseconds: now.nanoseconds / 1_000_000,
+            .append(handle, key: key, value: value, headers: headers, timestampMilliseconds: (timestamp ?? now).milliseconds,
                     estimatedSize: size, now: now, configuration: configuration)
         return handle
     }

@@ -36,6 +36,8 @@ public final class ControllerNode: NodeStateMachine {
     /// Present while this node is the active controller.
     public private(set) var active: ControllerCore?
     public private(set) var activeTerm: Term?
+    /// The time of day of the event under way, handed to Raft (its log's batch timestamps).
+    private var wallClock = Instant.zero
     private var nextRecordOffset = Offset.zero
     private var lastProposedIndex = LogIndex(0)
     private var pendingReplies: [PendingReply] = []
@@ -58,7 +60,8 @@ public final class ControllerNode: NodeStateMachine {
 
     public var isActiveController: Bool { active != nil }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
+        self.wallClock = wallClock
         switch event {
         case .start, .tick, .syncCompleted:
             stepRaft(event, now: now, effects: &effects)
@@ -95,7 +98,7 @@ public final class ControllerNode: NodeStateMachine {
     /// leadership changes.
     private func stepRaft(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
         raftEffects.removeAll(keepingCapacity: true)
-        raft.handle(event, now: now, effects: &raftEffects)
+        raft.handle(event, now: now, wallClock: wallClock, effects: &raftEffects)
         forwardRaftEffects(into: &effects)
         afterRaft(now: now, effects: &effects)
     }

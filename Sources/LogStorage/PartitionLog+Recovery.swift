@@ -33,12 +33,12 @@ extension PartitionLog {
     /// (`corruption` at its log start: nothing served, nothing appended) until
     /// `discardFromCorruption` empties it and records the topic.
     public static func open(directory: String, topicID: String? = nil, configuration: LogConfiguration = LogConfiguration(),
-                            disk: any Disk, now: Instant) throws(LogError) -> PartitionLog {
+                            disk: any Disk, wallClock: Instant) throws(LogError) -> PartitionLog {
         var identity: IdentityCheck?
         if let topicID { identity = try checkIdentity(of: directory, is: topicID, disk: disk) }
         let log: PartitionLog
         do {
-            var recovery = try Recovery(directory: directory, configuration: configuration.validated(), disk: disk, now: now)
+            var recovery = try Recovery(directory: directory, configuration: configuration.validated(), disk: disk, wallClock: wallClock)
             // Checkpoints repeat a topic id only once it is known to be the data's.
             if case .recorded? = identity { recovery.topicID = topicID }
             if case .toWrite? = identity { recovery.topicID = topicID }
@@ -133,7 +133,7 @@ private struct Recovery {
     let directory: String
     let configuration: LogConfiguration
     let disk: any Disk
-    let now: Instant
+    let wallClock: Instant
     var report = RecoveryReport()
     var checkpoint: PartitionCheckpoint?
     var segments: [LogSegment] = []
@@ -145,11 +145,11 @@ private struct Recovery {
     /// The verified (or new) topic of the directory, written into every checkpoint.
     var topicID: String?
 
-    init(directory: String, configuration: LogConfiguration, disk: any Disk, now: Instant) throws(DiskError) {
+    init(directory: String, configuration: LogConfiguration, disk: any Disk, wallClock: Instant) throws(DiskError) {
         self.directory = directory
         self.configuration = configuration
         self.disk = disk
-        self.now = now
+        self.wallClock = wallClock
         try disk.makeDirectory(directory)
     }
 
@@ -261,7 +261,7 @@ private struct Recovery {
             try disk.truncate(indexFile, to: 0)
         }
         var segment = LogSegment(baseOffset: baseOffset, directory: directory, logFile: logFile, indexFile: indexFile,
-                                 openedAtMilliseconds: now.milliseconds)
+                                 openedAtMilliseconds: wallClock.milliseconds)
         segment.size = try disk.size(logFile)
         return segment
     }

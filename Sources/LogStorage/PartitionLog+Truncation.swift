@@ -35,11 +35,11 @@ extension PartitionLog {
 
     /// Empties the log and restarts it at `offset` (a follower whose log does not overlap the
     /// leader's, or a replica being rebuilt after corruption).
-    public func truncateFully(startingAt offset: Offset, now: Instant) throws(LogError) {
+    public func truncateFully(startingAt offset: Offset, wallClock: Instant) throws(LogError) {
         if let failure { throw .offline(reason: failure) }
         for segment in segments { delete(segment) }
         segments.removeAll()
-        do { segments.append(try createSegment(baseOffset: offset, now: now)) } catch {
+        do { segments.append(try createSegment(baseOffset: offset, wallClock: wallClock)) } catch {
             throw fail("segment creation failed: \(error)")
         }
         logStartOffset = offset
@@ -146,13 +146,13 @@ extension PartitionLog {
     /// Deletes whole sealed segments that retention by time or size allows, oldest first, and only
     /// below the high watermark. Returns how many were deleted.
     @discardableResult
-    public func applyRetention(now: Instant) -> Int {
+    public func applyRetention(wallClock: Instant) -> Int {
         var deleted = 0
         var total = sizeInBytes
         while segments.count > 1, segments[0].nextOffset <= highWatermark {
             let oldest = segments[0]
             let expiredByTime = configuration.retentionMilliseconds >= 0
-                && oldest.maxTimestamp < now.milliseconds - configuration.retentionMilliseconds
+                && oldest.maxTimestamp < wallClock.milliseconds - configuration.retentionMilliseconds
             let overSize = configuration.retentionBytes >= 0 && total - oldest.size >= configuration.retentionBytes
             guard expiredByTime || overSize else { break }
             total -= oldest.size

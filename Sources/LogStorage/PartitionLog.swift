@@ -109,7 +109,7 @@ public final class PartitionLog {
     /// The caller has validated them (framing, CRC, producer rules); `batches` may hold several
     /// back to back and is rewritten in place (base offset, partition leader epoch).
     @discardableResult
-    public func appendAsLeader(_ batches: inout [UInt8], leaderEpoch: LeaderEpoch, now: Instant) throws(LogError) -> AppendInfo {
+    public func appendAsLeader(_ batches: inout [UInt8], leaderEpoch: LeaderEpoch, wallClock: Instant) throws(LogError) -> AppendInfo {
         try ensureWritable()
         guard leaderEpochs.accepts(epoch: leaderEpoch) else {
             preconditionFailure("leader epoch \(leaderEpoch) is older than the log's latest \(String(describing: leaderEpochs.latestEpoch))")
@@ -124,13 +124,13 @@ public final class PartitionLog {
             next = next + Int64(header.lastOffsetDelta) + 1
             position += header.totalSize
         }
-        return try write(batches, now: now)
+        return try write(batches, wallClock: wallClock)
     }
 
     /// Appends batches fetched from the leader, offsets and epochs as they are. They must start at
     /// the log end offset, be contiguous, carry valid CRCs and never go back in epoch.
     @discardableResult
-    public func appendAsFollower(_ batches: [UInt8], now: Instant) throws(LogError) -> AppendInfo {
+    public func appendAsFollower(_ batches: [UInt8], wallClock: Instant) throws(LogError) -> AppendInfo {
         try ensureWritable()
         var expected = logEndOffset
         var epochs = leaderEpochs
@@ -153,11 +153,11 @@ public final class PartitionLog {
         case let .invalid(error): throw .invalidBatch(error)
         case .incomplete: throw .invalidBatch(.truncated(available: batches.count - walk.position))
         }
-        return try write(batches, now: now)
+        return try write(batches, wallClock: wallClock)
     }
 
     /// Writes framed batches (offsets already final) at the log end, rolling segments as needed.
-    private func write(_ batches: [UInt8], now: Instant) throws(LogError) -> AppendInfo {
+    private func write(_ batches: [UInt8], wallClock: Instant) throws(LogError) -> AppendInfo {
         precondition(!batches.isEmpty, "an append carries at least one batch")
         let first = logEndOffset
         var info = AppendInfo(firstOffset: first, lastOffset: first, batchCount: 0, maxTimestamp: -1, bytes: batches.count)
@@ -170,10 +170,10 @@ public final class PartitionLog {
                 throw .batchTooLarge(size: header.totalSize, segmentBytes: configuration.segmentBytes)
             }
             let pendingRun = Int64(position - runStart)
-            if shouldRoll(adding: pendingRun + Int64(header.totalSize), lastOffset: Offset(header.lastOffset), now: now) {
+            if shouldRoll(adding: pendingRun + Int64(header.totalSize), lastOffset: Offset(header.lastOffset), wallClock: wallClock) {
                 try writeRun(batches, runStart..<position)
                 runStart = position
-                try roll(now: now)
+                try roll(wallClock: wallClock)
             }
             info.batchCount += 1
             info.lastOffset = Offset(header.lastOffset)
@@ -204,34 +204,34 @@ public final class PartitionLog {
         }
     }
 
-    private func shouldRoll(adding bytes: Int64, lastOffset: Offset, now: Instant) -> Bool {
+    private func shouldRoll(adding bytes: Int64, lastOffset: Offset, wallClock: Instant) -> Bool {
         let segment = activeSegment
         guard !segment.isEmpty else { return false }
         if segment.size + bytes > configuration.segmentBytes { return true }
         // Index entries hold offsets relative to the segment base in 32 bits.
         if segment.baseOffset.distance(to: lastOffset) > Int64(UInt32.max) { return true }
         let rollBase = segment.rollTimestamp ?? segment.openedAtMilliseconds
-        return now.milliseconds - rollBase >= configuration.segmentMilliseconds
+        return wallClock.milliseconds - rollBase >= configuration.segmentMilliseconds
     }
 
     /// Seals the active segment and starts a new one at the log end offset. The sealed segment's
     /// data and index and the new file's directory entry must be durable before anything after
     /// the roll counts as durable.
-    func roll(now: Instant) throws(LogError) {
+    func roll(wallClock: Instant) throws(LogError) {
         let base = logEndOffset
         activeSegment.addSealEntry()
         do { try activeSegment.writeIndex(disk: disk) } catch { throw fail("index write failed: \(error)") }
         activeSegment.indexNeedsSync = false
         let sealed = activeSegment
         let segment: LogSegment
-        do { segment = try createSegment(baseOffset: base, now: now) } catch { throw fail("segment creation failed: \(error)") }
+        do { segment = try createSegment(baseOffset: base, wallClock: wallClock) } catch { throw fail("segment creation failed: \(error)") }
         segments.append(segment)
         let tokens = [disk.sync(sealed.logFile), disk.sync(sealed.indexFile), disk.syncDirectory(directory)]
         durability.enqueue(target: base, tokens: tokens)
         flushedOffset = base
     }
 
-    func createSegment(baseOffset: Offset, now: Instant) throws(DiskError) -> LogSegment {
+    func createSegment(baseOffset: Offset, wallClock: Instant) throws(DiskError) -> LogSegment {
         let logPath = joinPath(directory, LogSegment.fileName(baseOffset: baseOffset, suffix: ".log"))
         let indexPath = joinPath(directory, LogSegment.fileName(baseOffset: baseOffset, suffix: ".index"))
         let logFile = try disk.open(logPath, create: true)
@@ -239,7 +239,7 @@ public final class PartitionLog {
         try disk.truncate(logFile, to: 0)
         try disk.truncate(indexFile, to: 0)
         return LogSegment(baseOffset: baseOffset, directory: directory, logFile: logFile, indexFile: indexFile,
-                          openedAtMilliseconds: now.milliseconds)
+                          openedAtMilliseconds: wallClock.milliseconds)
     }
 
     // MARK: Durability

@@ -82,7 +82,18 @@ public protocol NodeStateMachine: AnyObject {
     var nodeID: NodeID { get }
     /// How often the shell delivers `.tick`.
     var tickInterval: Duration { get }
-    func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect])
+    /// `now` is monotonic: every deadline and timeout counts in it. `wallClock` is the time of
+    /// day in nanoseconds since the Unix epoch, for what records and logs stamp (record and
+    /// segment timestamps, roll by `segment.ms`); it may step backwards or forwards (NTP), so no
+    /// deadline is ever measured with it.
+    func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect])
+}
+
+extension NodeStateMachine {
+    /// For tests that drive a node by hand: the wall clock reads the same as the monotonic one.
+    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+        handle(event, now: now, wallClock: now, effects: &effects)
+    }
 }
 
 /// Everything a node gets from its world when it is created (and re-created after a crash).

@@ -20,12 +20,12 @@ struct RaftLogStore {
     static let leaderChangeKey: [UInt8] = [0, 0, 0, 2]
     static let readChunkBytes = 1 << 20
 
-    static func open(directory: String, configuration: LogConfiguration, disk: any Disk, now: Instant) throws(RaftStorageError) -> RaftLogStore {
+    static func open(directory: String, configuration: LogConfiguration, disk: any Disk, wallClock: Instant) throws(RaftStorageError) -> RaftLogStore {
         var settings = configuration
         settings.retentionBytes = -1
         settings.retentionMilliseconds = -1
         do {
-            return RaftLogStore(log: try PartitionLog.open(directory: directory, configuration: settings, disk: disk, now: now))
+            return RaftLogStore(log: try PartitionLog.open(directory: directory, configuration: settings, disk: disk, wallClock: wallClock))
         } catch {
             throw .log(error)
         }
@@ -69,14 +69,15 @@ struct RaftLogStore {
 
     /// Appends entries that continue the stored log. Returns false (writing nothing) while a
     /// truncation is being made durable.
-    func append(_ entries: [RaftLogEntry], now: Instant) throws(RaftStorageError) -> Bool {
+    /// Each batch is stamped with `wallClock`, the time of day.
+    func append(_ entries: [RaftLogEntry], wallClock: Instant) throws(RaftStorageError) -> Bool {
         guard let first = entries.first else { return true }
         precondition(first.index == lastIndex.next, "append of \(first.index) after stored \(lastIndex)")
         guard !log.hasDurabilityBarrier else { return false }
         var batches: [UInt8] = []
-        for entry in entries { batches += Self.encodeBatch(entry, timestampMilliseconds: now.milliseconds) }
+        for entry in entries { batches += Self.encodeBatch(entry, timestampMilliseconds: wallClock.milliseconds) }
         do {
-            try log.appendAsFollower(batches, now: now)
+            try log.appendAsFollower(batches, wallClock: wallClock)
         } catch .durabilityBarrierPending {
             return false
         } catch {

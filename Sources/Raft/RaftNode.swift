@@ -50,6 +50,8 @@ public final class RaftNode: NodeStateMachine {
     private var random: DeterministicRandom
     public private(set) var core: RaftCore?
     private var store: RaftLogStore?
+    /// The time of day of the event under way: what the metadata log's batches are stamped with.
+    private var wallClock = Instant.zero
     private var hardStateFile: HardStateFile
     private var persisting: Persisting?
     private var committed: [RaftLogEntry] = []
@@ -103,8 +105,9 @@ public final class RaftNode: NodeStateMachine {
 
     // MARK: Events
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         guard stopReason == nil else { return }
+        self.wallClock = wallClock
         switch event {
         case .start:
             start(now: now, effects: &effects)
@@ -142,7 +145,7 @@ public final class RaftNode: NodeStateMachine {
     private func start(now: Instant, effects: inout [NodeEffect]) {
         precondition(core == nil, "start is delivered once")
         do throws(RaftStorageError) {
-            let store = try RaftLogStore.open(directory: directory, configuration: configuration.log, disk: disk, now: now)
+            let store = try RaftLogStore.open(directory: directory, configuration: configuration.log, disk: disk, wallClock: wallClock)
             let entries = try store.loadEntries()
             let stored = try HardStateFile.load(path: hardStateFile.path, disk: disk) ?? .initial
             let hardState = Self.reconcile(stored, lastLogTerm: entries.last?.term ?? .zero)
@@ -261,7 +264,7 @@ public final class RaftNode: NodeStateMachine {
     private func writeUnwrittenEntries(now: Instant, effects: inout [NodeEffect]) {
         guard let current = persisting, !current.unwrittenEntries.isEmpty else { return }
         do {
-            guard try store!.append(current.unwrittenEntries, now: now) else { return }
+            guard try store!.append(current.unwrittenEntries, wallClock: wallClock) else { return }
             persisting!.unwrittenEntries = []
         } catch {
             stop(because: "appending to the metadata log failed: \(error)", error.isCorruption ? .halt : .exit, effects: &effects)

@@ -417,7 +417,7 @@ public final class NodeHost {
             let next = pendingNodeEvents[pendingNodeEventsHead]
             pendingNodeEventsHead += 1
             effects.removeAll(keepingCapacity: true)
-            node.handle(next, now: loop.now, effects: &effects)
+            node.handle(next, now: loop.now, wallClock: Clocks.wallClockNow(), effects: &effects)
             let produced = effects
             for effect in produced {
                 execute(effect)

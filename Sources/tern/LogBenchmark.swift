@@ -157,7 +157,7 @@ private func runGroupCommittedAppends(directory: String, disk: PosixDisk, batch:
                 while inFlightPerAppender[appender] < options.inFlightBatchesPerAppender && appendedBytes < options.totalBytesPerScenario {
                     let sentNanoseconds = Clocks.monotonicNanoseconds()
                     let info: AppendInfo
-                    do { info = try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: now) } catch {
+                    do { info = try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: now) } catch {
                         fail("append failed: \(error)")
                     }
                     waiting.push(lastOffset: info.lastOffset.rawValue, appender: appender, sentNanoseconds: sentNanoseconds)
@@ -252,7 +252,7 @@ private func runNoSyncAppends(directory: String, disk: PosixDisk, batch: inout [
     var now = Clocks.wallClockNow()
     var nowNanoseconds = startNanoseconds
     while appendedBytes < options.totalBytesPerScenario && nowNanoseconds < limitNanoseconds {
-        do { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: now) } catch { fail("append failed: \(error)") }
+        do { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: now) } catch { fail("append failed: \(error)") }
         appendedBytes += batchBytes
         // The clocks are read every 64 appends: their cost is not what this scenario measures.
         if appendedBytes % (64 * batchBytes) == 0 {
@@ -366,7 +366,7 @@ private func openLog(directory: String, disk: PosixDisk, options: LogBenchmarkOp
 private func openLogWithoutWaiting(directory: String, disk: PosixDisk, options: LogBenchmarkOptions) -> PartitionLog {
     var configuration = LogConfiguration()
     configuration.segmentBytes = options.segmentBytes
-    do { return try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: Clocks.wallClockNow()) } catch {
+    do { return try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: Clocks.wallClockNow()) } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
 }

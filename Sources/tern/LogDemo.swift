@@ -34,7 +34,7 @@ func runLogDemo(directory: String) {
         }
         var bytes = builder.build()
         let info: AppendInfo
-        do { info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, now: Clocks.wallClockNow()) } catch {
+        do { info = try log.appendAsLeader(&bytes, leaderEpoch: leaderEpoch, wallClock: Clocks.wallClockNow()) } catch {
             fail("append failed: \(error)")
         }
         print("   offsets \(info.firstOffset)...\(info.lastOffset): \(info.bytes) bytes, in the page cache only")
@@ -85,7 +85,7 @@ func runLogDemo(directory: String) {
 
 private func openDemoLog(_ directory: String, disk: PosixDisk) -> PartitionLog {
     let log: PartitionLog
-    do { log = try PartitionLog.open(directory: directory, disk: disk, now: Clocks.wallClockNow()) } catch {
+    do { log = try PartitionLog.open(directory: directory, disk: disk, wallClock: Clocks.wallClockNow()) } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
     guard disk.drive(log, until: { !log.hasDurabilityBarrier }) else { fail("log failed: \(log.failure ?? "")") }

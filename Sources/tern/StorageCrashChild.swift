@@ -66,7 +66,7 @@ func runStorageCrashChild(directory: String, seed: UInt64) -> Never {
     do {
         disk = try PosixDisk()
         log = try PartitionLog.open(directory: directory, configuration: StorageCrashWorkload.configuration,
-                                    disk: disk, now: Clocks.wallClockNow())
+                                    disk: disk, wallClock: Clocks.wallClockNow())
     } catch {
         fail("cannot open the log in \(directory): \(error)")
     }
@@ -107,7 +107,7 @@ func runStorageCrashChild(directory: String, seed: UInt64) -> Never {
                 let next = log.logEndOffset + Int64(StorageCrashWorkload.recordCount(seed: seed, baseOffset: log.logEndOffset))
                 batches += StorageCrashWorkload.batch(seed: seed, baseOffset: next, timestampMilliseconds: now.milliseconds)
             }
-            do { try log.appendAsLeader(&batches, leaderEpoch: leaderEpoch, now: now) } catch {
+            do { try log.appendAsLeader(&batches, leaderEpoch: leaderEpoch, wallClock: now) } catch {
                 fail("append at \(log.logEndOffset) failed: \(error)")
             }
         }

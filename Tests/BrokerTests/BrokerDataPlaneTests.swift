@@ -30,7 +30,13 @@ private final class DataPlaneHarness {
     static let controllerID = NodeID(100)
     static let clientID = NodeID(200)
     let brokerIDs = [NodeID(1), NodeID(2), NodeID(3)]
-    var now = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000)
+    /// The brokers' monotonic clock.
+    var now: Instant
+    /// The time of day is `now` shifted by this (zero: the two clocks read the same).
+    let wallClockOffset: Duration
+    /// `segment.ms` of the brokers' logs, if not the default.
+    let segmentMilliseconds: Int64?
+    var wallClock: Instant { now + wallClockOffset }
     var brokers: [NodeID: BrokerNode] = [:]
     var disks: [NodeID: SimDisk] = [:]
     /// The committed metadata log, one record per entry (entry offset = index).
@@ -57,7 +63,11 @@ private final class DataPlaneHarness {
     /// The data losses each broker's heartbeats reported, in order.
     var reportedLosses: [NodeID: [[ReplicaDataLossReport]]] = [:]
 
-    init() throws {
+    init(now: Instant = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000), wallClockOffset: Duration = .zero,
+         segmentMilliseconds: Int64? = nil) throws {
+        self.now = now
+        self.wallClockOffset = wallClockOffset
+        self.segmentMilliseconds = segmentMilliseconds
         partitionState = PartitionRegistration(replicas: brokerIDs, isr: brokerIDs, leader: NodeID(1),
                                                leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))
         for id in brokerIDs {
@@ -80,7 +90,8 @@ private final class DataPlaneHarness {
     }
 
     func makeBroker(_ id: NodeID) -> BrokerNode {
-        let configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
+        var configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
+        if let segmentMilliseconds { configuration.dataPlane.log.segmentMilliseconds = segmentMilliseconds }
         let environment = NodeEnvironment(nodeID: id, disk: disks[id]!, dataDirectory: "/data",
                                           random: DeterministicRandom(seed: UInt64(id.rawValue)))
         return BrokerNode(configuration: configuration, environment: environment)
@@ -97,7 +108,7 @@ private final class DataPlaneHarness {
 
     func run(_ id: NodeID, _ event: NodeEvent) {
         var effects: [NodeEffect] = []
-        brokers[id]!.handle(event, now: now, effects: &effects)
+        brokers[id]!.handle(event, now: now, wallClock: wallClock, effects: &effects)
         for effect in effects {
             switch effect {
             case let .send(to, bytes): network.append((id, to, bytes))
@@ -275,6 +286,33 @@ private final class DataPlaneHarness {
         guard case let .produce(response)? = responses[correlationID] else { return nil }
         return response.topics.first?.partitions.first
     }
+}
+
+/// A real node's monotonic clock starts near zero while record timestamps are times of day: the
+/// logs roll by `segment.ms` on the wall clock the shell hands the node beside its monotonic
+/// `now`, so a segment whose first batch is older than `segment.ms` by the wall clock rolls
+/// (comparing the monotonic `now` with a record timestamp, it never did).
+@Test func segmentsRollBySegmentMillisecondsOnTheWallClock() throws {
+    let cluster = try DataPlaneHarness(now: Instant.zero + .seconds(5), wallClockOffset: .seconds(1_700_000_000),
+                                       segmentMilliseconds: 10_000)
+    cluster.advance(.seconds(1)) { cluster.brokerIDs.allSatisfy { cluster.broker($0.rawValue).dataPlane.hostedPartitions == [partition0] } }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    func batch(seed: UInt64) -> [UInt8] {
+        var builder = RecordBatchBuilder(baseTimestamp: cluster.wallClock.milliseconds)
+        builder.append(key: Array("key-\(seed)".utf8), value: [UInt8(seed)])
+        return builder.build()
+    }
+    let first = cluster.produce(batch(seed: 1), to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(first) != nil }
+    cluster.advance(.seconds(2))
+    let second = cluster.produce(batch(seed: 2), to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(second) != nil }
+    #expect(cluster.replica(1)?.log.segmentCount == 1, "younger than segment.ms: one segment")
+    cluster.advance(.seconds(10))
+    let third = cluster.produce(batch(seed: 3), to: NodeID(1))
+    cluster.advance(.seconds(3)) { cluster.produceAnswer(third) != nil }
+    #expect(cluster.produceAnswer(third)?.errorCode == KafkaErrorCode.none)
+    #expect(cluster.replica(1)?.log.segmentBaseOffsets == [Offset(0), Offset(2)], "the first batch is past segment.ms")
 }
 
 @Test func acksAllIsAnsweredOnlyOnceFollowersHoldTheDataDurably() throws {

@@ -38,14 +38,14 @@ private final class ReplicaNode {
         diskConfiguration.directoryCreationIsDurable = true
         disk = SimDisk(random: DeterministicRandom(seed: UInt64(100 + id)), configuration: diskConfiguration)
         try disk.makeDirectory("/data")
-        log = try PartitionLog.open(directory: logDirectory, disk: disk, now: startTime)
+        log = try PartitionLog.open(directory: logDirectory, disk: disk, wallClock: startTime)
         replica = PartitionReplica(localID: self.id, log: log, configuration: configuration)
     }
 
     /// Power loss: unsynced writes are gone; the broker restarts with a fresh state machine.
     func crashAndRestart(now: Instant) throws {
         disk.crash()
-        log = try PartitionLog.open(directory: logDirectory, disk: disk, now: now)
+        log = try PartitionLog.open(directory: logDirectory, disk: disk, wallClock: now)
         replica = PartitionReplica(localID: id, log: log, configuration: configuration)
     }
 
@@ -100,7 +100,7 @@ private final class ReplicaCluster {
 
     func produce(_ leader: Int, records: Int = 5, acks: Acks = .all, seed: UInt64 = 1) -> AppendOutcome {
         var bytes = clientBatch(records: records, seed: seed)
-        return replica(leader).appendClientBatch(&bytes, acks: acks, now: now)
+        return replica(leader).appendClientBatch(&bytes, acks: acks, now: now, wallClock: now)
     }
 
     /// One fetch round trip from follower `id` to its leader: the fetch it would send now, or
@@ -115,7 +115,7 @@ private final class ReplicaCluster {
             followerDurableOffset: request.durableOffset, followerBrokerEpoch: BrokerEpoch(brokerEpoch),
             followerAcknowledgedLoss: request.acknowledgedLoss, currentLeaderEpoch: request.currentLeaderEpoch, now: now)
         record(outcome.update)
-        record(follower.replica.handleFetchResponse(FollowerFetchResponse(request: request, result: outcome.result), now: now))
+        record(follower.replica.handleFetchResponse(FollowerFetchResponse(request: request, result: outcome.result), wallClock: now))
         return outcome.result
     }
 
@@ -694,7 +694,7 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         let loss = ReplicaDataLoss(broker: NodeID(3), firstLostOffset: .zero, markedAt: PartitionEpoch(1))
         cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
                                                                        partitionEpoch: PartitionEpoch(1), dataLoss: [loss], now: cluster.now))
-        try cluster.replica(3).truncate(to: .zero, now: cluster.now)
+        try cluster.replica(3).truncate(to: .zero, wallClock: cluster.now)
         cluster.replica(3).acknowledgedLoss = loss.markedAt
         cluster.sync(3)
 
@@ -743,7 +743,7 @@ private func ticket(of outcome: AppendOutcome) -> AppendTicket? {
         let loss = ReplicaDataLoss(broker: NodeID(3), firstLostOffset: .zero, markedAt: PartitionEpoch(1))
         cluster.record(cluster.replica(1).applyCommittedPartitionState(isr: [NodeID(1), NodeID(2)], leaderEpoch: LeaderEpoch(1),
                                                                        partitionEpoch: PartitionEpoch(1), dataLoss: [loss], now: cluster.now))
-        try cluster.replica(3).truncate(to: .zero, now: cluster.now)
+        try cluster.replica(3).truncate(to: .zero, wallClock: cluster.now)
         cluster.replica(3).acknowledgedLoss = loss.markedAt
         cluster.sync(3)
         cluster.fetch(3)

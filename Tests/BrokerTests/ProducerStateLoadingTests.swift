@@ -25,11 +25,11 @@ import Testing
         configuration.directoryCreationIsDurable = true
         let disk = SimDisk(random: DeterministicRandom(seed: 3), configuration: configuration)
         try disk.makeDirectory("/data")
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: .zero)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: .zero)
         drain(log, disk)
         for sequence in Int32(0)..<3 {
             var batch = idempotentBatch(producer: 7, sequence: sequence)
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: .zero)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: .zero)
         }
         log.flush()
         drain(log, disk)

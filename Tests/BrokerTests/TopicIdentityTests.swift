@@ -373,7 +373,7 @@ private func brokerWithOldTopic(seed: UInt64 = 5, crashes: SimDisk.Configuration
     let broker = SingleBroker()
     // Written before topic ids were recorded: one for a topic that exists, one for a deleted one.
     for name in ["orders-0", "gone-0"] {
-        let log = try PartitionLog.open(directory: joinPath("/data", name), disk: broker.simDisk, now: testStart)
+        let log = try PartitionLog.open(directory: joinPath("/data", name), disk: broker.simDisk, wallClock: testStart)
         var batch = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
         batch.append(key: nil, value: Array("\(name) legacy".utf8))
         var bytes = batch.build()
@@ -384,7 +384,7 @@ private func brokerWithOldTopic(seed: UInt64 = 5, crashes: SimDisk.Configuration
             for completion in completions { log.handle(completion) }
             completions.removeAll()
         }
-        try log.appendAsLeader(&bytes, leaderEpoch: LeaderEpoch(0), now: testStart)
+        try log.appendAsLeader(&bytes, leaderEpoch: LeaderEpoch(0), wallClock: testStart)
         log.close()
     }
     // Not partition directories: never touched.

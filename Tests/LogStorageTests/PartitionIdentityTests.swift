@@ -34,14 +34,14 @@ import Testing
 
     @Test func aNewLogRecordsItsTopicDurablyBeforeItAcceptsAnAppend() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         var batch = makeBatch(records: 2)
-        #expect(throws: LogError.durabilityBarrierPending) { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch) }
+        #expect(throws: LogError.durabilityBarrierPending) { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch) }
         #expect(disk.durableContents(of: metadataPath()) == nil)
         settle(log, on: disk)
         let durable = try #require(disk.durableContents(of: metadataPath()))
         #expect(try PartitionMetadata.decode(durable).topicID == topicA)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         #expect(log.logEndOffset == Offset(2))
     }
 
@@ -53,7 +53,7 @@ import Testing
         var refused = 0
         for seed in UInt64(1)...60 {
             let disk = makeDisk(seed: seed, crashes: .adversarial)
-            let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+            let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
             for _ in 0..<(seed % 6) {
                 guard let next = disk.nextCompletionTime else { break }
                 disk.advance(to: next)
@@ -61,12 +61,12 @@ import Testing
                 disk.pollCompletions(into: &completions)
                 for completion in completions { log.handle(completion) }
                 var batch = makeBatch(records: 2, seed: seed)
-                _ = try? log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+                _ = try? log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
                 log.flush()
             }
             disk.crash()
             do {
-                let reopened = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+                let reopened = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
                 #expect(reopened.logEndOffset == Offset(0), "seed \(seed): a directory without a durable topic id held records")
                 adoptedEmpty += 1
             } catch let error {
@@ -79,10 +79,10 @@ import Testing
 
     @Test func aDirectoryOfAnotherTopicIsRefusedUntouched() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 3)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
         log.checkpoint()
@@ -90,24 +90,24 @@ import Testing
         log.close()
         let before = try disk.listDirectory(directory).map { disk.volatileContents(of: joinPath(directory, $0)) }
         #expect(throws: LogError.topicIDMismatch(directory: directory, found: topicA, expected: topicB)) {
-            try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+            try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
         }
         #expect(try disk.listDirectory(directory).map { disk.volatileContents(of: joinPath(directory, $0)) } == before)
-        let same = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let same = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         #expect(same.logEndOffset == Offset(3))
     }
 
     @Test func aDirectoryFromBeforeTopicIdsIsAdoptedWithItsData() throws {
         let disk = makeDisk()
-        let legacy = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let legacy = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(legacy, on: disk)
         var batch = makeBatch(records: 4)
-        try legacy.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try legacy.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         legacy.flush()
         settle(legacy, on: disk)
         legacy.close()
         #expect(!disk.fileExists(metadataPath()))
-        let adopted = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let adopted = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(adopted, on: disk)
         #expect(adopted.logEndOffset == Offset(4))
         #expect(try PartitionMetadata.decode(try #require(disk.durableContents(of: metadataPath()))).topicID == topicA)
@@ -116,10 +116,10 @@ import Testing
     /// A log of topic A with three durable records, a checkpoint (which repeats the topic id) and
     /// its `partition.metadata`, closed.
     func closedLogOfTopicA(on disk: SimDisk) throws {
-        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 3)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
         log.checkpoint()
@@ -151,9 +151,9 @@ import Testing
         let found = try PartitionMetadata.read(directory: directory, disk: disk)
         #expect(found == .topicIDFromCheckpoint(topicA))
         #expect(throws: LogError.topicIDMismatch(directory: directory, found: topicA, expected: topicB)) {
-            try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+            try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
         }
-        let repaired = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let repaired = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(repaired, on: disk)
         #expect(repaired.logEndOffset == Offset(3) && repaired.corruption == nil)
         #expect(try PartitionMetadata.decode(try #require(disk.durableContents(of: metadataPath()))).topicID == topicA)
@@ -161,10 +161,10 @@ import Testing
 
     @Test func aRunningLogRepairsEitherCopyOfItsTopicIdFromTheOther() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 2)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         log.flush()
         log.checkpoint()
         settle(log, on: disk)
@@ -187,13 +187,13 @@ import Testing
         try closedLogOfTopicA(on: disk)
         try overwrite(metadataPath(), with: [0xFF, 0x00, 0x13], on: disk)
         try overwrite(joinPath(directory, PartitionCheckpoint.fileName), with: Array("garbage".utf8), on: disk)
-        let log = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         #expect(log.corruption?.offset == Offset(0))
         #expect(log.topicID == nil)
         #expect(throws: LogError.self) { try log.read(from: Offset(0), maxBytes: 1 << 20) }
         var batch = makeBatch(records: 1)
-        #expect(throws: LogError.self) { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), now: testEpoch) }
+        #expect(throws: LogError.self) { try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch) }
         log.checkpoint()
         settle(log, on: disk)
         let beforeDiscard = try PartitionMetadata.read(directory: directory, disk: disk)
@@ -204,7 +204,7 @@ import Testing
         #expect(log.corruption == nil && log.logEndOffset == Offset(0))
         let afterDiscard = try PartitionMetadata.read(directory: directory, disk: disk)
         #expect(afterDiscard == .topicID(topicB))
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch)
         #expect(log.logEndOffset == Offset(1))
     }
 
@@ -212,15 +212,15 @@ import Testing
         // A checkpoint in flight when the log stops must not land, by path, in the directory a
         // new topic of the same name opens there once the old one is moved aside.
         let disk = makeDisk()
-        let old = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, now: testEpoch)
+        let old = try PartitionLog.open(directory: directory, topicID: topicA, disk: disk, wallClock: testEpoch)
         settle(old, on: disk)
         var batch = makeBatch(records: 5)
-        try old.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(3), now: testEpoch)
+        try old.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(3), wallClock: testEpoch)
         old.flush()
         old.checkpoint()
         old.closeForRemoval()
         try disk.rename(directory, to: directory + ".moved-delete")
-        let new = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+        let new = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
         var completions: [SyncCompletion] = []
         while let next = disk.nextCompletionTime {
             disk.advance(to: next)
@@ -230,7 +230,7 @@ import Testing
         }
         #expect(new.isIdle)
         new.close()
-        let reopened = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, topicID: topicB, disk: disk, wallClock: testEpoch)
         #expect(reopened.logEndOffset == Offset(0))
         #expect(reopened.leaderEpochs.latestEpoch == nil, "no epoch of the old log's checkpoint")
     }

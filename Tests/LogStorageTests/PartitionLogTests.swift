@@ -25,12 +25,12 @@ import Testing
 
     @Test func leaderAppendAssignsOffsetsAndEpoch() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var first = makeBatch(records: 3)
         var second = makeBatch(records: 2, seed: 2)
-        let a = try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(4), now: testEpoch)
-        let b = try log.appendAsLeader(&second, leaderEpoch: LeaderEpoch(5), now: testEpoch)
+        let a = try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(4), wallClock: testEpoch)
+        let b = try log.appendAsLeader(&second, leaderEpoch: LeaderEpoch(5), wallClock: testEpoch)
         #expect(a.firstOffset == Offset(0) && a.lastOffset == Offset(2))
         #expect(b.firstOffset == Offset(3) && b.lastOffset == Offset(4))
         #expect(log.logEndOffset == Offset(5))
@@ -44,13 +44,13 @@ import Testing
 
     @Test func readStartsWithTheBatchContainingTheOffsetAndHonoursLimits() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var sizes: [Int] = []
         for index in 0..<40 {
             var batch = makeBatch(records: 5, valueBytes: 40, seed: UInt64(index))
             sizes.append(batch.count)
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch)
         }
         #expect(log.segmentCount > 3, "4 KiB segments roll")
         // Offset 12 lives in the batch [10, 14].
@@ -71,10 +71,10 @@ import Testing
 
     @Test func durableOffsetFollowsSyncCompletions() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 4)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         #expect(log.durableOffset == .zero)
         log.flush()
         #expect(log.durableOffset == .zero, "a sync completes only after its latency")
@@ -85,11 +85,11 @@ import Testing
     @Test func cleanReopenTrustsTheIndexAndKeepsState() throws {
         let disk = makeDisk()
         let configuration = smallSegments()
-        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         for index in 0..<60 {
             var batch = makeBatch(records: 3, valueBytes: 50, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 20)), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 20)), wallClock: testEpoch)
         }
         log.updateHighWatermark(Offset(150))
         log.flush()
@@ -100,7 +100,7 @@ import Testing
         let epochs = log.leaderEpochs
         log.close()
         disk.crash()
-        let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(180))
         #expect(reopened.highWatermark == Offset(150))
@@ -112,18 +112,18 @@ import Testing
 
     @Test func unsyncedTailIsLostAndSyncedPrefixKept() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         for index in 0..<5 {
             var batch = makeBatch(records: 2, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         }
         log.flush()
         settle(log, on: disk)
         var late = makeBatch(records: 2, seed: 99)
-        try log.appendAsLeader(&late, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+        try log.appendAsLeader(&late, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch)
         disk.crash()
-        let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(10))
         #expect(reopened.leaderEpochs.latestEpoch == LeaderEpoch(0))
@@ -131,10 +131,10 @@ import Testing
 
     @Test func aReplicaKeepsAnInvalidTailForRepairInsteadOfCuttingIt() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 2, seed: 1)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
         log.close()
@@ -148,7 +148,7 @@ import Testing
 
         var configuration = LogConfiguration()
         configuration.keepsInvalidTailForRepair = true
-        let kept = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let kept = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(kept, on: disk)
         let corruption = try #require(kept.corruption, "reported, not cut")
         #expect(corruption.offset == Offset(2) && corruption.position == size)
@@ -157,7 +157,7 @@ import Testing
         kept.close()
 
         // Reopened again, it is still reported: the decision survives restarts until discarded.
-        let again = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let again = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(again, on: disk)
         #expect(again.corruption?.offset == Offset(2))
         try again.discardFromCorruption()
@@ -168,11 +168,11 @@ import Testing
 
     @Test func truncationIsADurabilityBarrier() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         for index in 0..<30 {
             var batch = makeBatch(records: 2, valueBytes: 60, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 10)), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(Int32(index / 10)), wallClock: testEpoch)
         }
         log.flush()
         settle(log, on: disk)
@@ -184,16 +184,16 @@ import Testing
         #expect(log.leaderEpochs.entries.map(\.epoch) == [LeaderEpoch(0), LeaderEpoch(1)])
         #expect(log.hasDurabilityBarrier)
         var blocked = makeBatch(records: 1, seed: 500)
-        #expect(throws: LogError.durabilityBarrierPending) { try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), now: testEpoch) }
+        #expect(throws: LogError.durabilityBarrierPending) { try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), wallClock: testEpoch) }
         settle(log, on: disk)
         #expect(!log.hasDurabilityBarrier)
-        try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), now: testEpoch)
+        try log.appendAsLeader(&blocked, leaderEpoch: LeaderEpoch(7), wallClock: testEpoch)
         #expect(log.logEndOffset == Offset(31))
         log.flush()
         settle(log, on: disk)
         log.close()
         disk.crash()
-        let reopened = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, configuration: smallSegments(), disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(31))
         #expect(reopened.leaderEpochs.entries.map(\.epoch) == [LeaderEpoch(0), LeaderEpoch(1), LeaderEpoch(7)])
@@ -202,23 +202,23 @@ import Testing
 
     @Test func truncateFullyRestartsTheLog() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var batch = makeBatch(records: 5)
-        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(2), now: testEpoch)
+        try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(2), wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
-        try log.truncateFully(startingAt: Offset(1000), now: testEpoch)
+        try log.truncateFully(startingAt: Offset(1000), wallClock: testEpoch)
         settle(log, on: disk)
         #expect(log.logStartOffset == Offset(1000) && log.logEndOffset == Offset(1000))
         var next = makeBatch(records: 2, epoch: 3, baseOffset: 1000)
         RecordBatchHeader.assign(baseOffset: 1000, partitionLeaderEpoch: 3, in: &next)
-        try log.appendAsFollower(next, now: testEpoch)
+        try log.appendAsFollower(next, wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
         log.close()
         disk.crash()
-        let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         #expect(reopened.logStartOffset == Offset(1000))
         #expect(reopened.logEndOffset == Offset(1002))
@@ -227,20 +227,20 @@ import Testing
 
     @Test func followerAppendRejectsGapsBadChecksumsAndEpochRegressions() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         let first = makeBatch(records: 2, epoch: 5, baseOffset: 0)
-        try log.appendAsFollower(first, now: testEpoch)
+        try log.appendAsFollower(first, wallClock: testEpoch)
         let gap = makeBatch(records: 2, epoch: 5, baseOffset: 3)
-        #expect(throws: LogError.nonContiguousAppend(expected: Offset(2), received: Offset(3))) { try log.appendAsFollower(gap, now: testEpoch) }
+        #expect(throws: LogError.nonContiguousAppend(expected: Offset(2), received: Offset(3))) { try log.appendAsFollower(gap, wallClock: testEpoch) }
         var corrupt = makeBatch(records: 2, epoch: 5, baseOffset: 2)
         corrupt[corrupt.count - 1] ^= 0x40
-        #expect(throws: LogError.self) { try log.appendAsFollower(corrupt, now: testEpoch) }
+        #expect(throws: LogError.self) { try log.appendAsFollower(corrupt, wallClock: testEpoch) }
         let older = makeBatch(records: 1, epoch: 4, baseOffset: 2)
-        #expect(throws: LogError.self) { try log.appendAsFollower(older, now: testEpoch) }
+        #expect(throws: LogError.self) { try log.appendAsFollower(older, wallClock: testEpoch) }
         #expect(log.logEndOffset == Offset(2), "rejected appends write nothing")
         let good = makeBatch(records: 1, epoch: 6, baseOffset: 2) + makeBatch(records: 3, epoch: 6, baseOffset: 3)
-        let info = try log.appendAsFollower(good, now: testEpoch)
+        let info = try log.appendAsFollower(good, wallClock: testEpoch)
         #expect(info.batchCount == 2 && info.lastOffset == Offset(5))
     }
 
@@ -249,16 +249,16 @@ import Testing
         var configuration = smallSegments()
         configuration.retentionBytes = 8192
         configuration.retentionMilliseconds = -1
-        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         for index in 0..<100 {
             var batch = makeBatch(records: 1, valueBytes: 200, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         }
         let segmentsBefore = log.segmentCount
-        #expect(log.applyRetention(now: testEpoch) == 0, "nothing is deleted above the high watermark")
+        #expect(log.applyRetention(wallClock: testEpoch) == 0, "nothing is deleted above the high watermark")
         log.updateHighWatermark(log.logEndOffset)
-        let deleted = log.applyRetention(now: testEpoch)
+        let deleted = log.applyRetention(wallClock: testEpoch)
         #expect(deleted > 0 && log.segmentCount == segmentsBefore - deleted)
         #expect(log.sizeInBytes <= 8192 + 4096)
         #expect(log.logStartOffset == log.segmentBaseOffsets[0])
@@ -269,15 +269,15 @@ import Testing
         let disk = makeDisk()
         var configuration = smallSegments()
         configuration.retentionMilliseconds = 60_000
-        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         let old = testEpoch.milliseconds - 3_600_000
         for index in 0..<30 {
             var batch = makeBatch(records: 1, valueBytes: 300, timestamp: index < 20 ? old : testEpoch.milliseconds, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         }
         log.updateHighWatermark(log.logEndOffset)
-        log.applyRetention(now: testEpoch)
+        log.applyRetention(wallClock: testEpoch)
         #expect(log.logStartOffset > .zero && log.logStartOffset <= Offset(20), "only segments wholly older than retention.ms go")
     }
 
@@ -285,25 +285,25 @@ import Testing
         let disk = makeDisk()
         var configuration = LogConfiguration()
         configuration.segmentMilliseconds = 1000
-        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var first = makeBatch(records: 1, timestamp: testEpoch.milliseconds)
-        try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+        try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         var second = makeBatch(records: 1, timestamp: testEpoch.milliseconds)
-        try log.appendAsLeader(&second, leaderEpoch: LeaderEpoch(0), now: testEpoch + .milliseconds(500))
+        try log.appendAsLeader(&second, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch + .milliseconds(500))
         #expect(log.segmentCount == 1)
         var third = makeBatch(records: 1, timestamp: testEpoch.milliseconds)
-        try log.appendAsLeader(&third, leaderEpoch: LeaderEpoch(0), now: testEpoch + .milliseconds(1500))
+        try log.appendAsLeader(&third, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch + .milliseconds(1500))
         #expect(log.segmentBaseOffsets == [Offset(0), Offset(2)])
     }
 
     @Test func tornTailAfterTheRecoveryPointIsCut() throws {
         let disk = makeDisk()
-        let log = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         for index in 0..<4 {
             var batch = makeBatch(records: 2, seed: UInt64(index))
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         }
         log.flush()
         settle(log, on: disk)
@@ -315,7 +315,7 @@ import Testing
         let torn = Array(makeBatch(records: 2, seed: 9, baseOffset: 8).prefix(40))
         try disk.write(file, at: size, torn)
         disk.close(file)
-        let reopened = try PartitionLog.open(directory: directory, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         #expect(reopened.logEndOffset == Offset(8))
         #expect(reopened.recoveryReport.truncatedBytes == 40)
@@ -329,13 +329,13 @@ import Testing
         let disk = makeDisk()
         var configuration = smallSegments()
         configuration.indexIntervalBytes = indexIntervalBytes
-        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(log, on: disk)
         var sizes: [Int] = []
         for index in 0..<10 {
             var batch = makeBatch(records: 2, valueBytes: 30, seed: UInt64(index))
             sizes.append(batch.count)
-            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), now: testEpoch)
+            try log.appendAsLeader(&batch, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch)
         }
         log.flush()
         settle(log, on: disk)
@@ -351,7 +351,7 @@ import Testing
             try disk.write(file, at: position, byte)
             disk.close(file)
         }
-        let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: testEpoch)
+        let reopened = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
         settle(reopened, on: disk)
         return (reopened, disk, sizes, path)
     }
@@ -365,7 +365,7 @@ import Testing
         #expect(try log.read(from: .zero, maxBytes: 1 << 20).nextOffset == Offset(6), "data before the corruption is served")
         #expect(throws: LogError.corrupt(corruption)) { try log.read(from: Offset(6), maxBytes: 100) }
         var more = makeBatch(records: 1)
-        #expect(throws: LogError.corrupt(corruption)) { try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(0), now: testEpoch) }
+        #expect(throws: LogError.corrupt(corruption)) { try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(0), wallClock: testEpoch) }
         let fileSize = try disk.size(try disk.open(path, create: false))
         #expect(fileSize == Int64(sizes.reduce(0, +)), "the data past the corruption is not silently dropped")
     }
@@ -379,7 +379,7 @@ import Testing
         try log.discardFromCorruption()
         settle(log, on: disk)
         var more = makeBatch(records: 1)
-        try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+        try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch)
         #expect(log.logEndOffset == Offset(7))
     }
 
@@ -402,7 +402,7 @@ import Testing
         #expect(log.logEndOffset == Offset(6), "cut at the bad batch")
         settle(log, on: disk)
         var more = makeBatch(records: 1)
-        try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(1), now: testEpoch)
+        try log.appendAsLeader(&more, leaderEpoch: LeaderEpoch(1), wallClock: testEpoch)
         log.flush()
         settle(log, on: disk)
         let all = try log.read(from: .zero, maxBytes: 1 << 20)

@@ -60,7 +60,7 @@ import Testing
         let disk = try PosixDisk()
         defer { disk.close() }
         let log = try PartitionLog.open(directory: directory, configuration: StorageCrashWorkload.configuration,
-                                        disk: disk, now: Instant(nanoseconds: 0))
+                                        disk: disk, wallClock: Instant(nanoseconds: 0))
         defer { log.close() }
         try #require(log.corruption == nil, "\(context): \(String(describing: log.corruption))")
         try #require(log.failure == nil, "\(context): \(String(describing: log.failure))")

@@ -86,6 +86,7 @@ public enum FaultAction: Sendable, Equatable, CustomStringConvertible {
     case unclog(DirectedLink)
     /// The node's clock runs fast (positive) or slow (negative); 0 ends a skew.
     case setClockDrift(NodeID, partsPerMillion: Int64)
+    /// The machine's time of day steps (an NTP correction); its monotonic clock does not.
     case jumpClock(NodeID, by: Duration)
     /// Latent corruption of one synced sector on the node's disk.
     case corruptDurableData(NodeID)

@@ -14,7 +14,10 @@ final class SimulatedMachine {
     var tickRandom: DeterministicRandom
     /// The operator's planned controlled shutdowns of this machine's processes.
     var shutdownRandom: DeterministicRandom
+    /// The monotonic clock the node's deadlines count in: drifts, never steps.
     var clock: SimClock
+    /// The time of day (since the Unix epoch): drifts with `clock`, and steps (NTP) on its own.
+    var wallClock: SimClock
     var node: (any NodeStateMachine)?
     var status: NodeStatus = .down
     /// False after a crash or power loss until the restart. A killed process leaves the machine
@@ -44,6 +47,8 @@ final class SimulatedMachine {
         var clockRandom = random.stream("node.clock", key)
         clock = SimClock(offset: clockRandom.duration(in: .zero...configuration.clockOriginSpread),
                          isMonotonic: configuration.clocksAreMonotonic)
+        wallClock = SimClock(offset: configuration.wallClockOrigin + clockRandom.duration(in: .zero...configuration.wallClockSpread),
+                             isMonotonic: false)
         pausedBacklog = RingBuffer(capacity: configuration.pausedBacklogCapacity)
     }
 }
@@ -362,14 +367,15 @@ public final class Simulation {
         precondition(host.status == .running, "only running nodes receive events")
         host.disk.advance(to: now)  // so syncs requested now are due after now
         let nodeTime = host.clock.observe(at: now)
+        let wallTime = host.wallClock.observe(at: now)
         effects.removeAll(keepingCapacity: true)
-        node.handle(event, now: nodeTime, effects: &effects)
+        node.handle(event, now: nodeTime, wallClock: wallTime, effects: &effects)
         eventsDelivered += 1
         traceEvent(event, host: host, nodeTime: nodeTime, digest: digest)
         executeEffects(of: host)
         scheduleDiskWake(host)
         guard violation == nil, !checkers.isEmpty else { return }
-        let delivered = DeliveredEvent(time: now, nodeTime: nodeTime, nodeID: host.id, incarnation: host.incarnation,
+        let delivered = DeliveredEvent(time: now, nodeTime: nodeTime, wallClock: wallTime, nodeID: host.id, incarnation: host.incarnation,
                                        event: event, effects: effects)
         let view = self.view
         for checker in checkers {
@@ -616,9 +622,10 @@ public final class Simulation {
         case let .setClockDrift(id, partsPerMillion):
             let host = host(id)
             host.clock.setDrift(partsPerMillion: partsPerMillion, at: now)
+            host.wallClock.setDrift(partsPerMillion: partsPerMillion, at: now)
             if partsPerMillion == 0 { recordHealing(action, .node(id)) } else { recordFault(.clockSkew, action, .node(id)) }
         case let .jumpClock(id, amount):
-            host(id).clock.jump(by: amount)
+            host(id).wallClock.jump(by: amount)
             recordFault(.clockJump, action, .node(id))
         case let .corruptDurableData(id):
             let host = host(id)

@@ -13,8 +13,10 @@ public enum CheckResult: Sendable, Equatable {
 public struct DeliveredEvent {
     /// Simulated time (the scheduler's).
     public let time: Instant
-    /// The time the node was shown (its clock: offset, drift, jumps).
+    /// The monotonic time the node was shown (its clock: offset, drift).
     public let nodeTime: Instant
+    /// The time of day the node was shown (origin, drift, steps).
+    public let wallClock: Instant
     public let nodeID: NodeID
     /// 1 for the first process of the node, +1 per restart.
     public let incarnation: Int

@@ -71,7 +71,7 @@ public enum FaultKind: Int, CaseIterable, Sendable, Hashable, CustomStringConver
     case nodePause
     /// The node's clock runs fast or slow.
     case clockSkew
-    /// The node's clock jumps forward or backward at once.
+    /// The machine's time of day jumps forward or backward at once (its monotonic clock does not).
     case clockJump
     /// Several machines lose power at the same instant (`SimDisk.powerLoss()`), restart later.
     case powerLoss
@@ -310,6 +310,11 @@ public struct SimulationConfiguration: Sendable {
     /// workload and election churn), one readable line each. The trace records them at time zero,
     /// so a trace names the world it ran in.
     public var worldChoices: [String] = []
+    /// The time of day every machine's wall clock shows at time zero, give or take
+    /// `wallClockSpread` (NTP keeps machines close, not equal). Far from the monotonic clocks'
+    /// origin, so code that mixes the two clocks up shows it.
+    public var wallClockOrigin = Duration.seconds(1_767_225_600)  // 2026-01-01T00:00:00Z
+    public var wallClockSpread = Duration.milliseconds(50)
     /// The simulated operator's controlled shutdowns of brokers (none when nil).
     public var plannedShutdowns: PlannedShutdowns?
 

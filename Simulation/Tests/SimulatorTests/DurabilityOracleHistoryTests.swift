@@ -103,7 +103,7 @@ private final class ScriptedProducer: NodeStateMachine {
         self.retries = retries
     }
 
-    func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         let correlationID: Int32
         switch event {
         case .start:
@@ -141,7 +141,7 @@ private final class ScriptedLeader: NodeStateMachine {
         self.follower = follower
     }
 
-    func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case let .clientRequest(connection, frame):
             guard let decoded = try? decodeKafkaRequest(frame[...]),
@@ -182,7 +182,7 @@ private final class ScriptedFollower: NodeStateMachine {
         self.copy = copy
     }
 
-    func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch (event, copy) {
         case let (.message(_, bytes), .syncedThenDiscarded) where bytes.first == replicateTag:
             syncsOfTheCopy = writeSynced(Array(bytes.dropFirst()), to: disk)

@@ -77,7 +77,7 @@ import Glibc
             configuration.indexIntervalBytes = random.int(in: 64...2048)
             configuration.scanBufferBytes = 4096
             self.configuration = configuration
-            log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: now)
+            log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: now)
         }
 
         var context: String { "seed \(seed)" }
@@ -110,7 +110,7 @@ import Glibc
                 builder.append(key: Array("k\(batchSeed)-\(index)".utf8), value: value)
             }
             var bytes = builder.build()
-            let info = try log.appendAsLeader(&bytes, leaderEpoch: LeaderEpoch(epoch), now: now)
+            let info = try log.appendAsLeader(&bytes, leaderEpoch: LeaderEpoch(epoch), wallClock: now)
             history.append(Batch(baseOffset: info.firstOffset.rawValue, nextOffset: info.lastOffset.rawValue + 1, bytes: bytes))
             trace("append [\(info.firstOffset), \(info.lastOffset)] epoch \(epoch) segments \(log.segmentBaseOffsets)")
         }
@@ -147,7 +147,7 @@ import Glibc
             let kill = random.chance(0.3)
             if kill { disk.killProcess() } else { disk.crash() }
             trace("\(kill ? "kill" : "power loss") with durable \(durable) end \(history.last?.nextOffset ?? 0)")
-            log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, now: now)
+            log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: now)
             trace("recovered end \(log.logEndOffset) durable \(log.durableOffset) epochs \(log.leaderEpochs.entries.map { "\($0.epoch)@\($0.startOffset)" }) report \(log.recoveryReport)")
             #expect(log.corruption == nil, "\(context): a crash never corrupts synced data: \(String(describing: log.corruption))")
             let recovered = try readAll()

@@ -66,7 +66,7 @@ final class CounterNode: NodeStateMachine {
         highestFromPeer = Array(repeating: 0, count: options.peers.count)
     }
 
-    func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start:
             recover()

@@ -81,7 +81,7 @@ public final class AdminClientNode: NodeStateMachine {
                                  random: environment.random.stream("topic-recycler"))
     }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start:
             nextRequestAt = now + .seconds(1)
@@ -95,7 +95,7 @@ public final class AdminClientNode: NodeStateMachine {
             }
             connections.expire(now: now, effects: &effects, outcomes: &outcomes)
             deliverOutcomes(now: now)
-            sendRecyclerRequests(recycler.tick(now: now), now: now, effects: &effects)
+            sendRecyclerRequests(recycler.tick(now: now, wallClock: wallClock), now: now, effects: &effects)
         case let .message(_, bytes):
             guard let message = try? PeerMessage(decoding: bytes) else { return }
             onMessage(message, now: now)

@@ -63,7 +63,7 @@ public final class ConsumerClientNode: NodeStateMachine {
     /// The next offset the consumer will deliver for `topicPartition`, once known.
     public func position(of topicPartition: TopicPartition) -> Offset? { consumer.position(of: topicPartition) }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start, .message, .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected:
             break

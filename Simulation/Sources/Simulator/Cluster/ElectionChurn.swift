@@ -123,7 +123,7 @@ public final class PreferredElectionClientNode: NodeStateMachine {
         self.interval = interval
     }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start:
             startedAt = now

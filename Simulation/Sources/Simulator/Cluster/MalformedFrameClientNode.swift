@@ -43,7 +43,7 @@ public final class MalformedFrameClientNode: NodeStateMachine {
         random = environment.random.stream("malformed-frames")
     }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
         switch event {
         case .start:
             nextAttemptAt = now + .seconds(5)

@@ -91,6 +91,8 @@ public final class ProducerClientNode: NodeStateMachine {
     private var nextSendAt: Instant?
     private var values: [RecordHandle: (topicPartition: TopicPartition, value: UInt64)] = [:]
     private var connections = KafkaClientConnections(clientID: "simulated-producer")
+    /// The time of day of the event under way: the records' CreateTime.
+    private var wallClock = Instant.zero
     private var outcomes: [ClientRequestOutcome] = []
     private let bursts: [ProducerBurst]
     private var startedAt: Instant?
@@ -125,7 +127,8 @@ public final class ProducerClientNode: NodeStateMachine {
     /// Records given to the producer whose outcome is not known yet.
     public var unfinishedRecords: Int { producer.unfinishedRecords }
 
-    public func handle(_ event: NodeEvent, now: Instant, effects: inout [NodeEffect]) {
+    public func handle(_ event: NodeEvent, now: Instant, wallClock: Instant, effects: inout [NodeEffect]) {
+        self.wallClock = wallClock
         switch event {
         case .start:
             startedAt = now
@@ -209,7 +212,7 @@ public final class ProducerClientNode: NodeStateMachine {
         var bytes = [UInt8](repeating: 0, count: 8)
         for index in 0..<8 { bytes[index] = UInt8(truncatingIfNeeded: value >> (8 * (7 - index))) }
         do throws(ProducerSendError) {
-            let handle = try producer.send(topicPartition, key: Array("p\(value)".utf8), value: bytes, now: now)
+            let handle = try producer.send(topicPartition, key: Array("p\(value)".utf8), value: bytes, timestamp: wallClock, now: now)
             values[handle] = (topicPartition, value)
             lastValueSent[topicPartition] = value
             outstanding[topicPartition, default: 0] += 1

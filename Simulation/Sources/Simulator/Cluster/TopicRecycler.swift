@@ -161,14 +161,15 @@ struct TopicRecycler {
     // MARK: Records
 
     /// Moves the incarnation's life along and returns the data requests to send.
-    mutating func tick(now: Instant) -> [(destination: NodeID, correlationID: UInt64, request: DataRequest)] {
+    /// `wallClock` (the time of day) stamps the records written.
+    mutating func tick(now: Instant, wallClock: Instant) -> [(destination: NodeID, correlationID: UInt64, request: DataRequest)] {
         for (wireID, sentAt) in inFlight.sorted(by: { $0.key < $1.key }) where now - sentAt >= Self.requestTimeout {
             inFlight[wireID] = nil
             producer?.handleTimeout(correlation: RequestCorrelation(wireID & Self.correlationMask), now: now)
         }
         if case let .writing(sent) = phase {
             let count = min(Self.recordsPerTick, Self.recordsPerIncarnation - sent)
-            for position in 0..<count { send(partition: Int32((sent + position) % assignments.count), now: now) }
+            for position in 0..<count { send(partition: Int32((sent + position) % assignments.count), now: now, wallClock: wallClock) }
             phase = sent + count >= Self.recordsPerIncarnation ? .draining(until: now + Self.drainTime) : .writing(sent: sent + count)
         }
         return requests(now: now)
@@ -200,12 +201,12 @@ struct TopicRecycler {
     private static let incarnationShift: UInt64 = 40
     private static let correlationMask: UInt64 = (1 << incarnationShift) - 1
 
-    private mutating func send(partition: Int32, now: Instant) {
+    private mutating func send(partition: Int32, now: Instant, wallClock: Instant) {
         let value = IncarnationTaggedValue(sequence: nextSequence, incarnation: incarnation)
         nextSequence += 1
         let topicPartition = TopicPartition(topic: Self.topicName, partition: partition)
         do {
-            guard let handle = try producer?.send(topicPartition, key: Array("r\(value.sequence)".utf8), value: value.bytes, now: now) else { return }
+            guard let handle = try producer?.send(topicPartition, key: Array("r\(value.sequence)".utf8), value: value.bytes, timestamp: wallClock, now: now) else { return }
             values[handle] = (topicPartition, value)
         } catch {
             return  // refused (a failed partition): the record is simply not written
