@@ -33,22 +33,26 @@ let package = Package(
 
         // The two shells: real IO, and the deterministic simulator.
         .target(name: "Runtime", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Posix", "CSystem"]),
-        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client"],
+        // The simulator's world, usable without the cluster simulator: the event queue, simulated
+        // clocks, disks (with their crash model) and network (links and client connections).
+        .target(name: "SimWorld", dependencies: ["TernCore", "LogStorage", "NodeKit"], path: "Simulation/Sources/SimWorld"),
+        .target(name: "Simulator", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client",
+                                                  "SimWorld"],
                 path: "Simulation/Sources/Simulator"),
 
         .executableTarget(name: "tern", dependencies: ["TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Posix", "Runtime", "Simulator"]),
 
         .testTarget(name: "TernCoreTests", dependencies: ["TernCore"]),
         .testTarget(name: "KafkaProtocolTests", dependencies: ["KafkaProtocol"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "Simulator"]),
-        .testTarget(name: "RaftTests", dependencies: ["Raft", "Simulator"], exclude: ["testdata"]),
-        .testTarget(name: "ControllerTests", dependencies: ["Controller", "Simulator"]),
-        .testTarget(name: "BrokerTests", dependencies: ["Broker", "Simulator"]),
+        .testTarget(name: "LogStorageTests", dependencies: ["LogStorage", "SimWorld"]),
+        .testTarget(name: "RaftTests", dependencies: ["Raft", "SimWorld", "Simulator"], exclude: ["testdata"]),
+        .testTarget(name: "ControllerTests", dependencies: ["Controller", "SimWorld", "Simulator"]),
+        .testTarget(name: "BrokerTests", dependencies: ["Broker", "SimWorld", "Simulator"]),
         .testTarget(name: "ClientTests", dependencies: ["Client", "KafkaProtocol"]),
         .testTarget(name: "PosixTests", dependencies: ["Posix"]),
         .testTarget(name: "KafkaClientTests", dependencies: ["KafkaClient", "Posix"]),
         .testTarget(name: "RuntimeTests", dependencies: ["Runtime", "TernCore", "KafkaProtocol", "LogStorage", "NodeKit", "Raft", "Controller", "Broker", "Client", "KafkaClient", "Posix", "tern"]),
-        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "LogStorage"],
+        .testTarget(name: "SimulatorTests", dependencies: ["Simulator", "SimWorld", "LogStorage"],
                     path: "Simulation/Tests/SimulatorTests"),
     ],
     swiftLanguageModes: [.v6]

@@ -1,6 +1,7 @@
 import Broker
 import Controller
 import NodeKit
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -3,6 +3,7 @@ import Controller
 import KafkaProtocol
 import LogStorage
 import NodeKit
+@testable import SimWorld
 @testable import Simulator
 import TernCore
 import Testing

@@ -3,6 +3,7 @@ import Controller
 import LogStorage
 import NodeKit
 import Raft
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -2,6 +2,7 @@
 import Controller
 import KafkaProtocol
 import LogStorage
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,6 +1,7 @@
 @testable import Broker
 import KafkaProtocol
 import LogStorage
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -3,6 +3,7 @@ import Controller
 import KafkaProtocol
 import LogStorage
 import NodeKit
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,4 +1,5 @@
 @testable import Controller
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,6 +1,6 @@
 import KafkaProtocol
 import LogStorage
-import Simulator
+import SimWorld
 import TernCore
 
 /// A clock for tests: wall-clock milliseconds that only move when told.

@@ -1,6 +1,6 @@
 import KafkaProtocol
 import LogStorage
-import Simulator
+import SimWorld
 import TernCore
 import Testing
 

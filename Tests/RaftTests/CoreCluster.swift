@@ -1,4 +1,5 @@
 import Raft
+import SimWorld
 import Simulator
 import TernCore
 

@@ -1,6 +1,7 @@
 import LogStorage
 import NodeKit
 import Raft
+import SimWorld
 import Simulator
 import TernCore
 

@@ -1,7 +1,7 @@
 import KafkaProtocol
 import LogStorage
 import Raft
-import Simulator
+import SimWorld
 import TernCore
 
 /// Raft's safety properties, checked from outside the nodes on every step:

@@ -1,7 +1,7 @@
 import LogStorage
 import NodeKit
 import Raft
-import Simulator
+import SimWorld
 import Testing
 import TernCore
 

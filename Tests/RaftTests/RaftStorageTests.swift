@@ -2,7 +2,7 @@ import KafkaProtocol
 import LogStorage
 import NodeKit
 @testable import Raft
-import Simulator
+import SimWorld
 import Testing
 import TernCore
 

@@ -1,7 +1,7 @@
 import Foundation
 import NodeKit
 import Raft
-import Simulator
+import SimWorld
 import Testing
 import TernCore
 
@@ -71,9 +71,7 @@ struct RandomizedScenario {
             configuration.raft.maximumInflightAppends = inflightAppends
             configuration.log.segmentBytes = 4_096  // many segments: rolls under crashes too
         }
-        cluster.network.latency = .milliseconds(1)...(.milliseconds(40))
-        cluster.network.lossProbability = 0.05
-        cluster.network.duplicationProbability = 0.02
+        cluster.network.setDegraded(true)
         cluster.startAll()
 
         var crashes = 0
@@ -107,8 +105,7 @@ struct RandomizedScenario {
 
         // Liveness: no more faults; every node up, the network whole and reliable.
         cluster.partitionGroups = []
-        cluster.network.lossProbability = 0
-        cluster.network.duplicationProbability = 0
+        cluster.network.setDegraded(false)
         for id in cluster.voters where cluster.node(id) == nil { cluster.start(id) }
         var failures: [String] = []
         let final = "final-\(seed)"

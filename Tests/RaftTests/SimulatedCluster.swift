@@ -2,12 +2,14 @@ import KafkaProtocol
 import LogStorage
 import NodeKit
 import Raft
-import Simulator
+import SimWorld
 import TernCore
 
-/// `RaftNode`s on `SimDisk`s, joined by a tiny simulated network with latency (hence reordering),
-/// loss, duplication and partitions, run by one event loop on one simulated clock. Every message
-/// travels as bytes through `RaftMessageCodec`. A `RaftNodeSafetyChecker` watches every step.
+/// `RaftNode`s on `SimDisk`s, joined by SimWorld's `SimNetwork` (per-link latency with reordering;
+/// while degraded also loss and duplication; partitions) with its messages waiting in SimWorld's
+/// `EventQueue`, run by one event loop on one simulated clock: the simulator's world without the
+/// cluster simulator. Every message travels as bytes through `RaftMessageCodec`. A
+/// `RaftNodeSafetyChecker` watches every step.
 final class SimulatedCluster {
     struct Host {
         let id: NodeID
@@ -19,33 +21,29 @@ final class SimulatedCluster {
         var nextApplyIndex = LogIndex(1)
     }
 
-    struct Packet: Comparable {
-        var deliverAt: Instant
-        var sequence: UInt64
-        var from: NodeID
-        var to: NodeID
-        var bytes: [UInt8]
-        static func < (lhs: Packet, rhs: Packet) -> Bool { (lhs.deliverAt, lhs.sequence) < (rhs.deliverAt, rhs.sequence) }
-        static func == (lhs: Packet, rhs: Packet) -> Bool { lhs.sequence == rhs.sequence }
-    }
-
-    struct NetworkSettings {
-        var latency: ClosedRange<Duration> = .milliseconds(1)...(.milliseconds(10))
-        var lossProbability = 0.0
-        var duplicationProbability = 0.0
-    }
+    /// Calm links: 1–10 ms, every message on its own latency (so reordered), nothing lost.
+    static let calmLinks = LinkBehavior(latencyMinimum: .milliseconds(1), latencyJitter: .milliseconds(9), reorderProbability: 1)
+    /// Degraded links: 1–40 ms, 5% lost, 2% duplicated.
+    static let degradedLinks = LinkBehavior(latencyMinimum: .milliseconds(1), latencyJitter: .milliseconds(39),
+                                            lossProbability: 0.05, duplicationProbability: 0.02, reorderProbability: 1)
 
     let seed: UInt64
     let voters: [NodeID]
     var hosts: [Host] = []
     var now = Instant.zero
-    var network = NetworkSettings()
+    let network: SimNetwork
     /// Node groups that can talk; empty: everyone can.
-    var partitionGroups: [[NodeID]] = []
-    var random: DeterministicRandom
+    var partitionGroups: [[NodeID]] = [] {
+        didSet {
+            let blocked = voters.indices.flatMap { source in
+                voters.indices.filter { !connected(voters[source], voters[$0]) }.map { (source: source, destination: $0) }
+            }
+            network.partition(blocking: blocked)
+        }
+    }
     let checker = RaftNodeSafetyChecker()
     var configure: (inout RaftNode.Configuration) -> Void
-    private var packets = BoundedHeap<Packet>(capacity: 1 << 18)
+    private var packets = EventQueue<InFlightMessage>(capacity: 1 << 18)
     private var packetSequence: UInt64 = 0
     private var nextTick = Instant.zero
     let tickInterval = Duration.milliseconds(10)
@@ -60,7 +58,8 @@ final class SimulatedCluster {
         self.voters = (1...nodeCount).map { NodeID(Int32($0)) }
         self.configure = configure
         let root = DeterministicRandom(seed: seed)
-        random = root.stream("cluster")
+        network = SimNetwork(nodeIDs: voters, configuration: NetworkConfiguration(calm: Self.calmLinks, degraded: Self.degradedLinks),
+                             random: root.stream("network"))
         for id in voters {
             hosts.append(Host(id: id, disk: SimDisk(random: root.stream("disk", Int(id.rawValue)), configuration: diskConfiguration)))
         }
@@ -126,10 +125,11 @@ final class SimulatedCluster {
                 disk.pollCompletions(into: &completions)
                 for completion in completions { deliver(.syncCompleted(completion), to: id) }
             }
-            while let packet = packets.min, packet.deliverAt <= now {
-                _ = packets.popMin()
-                guard hosts[slot(packet.to)].node != nil, connected(packet.from, packet.to) else { continue }
-                deliver(.message(from: packet.from, bytes: packet.bytes), to: packet.to)
+            while let due = packets.earliestTime, due <= now, let (_, _, packet) = packets.popMin() {
+                guard case .deliver = network.arrive(packet) else { continue }
+                let to = voters[packet.destination]
+                guard hosts[slot(to)].node != nil else { continue }
+                deliver(.message(from: voters[packet.source], bytes: packet.bytes), to: to)
             }
             for id in voters where hosts[slot(id)].node == nil {
                 if let restartAt = hosts[slot(id)].restartAt, restartAt <= now { start(id) }
@@ -149,7 +149,7 @@ final class SimulatedCluster {
 
     private func nextEventTime() -> Instant {
         var next = nextTick
-        if let packet = packets.min { next = min(next, packet.deliverAt) }
+        if let due = packets.earliestTime { next = min(next, due) }
         for host in hosts {
             if let due = host.disk.nextCompletionTime { next = min(next, due) }
             if let restartAt = host.restartAt { next = min(next, restartAt) }
@@ -183,13 +183,9 @@ final class SimulatedCluster {
     }
 
     private func send(_ bytes: [UInt8], from: NodeID, to: NodeID) {
-        if random.chance(network.lossProbability) { return }
-        let copies = random.chance(network.duplicationProbability) ? 2 : 1
-        for _ in 0..<copies {
+        _ = network.send(from: slot(from), to: slot(to), bytes: bytes, digest: 0, now: now) { arrival, packet in
             packetSequence += 1
-            let packet = Packet(deliverAt: now + random.duration(in: network.latency), sequence: packetSequence,
-                                from: from, to: to, bytes: bytes)
-            precondition(packets.insert(packet), "network queue bound reached")
+            precondition(packets.insert(packet, time: arrival, sequence: packetSequence), "network queue bound reached")
         }
     }
 

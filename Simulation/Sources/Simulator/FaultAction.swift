@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// One direction between two nodes.

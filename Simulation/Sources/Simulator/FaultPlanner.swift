@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// Plans faults from what it sees of the cluster — who leads, who is down — where the nemesis's

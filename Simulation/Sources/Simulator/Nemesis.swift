@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// A fault (or its healing) the nemesis wants applied `delay` from now.

@@ -1,4 +1,5 @@
 import NodeKit
+import SimWorld
 import TernCore
 
 // Client connections: what the simulator does for `openOutbound` / `sendOutbound` /

@@ -1,5 +1,6 @@
 import LogStorage
 import NodeKit
+import SimWorld
 import TernCore
 
 /// One simulated machine: its disk and clock, which survive process restarts, and the current

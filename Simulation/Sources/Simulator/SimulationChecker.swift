@@ -1,5 +1,6 @@
 import LogStorage
 import NodeKit
+import SimWorld
 import TernCore
 
 /// A checker's verdict.

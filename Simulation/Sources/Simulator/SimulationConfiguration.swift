@@ -1,5 +1,6 @@
 import LogStorage
 import NodeKit
+import SimWorld
 import TernCore
 
 /// What a simulated node runs as. A node may hold several roles (Kafka's combined mode).

@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// The first thing that went wrong in a run, with what is needed to replay it.

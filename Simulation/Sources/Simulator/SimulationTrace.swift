@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// A running hash of everything a run did, equal in every process for equal runs (never

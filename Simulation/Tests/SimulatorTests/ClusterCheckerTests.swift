@@ -1,5 +1,6 @@
 import Controller
 import Raft
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,4 +1,5 @@
 import NodeKit
+import SimWorld
 import Simulator
 import TernCore
 import Testing

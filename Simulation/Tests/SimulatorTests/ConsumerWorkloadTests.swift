@@ -1,5 +1,6 @@
 import Client
 import KafkaProtocol
+import SimWorld
 import Simulator
 import TernCore
 import Testing

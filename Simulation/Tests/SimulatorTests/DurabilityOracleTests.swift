@@ -2,6 +2,7 @@ import Broker
 import KafkaProtocol
 import LogStorage
 import Raft
+@testable import SimWorld
 @testable import Simulator
 import TernCore
 import Testing

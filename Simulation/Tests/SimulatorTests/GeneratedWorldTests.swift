@@ -2,6 +2,7 @@ import Client
 import KafkaProtocol
 import LogStorage
 import NodeKit
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,5 +1,6 @@
 import KafkaProtocol
 import LogStorage
+import SimWorld
 import Simulator
 import TernCore
 import Testing

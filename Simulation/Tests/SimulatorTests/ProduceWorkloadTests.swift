@@ -1,4 +1,5 @@
 import Foundation
+import SimWorld
 import Simulator
 import TernCore
 import Testing

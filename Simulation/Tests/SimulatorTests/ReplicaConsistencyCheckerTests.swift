@@ -1,4 +1,5 @@
 import Controller
+@testable import SimWorld
 @testable import Simulator
 import TernCore
 import Testing

@@ -1,4 +1,5 @@
 import LogStorage
+@testable import SimWorld
 @testable import Simulator
 import Testing
 import TernCore

@@ -1,5 +1,6 @@
 import LogStorage
 import NodeKit
+@testable import SimWorld
 @testable import Simulator
 import TernCore
 import Testing

@@ -1,5 +1,6 @@
 import LogStorage
 import NodeKit
+import SimWorld
 import Simulator
 import TernCore
 import Testing

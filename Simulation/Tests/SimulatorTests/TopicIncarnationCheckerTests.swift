@@ -1,5 +1,6 @@
 import KafkaProtocol
 import LogStorage
+@testable import SimWorld
 @testable import Simulator
 import TernCore
 import Testing

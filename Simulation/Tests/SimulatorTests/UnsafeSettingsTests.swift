@@ -1,4 +1,5 @@
 import Broker
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -1,3 +1,4 @@
+import SimWorld
 import Simulator
 import TernCore
 import Testing

@@ -2,6 +2,7 @@ import Client
 import Controller
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// An admin client for simulations: creates the workload's topics one after another while the

@@ -1,5 +1,6 @@
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// One request a client sent on a connection to a broker, as checkers name it: the broker, and the

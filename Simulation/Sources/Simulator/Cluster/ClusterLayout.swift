@@ -2,6 +2,7 @@ import Broker
 import Controller
 import NodeKit
 import Raft
+import SimWorld
 import TernCore
 
 /// Which processes a simulated cluster has and how each is built: `controllers` dedicated

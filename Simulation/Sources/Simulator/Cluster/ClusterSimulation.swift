@@ -1,6 +1,7 @@
 import Broker
 import Controller
 import NodeKit
+import SimWorld
 import TernCore
 
 /// One simulated run of a Tern cluster: the controller quorum, brokers and an admin client under a

@@ -3,6 +3,7 @@ import Client
 import Controller
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// What the consumer client reads is committed data, in order, and all of it:

@@ -2,6 +2,7 @@ import Client
 import Controller
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// One record the consumer client was handed, as the consumed-records checker judges it.

@@ -4,6 +4,7 @@ import KafkaProtocol
 import LogStorage
 import NodeKit
 import Raft
+import SimWorld
 import TernCore
 
 /// Persist before you tell, checked the moment a message leaves a node, against the simulated

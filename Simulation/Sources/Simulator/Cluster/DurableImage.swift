@@ -1,6 +1,7 @@
 import KafkaProtocol
 import LogStorage
 import Raft
+import SimWorld
 import TernCore
 
 /// Which image of a simulated disk a reader looks at.

@@ -1,5 +1,6 @@
 import Controller
 import NodeKit
+import SimWorld
 import TernCore
 
 /// Carries out an `ElectionChurnPlan`'s faults: for each step of a burst it finds the target as

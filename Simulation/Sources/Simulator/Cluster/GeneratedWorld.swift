@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// What varies per seed in a cluster simulation besides the nemesis's fault schedule: how fast

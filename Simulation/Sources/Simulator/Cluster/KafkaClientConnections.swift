@@ -1,6 +1,7 @@
 import Client
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// How a simulated client's request ended.

@@ -1,5 +1,6 @@
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// A misbehaving client beside a well-behaved one, for showing that bad input costs only its own

@@ -1,5 +1,6 @@
 import Broker
 import Controller
+import SimWorld
 import TernCore
 
 /// The metadata log as every node sees it:

@@ -1,5 +1,6 @@
 import Broker
 import Controller
+import SimWorld
 import TernCore
 
 /// Follows one partition through a run for debugging a replayed seed (`tern simulate --watch`):

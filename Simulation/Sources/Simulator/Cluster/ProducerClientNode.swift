@@ -2,6 +2,7 @@ import Client
 import Controller
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// One record the cluster acknowledged to the producer client (acks=all).

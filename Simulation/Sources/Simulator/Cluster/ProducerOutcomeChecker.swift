@@ -1,4 +1,5 @@
 import Client
+import SimWorld
 import TernCore
 
 /// An idempotent producer in a cluster that keeps a quorum never gives up on a record, and in the

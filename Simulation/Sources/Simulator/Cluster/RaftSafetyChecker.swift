@@ -1,5 +1,6 @@
 import Controller
 import Raft
+import SimWorld
 import TernCore
 
 /// Raft's safety properties, watched from outside the nodes:

@@ -1,6 +1,7 @@
 import Broker
 import Controller
 import LogStorage
+import SimWorld
 import TernCore
 
 /// A leader's high watermark never goes backwards while it leads one epoch: after every event, the

@@ -2,6 +2,7 @@ import Broker
 import Controller
 import KafkaProtocol
 import LogStorage
+import SimWorld
 import TernCore
 
 /// What the current leader of one partition holds, as the replication checker sees it.

@@ -1,3 +1,4 @@
+import SimWorld
 import TernCore
 
 /// Where the batches of `acks=all` Produce requests have been seen synced, on which brokers and

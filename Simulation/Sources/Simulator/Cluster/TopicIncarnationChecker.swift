@@ -3,6 +3,7 @@ import Controller
 import KafkaProtocol
 import LogStorage
 import NodeKit
+import SimWorld
 import TernCore
 
 /// No record of an earlier incarnation of a topic is ever served, replicated or counted for a

@@ -2,6 +2,7 @@ import Client
 import Controller
 import KafkaProtocol
 import NodeKit
+import SimWorld
 import TernCore
 
 /// The value of a record written to the recycled topic: a sequence number unique over the run and

@@ -1,4 +1,5 @@
 import Controller
+import SimWorld
 import TernCore
 
 /// Writes resume after a broker fails: once a broker has failed in an otherwise healthy cluster,

@@ -5,7 +5,7 @@ import TernCore
 /// dispatch); the events themselves wait in a slab of slots reused through a free list. The
 /// generic `BoundedHeap` from TernCore is not specialised across the module boundary and cost
 /// close to half of a run's time; this one is concrete.
-struct EventQueue<Payload> {
+package struct EventQueue<Payload> {
     private struct Key {
         let time: Int64
         let sequence: UInt64
@@ -20,21 +20,21 @@ struct EventQueue<Payload> {
     private var heap: [Key] = []
     private var slots: [Payload?] = []
     private var freeSlots: [Int32] = []
-    let capacity: Int
+    package let capacity: Int
 
-    init(capacity: Int) {
+    package init(capacity: Int) {
         precondition(capacity > 0 && capacity <= Int(Int32.max), "the event queue capacity must fit a slot index")
         self.capacity = capacity
     }
 
-    var count: Int { heap.count }
-    var isEmpty: Bool { heap.isEmpty }
+    package var count: Int { heap.count }
+    package var isEmpty: Bool { heap.isEmpty }
 
     /// The earliest entry's time, if any.
-    var earliestTime: Instant? { heap.first.map { Instant(nanoseconds: $0.time) } }
+    package var earliestTime: Instant? { heap.first.map { Instant(nanoseconds: $0.time) } }
 
     /// Returns false (and stores nothing) when the queue is full.
-    mutating func insert(_ payload: Payload, time: Instant, sequence: UInt64) -> Bool {
+    package mutating func insert(_ payload: Payload, time: Instant, sequence: UInt64) -> Bool {
         guard heap.count < capacity else { return false }
         let slot: Int32
         if let reused = freeSlots.popLast() {
@@ -49,7 +49,7 @@ struct EventQueue<Payload> {
         return true
     }
 
-    mutating func popMin() -> (time: Instant, sequence: UInt64, payload: Payload)? {
+    package mutating func popMin() -> (time: Instant, sequence: UInt64, payload: Payload)? {
         guard let first = heap.first else { return nil }
         let last = heap.removeLast()
         if !heap.isEmpty {

@@ -10,8 +10,8 @@ import TernCore
 /// stay half-open until they time out or send to it and are reset. Faults the nemesis injects:
 /// reset (both ends hear at once), black hole (both directions silently drop, neither end told:
 /// half-open on both sides), and stall (the client's next frames stop mid-frame for a while).
-final class SimConnection {
-    enum Segment {
+package final class SimConnection {
+    package enum Segment {
         /// The client's SYN; the server's kernel answers `accepted` when its process accepts.
         case open
         case accepted
@@ -20,25 +20,25 @@ final class SimConnection {
         case close
     }
 
-    struct Pipe {
+    package struct Pipe {
         /// Segments in send order with the time each may arrive (never earlier than the one ahead).
-        var segments: [(due: Instant, segment: Segment)] = []
-        var headIndex = 0
+        package var segments: [(due: Instant, segment: Segment)] = []
+        package var headIndex = 0
         /// An arrival for the pipe's head is in the event queue.
-        var isScheduled = false
+        package var isScheduled = false
         /// The head reached a paused process; the resume delivers it.
-        var waitsForResume = false
+        package var waitsForResume = false
 
-        var isEmpty: Bool { headIndex == segments.count }
-        var count: Int { segments.count - headIndex }
-        var head: (due: Instant, segment: Segment)? { isEmpty ? nil : segments[headIndex] }
+        package var isEmpty: Bool { headIndex == segments.count }
+        package var count: Int { segments.count - headIndex }
+        package var head: (due: Instant, segment: Segment)? { isEmpty ? nil : segments[headIndex] }
 
-        mutating func append(_ segment: Segment, due: Instant) {
+        package mutating func append(_ segment: Segment, due: Instant) {
             let lastDue = segments.last?.due ?? due
             segments.append((max(due, lastDue), segment))
         }
 
-        mutating func popHead() {
+        package mutating func popHead() {
             headIndex += 1
             if headIndex == segments.count {
                 segments.removeAll(keepingCapacity: true)
@@ -46,7 +46,7 @@ final class SimConnection {
             }
         }
 
-        mutating func clear() {
+        package mutating func clear() {
             segments.removeAll()
             headIndex = 0
             waitsForResume = false
@@ -54,28 +54,28 @@ final class SimConnection {
     }
 
     /// The server's name for the connection, also the simulator's key (never reused in a run).
-    let id: ClientConnectionID
+    package let id: ClientConnectionID
     /// The client's name for it.
-    let outboundID: OutboundConnectionID
+    package let outboundID: OutboundConnectionID
     /// Node indices.
-    let client: Int
-    let server: Int
+    package let client: Int
+    package let server: Int
     /// The incarnation of each end's process; a segment reaching a later one is refused.
-    let clientIncarnation: Int
-    var serverIncarnation: Int?
-    var isClientOpen = true
-    var isServerOpen = false
-    var toServer = Pipe()
-    var toClient = Pipe()
+    package let clientIncarnation: Int
+    package var serverIncarnation: Int?
+    package var isClientOpen = true
+    package var isServerOpen = false
+    package var toServer = Pipe()
+    package var toClient = Pipe()
     /// The server asked to stop reading (back-pressure): frames wait here, in order.
-    var isServerReadingPaused = false
-    var framesAwaitingServerRead: [[UInt8]] = []
+    package var isServerReadingPaused = false
+    package var framesAwaitingServerRead: [[UInt8]] = []
     /// Everything on the connection vanishes, both ways, and nobody is told.
-    var isBlackholed = false
+    package var isBlackholed = false
     /// The client's frames stop mid-frame until then.
-    var stalledUntil: Instant?
+    package var stalledUntil: Instant?
 
-    init(id: ClientConnectionID, outboundID: OutboundConnectionID, client: Int, server: Int, clientIncarnation: Int) {
+    package init(id: ClientConnectionID, outboundID: OutboundConnectionID, client: Int, server: Int, clientIncarnation: Int) {
         self.id = id
         self.outboundID = outboundID
         self.client = client
@@ -83,17 +83,22 @@ final class SimConnection {
         self.clientIncarnation = clientIncarnation
     }
 
-    var isFinished: Bool { !isClientOpen && !isServerOpen && toServer.isEmpty && toClient.isEmpty }
+    package var isFinished: Bool { !isClientOpen && !isServerOpen && toServer.isEmpty && toClient.isEmpty }
 
-    func pipe(towardServer: Bool) -> Pipe { towardServer ? toServer : toClient }
+    package func pipe(towardServer: Bool) -> Pipe { towardServer ? toServer : toClient }
 
-    func modifyPipe(towardServer: Bool, _ change: (inout Pipe) -> Void) {
+    package func modifyPipe(towardServer: Bool, _ change: (inout Pipe) -> Void) {
         if towardServer { change(&toServer) } else { change(&toClient) }
     }
 }
 
 /// The client end's key: which node, and its name for the connection.
-struct OutboundEnd: Hashable {
-    let client: Int
-    let outboundID: OutboundConnectionID
+package struct OutboundEnd: Hashable {
+    package let client: Int
+    package let outboundID: OutboundConnectionID
+
+    package init(client: Int, outboundID: OutboundConnectionID) {
+        self.client = client
+        self.outboundID = outboundID
+    }
 }

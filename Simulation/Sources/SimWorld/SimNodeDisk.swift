@@ -10,29 +10,29 @@ import TernCore
 /// Completions reach the node as `.syncCompleted` events: the scheduler polls the `SimDisk` and
 /// passes each completion through `deliverable(_:)`. A node that polls its disk itself breaks the
 /// node contract, and is stopped with a message saying so.
-final class SimNodeDisk: Disk {
+package final class SimNodeDisk: Disk {
     let disk: SimDisk
-    var ioErrorProbability: Double = 0
+    package var ioErrorProbability: Double = 0
     private var random: DeterministicRandom
     /// Syncs whose completion is reported as failed. Bounded by the disk's outstanding syncs;
     /// only queried and removed from, never walked, so hashing order cannot matter.
     private var syncsToFail: Set<SyncToken> = []
-    private(set) var injectedErrors = 0
+    package private(set) var injectedErrors = 0
 
-    init(disk: SimDisk, random: DeterministicRandom) {
+    package init(disk: SimDisk, random: DeterministicRandom) {
         self.disk = disk
         self.random = random
     }
 
     /// Maps a completion polled from the disk to what the node is told.
-    func deliverable(_ completion: SyncCompletion) -> SyncCompletion {
+    package func deliverable(_ completion: SyncCompletion) -> SyncCompletion {
         guard syncsToFail.remove(completion.token) != nil, case .success = completion.result else { return completion }
         return SyncCompletion(token: completion.token,
                               result: .failure(.io(operation: "fsync", path: "(injected)", code: SimErrno.io)))
     }
 
     /// The process is gone: completions it was waiting for will never be delivered.
-    func processEnded() {
+    package func processEnded() {
         syncsToFail.removeAll()
     }
 
@@ -44,43 +44,43 @@ final class SimNodeDisk: Disk {
 
     // MARK: Disk
 
-    func makeDirectory(_ path: String) throws(DiskError) { try disk.makeDirectory(path) }
-    func listDirectory(_ path: String) throws(DiskError) -> [String] { try disk.listDirectory(path) }
-    func fileExists(_ path: String) -> Bool { disk.fileExists(path) }
-    func remove(_ path: String) throws(DiskError) { try disk.remove(path) }
-    func rename(_ source: String, to destination: String) throws(DiskError) { try disk.rename(source, to: destination) }
-    func open(_ path: String, create: Bool) throws(DiskError) -> DiskFile { try disk.open(path, create: create) }
-    func close(_ file: DiskFile) { disk.close(file) }
-    func size(_ file: DiskFile) throws(DiskError) -> Int64 { try disk.size(file) }
+    package func makeDirectory(_ path: String) throws(DiskError) { try disk.makeDirectory(path) }
+    package func listDirectory(_ path: String) throws(DiskError) -> [String] { try disk.listDirectory(path) }
+    package func fileExists(_ path: String) -> Bool { disk.fileExists(path) }
+    package func remove(_ path: String) throws(DiskError) { try disk.remove(path) }
+    package func rename(_ source: String, to destination: String) throws(DiskError) { try disk.rename(source, to: destination) }
+    package func open(_ path: String, create: Bool) throws(DiskError) -> DiskFile { try disk.open(path, create: create) }
+    package func close(_ file: DiskFile) { disk.close(file) }
+    package func size(_ file: DiskFile) throws(DiskError) -> Int64 { try disk.size(file) }
 
-    func read(_ file: DiskFile, at position: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(DiskError) -> Int {
+    package func read(_ file: DiskFile, at position: Int64, into buffer: UnsafeMutableRawBufferPointer) throws(DiskError) -> Int {
         if injectFailure() { throw .io(operation: "read", path: "\(file)", code: SimErrno.io) }
         return try disk.read(file, at: position, into: buffer)
     }
 
-    func write(_ file: DiskFile, at position: Int64, _ bytes: UnsafeRawBufferPointer) throws(DiskError) {
+    package func write(_ file: DiskFile, at position: Int64, _ bytes: UnsafeRawBufferPointer) throws(DiskError) {
         if injectFailure() { throw .io(operation: "write", path: "\(file)", code: SimErrno.io) }
         try disk.write(file, at: position, bytes)
     }
 
-    func truncate(_ file: DiskFile, to size: Int64) throws(DiskError) {
+    package func truncate(_ file: DiskFile, to size: Int64) throws(DiskError) {
         if injectFailure() { throw .io(operation: "truncate", path: "\(file)", code: SimErrno.io) }
         try disk.truncate(file, to: size)
     }
 
-    func sync(_ file: DiskFile) -> SyncToken {
+    package func sync(_ file: DiskFile) -> SyncToken {
         let token = disk.sync(file)
         if injectFailure() { syncsToFail.insert(token) }
         return token
     }
 
-    func syncDirectory(_ path: String) -> SyncToken {
+    package func syncDirectory(_ path: String) -> SyncToken {
         let token = disk.syncDirectory(path)
         if injectFailure() { syncsToFail.insert(token) }
         return token
     }
 
-    func pollCompletions(into completions: inout [SyncCompletion]) {
+    package func pollCompletions(into completions: inout [SyncCompletion]) {
         preconditionFailure("a simulated node polled its disk: under the node contract, sync completions arrive as .syncCompleted events")
     }
 }
@@ -90,7 +90,7 @@ extension SimDisk {
     /// accepts by path) silently changes, as bit rot or a misdirected write would. Reads see it at
     /// once (the page is re-read); pending writes over it still apply on top. Returns the file's
     /// path and the changed byte range, or nil when no file has synced data.
-    func corruptDurableSector(
+    package func corruptDurableSector(
         using random: inout DeterministicRandom, where isCorruptible: (String) -> Bool
     ) -> (path: String, bytes: Range<Int>)? {
         let candidates = inodes.keys.sorted().compactMap { inodeID -> SimInode? in

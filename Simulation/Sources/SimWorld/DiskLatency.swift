@@ -18,7 +18,7 @@ public struct DiskLatency: Sendable, Equatable, CustomStringConvertible {
         self.stallLatency = stallLatency
     }
 
-    func apply(to configuration: inout SimDisk.Configuration) {
+    package func apply(to configuration: inout SimDisk.Configuration) {
         configuration.syncLatency = syncLatency
         configuration.syncStallProbability = stallProbability
         configuration.syncStallLatency = stallLatency
@@ -35,7 +35,7 @@ public struct DiskLatency: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// "0.2–5 ms": a duration range in milliseconds, with one decimal below 10 ms.
-func formatMilliseconds(_ range: ClosedRange<Duration>) -> String {
+package func formatMilliseconds(_ range: ClosedRange<Duration>) -> String {
     func text(_ duration: Duration) -> String {
         let milliseconds = Double(duration.nanoseconds) / 1_000_000
         return milliseconds < 10 ? formatFixed(milliseconds, places: milliseconds == milliseconds.rounded() ? 0 : 1)

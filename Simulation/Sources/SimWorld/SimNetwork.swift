@@ -73,7 +73,7 @@ public struct NetworkConfiguration: Sendable {
         self.maximumMessageBytes = maximumMessageBytes
     }
 
-    func validate() {
+    package func validate() {
         calm.validate()
         degraded.validate()
         precondition(linkLatencySpreadPercent >= 0 && linkLatencySpreadPercent <= 10_000, "latency spread is 0...10000%")
@@ -122,10 +122,10 @@ public struct NetworkStatistics: Sendable, Equatable, CustomStringConvertible {
 }
 
 /// Why the network did not deliver a message.
-enum DropReason: UInt64, CustomStringConvertible {
+package enum DropReason: UInt64, CustomStringConvertible {
     case loss = 1, partition, fullLink, downNode, pausedBacklog, unknownDestination
 
-    var description: String {
+    package var description: String {
         switch self {
         case .loss: return "loss"
         case .partition: return "partition"
@@ -138,19 +138,19 @@ enum DropReason: UInt64, CustomStringConvertible {
 }
 
 /// A message on the wire. Nodes are named by their index in the configuration.
-struct InFlightMessage {
-    let source: Int
-    let destination: Int
-    let bytes: [UInt8]
+package struct InFlightMessage {
+    package let source: Int
+    package let destination: Int
+    package let bytes: [UInt8]
     /// FNV-1a of `bytes`, computed once at send for the trace.
-    let digest: UInt64
+    package let digest: UInt64
     /// Send order on its link, to count reordering.
     let linkSequence: UInt64
     let isDuplicate: Bool
 }
 
 /// What happened to a message reaching the end of its link.
-enum ArrivalOutcome {
+package enum ArrivalOutcome {
     case deliver
     case held
     case dropped(DropReason)
@@ -186,7 +186,7 @@ public final class SimNetwork {
     private var links: [Link]
     private let nodeCount: Int
 
-    init(nodeIDs: [NodeID], configuration: NetworkConfiguration, random: DeterministicRandom) {
+    package init(nodeIDs: [NodeID], configuration: NetworkConfiguration, random: DeterministicRandom) {
         configuration.validate()
         self.nodeIDs = nodeIDs
         self.configuration = configuration
@@ -236,7 +236,7 @@ public final class SimNetwork {
 
     /// Puts a message on the link `source → destination`; `schedule` receives each copy with its
     /// arrival time (none when dropped, two when duplicated). Returns why it was dropped, if it was.
-    func send(
+    package func send(
         from source: Int, to destination: Int, bytes: [UInt8], digest: UInt64, now: Instant,
         schedule: (Instant, InFlightMessage) -> Void
     ) -> DropReason? {
@@ -283,7 +283,7 @@ public final class SimNetwork {
 
     /// A message reached the end of its link: held while the link is clogged, dropped when the
     /// link is now partitioned, else handed on (the scheduler still checks the destination).
-    func arrive(_ message: InFlightMessage) -> ArrivalOutcome {
+    package func arrive(_ message: InFlightMessage) -> ArrivalOutcome {
         let index = message.source * nodeCount + message.destination
         if links[index].isClogged {
             let held = links[index].held!.append(message)
@@ -307,7 +307,7 @@ public final class SimNetwork {
     }
 
     /// The scheduler could not hand a delivered message to its node.
-    func recordDrop(_ reason: DropReason) {
+    package func recordDrop(_ reason: DropReason) {
         switch reason {
         case .downNode: statistics.droppedAtDownNode += 1
         case .pausedBacklog: statistics.droppedByPausedBacklog += 1
@@ -318,19 +318,19 @@ public final class SimNetwork {
         }
     }
 
-    func recordDelivery() { statistics.messagesDelivered += 1 }
+    package func recordDelivery() { statistics.messagesDelivered += 1 }
 
-    func recordConnectionOpened() { statistics.connectionsOpened += 1 }
-    func recordConnectionFrameDelivered() { statistics.connectionFramesDelivered += 1 }
-    func recordConnectionRefused() { statistics.connectionsRefused += 1 }
+    package func recordConnectionOpened() { statistics.connectionsOpened += 1 }
+    package func recordConnectionFrameDelivered() { statistics.connectionFramesDelivered += 1 }
+    package func recordConnectionRefused() { statistics.connectionsRefused += 1 }
 
     /// A node sent to an id that is not in the cluster: counted as sent and dropped.
-    func recordSendToUnknownDestination() {
+    package func recordSendToUnknownDestination() {
         statistics.messagesSent += 1
         statistics.droppedUnknownDestination += 1
     }
 
-    func recordPausedBacklog(_ count: Int) {
+    package func recordPausedBacklog(_ count: Int) {
         statistics.maximumPausedBacklog = max(statistics.maximumPausedBacklog, count)
     }
 
@@ -355,7 +355,7 @@ public final class SimNetwork {
 
     /// Whether a connection's segment can cross `source → destination` now (TCP retransmits
     /// through a partition or a clog until it heals).
-    func carriesConnectionSegments(from source: Int, to destination: Int) -> Bool {
+    package func carriesConnectionSegments(from source: Int, to destination: Int) -> Bool {
         let index = source * nodeCount + destination
         return !links[index].isBlocked && !links[index].isClogged
     }
@@ -363,7 +363,7 @@ public final class SimNetwork {
     /// One connection segment's trip over `source → destination`: the link's latency, and a
     /// retransmission timeout for each time the link loses it (TCP delivers late, never not at all).
     /// Order on the connection is the connection's business.
-    func connectionSegmentLatency(from source: Int, to destination: Int) -> Duration {
+    package func connectionSegmentLatency(from source: Int, to destination: Int) -> Duration {
         let index = source * nodeCount + destination
         let behavior = isDegraded && source != destination ? configuration.degraded : configuration.calm
         var latency = drawLatency(behavior, link: index)
@@ -376,26 +376,26 @@ public final class SimNetwork {
     }
 
     /// Linux's minimum TCP retransmission timeout.
-    static let retransmissionTimeout = Duration.milliseconds(200)
+    package static let retransmissionTimeout = Duration.milliseconds(200)
 
     // MARK: Faults
 
-    func setDegraded(_ degraded: Bool) { isDegraded = degraded }
+    package func setDegraded(_ degraded: Bool) { isDegraded = degraded }
 
     /// Replaces the current partition: exactly `blocked` links stop carrying messages.
-    func partition(blocking blocked: [(source: Int, destination: Int)]) {
+    package func partition(blocking blocked: [(source: Int, destination: Int)]) {
         healPartition()
         for link in blocked where link.source != link.destination {
             links[link.source * nodeCount + link.destination].isBlocked = true
         }
     }
 
-    func healPartition() {
+    package func healPartition() {
         for index in links.indices { links[index].isBlocked = false }
     }
 
     /// Returns false if the link was already clogged (or is a node's link to itself).
-    func clog(from source: Int, to destination: Int) -> Bool {
+    package func clog(from source: Int, to destination: Int) -> Bool {
         let index = source * nodeCount + destination
         guard source != destination, !links[index].isClogged else { return false }
         links[index].isClogged = true
@@ -407,7 +407,7 @@ public final class SimNetwork {
 
     /// Releases a clogged link: what waited on it arrives now, in the order it reached the end.
     /// Returns false if the link was not clogged.
-    func unclog(from source: Int, to destination: Int, now: Instant, schedule: (Instant, InFlightMessage) -> Void) -> Bool {
+    package func unclog(from source: Int, to destination: Int, now: Instant, schedule: (Instant, InFlightMessage) -> Void) -> Bool {
         let index = source * nodeCount + destination
         guard links[index].isClogged else { return false }
         links[index].isClogged = false
@@ -419,7 +419,7 @@ public final class SimNetwork {
     }
 
     /// Every clogged link, in link order, as (source, destination) indices.
-    func cloggedLinks() -> [(source: Int, destination: Int)] {
+    package func cloggedLinks() -> [(source: Int, destination: Int)] {
         links.indices.filter { links[$0].isClogged }.map { ($0 / nodeCount, $0 % nodeCount) }
     }
 }
