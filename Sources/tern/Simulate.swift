@@ -155,7 +155,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         let recycled = outcome.recycledTopic
         print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
             + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "
-            + "checked, \(recycled.acknowledgedByAnEarlierIncarnation) acknowledged by brokers still on an earlier incarnation "
+            + "checked, \(recycled.acknowledgedByAnEarlierIncarnation) acknowledged by brokers still on an earlier incarnation, "
+            + "\(recycled.writtenIntoALaterIncarnation) delivered late to a later one "
             + "(\(recycled.acknowledgedBatchesOfDeletedIncarnations) batches of deleted incarnations not held to durability)")
     }
     if let window = outcome.writeAvailability {

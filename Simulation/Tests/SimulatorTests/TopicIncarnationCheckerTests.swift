@@ -35,6 +35,22 @@ import Testing
         #expect(TopicIncarnationChecker.checkStored(records, hostedIncarnation: 2, where: "p") == .ok)
     }
 
+    /// A produce request meant for incarnation 1 but delivered once incarnation 2 existed (held in a
+    /// connection through a partition) is rightly written to 2: its records are allowed there, and
+    /// only there; any other record of incarnation 1 still is not.
+    @Test func aRecordDeliveredLateIsAllowedOnlyInTheIncarnationItReached() {
+        let late: [UInt64: UInt32] = [7: 2]
+        let records: [(offset: Offset, value: [UInt8]?)] = [(Offset(0), tagged(7, incarnation: 1))]
+        #expect(TopicIncarnationChecker.checkStored(records, hostedIncarnation: 2, deliveredLate: late, where: "p") == .ok)
+        #expect(TopicIncarnationChecker.checkStored(records, hostedIncarnation: 3, deliveredLate: late, where: "p") != .ok)
+        let other: [(offset: Offset, value: [UInt8]?)] = [(Offset(0), tagged(8, incarnation: 1))]
+        #expect(TopicIncarnationChecker.checkStored(other, hostedIncarnation: 2, deliveredLate: late, where: "p") != .ok)
+        #expect(TopicIncarnationChecker.checkServed(answer([tagged(7, incarnation: 1)]), servedIncarnation: 2, deliveredLate: late,
+                                                    requestedIncarnation: nil, where: "p") == .ok)
+        #expect(TopicIncarnationChecker.checkServed(answer([tagged(7, incarnation: 1)]), servedIncarnation: 3, deliveredLate: late,
+                                                    requestedIncarnation: nil, where: "p") != .ok)
+    }
+
     private func answer(_ values: [[UInt8]], error: KafkaErrorCode = .none) -> FetchResponse.Partition {
         var builder = RecordBatchBuilder(baseTimestamp: 0)
         for value in values { builder.append(key: nil, value: value) }

@@ -9,9 +9,12 @@ import TernCore
 /// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
 /// partition reassignments, and a scratch topic created and deleted again, in a cycle; beside the
 /// cycle, a topic deleted and created again under the same name over and over, with records
-/// written to each incarnation (`TopicRecycler`). It finds the active controller by following
-/// NOT_CONTROLLER answers and retries on timeouts, the way Kafka's admin clients do. It never
-/// crashes (the nemesis leaves clients alone).
+/// written to each incarnation (`TopicRecycler`). CreateTopics, DeleteTopics and ElectLeaders go as
+/// Kafka requests to a broker's front door, which forwards them to the active controller (as
+/// Kafka's admin clients do since KIP-590); on a failure or timeout it asks the next broker.
+/// Reassignments go to the controllers directly (the front door does not forward
+/// AlterPartitionReassignments yet), following NOT_CONTROLLER answers. It never crashes (the
+/// nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(100) }
@@ -30,6 +33,7 @@ public final class AdminClientNode: NodeStateMachine {
     private let minInSyncReplicas: Int
     private let operationsEnd: Instant?
     private var controllerIndex = 0
+    private var brokerIndex = 0
     private var nextCorrelationID: UInt64 = 1
     private var pending: (correlationID: UInt64, sentAt: Instant, operation: Operation)?
     /// When the next workload-topic creation or cycle step may go.
@@ -90,6 +94,7 @@ public final class AdminClientNode: NodeStateMachine {
             if let pending, now - pending.sentAt >= Self.requestTimeout {
                 self.pending = nil
                 controllerIndex = (controllerIndex + 1) % controllers.count
+                brokerIndex = (brokerIndex + 1) % brokers.count
             }
             if pending == nil, let operation = nextOperation(now: now) {
                 send(operation, now: now, effects: &effects)
@@ -110,14 +115,37 @@ public final class AdminClientNode: NodeStateMachine {
         }
     }
 
-    /// Answers go to the recycler; a lost request is left to the recycler's own timeout.
+    /// Data answers go to the recycler (a lost data request is left to the recycler's own
+    /// timeout); admin answers and failures to the operation waiting for them.
     private func deliverOutcomes(now: Instant) {
         for outcome in outcomes {
-            if case let .answered(correlation, response) = outcome {
+            switch outcome {
+            case let .answered(correlation, response):
                 recycler.handle(response, correlationID: correlation.rawValue, now: now)
+            case let .answeredInKafkaForm(correlation, response):
+                guard let pending, pending.correlationID == correlation.rawValue else { continue }
+                self.pending = nil
+                finish(pending.operation, succeeded: succeeded(pending.operation, response), now: now)
+            case let .failed(correlation):
+                guard let pending, pending.correlationID == correlation.rawValue else { continue }
+                self.pending = nil
+                brokerIndex = (brokerIndex + 1) % brokers.count
+                nextRequestAt = now + .milliseconds(100)
             }
         }
         outcomes.removeAll(keepingCapacity: true)
+    }
+
+    /// What an answer from the controller (directly or through a broker) means for the operator.
+    private func finish(_ operation: Operation, succeeded: Bool, now: Instant) {
+        if succeeded {
+            completed(operation, now: now)
+        } else if case .recycle = operation {
+            recycler.refused(now: now)
+        } else {
+            brokerIndex = (brokerIndex + 1) % brokers.count
+            nextRequestAt = now + .milliseconds(500)
+        }
     }
 
     private func nextOperation(now: Instant) -> Operation? {
@@ -145,34 +173,76 @@ public final class AdminClientNode: NodeStateMachine {
     }
 
     private func send(_ operation: Operation, now: Instant, effects: inout [NodeEffect]) {
-        let request: ControllerRequest
-        switch operation {
-        case let .createWorkloadTopic(name), let .createScratchTopic(name):
-            request = .createTopics(CreateTopicsRequest(topics: [
-                .init(name: name, partitionCount: partitionsPerTopic, replicationFactor: replicationFactor,
-                      configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
-            ]))
-        case .preferredElection:
-            request = .electLeaders(ElectLeadersRequest(electionType: .preferred, partitions: nil))
-        case let .reassign(topicPartition, target):
-            request = .alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: [
-                .init(topicPartition: topicPartition, targetReplicas: target),
-            ]))
-        case let .deleteScratchTopic(name):
-            request = .deleteTopics(DeleteTopicsRequest(names: [name]))
-        case let .recycle(.create(assignments)):
-            request = .createTopics(CreateTopicsRequest(topics: [
-                .init(name: TopicRecycler.topicName, assignments: assignments,
-                      configs: [ConfigEntry(name: "min.insync.replicas", value: String(minInSyncReplicas))]),
-            ]))
-        case .recycle(.delete):
-            request = .deleteTopics(DeleteTopicsRequest(names: [TopicRecycler.topicName]))
-        }
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         pending = (correlationID, now, operation)
-        effects.append(.send(to: controllers[controllerIndex],
-                             bytes: PeerMessage.controllerRequest(correlationID: correlationID, request: request).encoded()))
+        if case let .reassign(topicPartition, target) = operation {
+            let request = ControllerRequest.alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: [
+                .init(topicPartition: topicPartition, targetReplicas: target),
+            ]))
+            effects.append(.send(to: controllers[controllerIndex],
+                                 bytes: PeerMessage.controllerRequest(correlationID: correlationID, request: request).encoded()))
+            return
+        }
+        let request = kafkaRequest(for: operation)
+        let outgoing = OutgoingRequest(apiKey: request.apiKey, token: correlationID, timeout: Self.requestTimeout + .seconds(1)) { _ in
+            request
+        }
+        connections.sendInKafkaForm(outgoing, to: brokers[brokerIndex], now: now, effects: &effects, outcomes: &outcomes)
+    }
+
+    /// The operation as the Kafka admin request a client would send a broker.
+    private func kafkaRequest(for operation: Operation) -> KafkaRequest {
+        let timeoutMilliseconds = Int32(Self.requestTimeout.milliseconds)
+        switch operation {
+        case let .createWorkloadTopic(name), let .createScratchTopic(name):
+            return createTopics(name, partitions: partitionsPerTopic, replicationFactor: replicationFactor, assignments: [],
+                                timeoutMilliseconds: timeoutMilliseconds)
+        case let .recycle(.create(assignments)):
+            return createTopics(TopicRecycler.topicName, partitions: -1, replicationFactor: -1, assignments: assignments,
+                                timeoutMilliseconds: timeoutMilliseconds)
+        case .preferredElection:
+            var request = KafkaWire.ElectLeadersRequest()
+            request.electionType = Int8(ElectionType.preferred.rawValue)
+            request.topicPartitions = nil  // every partition
+            request.timeoutMs = timeoutMilliseconds
+            return .electLeaders(request)
+        case let .deleteScratchTopic(name):
+            return deleteTopics(name, timeoutMilliseconds: timeoutMilliseconds)
+        case .recycle(.delete):
+            return deleteTopics(TopicRecycler.topicName, timeoutMilliseconds: timeoutMilliseconds)
+        case .reassign:
+            preconditionFailure("reassignments go to the controllers")
+        }
+    }
+
+    private func createTopics(_ name: String, partitions: Int32, replicationFactor: Int16, assignments: [[NodeID]],
+                              timeoutMilliseconds: Int32) -> KafkaRequest {
+        var topic = KafkaWire.CreateTopicsRequest.CreatableTopic()
+        topic.name = name
+        topic.numPartitions = partitions
+        topic.replicationFactor = replicationFactor
+        topic.assignments = assignments.enumerated().map { index, replicas in
+            var assignment = KafkaWire.CreateTopicsRequest.CreatableReplicaAssignment()
+            assignment.partitionIndex = Int32(index)
+            assignment.brokerIds = replicas.map(\.rawValue)
+            return assignment
+        }
+        var config = KafkaWire.CreateTopicsRequest.CreatableTopicConfig()
+        config.name = "min.insync.replicas"
+        config.value = String(minInSyncReplicas)
+        topic.configs = [config]
+        var request = KafkaWire.CreateTopicsRequest()
+        request.topics = [topic]
+        request.timeoutMs = timeoutMilliseconds
+        return .createTopics(request)
+    }
+
+    private func deleteTopics(_ name: String, timeoutMilliseconds: Int32) -> KafkaRequest {
+        var request = KafkaWire.DeleteTopicsRequest()
+        request.topicNames = [name]
+        request.timeoutMs = timeoutMilliseconds
+        return .deleteTopics(request)
     }
 
     private func onMessage(_ message: PeerMessage, now: Instant) {
@@ -180,13 +250,7 @@ public final class AdminClientNode: NodeStateMachine {
         case let .controllerResponse(correlationID, response):
             guard let pending, pending.correlationID == correlationID else { return }
             self.pending = nil
-            if succeeded(pending.operation, response) {
-                completed(pending.operation, now: now)
-            } else if case .recycle = pending.operation {
-                recycler.refused(now: now)
-            } else {
-                nextRequestAt = now + .milliseconds(500)
-            }
+            finish(pending.operation, succeeded: succeeded(pending.operation, response), now: now)
         case let .notController(correlationID, hint):
             guard pending?.correlationID == correlationID else { return }
             pending = nil
@@ -201,20 +265,25 @@ public final class AdminClientNode: NodeStateMachine {
         }
     }
 
-    /// A retry of a request whose answer was lost finds its work done: that counts as success.
+    /// A reassignment the controller answered.
     private func succeeded(_ operation: Operation, _ response: ControllerResponse) -> Bool {
+        guard case .reassign = operation, case let .alterPartitionReassignments(reply) = response else { return false }
+        return reply.partitions.first?.error == ControllerErrorCode.none
+    }
+
+    /// A retry of a request whose answer was lost finds its work done: that counts as success.
+    private func succeeded(_ operation: Operation, _ response: KafkaResponse) -> Bool {
         switch (operation, response) {
         case let (.createWorkloadTopic, .createTopics(reply)), let (.createScratchTopic, .createTopics(reply)),
              let (.recycle(.create), .createTopics(reply)):
-            let error = reply.topics.first?.error ?? .unknownServerError
-            return error == .none || error == .topicAlreadyExists
-        case (.preferredElection, .electLeaders):
-            return true  // per-partition refusals (leader not available) are the operator's to retry later
-        case let (.reassign, .alterPartitionReassignments(reply)):
-            return reply.partitions.first?.error == ControllerErrorCode.none
+            let error = reply.topics.first?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue
+            return error == KafkaErrorCode.none.rawValue || error == ControllerErrorCode.topicAlreadyExists.rawValue
+        case let (.preferredElection, .electLeaders(reply)):
+            // Per-partition refusals (leader not available) are the operator's to retry later.
+            return reply.errorCode == KafkaErrorCode.none.rawValue
         case let (.deleteScratchTopic, .deleteTopics(reply)), let (.recycle(.delete), .deleteTopics(reply)):
-            let error = reply.topics.first?.error ?? .unknownServerError
-            return error == .none || error == .unknownTopicOrPartition
+            let error = reply.responses.first?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue
+            return error == KafkaErrorCode.none.rawValue || error == KafkaErrorCode.unknownTopicOrPartition.rawValue
         default:
             return false
         }

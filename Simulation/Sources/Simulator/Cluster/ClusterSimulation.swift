@@ -83,6 +83,8 @@ public struct ClusterSimulation {
         public var checkedReplicaReads = 0
         public var checkedAcknowledgements = 0
         public var acknowledgedByAnEarlierIncarnation = 0
+        /// Records a late produce request delivered to a later incarnation than they were meant for.
+        public var writtenIntoALaterIncarnation = 0
         /// Acknowledged batches the durability oracle left unjudged: written to an incarnation
         /// deleted by the time the answer left.
         public var acknowledgedBatchesOfDeletedIncarnations = 0
@@ -147,6 +149,7 @@ public struct ClusterSimulation {
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
                 checkedReplicaReads: incarnations.checkedReplicaReads, checkedAcknowledgements: incarnations.checkedAcknowledgements,
                 acknowledgedByAnEarlierIncarnation: incarnations.acknowledgedByAnEarlierIncarnation,
+                writtenIntoALaterIncarnation: incarnations.writtenIntoALaterIncarnation,
                 acknowledgedBatchesOfDeletedIncarnations: durability.acknowledgementsOfDeletedTopics)
         }
         return outcome

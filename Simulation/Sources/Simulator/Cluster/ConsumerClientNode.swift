@@ -88,6 +88,7 @@ public final class ConsumerClientNode: NodeStateMachine {
             switch outcome {
             case let .answered(correlation, response): consumer.handle(response: response, correlation: correlation, now: now)
             case let .failed(correlation): consumer.handleTimeout(correlation: correlation, now: now)
+            case .answeredInKafkaForm: preconditionFailure("the consumer sends no Kafka-form requests")
             }
         }
         outcomes.removeAll(keepingCapacity: true)

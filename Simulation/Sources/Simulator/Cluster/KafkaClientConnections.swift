@@ -7,6 +7,8 @@ import TernCore
 /// How a simulated client's request ended.
 enum ClientRequestOutcome {
     case answered(RequestCorrelation, DataResponse)
+    /// The answer to a request sent as a Kafka message (`send(_:to:)`: admin requests).
+    case answeredInKafkaForm(RequestCorrelation, KafkaResponse)
     /// Lost with its connection, timed out, or unanswerable: the client retries as after a timeout.
     case failed(RequestCorrelation)
 }
@@ -31,6 +33,8 @@ struct KafkaClientConnections {
     private var brokerByConnection: [OutboundConnectionID: NodeID] = [:]
     /// acks=0 produces, answered by the client itself once written.
     private var unansweredProduces: [UInt64: ProduceRequest] = [:]
+    /// Requests sent as Kafka messages, whose answers stay Kafka messages.
+    private var kafkaFormRequests: Set<UInt64> = []
     private var nextConnectionID: UInt64 = 1
     private var events: [ConversationEvent] = []
 
@@ -48,7 +52,22 @@ struct KafkaClientConnections {
     /// comes back later through `outcomes` (or at once, if it cannot be sent).
     mutating func send(_ request: ClientRequest, timeout: Duration, now: Instant, effects: inout [NodeEffect],
                        outcomes: inout [ClientRequestOutcome]) {
-        let broker = request.destination
+        if case let .produce(produce) = request.request, produce.acks == 0 {
+            unansweredProduces[request.correlation.rawValue] = produce
+        }
+        send(request.outgoing(timeout: timeout), to: request.destination, now: now, effects: &effects, outcomes: &outcomes)
+    }
+
+    /// Sends a Kafka request as it is (built at the negotiated version); its answer comes back as
+    /// `answeredInKafkaForm`, named by the request's token.
+    mutating func sendInKafkaForm(_ request: OutgoingRequest, to broker: NodeID, now: Instant, effects: inout [NodeEffect],
+                                  outcomes: inout [ClientRequestOutcome]) {
+        kafkaFormRequests.insert(request.token)
+        send(request, to: broker, now: now, effects: &effects, outcomes: &outcomes)
+    }
+
+    private mutating func send(_ request: OutgoingRequest, to broker: NodeID, now: Instant, effects: inout [NodeEffect],
+                               outcomes: inout [ClientRequestOutcome]) {
         if byBroker[broker] == nil {
             let id = OutboundConnectionID(rawValue: nextConnectionID)
             nextConnectionID += 1
@@ -60,10 +79,7 @@ struct KafkaClientConnections {
             brokerByConnection[id] = broker
             effects.append(.openOutbound(id, to: broker))
         }
-        if case let .produce(produce) = request.request, produce.acks == 0 {
-            unansweredProduces[request.correlation.rawValue] = produce
-        }
-        byBroker[broker]!.conversation.enqueue(request.outgoing(timeout: timeout), now: now, events: &events)
+        byBroker[broker]!.conversation.enqueue(request, now: now, events: &events)
         settle(broker, effects: &effects, outcomes: &outcomes)
     }
 
@@ -121,6 +137,7 @@ struct KafkaClientConnections {
     private mutating func outcome(of event: ConversationEvent) -> ClientRequestOutcome {
         switch event {
         case let .response(token, response, version):
+            if kafkaFormRequests.remove(token) != nil { return .answeredInKafkaForm(RequestCorrelation(token), response) }
             guard let answer = DataResponse(kafka: response, version: version) else { return .failed(RequestCorrelation(token)) }
             return .answered(RequestCorrelation(token), answer)
         case let .sentWithoutResponse(token):
@@ -128,6 +145,7 @@ struct KafkaClientConnections {
             return .answered(RequestCorrelation(token), .produce(produce.answerWithoutAcknowledgement))
         case let .failed(token, _):
             unansweredProduces[token] = nil
+            kafkaFormRequests.remove(token)
             return .failed(RequestCorrelation(token))
         }
     }

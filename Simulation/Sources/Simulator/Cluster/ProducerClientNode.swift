@@ -167,6 +167,7 @@ public final class ProducerClientNode: NodeStateMachine {
                 switch outcome {
                 case let .answered(correlation, response): producer.handle(response: response, correlation: correlation, now: now)
                 case let .failed(correlation): producer.handleTimeout(correlation: correlation, now: now)
+                case .answeredInKafkaForm: preconditionFailure("the producer sends no Kafka-form requests")
                 }
             }
         }

@@ -28,6 +28,12 @@ import TernCore
 /// incarnation. The checker tells those acknowledgements apart by the incarnation the answering
 /// broker hosted, and counts them (`acknowledgedByAnEarlierIncarnation`).
 ///
+/// For the same reason a produce request that reaches a leader only after the deletion and
+/// re-creation (held in a TCP connection through a partition, or a stall, longer than the
+/// operator's quiet time) is rightly written to the new incarnation, records tagged with the old
+/// one included: a record is allowed in the incarnation a produce request carrying it was
+/// delivered to (`writtenIntoALaterIncarnation` counts them), and nowhere else.
+///
 /// Logs are read through the simulated disk's inspection view, never through `PartitionLog`, so
 /// the checker draws no fault and records no corruption: looking does not change the run.
 public final class TopicIncarnationChecker: SimulationChecker {
@@ -57,6 +63,10 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// Per record sequence number, the incarnations hosted by the brokers that acknowledged it.
     private var acknowledgingIncarnations: [UInt64: Set<UInt32>] = [:]
     public private(set) var acknowledgedByAnEarlierIncarnation = 0
+    /// Per record sequence number of the recycled topic, the later incarnation a produce request
+    /// carrying it was delivered to, hosted by the broker that received it.
+    private var deliveredToALaterIncarnation: [UInt64: UInt32] = [:]
+    public var writtenIntoALaterIncarnation: Int { deliveredToALaterIncarnation.count }
     public private(set) var checkedReplicaReads = 0
     public private(set) var checkedAnswers = 0
     public private(set) var incarnationsSeen = 0
@@ -200,7 +210,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
             known[topicPartition] = state
             checkedReplicaReads += 1
             let records = Self.records(of: log, on: simulation.disk(of: node))
-            let result = Self.checkStored(records, hostedIncarnation: hosted, where: "\(topicPartition) on n\(node)")
+            let result = Self.checkStored(records, hostedIncarnation: hosted, deliveredLate: deliveredToALaterIncarnation,
+                                          where: "\(topicPartition) on n\(node)")
             if result != .ok { return result }
         }
         return .ok
@@ -231,11 +242,14 @@ public final class TopicIncarnationChecker: SimulationChecker {
         return found
     }
 
-    /// The pure rule for a hosted log: no record of an incarnation before the hosted one.
+    /// The pure rule for a hosted log: no record of an incarnation before the hosted one, unless a
+    /// produce request carrying it was delivered to the hosted incarnation (`deliveredLate`: by
+    /// sequence number, the incarnation such a request reached).
     static func checkStored(_ records: [(offset: Offset, value: [UInt8]?)], hostedIncarnation: UInt32,
-                            where location: String) -> CheckResult {
+                            deliveredLate: [UInt64: UInt32] = [:], where location: String) -> CheckResult {
         for record in records {
-            guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < hostedIncarnation else { continue }
+            guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < hostedIncarnation,
+                  deliveredLate[value.sequence] != hostedIncarnation else { continue }
             return .violation("\(location): the replica of incarnation \(hostedIncarnation) holds \(value) at offset \(record.offset) (a deleted incarnation's record)")
         }
         return .ok
@@ -269,6 +283,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
                 guard let served = hostedIncarnation(dataPlane, topicPartition) else { continue }
                 checkedAnswers += 1
                 let result = Self.checkServed(answer, servedIncarnation: served, servedAtEventStart: hostedAtStart[answer.partitionIndex],
+                                              deliveredLate: deliveredToALaterIncarnation,
                                               requestedIncarnation: asked?.incarnations[answer.partitionIndex],
                                               where: "\(topicPartition): n\(server) answered n\(destination)")
                 if result != .ok { return result }
@@ -283,7 +298,7 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// a follower hosting no known incarnation). A broker whose event began hosting
     /// `servedAtEventStart` may have answered before it moved on, so that incarnation is allowed too.
     static func checkServed(_ answer: FetchResponse.Partition, servedIncarnation: UInt32, servedAtEventStart: UInt32? = nil,
-                            requestedIncarnation: UInt32?, where location: String) -> CheckResult {
+                            deliveredLate: [UInt64: UInt32] = [:], requestedIncarnation: UInt32?, where location: String) -> CheckResult {
         let earliestServed = min(servedIncarnation, servedAtEventStart ?? servedIncarnation)
         if answer.errorCode == .none, let requestedIncarnation, requestedIncarnation != servedIncarnation,
            requestedIncarnation != servedAtEventStart {
@@ -295,7 +310,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
             position += batch.header.totalSize
             guard let records = try? batch.records() else { continue }
             for record in records {
-                guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < earliestServed else { continue }
+                guard let value = IncarnationTaggedValue(decoding: record.value), value.incarnation < earliestServed,
+                      deliveredLate[value.sequence].map({ $0 != servedIncarnation && $0 != servedAtEventStart }) ?? true else { continue }
                 let offset = batch.header.baseOffset + Int64(record.offsetDelta)
                 return .violation("\(location) with \(value) at offset \(offset), hosting incarnation \(servedIncarnation) (a deleted incarnation's record served)")
             }
@@ -314,7 +330,9 @@ public final class TopicIncarnationChecker: SimulationChecker {
             for partition in topic.partitions {
                 let topicPartition = TopicPartition(topic: topicName, partition: partition.partitionIndex)
                 guard let hosted = hostedIncarnation(dataPlane, topicPartition) else { continue }
-                partitions[partition.partitionIndex] = (hosted, Self.values(in: partition.records).map(\.sequence))
+                let values = Self.values(in: partition.records)
+                for value in values where value.incarnation < hosted { deliveredToALaterIncarnation[value.sequence] = hosted }
+                partitions[partition.partitionIndex] = (hosted, values.map(\.sequence))
             }
         }
         if !partitions.isEmpty { operatorProduces[RequestKey(node: node, correlationID: correlationID)] = (now, partitions) }
