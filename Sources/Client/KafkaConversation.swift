@@ -119,7 +119,9 @@ public struct KafkaConversation {
 
     /// The frames to write, in order, size prefix included.
     public mutating func takeFrames() -> [[UInt8]] {
-        defer { frames.removeAll(keepingCapacity: true) }
+        // Nothing to take is the common case (one call per frame read): no allocation for it.
+        guard !frames.isEmpty else { return [] }
+        defer { frames = [] }
         return frames
     }
 
