@@ -6,6 +6,26 @@ import TernCore
 // or an abandoned request with `handleTimeout(correlation:now:)`, and wakes the client no later
 // than `nextWakeup` so linger, backoff and request deadlines fire. Nothing here reads a clock.
 
+/// The contract `IdempotentProducer` and `Consumer` share, so one shell drives either: the tools'
+/// `SansIOClientDriver` over real sockets, the simulator's client nodes over simulated connections.
+public protocol SansIOKafkaClient {
+    mutating func nextRequests(now: Instant) -> [ClientRequest]
+    mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant)
+    mutating func handleTimeout(correlation: RequestCorrelation, now: Instant)
+    func nextWakeup() -> Instant?
+    var metadata: MetadataCache { get }
+    /// How long the client itself waits for an answer; the network gives up a little later.
+    var requestTimeout: Duration { get }
+}
+
+extension IdempotentProducer: SansIOKafkaClient {
+    public var requestTimeout: Duration { configuration.requestTimeout }
+}
+
+extension Consumer: SansIOKafkaClient {
+    public var requestTimeout: Duration { configuration.requestTimeout }
+}
+
 /// Names one request a client sent, so its answer (or its loss) finds the state waiting for it.
 /// Unique within one client instance; the shell pairs it with the client's identity if it runs many.
 public struct RequestCorrelation: TypedInteger {

@@ -220,11 +220,10 @@ public struct KafkaConversation {
             return
         }
         let expected = inFlight[inFlightHead]
-        guard frame.count >= 4 else {
+        guard let correlationID = KafkaFraming.correlationID(ofResponse: frame) else {
             fail(.protocolViolation("a \(frame.count)-byte frame has no correlation id"), events: &events)
             return
         }
-        let correlationID = Int32(bitPattern: UInt32(frame[0]) << 24 | UInt32(frame[1]) << 16 | UInt32(frame[2]) << 8 | UInt32(frame[3]))
         guard correlationID == expected.correlationID else {
             fail(.protocolViolation("answer for correlation id \(correlationID), expected \(expected.correlationID)"), events: &events)
             return

@@ -3,26 +3,6 @@ import KafkaProtocol
 import Posix
 import TernCore
 
-/// The contract `IdempotentProducer` and `Consumer` share (see Client/ClientRequest.swift), so
-/// one shell drives either over real sockets.
-public protocol SansIOKafkaClient {
-    mutating func nextRequests(now: Instant) -> [ClientRequest]
-    mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant)
-    mutating func handleTimeout(correlation: RequestCorrelation, now: Instant)
-    func nextWakeup() -> Instant?
-    var metadata: MetadataCache { get }
-    /// How long the client itself waits for an answer; the network gives up a little later.
-    var requestTimeout: Duration { get }
-}
-
-extension IdempotentProducer: SansIOKafkaClient {
-    public var requestTimeout: Duration { configuration.requestTimeout }
-}
-
-extension Consumer: SansIOKafkaClient {
-    public var requestTimeout: Duration { configuration.requestTimeout }
-}
-
 /// Carries a sans-IO client's requests over a `KafkaNetworkClient`: asks it what to send, sends
 /// each to the broker its destination names (bootstrap pseudo ids, then the brokers Metadata
 /// named), waits no longer than the client's next wakeup, and hands back every answer or loss.

@@ -18,8 +18,8 @@ extension CombinedProcess {
     /// The correlation ids of the replies sent on `connection`, in the order they left.
     func replyCorrelationIDs(on connection: ClientConnectionID) -> [Int32] {
         clientEffects.compactMap { effect in
-            guard case let .reply(to, frame) = effect, to == connection, frame.count >= 8 else { return nil }
-            return Int32(bitPattern: UInt32(frame[4]) << 24 | UInt32(frame[5]) << 16 | UInt32(frame[6]) << 8 | UInt32(frame[7]))
+            guard case let .reply(to, frame) = effect, to == connection else { return nil }
+            return KafkaFraming.correlationID(ofResponse: frame, at: KafkaFraming.sizePrefixBytes)
         }
     }
 

@@ -87,6 +87,11 @@ package final class SimConnection {
 
     package func pipe(towardServer: Bool) -> Pipe { towardServer ? toServer : toClient }
 
+    /// The node indices a segment travels between: client to server, or back.
+    package func ends(towardServer: Bool) -> (source: Int, destination: Int) {
+        towardServer ? (client, server) : (server, client)
+    }
+
     package func modifyPipe(towardServer: Bool, _ change: (inout Pipe) -> Void) {
         if towardServer { change(&toServer) } else { change(&toClient) }
     }

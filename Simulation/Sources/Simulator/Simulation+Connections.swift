@@ -1,3 +1,4 @@
+import KafkaProtocol
 import NodeKit
 import SimWorld
 import TernCore
@@ -52,19 +53,13 @@ extension Simulation {
     /// Splits size-prefixed frames, as the receiving shell's framing would, and sends each. Bytes
     /// that are not whole frames are a bug of the sending node.
     private func send(_ bytes: [UInt8], on connection: SimConnection, towardServer: Bool, from host: SimulatedMachine) -> Bool {
-        var start = 0
-        while start < bytes.count {
-            guard bytes.count - start >= 4 else { break }
-            let size = Int(UInt32(bytes[start]) << 24 | UInt32(bytes[start + 1]) << 16 | UInt32(bytes[start + 2]) << 8 | UInt32(bytes[start + 3]))
-            guard size <= bytes.count - start - 4 else { break }
-            let frame = Array(bytes[(start + 4)..<(start + 4 + size)])
-            start += 4 + size
-            traceConnectionSend(host, connection, frame)
-            guard enqueue(.frame(frame), on: connection, towardServer: towardServer) else { return false }
-        }
-        guard start == bytes.count else {
+        guard let frames = KafkaFraming.splitFrames(bytes) else {
             recordViolation(.halt, node: host.id, "\(bytes.count) bytes sent on \(connection.id) do not split into whole frames")
             return false
+        }
+        for frame in frames {
+            traceConnectionSend(host, connection, frame)
+            guard enqueue(.frame(frame), on: connection, towardServer: towardServer) else { return false }
         }
         return true
     }
@@ -97,7 +92,7 @@ extension Simulation {
     /// Puts a segment in the connection's pipe, due after the link's latency, and schedules the
     /// pipe's head if nothing is scheduled yet.
     func enqueue(_ segment: SimConnection.Segment, on connection: SimConnection, towardServer: Bool) -> Bool {
-        let (source, destination) = towardServer ? (connection.client, connection.server) : (connection.server, connection.client)
+        let (source, destination) = connection.ends(towardServer: towardServer)
         guard connection.pipe(towardServer: towardServer).count < Self.maximumSegmentsPerPipe else {
             recordViolation(.bound, node: hosts[source].id, "more than \(Self.maximumSegmentsPerPipe) segments waiting on \(connection.id)")
             return false
@@ -128,7 +123,7 @@ extension Simulation {
             forgetIfFinished(connection)
             return
         }
-        let (source, destination) = towardServer ? (connection.client, connection.server) : (connection.server, connection.client)
+        let (source, destination) = connection.ends(towardServer: towardServer)
         if towardServer, let stalledUntil = connection.stalledUntil, now < stalledUntil {
             schedulePipe(connection, towardServer: true, notBefore: stalledUntil)
             return
@@ -253,7 +248,8 @@ extension Simulation {
 
     /// `host`'s process ended. Its ends close; with the machine still up its kernel sends each
     /// peer a FIN, otherwise the peers are left half-open.
-    func connectionsLoseProcess(_ host: SimulatedMachine, machineIsUp: Bool) {
+    func connectionsLoseProcess(_ host: SimulatedMachine) {
+        let machineIsUp = host.machineIsUp
         for connection in connections(touching: host.index) {
             if connection.server == host.index, connection.isServerOpen {
                 connection.isServerOpen = false
@@ -271,7 +267,7 @@ extension Simulation {
     /// `host` resumed: pipes whose head waited for it move on.
     func resumeConnectionPipes(toward host: SimulatedMachine) {
         for connection in connections(touching: host.index) {
-            for towardServer in [true, false] where (towardServer ? connection.server : connection.client) == host.index {
+            for towardServer in [true, false] where connection.ends(towardServer: towardServer).destination == host.index {
                 guard connection.pipe(towardServer: towardServer).waitsForResume else { continue }
                 connection.modifyPipe(towardServer: towardServer) { $0.waitsForResume = false }
                 schedulePipe(connection, towardServer: towardServer)

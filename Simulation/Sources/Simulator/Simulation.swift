@@ -543,7 +543,7 @@ public final class Simulation {
         host.status = .down
         host.tickAwaitingResume = false
         host.nodeDisk.processEnded()
-        connectionsLoseProcess(host, machineIsUp: host.machineIsUp)
+        connectionsLoseProcess(host)
         // Messages waiting in a paused process's socket buffers die with it.
         while let lost = host.pausedBacklog.popFirst() {
             network.recordDrop(.downNode)

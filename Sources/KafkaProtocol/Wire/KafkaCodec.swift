@@ -79,6 +79,26 @@ public enum KafkaFraming {
     public static let maximumFrameBytes = 100 * 1024 * 1024
     /// The int32 size that precedes every request and response.
     public static let sizePrefixBytes = 4
+
+    /// The correlation id a response frame starting at `start` begins with (pass
+    /// `sizePrefixBytes` for a frame with its size prefix), if the frame is long enough.
+    public static func correlationID(ofResponse frame: [UInt8], at start: Int = 0) -> Int32? {
+        guard start <= frame.count else { return nil }
+        var reader = ByteReader(frame, range: start..<frame.count)
+        return try? reader.readInt32()
+    }
+
+    /// Splits bytes holding whole size-prefixed frames into the frames (prefixes removed); nil when
+    /// they do not end on a frame boundary.
+    public static func splitFrames(_ bytes: [UInt8]) -> [[UInt8]]? {
+        var reader = ByteReader(bytes)
+        var frames: [[UInt8]] = []
+        while reader.remaining > 0 {
+            guard let size = try? reader.readInt32(), size >= 0, let frame = try? reader.readBytes(Int(size)) else { return nil }
+            frames.append(frame)
+        }
+        return frames
+    }
 }
 
 /// Kafka's request header v1/v2. `apiKey` is raw so that an unknown key can still be answered.

@@ -66,13 +66,15 @@ struct ClientTraffic {
             case .halt, .exit: return answers
             default: break
             }
-            guard case let .reply(connection, bytes) = effect, bytes.count >= 8 else { continue }
-            let correlationID = Int32(bitPattern: UInt32(bytes[4]) << 24 | UInt32(bytes[5]) << 16 | UInt32(bytes[6]) << 8 | UInt32(bytes[7]))
-            let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: correlationID)
-            guard let request = pending.removeValue(forKey: key),
-                  let decoded = try? decodeKafkaResponse(bytes[4...], apiKey: request.apiKey, apiVersion: request.version),
-                  let response = DataResponse(kafka: decoded.response, version: request.version) else { continue }
-            answers.append((key.exchange(client: request.client), response))
+            guard case let .reply(connection, bytes) = effect, let frames = KafkaFraming.splitFrames(bytes) else { continue }
+            for frame in frames {
+                guard let correlationID = KafkaFraming.correlationID(ofResponse: frame) else { continue }
+                let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: correlationID)
+                guard let request = pending.removeValue(forKey: key),
+                      let decoded = try? decodeKafkaResponse(frame[...], apiKey: request.apiKey, apiVersion: request.version),
+                      let response = DataResponse(kafka: decoded.response, version: request.version) else { continue }
+                answers.append((key.exchange(client: request.client), response))
+            }
         }
         return answers
     }

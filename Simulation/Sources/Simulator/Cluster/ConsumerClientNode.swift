@@ -84,13 +84,7 @@ public final class ConsumerClientNode: NodeStateMachine {
     }
 
     private func deliverOutcomes(now: Instant) {
-        for outcome in outcomes {
-            switch outcome {
-            case let .answered(correlation, response): consumer.handle(response: response, correlation: correlation, now: now)
-            case let .failed(correlation): consumer.handleTimeout(correlation: correlation, now: now)
-            case .answeredInKafkaForm: preconditionFailure("the consumer sends no Kafka-form requests")
-            }
-        }
+        consumer.take(outcomes, now: now)
         outcomes.removeAll(keepingCapacity: true)
     }
 

@@ -13,6 +13,19 @@ enum ClientRequestOutcome {
     case failed(RequestCorrelation)
 }
 
+extension SansIOKafkaClient {
+    /// Hands the client every outcome of its data requests, in order.
+    mutating func take(_ outcomes: [ClientRequestOutcome], now: Instant) {
+        for outcome in outcomes {
+            switch outcome {
+            case let .answered(correlation, response): handle(response: response, correlation: correlation, now: now)
+            case let .failed(correlation): handleTimeout(correlation: correlation, now: now)
+            case .answeredInKafkaForm: preconditionFailure("a producer or consumer sends no Kafka-form requests")
+            }
+        }
+    }
+}
+
 /// A simulated client's connections to the brokers' Kafka front doors: one connection per broker,
 /// opened on the first request to it, running Client's `KafkaConversation` (ApiVersions
 /// handshake, negotiated versions, pipelined frames answered in order) — the same conversation the

@@ -158,19 +158,11 @@ public final class ProducerClientNode: NodeStateMachine {
         collectCompletions(now: now)
     }
 
+    /// What the connections answered goes to the producer; requests it makes of it leave with
+    /// the next `nextRequests`.
     private func deliverOutcomes(now: Instant) {
-        // An outcome may make the producer send again: it goes out with the next event.
-        while !outcomes.isEmpty {
-            let batch = outcomes
-            outcomes.removeAll(keepingCapacity: true)
-            for outcome in batch {
-                switch outcome {
-                case let .answered(correlation, response): producer.handle(response: response, correlation: correlation, now: now)
-                case let .failed(correlation): producer.handleTimeout(correlation: correlation, now: now)
-                case .answeredInKafkaForm: preconditionFailure("the producer sends no Kafka-form requests")
-                }
-            }
-        }
+        producer.take(outcomes, now: now)
+        outcomes.removeAll(keepingCapacity: true)
     }
 
     private func sendSteady(now: Instant) {
