@@ -16,13 +16,19 @@ struct InFlightReplicaFetch {
     let askedBy: [TopicPartition: UInt64]
     /// The leader may park it: an empty answer means it already waited, so fetch again at once.
     let isLongPoll: Bool
+    /// The topics asked for, by the id the answer names them with.
+    let topicNames: [KafkaUUID: String]
 }
 
 extension BrokerDataPlane {
+    typealias FetchPartitionAnswer = KafkaWire.FetchResponse.PartitionData
+
     // MARK: Follower side
 
     /// Sends one fetch to each leader that has none in flight, covering every partition followed
-    /// from it that is ready to fetch.
+    /// from it that is ready to fetch: Kafka's replica fetch, topics by id, this broker's id and
+    /// epoch in its replica state, and Tern's own fields (how far this replica's log is durable,
+    /// the loss it has acknowledged) in tagged fields.
     func sendReplicaFetches(now: Instant, effects: inout [NodeEffect]) {
         var byLeader: [NodeID: [(TopicPartition, FetchRequestParameters)]] = [:]
         for topicPartition in hostedOrder {
@@ -33,50 +39,61 @@ extension BrokerDataPlane {
         }
         for leader in byLeader.keys.sorted() {
             let wanted = byLeader[leader]!  // in hostedOrder: grouped by topic
-            var topics: [FetchRequest.Topic] = []
+            var topics: [KafkaWire.FetchRequest.FetchTopic] = []
+            var topicNames: [KafkaUUID: String] = [:]
             for (topicPartition, parameters) in wanted {
-                let partition = FetchRequest.Partition(
-                    partitionIndex: topicPartition.partition, currentLeaderEpoch: parameters.currentLeaderEpoch,
-                    fetchOffset: parameters.fetchOffset, lastFetchedEpoch: parameters.lastFetchedEpoch,
-                    logStartOffset: partitions[topicPartition]!.log.logStartOffset,
+                let hosted = partitions[topicPartition]!
+                let partition = KafkaWire.FetchRequest.FetchPartition(
+                    partition: topicPartition.partition, currentLeaderEpoch: parameters.currentLeaderEpoch.rawValue,
+                    fetchOffset: parameters.fetchOffset.rawValue, lastFetchedEpoch: parameters.lastFetchedEpoch.rawValue,
+                    logStartOffset: hosted.log.logStartOffset.rawValue,
                     partitionMaxBytes: Int32(clamping: configuration.replication.maximumFetchBytes),
-                    replicaDurableOffset: parameters.durableOffset, replicaAcknowledgedLoss: parameters.acknowledgedLoss)
-                if topics.last?.name == topicPartition.topic {
+                    ternReplicaDurableOffset: parameters.durableOffset.rawValue,
+                    ternReplicaAcknowledgedLoss: parameters.acknowledgedLoss.rawValue)
+                if topics.last?.topic == topicPartition.topic {
                     topics[topics.count - 1].partitions.append(partition)
                 } else {
-                    topics.append(FetchRequest.Topic(name: topicPartition.topic, topicID: partitions[topicPartition]!.topicID.kafkaUUID,
-                                                     partitions: [partition]))
+                    let topicID = hosted.topicID.kafkaUUID
+                    topicNames[topicID] = topicPartition.topic
+                    topics.append(KafkaWire.FetchRequest.FetchTopic(topic: topicPartition.topic, topicId: topicID, partitions: [partition]))
                 }
             }
             // With data not yet synced here, the leader must not park the fetch: the next one
             // reports the sync, and the high watermark waits for it.
             let isLongPoll = wanted.allSatisfy { $0.1.durableOffset >= $0.1.fetchOffset }
-            let request = FetchRequest(replicaID: localID, replicaEpoch: brokerEpoch ?? BrokerEpoch(-1),
-                                       maxWaitMilliseconds: isLongPoll ? Int32(clamping: configuration.replicaFetchWaitMax.milliseconds) : 0,
-                                       minBytes: 1,
-                                       maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: .readUncommitted,
-                                       topics: topics)
+            let request = KafkaWire.FetchRequest(
+                replicaState: KafkaWire.FetchRequest.ReplicaState(replicaId: localID.rawValue,
+                                                                  replicaEpoch: (brokerEpoch ?? BrokerEpoch(-1)).rawValue),
+                maxWaitMs: isLongPoll ? Int32(clamping: configuration.replicaFetchWaitMax.milliseconds) : 0,
+                minBytes: 1, maxBytes: configuration.replicaFetchMaxBytes, isolationLevel: IsolationLevel.readUncommitted.rawValue,
+                topics: topics)
             let correlationID = takeCorrelationID()
             replicaFetches[leader] = InFlightReplicaFetch(
                 correlationID: correlationID, sentAt: now, requests: Dictionary(uniqueKeysWithValues: wanted),
                 askedBy: Dictionary(uniqueKeysWithValues: wanted.map { ($0.0, partitions[$0.0]!.hostingNumber) }),
-                isLongPoll: isLongPoll)
-            effects.append(.send(to: leader, bytes: PeerMessage.dataRequest(correlationID: correlationID,
-                                                                            request: .fetch(request)).encoded()))
+                isLongPoll: isLongPoll, topicNames: topicNames)
+            let header = KafkaRequestHeader(apiKey: KafkaAPIKey.fetch.rawValue, apiVersion: SupportedAPIVersions.replicaFetchVersion,
+                                            correlationID: Int32(truncatingIfNeeded: correlationID), clientID: "tern-broker-\(localID)")
+            effects.append(.send(to: leader, bytes: PeerMessage.kafkaRequest(
+                correlationID: correlationID, frame: encodeKafkaRequest(.fetch(request), header: header)).encoded()))
         }
     }
 
-    /// A data-plane answer from another broker (only follower fetches are sent today).
-    public func handleResponse(_ response: DataResponse, correlationID: UInt64, from sender: NodeID, now: Instant,
-                               effects: inout [NodeEffect]) {
-        guard case let .fetch(fetch) = response, let inFlight = replicaFetches[sender],
-              inFlight.correlationID == correlationID else { return }
+    /// A leader's answer to this broker's replica fetch (the only request brokers send each other).
+    public func handleReplicaFetchResponse(_ frame: [UInt8], correlationID: UInt64, from sender: NodeID, now: Instant) {
+        guard let inFlight = replicaFetches[sender], inFlight.correlationID == correlationID else { return }
         replicaFetches[sender] = nil
+        guard case let .fetch(fetch)? = try? decodeKafkaResponse(frame.dropFirst(KafkaFraming.sizePrefixBytes), apiKey: .fetch,
+                                                                 apiVersion: SupportedAPIVersions.replicaFetchVersion).response else {
+            replicaFetchNotBefore[sender] = now + configuration.replicaFetchBackoff
+            return
+        }
         var fetchedSomething = false
         var sawError = false
-        for topic in fetch.topics {
+        for topic in fetch.responses {
+            guard let name = inFlight.topicNames[topic.topicId] else { continue }
             for answer in topic.partitions {
-                let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
+                let topicPartition = TopicPartition(topic: name, partition: answer.partitionIndex)
                 guard let parameters = inFlight.requests[topicPartition], let hosted = partitions[topicPartition],
                       inFlight.askedBy[topicPartition] == hosted.hostingNumber,
                       hosted.replica.role == .follower(leader: sender) else { continue }
@@ -104,52 +121,78 @@ extension BrokerDataPlane {
             return min(log.durableOffset, log.logEndOffset) > parameters.durableOffset
         }
         let fetchAgainNow = fetchedSomething || unreportedSync || (inFlight.isLongPoll && !sawError)
-        if !fetchAgainNow || fetch.errorCode != .none {
+        if !fetchAgainNow || fetch.errorCode != KafkaErrorCode.none.rawValue {
             replicaFetchNotBefore[sender] = now + configuration.replicaFetchBackoff
         }
     }
 
-    static func followerResult(_ partition: FetchResponse.Partition) -> FollowerFetchResult {
+    static func followerResult(_ partition: FetchPartitionAnswer) -> FollowerFetchResult {
+        let highWatermark = Offset(partition.highWatermark)
         if let diverging = partition.divergingEpoch {
-            return .divergingEpoch(epoch: diverging.epoch, endOffset: diverging.endOffset, highWatermark: partition.highWatermark)
+            return .divergingEpoch(epoch: LeaderEpoch(diverging.epoch), endOffset: Offset(diverging.endOffset), highWatermark: highWatermark)
         }
-        switch partition.errorCode {
+        let logStartOffset = Offset(partition.logStartOffset)
+        let leaderLogEndOffset = Offset(partition.ternLeaderLogEndOffset)
+        switch KafkaErrorCode(rawValue: partition.errorCode) ?? .unknownServerError {
         case .none:
-            return .records(bytes: partition.records, highWatermark: partition.highWatermark,
-                            logStartOffset: partition.logStartOffset, leaderLogEndOffset: partition.leaderLogEndOffset)
+            return .records(bytes: partition.records, highWatermark: highWatermark, logStartOffset: logStartOffset,
+                            leaderLogEndOffset: leaderLogEndOffset)
         case .offsetOutOfRange:
-            return .offsetOutOfRange(logStartOffset: partition.logStartOffset, leaderLogEndOffset: partition.leaderLogEndOffset)
-        default:
-            return .error(partition.errorCode)
+            return .offsetOutOfRange(logStartOffset: logStartOffset, leaderLogEndOffset: leaderLogEndOffset)
+        case let code:
+            return .error(code)
         }
     }
 
     // MARK: Fetch requests
 
-    func handleFetch(_ request: FetchRequest, now: Instant) -> FetchResponse {
+    /// A follower's id and broker epoch: Kafka's replica state from v15, the replica id before
+    /// (a consumer sends -1, or -2 for a debugging tool).
+    private static func fetchingReplica(_ request: KafkaWire.FetchRequest, version: Int16) -> (NodeID, BrokerEpoch)? {
+        if version >= 15 {
+            guard let state = request.replicaState, state.replicaId >= 0 else { return nil }
+            return (NodeID(state.replicaId), BrokerEpoch(state.replicaEpoch))
+        }
+        return request.replicaId >= 0 ? (NodeID(request.replicaId), BrokerEpoch(-1)) : nil
+    }
+
+    func handleFetch(_ request: KafkaWire.FetchRequest, version: Int16, now: Instant) -> KafkaWire.FetchResponse {
+        let follower = Self.fetchingReplica(request, version: version)
+        let namesTopicsByID = version >= 13
         var remainingBytes = max(0, Int(request.maxBytes))
-        var topics: [FetchResponse.Topic] = []
+        var responses: [KafkaWire.FetchResponse.FetchableTopicResponse] = []
         for topic in request.topics {
-            var answers: [FetchResponse.Partition] = []
+            let name = namesTopicsByID ? image.topic(id: TopicID(kafka: topic.topicId))?.name : topic.topic
+            var answers: [FetchPartitionAnswer] = []
             for partition in topic.partitions {
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                if let replicaID = request.replicaID {
-                    answers.append(answerFollowerFetch(partition, of: topicPartition, topicID: topic.topicID, from: replicaID,
-                                                       brokerEpoch: request.replicaEpoch, now: now))
+                guard let name else {
+                    answers.append(FetchPartitionAnswer(partitionIndex: partition.partition, errorCode: KafkaErrorCode.unknownTopicID.rawValue))
+                    continue
+                }
+                let topicPartition = TopicPartition(topic: name, partition: partition.partition)
+                if let (replicaID, brokerEpoch) = follower {
+                    answers.append(answerFollowerFetch(partition, of: topicPartition, topicID: namesTopicsByID ? topic.topicId : .zero,
+                                                       from: replicaID, brokerEpoch: brokerEpoch, now: now))
                 } else {
                     let answer = answerConsumerFetch(partition, of: topicPartition, remainingBytes: remainingBytes)
                     remainingBytes = max(0, remainingBytes - answer.records.count)
                     answers.append(answer)
                 }
             }
-            topics.append(FetchResponse.Topic(name: topic.name, partitions: answers))
+            responses.append(KafkaWire.FetchResponse.FetchableTopicResponse(topic: name ?? "", topicId: topic.topicId, partitions: answers))
         }
-        return FetchResponse(topics: topics)
+        return KafkaWire.FetchResponse(errorCode: KafkaErrorCode.none.rawValue, sessionId: 0, responses: responses)
     }
 
-    /// The leader as the image knows it, sent with NOT_LEADER_OR_FOLLOWER and FENCED_LEADER_EPOCH.
-    func leaderHint(_ topicPartition: TopicPartition) -> FetchResponse.LeaderHint? {
-        image.partition(topicPartition).map { FetchResponse.LeaderHint(leaderID: $0.leader, leaderEpoch: $0.leaderEpoch) }
+    /// A partition's refusal, with the leader as the image knows it for NOT_LEADER_OR_FOLLOWER and
+    /// FENCED_LEADER_EPOCH (Kafka's `current_leader`, so a client need not ask Metadata first).
+    func refusedFetch(_ index: Int32, of topicPartition: TopicPartition, code: KafkaErrorCode) -> FetchPartitionAnswer {
+        var answer = FetchPartitionAnswer(partitionIndex: index, errorCode: code.rawValue)
+        if code == .notLeaderOrFollower || code == .fencedLeaderEpoch, let registration = image.partition(topicPartition) {
+            answer.currentLeader = KafkaWire.FetchResponse.LeaderIdAndEpoch(leaderId: registration.leader?.rawValue ?? -1,
+                                                                             leaderEpoch: registration.leaderEpoch.rawValue)
+        }
+        return answer
     }
 
     /// The hosted partition this broker leads, or the error Kafka answers instead.
@@ -166,71 +209,71 @@ extension BrokerDataPlane {
         return .led(hosted)
     }
 
-    private func answerFollowerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition, topicID: KafkaUUID,
-                                     from follower: NodeID, brokerEpoch: BrokerEpoch, now: Instant) -> FetchResponse.Partition {
-        let index = partition.partitionIndex
-        guard image.partition(topicPartition) != nil else { return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicOrPartition) }
-        guard let hosted = partitions[topicPartition] else {
-            return FetchResponse.Partition(partitionIndex: index, errorCode: .notLeaderOrFollower, currentLeader: leaderHint(topicPartition))
-        }
+    private func answerFollowerFetch(_ partition: KafkaWire.FetchRequest.FetchPartition, of topicPartition: TopicPartition,
+                                     topicID: KafkaUUID, from follower: NodeID, brokerEpoch: BrokerEpoch,
+                                     now: Instant) -> FetchPartitionAnswer {
+        let index = partition.partition
+        guard image.partition(topicPartition) != nil else { return refusedFetch(index, of: topicPartition, code: .unknownTopicOrPartition) }
+        guard let hosted = partitions[topicPartition] else { return refusedFetch(index, of: topicPartition, code: .notLeaderOrFollower) }
         // Kafka's Fetch v13 check: a follower of another topic of this name (one of the two has
         // not yet applied its deletion and re-creation) must neither get these records nor have
         // its position counted toward this topic's high watermark. Both wait for the metadata.
         guard topicID == .zero || topicID == hosted.topicID.kafkaUUID else {
-            return FetchResponse.Partition(partitionIndex: index, errorCode: .unknownTopicID)
+            return FetchPartitionAnswer(partitionIndex: index, errorCode: KafkaErrorCode.unknownTopicID.rawValue)
         }
         let outcome = hosted.replica.handleFollowerFetch(
-            follower: follower, fetchOffset: partition.fetchOffset, lastFetchedEpoch: partition.lastFetchedEpoch,
-            followerDurableOffset: partition.replicaDurableOffset, followerBrokerEpoch: brokerEpoch,
-            followerAcknowledgedLoss: partition.replicaAcknowledgedLoss, currentLeaderEpoch: partition.currentLeaderEpoch, now: now)
+            follower: follower, fetchOffset: Offset(partition.fetchOffset), lastFetchedEpoch: LeaderEpoch(partition.lastFetchedEpoch),
+            followerDurableOffset: Offset(partition.ternReplicaDurableOffset), followerBrokerEpoch: brokerEpoch,
+            followerAcknowledgedLoss: PartitionEpoch(partition.ternReplicaAcknowledgedLoss),
+            currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch), now: now)
         handle(outcome.update, of: hosted, now: now)
         switch outcome.result {
         case let .records(bytes, highWatermark, logStartOffset, leaderLogEndOffset):
-            return FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark, lastStableOffset: highWatermark,
-                                           logStartOffset: logStartOffset, leaderLogEndOffset: leaderLogEndOffset, records: bytes)
+            return FetchPartitionAnswer(partitionIndex: index, highWatermark: highWatermark.rawValue,
+                                        lastStableOffset: highWatermark.rawValue, logStartOffset: logStartOffset.rawValue,
+                                        records: bytes, ternLeaderLogEndOffset: leaderLogEndOffset.rawValue)
         case let .divergingEpoch(epoch, endOffset, highWatermark):
-            return FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark,
-                                           logStartOffset: hosted.log.logStartOffset, leaderLogEndOffset: hosted.log.logEndOffset,
-                                           divergingEpoch: FetchResponse.DivergingEpoch(epoch: epoch, endOffset: endOffset))
+            return FetchPartitionAnswer(partitionIndex: index, highWatermark: highWatermark.rawValue,
+                                        logStartOffset: hosted.log.logStartOffset.rawValue,
+                                        divergingEpoch: KafkaWire.FetchResponse.EpochEndOffset(epoch: epoch.rawValue, endOffset: endOffset.rawValue),
+                                        ternLeaderLogEndOffset: hosted.log.logEndOffset.rawValue)
         case let .offsetOutOfRange(logStartOffset, leaderLogEndOffset):
-            return FetchResponse.Partition(partitionIndex: index, errorCode: .offsetOutOfRange, highWatermark: hosted.log.highWatermark,
-                                           logStartOffset: logStartOffset, leaderLogEndOffset: leaderLogEndOffset)
+            return FetchPartitionAnswer(partitionIndex: index, errorCode: KafkaErrorCode.offsetOutOfRange.rawValue,
+                                        highWatermark: hosted.log.highWatermark.rawValue, logStartOffset: logStartOffset.rawValue,
+                                        ternLeaderLogEndOffset: leaderLogEndOffset.rawValue)
         case let .error(code):
-            let hint = code == .notLeaderOrFollower || code == .fencedLeaderEpoch ? leaderHint(topicPartition) : nil
-            return FetchResponse.Partition(partitionIndex: index, errorCode: code, currentLeader: hint)
+            return refusedFetch(index, of: topicPartition, code: code)
         }
     }
 
-    /// Consumers read from the leader, up to the high watermark. (TODO: park the fetch until
-    /// `minBytes` arrive or `maxWait` passes, answered when the high watermark moves.)
-    private func answerConsumerFetch(_ partition: FetchRequest.Partition, of topicPartition: TopicPartition,
-                                     remainingBytes: Int) -> FetchResponse.Partition {
-        let index = partition.partitionIndex
+    /// Consumers read from the leader, up to the high watermark.
+    private func answerConsumerFetch(_ partition: KafkaWire.FetchRequest.FetchPartition, of topicPartition: TopicPartition,
+                                     remainingBytes: Int) -> FetchPartitionAnswer {
+        let index = partition.partition
         let hosted: HostedPartition
-        switch ledPartition(topicPartition, currentLeaderEpoch: partition.currentLeaderEpoch) {
+        switch ledPartition(topicPartition, currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch)) {
         case let .led(found): hosted = found
-        case let .refused(code):
-            let hint = code == .notLeaderOrFollower || code == .fencedLeaderEpoch ? leaderHint(topicPartition) : nil
-            return FetchResponse.Partition(partitionIndex: index, errorCode: code, currentLeader: hint)
+        case let .refused(code): return refusedFetch(index, of: topicPartition, code: code)
         }
         let log = hosted.log
         let highWatermark = log.highWatermark
-        var answer = FetchResponse.Partition(partitionIndex: index, highWatermark: highWatermark, lastStableOffset: highWatermark,
-                                             logStartOffset: log.logStartOffset)
-        guard partition.fetchOffset >= log.logStartOffset, partition.fetchOffset <= log.logEndOffset else {
-            answer.errorCode = .offsetOutOfRange
+        var answer = FetchPartitionAnswer(partitionIndex: index, highWatermark: highWatermark.rawValue,
+                                          lastStableOffset: highWatermark.rawValue, logStartOffset: log.logStartOffset.rawValue)
+        let fetchOffset = Offset(partition.fetchOffset)
+        guard fetchOffset >= log.logStartOffset, fetchOffset <= log.logEndOffset else {
+            answer.errorCode = KafkaErrorCode.offsetOutOfRange.rawValue
             return answer
         }
         // Between the high watermark and the log end there is nothing a consumer may see yet.
-        guard partition.fetchOffset < highWatermark else { return answer }
+        guard fetchOffset < highWatermark else { return answer }
         // The first batch is returned whole whatever the limits, so a consumer always progresses.
         let maxBytes = max(1, min(Int(max(0, partition.partitionMaxBytes)), remainingBytes))
         do {
-            answer.records = try log.read(from: partition.fetchOffset, maxBytes: maxBytes, maximumOffset: highWatermark).bytes
+            answer.records = try log.read(from: fetchOffset, maxBytes: maxBytes, maximumOffset: highWatermark).bytes
         } catch .offsetOutOfRange {
-            answer.errorCode = .offsetOutOfRange
+            answer.errorCode = KafkaErrorCode.offsetOutOfRange.rawValue
         } catch {
-            answer.errorCode = .kafkaStorageError
+            answer.errorCode = KafkaErrorCode.kafkaStorageError.rawValue
         }
         return answer
     }
@@ -240,9 +283,4 @@ extension BrokerDataPlane {
 enum LeaderLookup {
     case led(HostedPartition)
     case refused(KafkaErrorCode)
-}
-
-extension TopicID {
-    /// The id as Kafka's wire protocol carries it.
-    var kafkaUUID: KafkaUUID { KafkaUUID(mostSignificantBits: high, leastSignificantBits: low) }
 }

@@ -4,12 +4,35 @@ import LogStorage
 import NodeKit
 import TernCore
 
+/// Who a data-plane answer goes to: a client connection (through the front door, by the
+/// connection's pseudo node id, always negative) or another broker (a follower's replica fetch),
+/// with the request's correlation id and the version to answer in.
+public struct DataPlaneRequester: Equatable, Sendable {
+    public let node: NodeID
+    public let correlationID: UInt64
+    public let version: Int16
+
+    public init(node: NodeID, correlationID: UInt64, version: Int16) {
+        self.node = node
+        self.correlationID = correlationID
+        self.version = version
+    }
+
+    /// Client connections' pseudo node ids are negative; nodes' ids never are.
+    public var isClient: Bool { node.rawValue < 0 }
+}
+
+/// A data-plane answer, taken by the broker node at the end of the event and sent on its way.
+public struct DataPlaneAnswer: Sendable {
+    public let requester: DataPlaneRequester
+    public let response: KafkaResponse
+}
+
 /// A Produce request waiting for some of its partitions (`acks=all`).
 struct ParkedProduce {
-    let client: NodeID
-    let correlationID: UInt64
+    let requester: DataPlaneRequester
     let deadline: Instant
-    var response: ProduceResponse
+    var response: KafkaWire.ProduceResponse
     var waits: [ProduceWait]
 }
 
@@ -30,89 +53,103 @@ struct ProduceWait {
 }
 
 struct ParkedInitProducerID {
-    let client: NodeID
-    let correlationID: UInt64
+    let requester: DataPlaneRequester
     let deadline: Instant
 }
 
 extension BrokerDataPlane {
     /// Answers a data-plane request from a client or another broker; some answers come later.
-    public func handleRequest(_ request: DataRequest, correlationID: UInt64, from sender: NodeID, now: Instant,
-                              effects: inout [NodeEffect]) {
-        func reply(_ response: DataResponse) {
-            effects.append(.send(to: sender, bytes: PeerMessage.dataResponse(correlationID: correlationID, response: response).encoded()))
-        }
+    /// The front door hands over only the data-plane APIs.
+    public func handleRequest(_ request: KafkaRequest, from requester: DataPlaneRequester, now: Instant) {
         switch request {
         case let .produce(produce):
-            if let response = handleProduce(produce, correlationID: correlationID, from: sender, now: now) { reply(.produce(response)) }
+            if let response = handleProduce(produce, from: requester, now: now) { answer(.produce(response), to: requester) }
         case let .fetch(fetch):
-            let response = handleFetch(fetch, now: now)
-            if !parkFetchIfWaiting(fetch, response: response, correlationID: correlationID, from: sender, now: now) {
-                reply(.fetch(response))
-            }
+            let response = handleFetch(fetch, version: requester.version, now: now)
+            if !parkFetchIfWaiting(fetch, response: response, from: requester, now: now) { answer(.fetch(response), to: requester) }
         case let .listOffsets(listOffsets):
-            reply(.listOffsets(handleListOffsets(listOffsets)))
+            answer(.listOffsets(handleListOffsets(listOffsets)), to: requester)
         case let .metadata(metadata):
-            reply(.metadata(handleMetadata(metadata)))
+            answer(.metadata(handleMetadata(metadata, version: requester.version)), to: requester)
         case let .offsetForLeaderEpoch(offsetForLeaderEpoch):
-            reply(.offsetForLeaderEpoch(handleOffsetForLeaderEpoch(offsetForLeaderEpoch)))
+            answer(.offsetForLeaderEpoch(handleOffsetForLeaderEpoch(offsetForLeaderEpoch)), to: requester)
         case let .initProducerID(initProducerID):
-            if let response = handleInitProducerID(initProducerID, correlationID: correlationID, from: sender, now: now) {
-                reply(.initProducerID(response))
+            if let response = handleInitProducerID(initProducerID, from: requester, now: now) {
+                answer(.initProducerID(response), to: requester)
             }
+        case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .createPartitions, .electLeaders, .describeCluster:
+            preconditionFailure("API \(request.apiKey) is not a data-plane request")
         }
+    }
+
+    func answer(_ response: KafkaResponse, to requester: DataPlaneRequester) {
+        answers.append(DataPlaneAnswer(requester: requester, response: response))
+    }
+
+    /// The answers made since the last call, in the order they were made.
+    public func takeAnswers() -> [DataPlaneAnswer] {
+        defer { answers.removeAll(keepingCapacity: true) }
+        return answers
     }
 
     // MARK: Produce
 
     /// The answer now, or nil when it is parked until replication (or the timeout) decides.
-    /// acks=0 is answered too (Kafka sends nothing): a client that does not wait ignores it.
-    func handleProduce(_ request: ProduceRequest, correlationID: UInt64, from client: NodeID, now: Instant) -> ProduceResponse? {
-        func everyPartition(_ code: KafkaErrorCode) -> ProduceResponse {
-            ProduceResponse(topics: request.topics.map { topic in
-                ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map {
-                    ProduceResponse.Partition(partitionIndex: $0.partitionIndex, errorCode: code)
+    /// acks=0 is answered too (Kafka sends nothing): the front door drops it.
+    func handleProduce(_ request: KafkaWire.ProduceRequest, from requester: DataPlaneRequester,
+                       now: Instant) -> KafkaWire.ProduceResponse? {
+        func everyPartition(_ code: KafkaErrorCode) -> KafkaWire.ProduceResponse {
+            KafkaWire.ProduceResponse(responses: request.topicData.map { topic in
+                KafkaWire.ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map {
+                    Self.producePartition($0.index, error: code)
                 })
             })
         }
         guard let acks = Acks(rawValue: request.acks) else { return everyPartition(.invalidRequiredAcks) }
         // TODO: transactional produce (needs the transaction coordinator).
-        if request.transactionalID != nil { return everyPartition(.transactionAbortable) }
+        if request.transactionalId != nil { return everyPartition(.transactionAbortable) }
         // Refused before anything is appended, so a retry cannot duplicate it.
         if acks == .all, parkedProduces.count >= configuration.maximumParkedProduceRequests { return everyPartition(.requestTimedOut) }
 
-        var response = ProduceResponse(topics: [])
+        var response = KafkaWire.ProduceResponse(responses: [])
         var waits: [ProduceWait] = []
-        for (topicIndex, topic) in request.topics.enumerated() {
-            var answers: [ProduceResponse.Partition] = []
-            for (partitionIndex, partition) in topic.partitions.enumerated() {
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+        for (topicIndex, topic) in request.topicData.enumerated() {
+            var answers: [KafkaWire.ProduceResponse.PartitionProduceResponse] = []
+            for (partitionIndex, partition) in topic.partitionData.enumerated() {
+                let topicPartition = TopicPartition(topic: topic.name, partition: partition.index)
                 let (answer, condition) = produce(partition.records, to: topicPartition, acks: acks, now: now)
                 answers.append(answer)
                 if let condition {
                     waits.append(ProduceWait(topicPartition: topicPartition, topicIndex: topicIndex, partitionIndex: partitionIndex,
-                                             condition: condition, baseOffset: answer.baseOffset))
+                                             condition: condition, baseOffset: Offset(answer.baseOffset)))
                 }
             }
-            response.topics.append(ProduceResponse.Topic(name: topic.name, partitions: answers))
+            response.responses.append(KafkaWire.ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: answers))
         }
         if waits.isEmpty { return response }
         let parkedID = nextParkedProduceID
         nextParkedProduceID += 1
-        let timeout = Duration.milliseconds(Int64(max(0, request.timeoutMilliseconds)))
-        parkedProduces[parkedID] = ParkedProduce(client: client, correlationID: correlationID, deadline: now + timeout,
-                                                 response: response, waits: waits)
+        let timeout = Duration.milliseconds(Int64(max(0, request.timeoutMs)))
+        parkedProduces[parkedID] = ParkedProduce(requester: requester, deadline: now + timeout, response: response, waits: waits)
         for wait in waits {
             if case let .ticket(ticket) = wait.condition { parkedProduceByTicket[wait.topicPartition, default: [:]][ticket] = parkedID }
         }
         return nil
     }
 
+    /// One partition's answer; the base offset is Kafka's -1 unless the batch was accepted.
+    static func producePartition(_ index: Int32, error: KafkaErrorCode, baseOffset: Offset = .unknown,
+                                 logStartOffset: Offset = .unknown) -> KafkaWire.ProduceResponse.PartitionProduceResponse {
+        KafkaWire.ProduceResponse.PartitionProduceResponse(
+            index: index, errorCode: error.rawValue, baseOffset: error == .none ? baseOffset.rawValue : Offset.unknown.rawValue,
+            logAppendTimeMs: -1, logStartOffset: logStartOffset.rawValue)
+    }
+
     /// Validates and appends one partition's batch. The condition, if any, is what the answer waits for.
     private func produce(_ records: [UInt8], to topicPartition: TopicPartition, acks: Acks,
-                         now: Instant) -> (ProduceResponse.Partition, ProduceWait.Condition?) {
-        func refuse(_ code: KafkaErrorCode) -> (ProduceResponse.Partition, ProduceWait.Condition?) {
-            (ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: code), nil)
+                         now: Instant) -> (KafkaWire.ProduceResponse.PartitionProduceResponse, ProduceWait.Condition?) {
+        func refuse(_ code: KafkaErrorCode) -> (KafkaWire.ProduceResponse.PartitionProduceResponse, ProduceWait.Condition?) {
+            (Self.producePartition(topicPartition.partition, error: code), nil)
         }
         let hosted: HostedPartition
         switch ledPartition(topicPartition, currentLeaderEpoch: .none) {
@@ -126,9 +163,8 @@ extension BrokerDataPlane {
             return refuse(error.kafkaErrorCode)
         }
         let log = hosted.log
-        func accepted(_ baseOffset: Offset, _ code: KafkaErrorCode = .none) -> ProduceResponse.Partition {
-            ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: code,
-                                      baseOffset: code == .none ? baseOffset : .unknown, logStartOffset: log.logStartOffset)
+        func accepted(_ baseOffset: Offset, _ code: KafkaErrorCode = .none) -> KafkaWire.ProduceResponse.PartitionProduceResponse {
+            Self.producePartition(topicPartition.partition, error: code, baseOffset: baseOffset, logStartOffset: log.logStartOffset)
         }
         switch hosted.producerState.validate(header) {
         case .append:
@@ -170,25 +206,25 @@ extension BrokerDataPlane {
     }
 
     private func settle(_ wait: ProduceWait, in parked: inout ParkedProduce, error: KafkaErrorCode, baseOffset: Offset) {
-        parked.response.topics[wait.topicIndex].partitions[wait.partitionIndex].errorCode = error
-        parked.response.topics[wait.topicIndex].partitions[wait.partitionIndex].baseOffset = error == .none ? baseOffset : .unknown
+        parked.response.responses[wait.topicIndex].partitionResponses[wait.partitionIndex].errorCode = error.rawValue
+        parked.response.responses[wait.topicIndex].partitionResponses[wait.partitionIndex].baseOffset =
+            error == .none ? baseOffset.rawValue : Offset.unknown.rawValue
     }
 
     /// Sends the parked produces whose last partition was just settled.
-    func sendFinishedProduces(effects: inout [NodeEffect]) {
+    func sendFinishedProduces() {
         let candidates = pendingProduceAnswers.sorted()
         pendingProduceAnswers.removeAll()
         for parkedID in candidates {
             guard let parked = parkedProduces[parkedID], parked.waits.isEmpty else { continue }
             parkedProduces[parkedID] = nil
-            effects.append(.send(to: parked.client, bytes: PeerMessage.dataResponse(
-                correlationID: parked.correlationID, response: .produce(parked.response)).encoded()))
+            answer(.produce(parked.response), to: parked.requester)
         }
     }
 
     /// Retried batches waiting for the high watermark, and any wait whose partition this broker
     /// no longer leads.
-    func resolveHighWatermarkWaits(effects: inout [NodeEffect]) {
+    func resolveHighWatermarkWaits() {
         for parkedID in parkedProduces.keys.sorted() {
             guard var parked = parkedProduces[parkedID] else { continue }
             var changed = false
@@ -210,12 +246,12 @@ extension BrokerDataPlane {
                 pendingProduceAnswers.append(parkedID)
             }
         }
-        sendFinishedProduces(effects: &effects)
+        sendFinishedProduces()
     }
 
     /// Produces past their timeout answer REQUEST_TIMED_OUT for the partitions still waiting
     /// (the data may yet be committed; an idempotent retry is deduplicated).
-    func expireParkedProduces(now: Instant, effects: inout [NodeEffect]) {
+    func expireParkedProduces(now: Instant) {
         for parkedID in parkedProduces.keys.sorted() {
             guard var parked = parkedProduces[parkedID], now >= parked.deadline else { continue }
             for wait in parked.waits {
@@ -226,76 +262,85 @@ extension BrokerDataPlane {
             parkedProduces[parkedID] = parked
             pendingProduceAnswers.append(parkedID)
         }
-        sendFinishedProduces(effects: &effects)
+        sendFinishedProduces()
     }
 
     // MARK: ListOffsets, OffsetForLeaderEpoch, Metadata
 
-    func handleListOffsets(_ request: ListOffsetsRequest) -> ListOffsetsResponse {
-        ListOffsetsResponse(topics: request.topics.map { topic in
-            ListOffsetsResponse.Topic(name: topic.name, partitions: topic.partitions.map { partition in
+    func handleListOffsets(_ request: KafkaWire.ListOffsetsRequest) -> KafkaWire.ListOffsetsResponse {
+        typealias PartitionResponse = KafkaWire.ListOffsetsResponse.ListOffsetsPartitionResponse
+        return KafkaWire.ListOffsetsResponse(topics: request.topics.map { topic in
+            KafkaWire.ListOffsetsResponse.ListOffsetsTopicResponse(name: topic.name, partitions: topic.partitions.map { partition in
                 let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
                 let hosted: HostedPartition
-                switch ledPartition(topicPartition, currentLeaderEpoch: partition.currentLeaderEpoch) {
+                switch ledPartition(topicPartition, currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch)) {
                 case let .led(found): hosted = found
-                case let .refused(code): return ListOffsetsResponse.Partition(partitionIndex: partition.partitionIndex, errorCode: code)
+                case let .refused(code): return PartitionResponse(partitionIndex: partition.partitionIndex, errorCode: code.rawValue)
                 }
                 let log = hosted.log
                 let offset: Offset
-                switch partition.timestampMilliseconds {
-                case ListOffsetsRequest.Partition.earliestTimestamp: offset = log.logStartOffset
+                switch partition.timestamp {
+                case ListOffsetsTimestamp.earliest: offset = log.logStartOffset
                 // No transactions yet, so the last stable offset is the high watermark.
-                case ListOffsetsRequest.Partition.latestTimestamp: offset = log.highWatermark
+                case ListOffsetsTimestamp.latest: offset = log.highWatermark
                 default:
                     // TODO: lookup by timestamp (needs a time index).
-                    return ListOffsetsResponse.Partition(partitionIndex: partition.partitionIndex, errorCode: .unsupportedVersion)
+                    return PartitionResponse(partitionIndex: partition.partitionIndex, errorCode: KafkaErrorCode.unsupportedVersion.rawValue)
                 }
                 let epoch = offset > log.logStartOffset ? log.leaderEpochs.epoch(containing: offset - 1) : log.leaderEpochs.epoch(containing: offset)
-                return ListOffsetsResponse.Partition(partitionIndex: partition.partitionIndex, offset: offset,
-                                                     leaderEpoch: epoch ?? .none)
+                return PartitionResponse(partitionIndex: partition.partitionIndex, offset: offset.rawValue,
+                                         leaderEpoch: (epoch ?? .none).rawValue)
             })
         })
     }
 
-    func handleOffsetForLeaderEpoch(_ request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
-        OffsetForLeaderEpochResponse(topics: request.topics.map { topic in
-            OffsetForLeaderEpochResponse.Topic(name: topic.name, partitions: topic.partitions.map { partition in
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                switch ledPartition(topicPartition, currentLeaderEpoch: partition.currentLeaderEpoch) {
+    func handleOffsetForLeaderEpoch(_ request: KafkaWire.OffsetForLeaderEpochRequest) -> KafkaWire.OffsetForLeaderEpochResponse {
+        typealias EpochEndOffset = KafkaWire.OffsetForLeaderEpochResponse.EpochEndOffset
+        return KafkaWire.OffsetForLeaderEpochResponse(topics: request.topics.map { topic in
+            KafkaWire.OffsetForLeaderEpochResponse.OffsetForLeaderTopicResult(topic: topic.topic, partitions: topic.partitions.map { partition in
+                let topicPartition = TopicPartition(topic: topic.topic, partition: partition.partition)
+                switch ledPartition(topicPartition, currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch)) {
                 case let .refused(code):
-                    return OffsetForLeaderEpochResponse.Partition(partitionIndex: partition.partitionIndex, errorCode: code)
+                    return EpochEndOffset(errorCode: code.rawValue, partition: partition.partition)
                 case let .led(hosted):
-                    let (epoch, end) = hosted.replica.endOffset(forEpoch: partition.leaderEpoch)
-                    return OffsetForLeaderEpochResponse.Partition(partitionIndex: partition.partitionIndex, leaderEpoch: epoch, endOffset: end)
+                    let (epoch, end) = hosted.replica.endOffset(forEpoch: LeaderEpoch(partition.leaderEpoch))
+                    return EpochEndOffset(partition: partition.partition, leaderEpoch: epoch.rawValue, endOffset: end.rawValue)
                 }
             })
         })
     }
 
     /// From the image this broker has applied. Fenced brokers are left out, as Kafka lists only
-    /// live ones.
-    func handleMetadata(_ request: MetadataRequest) -> MetadataResponse {
+    /// live ones. Topics are named (Tern gives clients no topic ids): a nameless topic of v10+
+    /// is asked for as the empty name, which no topic has; v0 has no null list, so there an empty
+    /// one asks for every topic.
+    func handleMetadata(_ request: KafkaWire.MetadataRequest, version: Int16) -> KafkaWire.MetadataResponse {
         let brokers = image.brokers.filter { !$0.isFenced }.map { registration in
             let endpoint = registration.endpoints.first
-            return MetadataResponse.Broker(nodeID: registration.brokerID, host: endpoint?.host ?? "",
-                                           port: Int32(endpoint?.port ?? 0), rack: registration.rack)
+            return KafkaWire.MetadataResponse.MetadataResponseBroker(
+                nodeId: registration.brokerID.rawValue, host: endpoint?.host ?? "", port: Int32(endpoint?.port ?? 0),
+                rack: registration.rack)
         }
+        var names = request.topics?.map { $0.name ?? "" }
+        if version == 0, names?.isEmpty ?? true { names = nil }
         // TODO: auto topic creation (CreateTopics through the controller).
-        let topics = (request.topics ?? image.topicNames).map { name -> MetadataResponse.Topic in
+        let topics = (names ?? image.topicNames).map { name -> KafkaWire.MetadataResponse.MetadataResponseTopic in
             guard let topic = image.topic(named: name) else {
-                return MetadataResponse.Topic(errorCode: .unknownTopicOrPartition, name: name, partitions: [])
+                return KafkaWire.MetadataResponse.MetadataResponseTopic(errorCode: KafkaErrorCode.unknownTopicOrPartition.rawValue,
+                                                                        name: name, partitions: [])
             }
-            return MetadataResponse.Topic(name: name, partitions: topic.partitions.enumerated().map { index, registration in
-                MetadataResponse.Partition(errorCode: registration.leader == nil ? .leaderNotAvailable : .none,
-                                           partitionIndex: Int32(index), leaderID: registration.leader,
-                                           leaderEpoch: registration.leaderEpoch, replicaNodes: registration.replicas,
-                                           isrNodes: registration.isr)
+            return KafkaWire.MetadataResponse.MetadataResponseTopic(name: name, partitions: topic.partitions.enumerated().map { index, registration in
+                KafkaWire.MetadataResponse.MetadataResponsePartition(
+                    errorCode: (registration.leader == nil ? KafkaErrorCode.leaderNotAvailable : .none).rawValue,
+                    partitionIndex: Int32(index), leaderId: registration.leader?.rawValue ?? -1,
+                    leaderEpoch: registration.leaderEpoch.rawValue, replicaNodes: registration.replicas.map(\.rawValue),
+                    isrNodes: registration.isr.map(\.rawValue), offlineReplicas: [])
             })
         }
         // Clients send admin requests to the node named controller; any broker forwards them, so
         // a controller that is not a live broker (or is unreachable for clients) is named as this one.
-        let controllerID = brokers.contains { $0.nodeID == controller } ? controller : localID
-        return MetadataResponse(brokers: brokers, clusterID: clusterID, controllerID: controllerID, topics: topics)
+        let controllerID = brokers.contains { $0.nodeId == controller.rawValue } ? controller : localID
+        return KafkaWire.MetadataResponse(brokers: brokers, clusterId: clusterID, controllerId: controllerID.rawValue, topics: topics)
     }
 
     // MARK: InitProducerID
@@ -303,16 +348,20 @@ extension BrokerDataPlane {
     /// Hands out producer ids from a block the controller allocated to this broker; asks for a
     /// block (and parks the request) when none is left. Every request gets a new id with epoch 0.
     /// TODO: KIP-360 epoch bumps for a known producer, and transactional ids (coordinator).
-    func handleInitProducerID(_ request: InitProducerIDRequest, correlationID: UInt64, from client: NodeID,
-                              now: Instant) -> InitProducerIDResponse? {
-        if request.transactionalID != nil { return InitProducerIDResponse(errorCode: .coordinatorNotAvailable) }
-        if let id = takeProducerID() { return InitProducerIDResponse(producerID: id, producerEpoch: ProducerEpoch(0)) }
+    func handleInitProducerID(_ request: KafkaWire.InitProducerIdRequest, from requester: DataPlaneRequester,
+                              now: Instant) -> KafkaWire.InitProducerIdResponse? {
+        if request.transactionalId != nil { return Self.initProducerIDFailure(.coordinatorNotAvailable) }
+        if let id = takeProducerID() { return KafkaWire.InitProducerIdResponse(producerId: id.rawValue, producerEpoch: 0) }
         guard parkedInitProducerIDs.count < configuration.maximumParkedInitProducerIDRequests else {
-            return InitProducerIDResponse(errorCode: .coordinatorLoadInProgress)
+            return Self.initProducerIDFailure(.coordinatorLoadInProgress)
         }
-        parkedInitProducerIDs.append(ParkedInitProducerID(client: client, correlationID: correlationID,
-                                                          deadline: now + configuration.controllerRequestTimeout))
+        parkedInitProducerIDs.append(ParkedInitProducerID(requester: requester, deadline: now + configuration.controllerRequestTimeout))
         return nil
+    }
+
+    private static func initProducerIDFailure(_ code: KafkaErrorCode) -> KafkaWire.InitProducerIdResponse {
+        KafkaWire.InitProducerIdResponse(errorCode: code.rawValue, producerId: ProducerID.none.rawValue,
+                                         producerEpoch: ProducerEpoch.none.rawValue)
     }
 
     private func takeProducerID() -> ProducerID? {
@@ -331,22 +380,18 @@ extension BrokerDataPlane {
             request: .allocateProducerIDs(AllocateProducerIDsRequest(brokerID: localID, brokerEpoch: brokerEpoch))).encoded()))
     }
 
-    func answerParkedInitProducerIDs(effects: inout [NodeEffect]) {
+    func answerParkedInitProducerIDs() {
         while let parked = parkedInitProducerIDs.first, let id = takeProducerID() {
             parkedInitProducerIDs.removeFirst()
-            effects.append(.send(to: parked.client, bytes: PeerMessage.dataResponse(
-                correlationID: parked.correlationID,
-                response: .initProducerID(InitProducerIDResponse(producerID: id, producerEpoch: ProducerEpoch(0)))).encoded()))
+            answer(.initProducerID(KafkaWire.InitProducerIdResponse(producerId: id.rawValue, producerEpoch: 0)), to: parked.requester)
         }
     }
 
     /// Parked InitProducerID requests past their deadline get a retriable error.
-    func expireParkedInitProducerIDs(now: Instant, effects: inout [NodeEffect]) {
+    func expireParkedInitProducerIDs(now: Instant) {
         while let parked = parkedInitProducerIDs.first, now >= parked.deadline {
             parkedInitProducerIDs.removeFirst()
-            effects.append(.send(to: parked.client, bytes: PeerMessage.dataResponse(
-                correlationID: parked.correlationID,
-                response: .initProducerID(InitProducerIDResponse(errorCode: .coordinatorLoadInProgress))).encoded()))
+            answer(.initProducerID(Self.initProducerIDFailure(.coordinatorLoadInProgress)), to: parked.requester)
         }
     }
 }

@@ -132,6 +132,8 @@ public final class BrokerDataPlane {
 
     var producerIDBlock: (next: Int64, end: Int64)?
     var parkedInitProducerIDs: [ParkedInitProducerID] = []
+    /// Answers made during this event, taken by the broker node at its end (`takeAnswers`).
+    var answers: [DataPlaneAnswer] = []
     var allocateProducerIDsInFlight: InFlightControllerRequest?
     var allocateProducerIDsRetryAt = Instant.zero
 
@@ -397,9 +399,9 @@ public final class BrokerDataPlane {
         }
         if let openRetryAt, now >= openRetryAt { applyImage(image, now: now, effects: &effects) }
         retryRemovals(now: now)
-        expireParkedProduces(now: now, effects: &effects)
-        expireParkedInitProducerIDs(now: now, effects: &effects)
-        answerParkedFetches(now: now, effects: &effects, recheck: .expiredOnly)
+        expireParkedProduces(now: now)
+        expireParkedInitProducerIDs(now: now)
+        answerParkedFetches(now: now, recheck: .expiredOnly)
         highWatermarkMoved = true  // completions handed out without an update may have moved it
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
@@ -430,17 +432,17 @@ public final class BrokerDataPlane {
         if everyParkedFetchNeedsRecheck {
             everyParkedFetchNeedsRecheck = false
             partitionsWithNewData.removeAll(keepingCapacity: true)
-            answerParkedFetches(now: now, effects: &effects, recheck: .every)
+            answerParkedFetches(now: now, recheck: .every)
         } else if !partitionsWithNewData.isEmpty {
             let changed = partitionsWithNewData
             partitionsWithNewData.removeAll(keepingCapacity: true)
-            answerParkedFetches(now: now, effects: &effects, recheck: .reading(changed))
+            answerParkedFetches(now: now, recheck: .reading(changed))
         }
         if highWatermarkMoved {
             highWatermarkMoved = false
-            resolveHighWatermarkWaits(effects: &effects)
+            resolveHighWatermarkWaits()
         }
-        sendFinishedProduces(effects: &effects)
+        sendFinishedProduces()
         sendReplicaFetches(now: now, effects: &effects)
         sendAlterPartitions(now: now, effects: &effects)
         requestProducerIDBlockIfNeeded(now: now, effects: &effects)
@@ -504,7 +506,7 @@ public final class BrokerDataPlane {
                 return
             }
             producerIDBlock = (reply.blockStart.rawValue, reply.blockStart.rawValue + reply.blockSize)
-            answerParkedInitProducerIDs(effects: &effects)
+            answerParkedInitProducerIDs()
         default:
             return
         }

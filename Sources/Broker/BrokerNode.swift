@@ -1,4 +1,5 @@
 import Controller
+import KafkaProtocol
 import LogStorage
 import NodeKit
 import TernCore
@@ -168,8 +169,11 @@ public final class BrokerNode: NodeStateMachine {
         case let .clientConnected(connection):
             frontend.connect(connection)
         case let .clientRequest(connection, frame):
-            guard let request = frontend.receive(frame, on: connection, broker: self, now: now, effects: &effects) else { return }
-            onMessage(request.message, from: request.from, now: now, effects: &effects)
+            switch frontend.receive(frame, on: connection, broker: self, now: now, effects: &effects) {
+            case let .data(request, requester)?: dataPlane.handleRequest(request, from: requester, now: now)
+            case let .admin(from, message)?: onMessage(message, from: from, now: now, effects: &effects)
+            case nil: return
+            }
         case let .clientDisconnected(connection):
             frontend.disconnect(connection)
         case .outboundConnected, .outboundResponse, .outboundClosed:
@@ -192,11 +196,27 @@ public final class BrokerNode: NodeStateMachine {
         dataPlane.controller = currentController
         dataPlane.brokerEpoch = brokerEpoch
         dataPlane.finishEvent(now: now, effects: &effects)
+        for answer in dataPlane.takeAnswers() {
+            if answer.requester.isClient {
+                frontend.answer(answer.response, to: answer.requester, effects: &effects)
+            } else {
+                send(answer, effects: &effects)
+            }
+        }
         answerClients(in: &effects, from: firstEffect)
     }
 
-    /// What this event's handling sent to a client connection's pseudo node becomes the
-    /// connection's answer, in the connection's request order.
+    /// An answer to another broker: the Kafka response frame, in a peer message.
+    private func send(_ answer: DataPlaneAnswer, effects: inout [NodeEffect]) {
+        let requester = answer.requester
+        let header = KafkaRequestHeader(apiKey: answer.response.apiKey.rawValue, apiVersion: requester.version,
+                                        correlationID: Int32(truncatingIfNeeded: requester.correlationID), clientID: nil)
+        effects.append(.send(to: requester.node, bytes: PeerMessage.kafkaResponse(
+            correlationID: requester.correlationID, frame: encodeKafkaResponse(answer.response, for: header)).encoded()))
+    }
+
+    /// What the admin forwarder sent to a client connection's pseudo node during this event
+    /// becomes the connection's answer, in the connection's request order.
     private func answerClients(in effects: inout [NodeEffect], from firstEffect: Int) {
         let produced = effects[firstEffect...]
         guard produced.contains(where: { if case let .send(to, _) = $0 { KafkaFrontend.isClientAnswer(to: to) } else { false } }) else {
@@ -307,11 +327,11 @@ public final class BrokerNode: NodeStateMachine {
             guard pendingFetch?.correlationID == correlationID else { return }
             pendingFetch = nil
             onMetadataEntries(entries, committedOffset: committedOffset, now: now, effects: &effects)
-        case let .dataRequest(correlationID, request):
+        case let .kafkaRequest(correlationID, frame):
             guard isServingClients else { return }
-            dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
-        case let .dataResponse(correlationID, response):
-            dataPlane.handleResponse(response, correlationID: correlationID, from: sender, now: now, effects: &effects)
+            onBrokerRequest(frame, correlationID: correlationID, from: sender, now: now, effects: &effects)
+        case let .kafkaResponse(correlationID, frame):
+            dataPlane.handleReplicaFetchResponse(frame, correlationID: correlationID, from: sender, now: now)
         case let .adminRequest(correlationID, request):
             guard isServingClients else { return }
             adminForwarder.accept(request, correlationID: correlationID, from: sender, controller: currentController,
@@ -319,6 +339,25 @@ public final class BrokerNode: NodeStateMachine {
         case .raft, .controllerRequest, .fetchMetadata:
             return
         }
+    }
+
+    /// A Kafka request from another broker: a follower's replica fetch, at any generated version.
+    /// Anything else is not something a broker sends; it is logged and dropped.
+    private func onBrokerRequest(_ frame: [UInt8], correlationID: UInt64, from sender: NodeID, now: Instant,
+                                 effects: inout [NodeEffect]) {
+        let decoded: DecodedKafkaRequest
+        do {
+            decoded = try decodeKafkaRequest(frame.dropFirst(KafkaFraming.sizePrefixBytes), versions: SupportedAPIVersions.generatedRange(of:))
+        } catch {
+            effects.append(.log("dropping a request from node \(sender): \(error)"))
+            return
+        }
+        guard case .fetch = decoded.body, sender.rawValue >= 0 else {
+            effects.append(.log("dropping API \(decoded.header.apiKey) request from node \(sender): brokers send each other only Fetch"))
+            return
+        }
+        dataPlane.handleRequest(decoded.body, from: DataPlaneRequester(node: sender, correlationID: correlationID,
+                                                                        version: decoded.header.apiVersion), now: now)
     }
 
     private func onControlResponse(_ response: ControllerResponse, now: Instant, effects: inout [NodeEffect]) {

@@ -77,7 +77,7 @@ public final class CombinedNode: NodeStateMachine {
         guard let kind = bytes.first.flatMap(PeerMessage.Kind.init(rawValue:)) else { return .controller }
         switch kind {
         case .raft, .controllerRequest, .fetchMetadata: return .controller
-        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse, .adminRequest: return .broker
+        case .controllerResponse, .notController, .metadataEntries, .kafkaRequest, .kafkaResponse, .adminRequest: return .broker
         }
     }
 }

@@ -1,3 +1,4 @@
+import KafkaProtocol
 import TernCore
 
 /// A 128-bit identifier carried as 16 big-endian bytes, like Kafka's `Uuid`. Each kind of
@@ -45,6 +46,11 @@ public struct TopicID: UUIDIdentifier {
         self.high = high
         self.low = low
     }
+
+    public init(kafka uuid: KafkaUUID) { self.init(high: uuid.mostSignificantBits, low: uuid.leastSignificantBits) }
+
+    /// The id as Kafka's wire protocol carries it.
+    public var kafkaUUID: KafkaUUID { KafkaUUID(mostSignificantBits: high, leastSignificantBits: low) }
 }
 
 /// A broker process's identity, new at every start: tells a restarted broker apart from a retry of

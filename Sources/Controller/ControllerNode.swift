@@ -87,7 +87,7 @@ public final class ControllerNode: NodeStateMachine {
             onRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
         case let .fetchMetadata(correlationID, fromOffset):
             effects.append(.send(to: sender, bytes: fetchResponse(correlationID: correlationID, from: fromOffset).encoded()))
-        case .controllerResponse, .notController, .metadataEntries, .dataRequest, .dataResponse, .adminRequest:
+        case .controllerResponse, .notController, .metadataEntries, .kafkaRequest, .kafkaResponse, .adminRequest:
             return
         }
     }

@@ -17,10 +17,11 @@ public enum PeerMessage: Sendable, Equatable {
     /// have offsets of their own (as in KRaft), `entry.offset + position`. `committedOffset` is the
     /// offset of the last committed record the sender knows.
     case metadataEntries(correlationID: UInt64, committedOffset: Offset, entries: [MetadataEntry])
-    /// A data-plane request to a broker (from a client, or a follower fetching from its leader).
-    case dataRequest(correlationID: UInt64, request: DataRequest)
-    /// A broker's answer to a `dataRequest`, with the request's correlation id.
-    case dataResponse(correlationID: UInt64, response: DataResponse)
+    /// A Kafka request from one broker to another (a follower's replica fetch): the whole request
+    /// frame, size prefix included, as a client connection carries it.
+    case kafkaRequest(correlationID: UInt64, frame: [UInt8])
+    /// The answer to a `kafkaRequest`: the whole Kafka response frame, size prefix included.
+    case kafkaResponse(correlationID: UInt64, frame: [UInt8])
     /// A client's admin request (CreateTopics and the like) to any broker, which forwards it to
     /// the active controller, as Kafka's brokers do. The answer is a `controllerResponse` with the
     /// same correlation id, or `notController` when no controller answered in time.
@@ -38,7 +39,7 @@ public enum PeerMessage: Sendable, Equatable {
     }
 
     public enum Kind: UInt8, Sendable {
-        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries, dataRequest, dataResponse,
+        case raft = 1, controllerRequest, controllerResponse, notController, fetchMetadata, metadataEntries, kafkaRequest, kafkaResponse,
              adminRequest
     }
 
@@ -77,14 +78,14 @@ public enum PeerMessage: Sendable, Equatable {
                 writer.writeInt64(entry.offset.rawValue)
                 writer.writeBytes(MetadataRecord.encodeBatch(entry.records))
             }
-        case let .dataRequest(correlationID, request):
-            writer.writeUInt8(Kind.dataRequest.rawValue)
+        case let .kafkaRequest(correlationID, frame):
+            writer.writeUInt8(Kind.kafkaRequest.rawValue)
             writer.writeInteger(correlationID)
-            writer.writeBytes(request.encoded())
-        case let .dataResponse(correlationID, response):
-            writer.writeUInt8(Kind.dataResponse.rawValue)
+            writer.writeBytes(frame)
+        case let .kafkaResponse(correlationID, frame):
+            writer.writeUInt8(Kind.kafkaResponse.rawValue)
             writer.writeInteger(correlationID)
-            writer.writeBytes(response.encoded())
+            writer.writeBytes(frame)
         case let .adminRequest(correlationID, request):
             writer.writeUInt8(Kind.adminRequest.rawValue)
             writer.writeInteger(correlationID)
@@ -119,12 +120,12 @@ public enum PeerMessage: Sendable, Equatable {
             self = .fetchMetadata(correlationID: correlationID, fromOffset: Offset(try reader.readInt64()))
         case .metadataEntries:
             self = try Self.decodeMetadataEntries(&reader)
-        case .dataRequest:
+        case .kafkaRequest:
             let correlationID: UInt64 = try reader.readInteger()
-            self = .dataRequest(correlationID: correlationID, request: try DataRequest(decoding: try reader.readBytes(reader.remaining)))
-        case .dataResponse:
+            self = .kafkaRequest(correlationID: correlationID, frame: try reader.readBytes(reader.remaining))
+        case .kafkaResponse:
             let correlationID: UInt64 = try reader.readInteger()
-            self = .dataResponse(correlationID: correlationID, response: try DataResponse(decoding: try reader.readBytes(reader.remaining)))
+            self = .kafkaResponse(correlationID: correlationID, frame: try reader.readBytes(reader.remaining))
         case .adminRequest:
             let correlationID: UInt64 = try reader.readInteger()
             self = .adminRequest(correlationID: correlationID,

@@ -44,7 +44,12 @@ private final class DataPlaneHarness {
     var metadataLog: [MetadataRecord] = []
     var partitionState: PartitionRegistration
     var network: [(from: NodeID, to: NodeID, bytes: [UInt8])] = []
-    var responses: [UInt64: DataResponse] = [:]
+    /// Answers to the requests sent on client connections, by correlation id.
+    var responses: [UInt64: KafkaResponse] = [:]
+    /// The test's client connection to each broker, opened on first use.
+    var clientConnections: [NodeID: ClientConnectionID] = [:]
+    /// What each request sent on a client connection was, to read its answer.
+    var clientRequests: [Int32: (apiKey: KafkaAPIKey, version: Int16)] = [:]
     /// Answers to admin requests a broker forwarded (nil: the broker gave up).
     var adminAnswers: [UInt64: ControllerResponse?] = [:]
     /// When set, the scripted controller refuses forwarded admin requests this many times first.
@@ -100,6 +105,7 @@ private final class DataPlaneHarness {
 
     /// A new process of the broker on the same disk (a clean restart: nothing unsynced is lost).
     func restart(_ id: NodeID) {
+        clientConnections[id] = nil  // the old process's connections died with it
         brokers[id] = makeBroker(id)
         run(id, .start)
     }
@@ -113,9 +119,11 @@ private final class DataPlaneHarness {
         for effect in effects {
             switch effect {
             case let .send(to, bytes): network.append((id, to, bytes))
+            case let .reply(_, bytes): readClientAnswers(bytes)
             case let .halt(reason), let .exit(reason): Issue.record("broker \(id) stopped: \(reason)")
-            case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
-                Issue.record("no client connection is open: \(effect)")
+            case .log: continue
+            case .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound:
+                Issue.record("unexpected effect: \(effect)")
             }
         }
         deliverAll()
@@ -128,7 +136,6 @@ private final class DataPlaneHarness {
                 answerAsController(from: from, bytes: bytes)
             } else if to == Self.clientID {
                 switch try? PeerMessage(decoding: bytes) {
-                case let .dataResponse(correlationID, response)?: responses[correlationID] = response
                 case let .controllerResponse(correlationID, response)?: adminAnswers[correlationID] = .some(response)
                 case let .notController(correlationID, _)?: adminAnswers[correlationID] = .some(nil)
                 default: Issue.record("client got an unexpected message")
@@ -136,8 +143,9 @@ private final class DataPlaneHarness {
             } else if let hold, hold(from, to) {
                 heldMessages.append((from, to, bytes))
             } else {
-                if case let .dataRequest(_, .fetch(fetch))? = try? PeerMessage(decoding: bytes), fetch.replicaID != nil {
-                    followerFetchWaits.append(fetch.maxWaitMilliseconds)
+                if case let .kafkaRequest(_, frame)? = try? PeerMessage(decoding: bytes),
+                   case let .fetch(fetch)? = try? decodeKafkaRequest(frame.dropFirst(4), versions: SupportedAPIVersions.generatedRange(of:)).body {
+                    followerFetchWaits.append(fetch.maxWaitMs)
                 }
                 run(to, .message(from: from, bytes: bytes))
             }
@@ -245,12 +253,35 @@ private final class DataPlaneHarness {
         }
     }
 
-    func send(_ request: DataRequest, to broker: NodeID) -> UInt64 {
+    /// Sends `request` on the test's client connection to `broker`, at the newest version served.
+    func send(_ request: KafkaRequest, to broker: NodeID) -> UInt64 {
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
-        network.append((Self.clientID, broker, PeerMessage.dataRequest(correlationID: correlationID, request: request).encoded()))
-        deliverAll()
+        let connection: ClientConnectionID
+        if let open = clientConnections[broker] {
+            connection = open
+        } else {
+            connection = ClientConnectionID(rawValue: UInt64(broker.rawValue))
+            clientConnections[broker] = connection
+            run(broker, .clientConnected(connection))
+        }
+        let version = SupportedAPIVersions.servedRange(of: request.apiKey).upperBound
+        clientRequests[Int32(correlationID)] = (request.apiKey, version)
+        let header = KafkaRequestHeader(apiKey: request.apiKey.rawValue, apiVersion: version, correlationID: Int32(correlationID),
+                                        clientID: "test")
+        run(broker, .clientRequest(connection, Array(encodeKafkaRequest(request, header: header).dropFirst(4))))
         return correlationID
+    }
+
+    private func readClientAnswers(_ bytes: [UInt8]) {
+        for frame in KafkaFraming.splitFrames(bytes) ?? [] {
+            guard let correlationID = KafkaFraming.correlationID(ofResponse: frame), let asked = clientRequests[correlationID],
+                  let decoded = try? decodeKafkaResponse(frame[...], apiKey: asked.apiKey, apiVersion: asked.version) else {
+                Issue.record("an unreadable answer on a client connection")
+                continue
+            }
+            responses[UInt64(correlationID)] = decoded.response
+        }
     }
 
     func sendAdmin(_ request: ControllerRequest, to broker: NodeID) -> UInt64 {
@@ -261,31 +292,44 @@ private final class DataPlaneHarness {
         return correlationID
     }
 
-    func produce(_ batch: [UInt8], to broker: NodeID) -> UInt64 {
-        send(.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 5_000, topics: [
-            ProduceRequest.Topic(name: topicName, partitions: [ProduceRequest.Partition(partitionIndex: 0, records: batch)]),
+    func produce(_ batch: [UInt8], to broker: NodeID, topic: String = topicName, acks: Int16 = -1) -> UInt64 {
+        send(.produce(KafkaWire.ProduceRequest(acks: acks, timeoutMs: 5_000, topicData: [
+            .init(name: topic, partitionData: [.init(index: 0, records: batch)]),
         ])), to: broker)
     }
 
-    func consume(from broker: NodeID, offset: Offset = Offset(0)) -> FetchResponse.Partition? {
+    func consume(from broker: NodeID, offset: Offset = Offset(0)) -> FetchAnswer? {
         fetchAnswer(sendConsumerFetch(to: broker, offset: offset, maxWaitMilliseconds: 0))
     }
 
     func sendConsumerFetch(to broker: NodeID, offset: Offset, maxWaitMilliseconds: Int32) -> UInt64 {
-        send(.fetch(FetchRequest(maxWaitMilliseconds: maxWaitMilliseconds, minBytes: 1, maxBytes: 1 << 20, isolationLevel: .readUncommitted,
-                                 topics: [FetchRequest.Topic(name: topicName, partitions: [
-                                     FetchRequest.Partition(partitionIndex: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20),
-                                 ])])), to: broker)
+        send(.fetch(KafkaWire.FetchRequest(maxWaitMs: maxWaitMilliseconds, minBytes: 1, maxBytes: 1 << 20, topics: [
+            .init(topic: topicName, partitions: [.init(partition: 0, fetchOffset: offset.rawValue, partitionMaxBytes: 1 << 20)]),
+        ])), to: broker)
     }
 
-    func fetchAnswer(_ correlationID: UInt64) -> FetchResponse.Partition? {
-        guard case let .fetch(response)? = responses[correlationID] else { return nil }
-        return response.topics.first?.partitions.first
+    /// The first partition of a fetch answer, in the broker's types.
+    struct FetchAnswer {
+        let errorCode: KafkaErrorCode
+        let highWatermark: Offset
+        let records: [UInt8]
     }
 
-    func produceAnswer(_ correlationID: UInt64) -> ProduceResponse.Partition? {
-        guard case let .produce(response)? = responses[correlationID] else { return nil }
-        return response.topics.first?.partitions.first
+    struct ProduceAnswer {
+        let errorCode: KafkaErrorCode
+        let baseOffset: Offset
+    }
+
+    func fetchAnswer(_ correlationID: UInt64) -> FetchAnswer? {
+        guard case let .fetch(response)? = responses[correlationID], let partition = response.responses.first?.partitions.first else { return nil }
+        return FetchAnswer(errorCode: KafkaErrorCode(rawValue: partition.errorCode) ?? .unknownServerError, highWatermark: Offset(partition.highWatermark),
+                           records: partition.records)
+    }
+
+    func produceAnswer(_ correlationID: UInt64) -> ProduceAnswer? {
+        guard case let .produce(response)? = responses[correlationID],
+              let partition = response.responses.first?.partitionResponses.first else { return nil }
+        return ProduceAnswer(errorCode: KafkaErrorCode(rawValue: partition.errorCode) ?? .unknownServerError, baseOffset: Offset(partition.baseOffset))
     }
 }
 
@@ -401,11 +445,8 @@ private final class DataPlaneHarness {
     cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
     cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
 
-    let unknown = cluster.send(.produce(ProduceRequest(acks: 1, timeoutMilliseconds: 1_000, topics: [
-        ProduceRequest.Topic(name: "missing", partitions: [ProduceRequest.Partition(partitionIndex: 0, records: clientBatch(records: 1, seed: 3))]),
-    ])), to: NodeID(1))
-    guard case let .produce(unknownResponse)? = cluster.responses[unknown] else { Issue.record("no produce answer"); return }
-    #expect(unknownResponse.topics[0].partitions[0].errorCode == .unknownTopicOrPartition)
+    let unknown = cluster.produce(clientBatch(records: 1, seed: 3), to: NodeID(1), topic: "missing", acks: 1)
+    #expect(cluster.produceAnswer(unknown)?.errorCode == .unknownTopicOrPartition)
 
     // An idempotent batch sent twice is stored once; the retry gets the original offset.
     var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
@@ -423,18 +464,16 @@ private final class DataPlaneHarness {
     #expect(cluster.produceAnswer(retry)?.baseOffset == Offset(0))
     #expect(cluster.replica(1)?.logEndOffset == Offset(1))
 
-    let listed = cluster.send(.listOffsets(ListOffsetsRequest(isolationLevel: .readUncommitted, topics: [
-        ListOffsetsRequest.Topic(name: topicName, partitions: [
-            ListOffsetsRequest.Partition(partitionIndex: 0, timestampMilliseconds: ListOffsetsRequest.Partition.latestTimestamp),
-        ]),
+    let listed = cluster.send(.listOffsets(KafkaWire.ListOffsetsRequest(replicaId: -1, topics: [
+        .init(name: topicName, partitions: [.init(partitionIndex: 0, timestamp: ListOffsetsTimestamp.latest)]),
     ])), to: NodeID(1))
     guard case let .listOffsets(offsets)? = cluster.responses[listed] else { Issue.record("no list offsets answer"); return }
-    #expect(offsets.topics[0].partitions[0].offset == Offset(1))
+    #expect(offsets.topics[0].partitions[0].offset == 1)
 
-    let metadata = cluster.send(.metadata(MetadataRequest(topics: nil)), to: NodeID(3))
+    let metadata = cluster.send(.metadata(KafkaWire.MetadataRequest(topics: nil)), to: NodeID(3))
     guard case let .metadata(described)? = cluster.responses[metadata] else { Issue.record("no metadata answer"); return }
     #expect(described.topics.map(\.name) == [topicName])
-    #expect(described.topics[0].partitions[0].leaderID == NodeID(1))
+    #expect(described.topics[0].partitions[0].leaderId == 1)
 }
 
 @Test func deduplicationSurvivesFailoverAndRestartThroughFollowerStateAndSnapshots() throws {

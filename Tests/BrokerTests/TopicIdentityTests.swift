@@ -72,9 +72,9 @@ private final class SingleBroker {
         .unfenceBroker(BrokerAndEpoch(brokerID: brokerID, brokerEpoch: BrokerEpoch(1))),
     ]
     var now = testStart
-    var responses: [UInt64: DataResponse] = [:]
+    var responses: [UInt64: KafkaResponse] = [:]
     /// Follower fetches the broker sent to node 2, by correlation id.
-    var fetchesSent: [UInt64: FetchRequest] = [:]
+    var fetchesSent: [UInt64: KafkaWire.FetchRequest] = [:]
     var nextCorrelationID: UInt64 = 1
 
     init(seed: UInt64 = 5, crashes: SimDisk.Configuration.CrashBehavior = .dropUnsynced) {
@@ -112,9 +112,12 @@ private final class SingleBroker {
     }
 
     /// Node 2's answer to the follower fetch `correlationID`.
-    func answerFetch(_ correlationID: UInt64, _ response: FetchResponse) {
+    func answerFetch(_ correlationID: UInt64, _ response: KafkaWire.FetchResponse) {
         var effects: [NodeEffect] = []
-        dataPlane.handleResponse(.fetch(response), correlationID: correlationID, from: NodeID(2), now: now, effects: &effects)
+        let header = KafkaRequestHeader(apiKey: KafkaAPIKey.fetch.rawValue, apiVersion: SupportedAPIVersions.replicaFetchVersion,
+                                        correlationID: Int32(truncatingIfNeeded: correlationID), clientID: nil)
+        dataPlane.handleReplicaFetchResponse(encodeKafkaResponse(.fetch(response), for: header), correlationID: correlationID,
+                                             from: NodeID(2), now: now)
         dataPlane.finishEvent(now: now, effects: &effects)
         collect(effects)
     }
@@ -173,15 +176,14 @@ private final class SingleBroker {
     }
 
     private func collect(_ effects: [NodeEffect]) {
+        for answer in dataPlane.takeAnswers() { responses[answer.requester.correlationID] = answer.response }
         for effect in effects {
             switch effect {
             case let .send(to, bytes):
-                if to == NodeID(2), case let .dataRequest(correlationID, .fetch(fetch))? = try? PeerMessage(decoding: bytes) {
+                if to == NodeID(2), case let .kafkaRequest(correlationID, frame)? = try? PeerMessage(decoding: bytes),
+                   case let .fetch(fetch)? = try? decodeKafkaRequest(frame.dropFirst(4), versions: SupportedAPIVersions.generatedRange(of:)).body {
                     fetchesSent[correlationID] = fetch
                 }
-                guard to == clientID || to == NodeID(2),
-                      case let .dataResponse(correlationID, response)? = try? PeerMessage(decoding: bytes) else { continue }
-                responses[correlationID] = response
             case let .halt(reason), let .exit(reason):
                 Issue.record("the broker stopped: \(reason)")
             case .reply, .closeClient, .pauseClientReads, .resumeClientReads, .openOutbound, .sendOutbound, .closeOutbound, .log:
@@ -190,11 +192,15 @@ private final class SingleBroker {
         }
     }
 
-    func request(_ request: DataRequest, from sender: NodeID = clientID) -> UInt64 {
+    /// Hands the data plane `request` from `sender` (a client's pseudo node, or a broker) at
+    /// `version` (by default the newest served to clients).
+    func request(_ request: KafkaRequest, from sender: NodeID = clientID, version: Int16? = nil) -> UInt64 {
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         var effects: [NodeEffect] = []
-        dataPlane.handleRequest(request, correlationID: correlationID, from: sender, now: now, effects: &effects)
+        let requester = DataPlaneRequester(node: sender, correlationID: correlationID,
+                                           version: version ?? SupportedAPIVersions.servedRange(of: request.apiKey).upperBound)
+        dataPlane.handleRequest(request, from: requester, now: now)
         dataPlane.finishEvent(now: now, effects: &effects)
         collect(effects)
         return correlationID
@@ -206,23 +212,28 @@ private final class SingleBroker {
         run(.seconds(2)) { dataPlane.replica(for: orders0)?.log.hasDurabilityBarrier == false }
         var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
         for value in values { builder.append(key: nil, value: Array(value.utf8)) }
-        let id = request(.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 5_000, topics: [
-            .init(name: orders0.topic, partitions: [.init(partitionIndex: 0, records: builder.build())]),
+        let id = request(.produce(KafkaWire.ProduceRequest(acks: -1, timeoutMs: 5_000, topicData: [
+            .init(name: orders0.topic, partitionData: [.init(index: 0, records: builder.build())]),
         ])))
         run(.seconds(2)) { responses[id] != nil }
-        guard case let .produce(answer)? = responses[id], let partition = answer.topics.first?.partitions.first,
-              partition.errorCode == .none else { return nil }
-        return partition.baseOffset
+        guard case let .produce(answer)? = responses[id], let partition = answer.responses.first?.partitionResponses.first,
+              partition.errorCode == KafkaErrorCode.none.rawValue else { return nil }
+        return Offset(partition.baseOffset)
     }
 
-    /// What a consumer reading from `offset` is served: the values, or the error.
+    /// What a consumer reading from `offset` is served: the values, or the error. A follower
+    /// (`asFollower`) fetches as brokers do, naming the topic by `topicID`; a consumer by name.
     func consume(from offset: Offset = Offset(0), topicID: KafkaUUID = .zero, asFollower follower: NodeID? = nil)
         -> (error: KafkaErrorCode, values: [String]) {
-        let id = request(.fetch(FetchRequest(replicaID: follower, replicaEpoch: BrokerEpoch(2), maxWaitMilliseconds: 0, minBytes: 1,
-                                             maxBytes: 1 << 20, isolationLevel: .readUncommitted, topics: [
-            .init(name: orders0.topic, topicID: topicID, partitions: [.init(partitionIndex: 0, fetchOffset: offset, partitionMaxBytes: 1 << 20)]),
-        ])), from: follower ?? clientID)
-        guard case let .fetch(answer)? = responses[id], let partition = answer.topics.first?.partitions.first else {
+        var fetch = KafkaWire.FetchRequest(maxWaitMs: 0, minBytes: 1, maxBytes: 1 << 20, topics: [
+            .init(topic: orders0.topic, topicId: topicID, partitions: [.init(partition: 0, fetchOffset: offset.rawValue, partitionMaxBytes: 1 << 20)]),
+        ])
+        if let follower {
+            fetch.replicaState = KafkaWire.FetchRequest.ReplicaState(replicaId: follower.rawValue, replicaEpoch: 2)
+        }
+        let id = request(.fetch(fetch), from: follower ?? clientID,
+                         version: follower == nil ? nil : SupportedAPIVersions.replicaFetchVersion)
+        guard case let .fetch(answer)? = responses[id], let partition = answer.responses.first?.partitions.first else {
             return (.unknownServerError, [])
         }
         var values: [String] = []
@@ -231,7 +242,7 @@ private final class SingleBroker {
             position += batch.header.totalSize
             for record in (try? batch.records()) ?? [] { values.append(String(decoding: record.value ?? [], as: UTF8.self)) }
         }
-        return (partition.errorCode, values)
+        return (KafkaErrorCode(rawValue: partition.errorCode) ?? .unknownServerError, values)
     }
 
     /// The values a consumer is served once the leader's high watermark covers `count` records
@@ -412,13 +423,13 @@ private func brokerWithOldTopic(seed: UInt64 = 5, crashes: SimDisk.Configuration
 }
 
 /// Node 2's answer to a follower fetch: two records of topic A at offsets 0 and 1.
-private func answerWithTwoRecords() -> FetchResponse {
+private func answerWithTwoRecords() -> KafkaWire.FetchResponse {
     var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
     builder.partitionLeaderEpoch = 0  // as node 2 stamps it, leading epoch 0
     for value in ["a0", "a1"] { builder.append(key: nil, value: Array(value.utf8)) }
-    return FetchResponse(topics: [
-        .init(name: orders0.topic, partitions: [.init(partitionIndex: 0, highWatermark: Offset(2), lastStableOffset: Offset(2),
-                                                      logStartOffset: Offset(0), leaderLogEndOffset: Offset(2), records: builder.build())]),
+    return KafkaWire.FetchResponse(responses: [
+        .init(topicId: topicA.kafkaUUID, partitions: [.init(partitionIndex: 0, highWatermark: 2, lastStableOffset: 2, logStartOffset: 0,
+                                                            records: builder.build(), ternLeaderLogEndOffset: 2)]),
     ])
 }
 
@@ -431,7 +442,8 @@ private func followerOfNode2(_ broker: SingleBroker) throws -> UInt64 {
     ] + SingleBroker.creationFollowingNode2(of: topicA))
     broker.run(.seconds(1)) { !broker.fetchesSent.isEmpty }
     let (correlationID, fetch) = try #require(broker.fetchesSent.first)
-    #expect(fetch.topics.first?.topicID == KafkaUUID(mostSignificantBits: topicA.high, leastSignificantBits: topicA.low))
+    #expect(fetch.topics.first?.topicId == topicA.kafkaUUID)
+    #expect(fetch.replicaState?.replicaId == brokerID.rawValue)
     return correlationID
 }
 
@@ -459,5 +471,5 @@ private func followerOfNode2(_ broker: SingleBroker) throws -> UInt64 {
     // The next fetch is B's own.
     broker.run(.seconds(1)) { broker.fetchesSent.count >= 2 }
     let next = try #require(broker.fetchesSent.filter { $0.key != correlationID }.first?.value)
-    #expect(next.topics.first?.topicID == KafkaUUID(mostSignificantBits: topicB.high, leastSignificantBits: topicB.low))
+    #expect(next.topics.first?.topicId == topicB.kafkaUUID)
 }

@@ -19,9 +19,11 @@ import Testing
 
     // MARK: Versions
 
+    /// Every advertised version is generated, and only Fetch has more (the replica fetch version).
     @Test func generatedVersionsMatchTheAdvertisedRanges() {
+        #expect(SupportedAPIVersions.generatedRange(of: .fetch) == 4...SupportedAPIVersions.replicaFetchVersion)
         for key in KafkaAPIKey.allCases {
-            let advertised = SupportedAPIVersions.range(of: key)
+            let advertised = SupportedAPIVersions.generatedRange(of: key)
             let generated: ClosedRange<Int16>
             switch key {
             case .produce: generated = KafkaWire.ProduceRequest.versions
@@ -156,6 +158,38 @@ import Testing
         #expect(Array(Self.body(of: frame)) == expected)
         let decoded = try decodeKafkaResponse(expected[...], apiKey: .metadata, apiVersion: 12)
         #expect(decoded.response == response)
+    }
+
+    /// The replica fetch carries Tern's own fields as tagged fields: they survive a round trip at
+    /// the replica fetch version, and are absent from the bytes where they hold their default, so
+    /// a consumer's fetch answer is exactly what Kafka's schema describes.
+    @Test func ternTaggedFieldsTravelOnlyWhenSet() throws {
+        let version = SupportedAPIVersions.replicaFetchVersion
+        let partition = KafkaWire.FetchRequest.FetchPartition(partition: 3, fetchOffset: 10, partitionMaxBytes: 100,
+                                                              ternReplicaDurableOffset: 8, ternReplicaAcknowledgedLoss: 2)
+        let request = KafkaWire.FetchRequest(replicaState: .init(replicaId: 2, replicaEpoch: 77),
+                                             topics: [.init(topicId: KafkaUUID(mostSignificantBits: 1, leastSignificantBits: 2),
+                                                            partitions: [partition])])
+        var writer = ByteWriter()
+        request.encode(into: &writer, version: version)
+        var reader = KafkaWireReader(writer.take()[...])
+        let decoded = try KafkaWire.FetchRequest(decoding: &reader, version: version)
+        #expect(decoded == request)
+        #expect(decoded.replicaState?.replicaEpoch == 77)
+
+        var answer = KafkaWire.FetchResponse.PartitionData(partitionIndex: 3, highWatermark: 5)
+        var plain = ByteWriter()
+        answer.encode(into: &plain, version: 12)
+        answer.ternLeaderLogEndOffset = 9
+        var extended = ByteWriter()
+        answer.encode(into: &extended, version: 12)
+        let plainBytes = plain.take()
+        let extendedBytes = extended.take()
+        #expect(extendedBytes.count > plainBytes.count)
+        var extendedReader = KafkaWireReader(extendedBytes[...])
+        #expect(try KafkaWire.FetchResponse.PartitionData(decoding: &extendedReader, version: 12).ternLeaderLogEndOffset == 9)
+        var plainReader = KafkaWireReader(plainBytes[...])
+        #expect(try KafkaWire.FetchResponse.PartitionData(decoding: &plainReader, version: 12).ternLeaderLogEndOffset == -1)
     }
 
     /// Fetch v11 is the last non-flexible version (response header v0); v12 adds the tag byte.

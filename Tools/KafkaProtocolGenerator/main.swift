@@ -25,7 +25,9 @@ import Foundation
 /// nested struct that exists in no version of the range is left out entirely.
 let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     ("Produce", 0...11),
-    ("Fetch", 4...12),
+    // Clients are offered 4-12 (SupportedAPIVersions); 13-15 are generated for replication, which
+    // names topics by id and carries the follower's broker epoch (ReplicaState, v15) as Kafka's does.
+    ("Fetch", 4...15),
     ("ListOffsets", 1...7),
     ("Metadata", 0...12),
     ("ApiVersions", 0...4),
@@ -38,6 +40,46 @@ let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     ("ElectLeaders", 0...2),
     ("DescribeCluster", 0...1),
 ]
+
+/// Tern's own fields on Kafka's messages: tagged fields, so Kafka's clients and brokers skip them
+/// (a reader ignores unknown tags), numbered from 10000, far above any tag Kafka assigns. They
+/// carry what Tern's replication needs beyond Kafka's: a follower reports how far its log is
+/// durable and which acknowledged loss it has heard of; the leader tells its log end offset.
+/// `path` names the struct fields from the message down to the struct that gets the field.
+let ternExtensionFields: [(message: String, path: [String], field: Field)] = [
+    ("FetchRequest", ["Topics", "Partitions"], ternTaggedField(
+        "TernReplicaDurableOffset", .int64, tag: 10000,
+        about: "Tern: the end of the follower's log that is synced to its disk; -1 when unknown.")),
+    ("FetchRequest", ["Topics", "Partitions"], ternTaggedField(
+        "TernReplicaAcknowledgedLoss", .int32, tag: 10001,
+        about: "Tern: the partition epoch of the latest data loss this follower has acknowledged; -1 for none.")),
+    ("FetchResponse", ["Responses", "Partitions"], ternTaggedField(
+        "TernLeaderLogEndOffset", .int64, tag: 10000,
+        about: "Tern: the leader's log end offset; -1 when unknown.")),
+]
+
+func ternTaggedField(_ name: String, _ type: FieldType, tag: Int, about: String) -> Field {
+    let flexible = Versions(parsing: "12+")
+    return Field(name: name, type: type, versions: flexible, nullableVersions: .none, taggedVersions: flexible, tag: tag,
+                 defaultText: "-1", about: about, children: [])
+}
+
+/// `message` with Tern's extension fields added where `ternExtensionFields` puts them.
+func addingTernExtensions(to message: Message) -> Message {
+    func add(_ field: Field, at path: ArraySlice<String>, into fields: inout [Field]) {
+        guard let name = path.first else {
+            fields.append(field)
+            return
+        }
+        guard let index = fields.firstIndex(where: { $0.name == name }) else { fail("\(message.name): no field \(name) for a Tern extension") }
+        add(field, at: path.dropFirst(), into: &fields[index].children)
+    }
+    var extended = message
+    for entry in ternExtensionFields where entry.message == message.name {
+        add(entry.field, at: entry.path[...], into: &extended.fields)
+    }
+    return extended
+}
 
 // MARK: - Schema model
 
@@ -708,7 +750,7 @@ for api in generatedAPIs {
     out.line("import TernCore")
     out.line()
     for kind in ["Request", "Response"] {
-        let message = loadMessage(directory: schemaDirectory, name: api.name + kind)
+        let message = addingTernExtensions(to: loadMessage(directory: schemaDirectory, name: api.name + kind))
         generate(message: message, supported: supported, to: out)
         if kind == "Request" { out.line() }
     }

@@ -133,7 +133,7 @@ import Testing
     // MARK: What brokers serve
 
     /// Batches of one record each at `offsets`, as a fetch answer holds them.
-    func answer(offsets: [Int64], highWatermark: Int64) -> FetchResponse.Partition {
+    func answer(offsets: [Int64], highWatermark: Int64) -> KafkaWire.FetchResponse.PartitionData {
         var bytes: [UInt8] = []
         for offset in offsets {
             var batch = RecordBatchBuilder(baseTimestamp: 0)
@@ -141,8 +141,8 @@ import Testing
             batch.append(key: nil, value: value(UInt64(offset)))
             bytes += batch.build()
         }
-        return FetchResponse.Partition(partitionIndex: 0, highWatermark: Offset(highWatermark), lastStableOffset: Offset(highWatermark),
-                                       logStartOffset: Offset(0), records: bytes)
+        return KafkaWire.FetchResponse.PartitionData(partitionIndex: 0, highWatermark: highWatermark, lastStableOffset: highWatermark,
+                                                     logStartOffset: 0, records: bytes)
     }
 
     @Test func anAnswerBelowTheHighWatermarkPasses() {

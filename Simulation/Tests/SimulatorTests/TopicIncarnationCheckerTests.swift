@@ -51,11 +51,11 @@ import Testing
                                                     requestedIncarnation: nil, where: "p") != .ok)
     }
 
-    private func answer(_ values: [[UInt8]], error: KafkaErrorCode = .none) -> FetchResponse.Partition {
+    private func answer(_ values: [[UInt8]], error: KafkaErrorCode = .none) -> KafkaWire.FetchResponse.PartitionData {
         var builder = RecordBatchBuilder(baseTimestamp: 0)
         for value in values { builder.append(key: nil, value: value) }
-        return FetchResponse.Partition(partitionIndex: 0, errorCode: error, highWatermark: Offset(Int64(values.count)),
-                                       records: values.isEmpty ? [] : builder.build())
+        return KafkaWire.FetchResponse.PartitionData(partitionIndex: 0, errorCode: error.rawValue, highWatermark: Int64(values.count),
+                                                     records: values.isEmpty ? [] : builder.build())
     }
 
     @Test func servingAnEarlierIncarnationsRecordIsCaught() {

@@ -148,7 +148,7 @@ extension KafkaFrontend {
             wire.topics = created.topics.map { topic in
                 var result = KafkaWire.CreateTopicsResponse.CreatableTopicResult()
                 result.name = topic.name
-                result.topicId = KafkaUUID(mostSignificantBits: topic.topicID.high, leastSignificantBits: topic.topicID.low)
+                result.topicId = topic.topicID.kafkaUUID
                 result.errorCode = topic.error.rawValue
                 result.errorMessage = topic.message
                 result.numPartitions = topic.partitionCount

@@ -4,11 +4,11 @@ import NodeKit
 import TernCore
 
 /// The broker's Kafka front door: what a client connection's frames become inside the node, and
-/// how the node's answers go back. Each request frame is decoded; data-plane requests are handed
-/// to the broker as `dataRequest` messages and admin requests as `adminRequest` messages (the
+/// how the node's answers go back. Each request frame is decoded; data-plane requests go to the
+/// broker's data plane as they were decoded, and admin requests as `adminRequest` messages (the
 /// broker forwards them to the active controller), each from a pseudo node id (negative, one per
-/// connection) so the broker answers them as it answers any peer; ApiVersions, DescribeConfigs
-/// and DescribeCluster are answered here from the broker's metadata image. Answers go back in
+/// connection) that the answers come back to; ApiVersions, DescribeConfigs and DescribeCluster
+/// are answered here from the broker's metadata image. Answers go back in
 /// request order per connection, as Kafka clients require, however the broker orders them (an
 /// `acks=all` produce may finish after a later metadata request).
 ///
@@ -39,15 +39,16 @@ struct KafkaFrontend {
         let connection: ClientConnectionID
         let sequence: UInt64?
         let apiKey: KafkaAPIKey
-        let version: Int16
         /// The wire request, for answers built per requested item (admin errors).
         let request: KafkaRequest
     }
 
-    /// A request for the broker to handle as if the connection's pseudo node had sent it.
-    struct BrokerRequest {
-        let from: NodeID
-        let message: PeerMessage
+    /// A request for the broker to handle.
+    enum BrokerRequest {
+        /// For the data plane, answered to the requester (the connection's pseudo node).
+        case data(KafkaRequest, DataPlaneRequester)
+        /// For the admin forwarder, as if the connection's pseudo node had sent it.
+        case admin(from: NodeID, PeerMessage)
     }
 
     /// Requests in flight on one connection before it stops being read (librdkafka keeps up to
@@ -117,25 +118,32 @@ struct KafkaFrontend {
     /// Whether `bytes`, sent by the broker to `destination`, are an answer for a client.
     static func isClientAnswer(to destination: NodeID) -> Bool { destination.rawValue < 0 }
 
-    /// The broker answered a connection's pseudo node: the answer takes its place in the
-    /// connection's order, and every answer now at the front leaves.
+    /// The data plane answered a connection's request.
+    mutating func answer(_ response: KafkaResponse, to requester: DataPlaneRequester, effects: inout [NodeEffect]) {
+        deliver(correlationID: requester.correlationID, to: requester.node, effects: &effects) { _ in response }
+    }
+
+    /// The admin forwarder answered a connection's pseudo node (a controller's answer, or
+    /// `notController` when none came in time).
     mutating func answer(_ bytes: [UInt8], to pseudoNodeID: NodeID, effects: inout [NodeEffect]) {
-        guard let connection = connectionByPseudoNodeID[pseudoNodeID], let message = try? PeerMessage(decoding: bytes) else { return }
-        let correlationID: UInt64
+        guard let message = try? PeerMessage(decoding: bytes) else { return }
         switch message {
-        case let .dataResponse(id, _), let .controllerResponse(id, _), let .notController(id, _): correlationID = id
-        default: return
+        case let .controllerResponse(correlationID, controllerResponse):
+            deliver(correlationID: correlationID, to: pseudoNodeID, effects: &effects) { Self.adminResponse(controllerResponse, to: $0.request) }
+        case let .notController(correlationID, _):
+            deliver(correlationID: correlationID, to: pseudoNodeID, effects: &effects) { Self.adminFailure(.notController, to: $0.request) }
+        default:
+            return
         }
-        guard let pending = pendingAnswers.removeValue(forKey: correlationID) else { return }
+    }
+
+    /// The answer takes its place in the connection's order, and every answer now at the front leaves.
+    private mutating func deliver(correlationID: UInt64, to pseudoNodeID: NodeID, effects: inout [NodeEffect],
+                                  makeResponse: (PendingAnswer) -> KafkaResponse?) {
+        guard let connection = connectionByPseudoNodeID[pseudoNodeID],
+              let pending = pendingAnswers.removeValue(forKey: correlationID) else { return }
         guard let sequence = pending.sequence else { return }  // acks=0: the client expects nothing
-        let response: KafkaResponse?
-        switch message {
-        case let .dataResponse(_, dataResponse): response = dataResponse.kafkaResponse(version: pending.version)
-        case let .controllerResponse(_, controllerResponse): response = Self.adminResponse(controllerResponse, to: pending.request)
-        case .notController: response = Self.adminFailure(.notController, to: pending.request)
-        default: response = nil
-        }
-        guard let response, let index = connections[connection]?.slots.firstIndex(where: { $0.sequence == sequence }) else {
+        guard let response = makeResponse(pending), let index = connections[connection]?.slots.firstIndex(where: { $0.sequence == sequence }) else {
             effects.append(.log("closing \(connection): no \(pending.apiKey) answer could be made"))
             effects.append(.closeClient(connection))
             return
@@ -176,45 +184,39 @@ struct KafkaFrontend {
                 return nil
             }
             let timeout = Self.adminTimeout(of: decoded.body)
-            return forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: true) {
-                PeerMessage.adminRequest(correlationID: $0, request: adminRequest)
+            return forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: true) { pseudoNodeID, correlationID in
+                .admin(from: pseudoNodeID, PeerMessage.adminRequest(correlationID: correlationID, request: adminRequest))
             }
         case .produce, .fetch, .listOffsets, .metadata, .initProducerID, .offsetForLeaderEpoch:
-            guard let dataRequest = DataRequest(kafka: decoded.body, version: version) else {
-                effects.append(.log("closing \(connection): API \(header.apiKey) v\(version) request has no data-plane form"))
-                effects.append(.closeClient(connection))
-                return nil
-            }
             var expectsAnswer = true
             var timeout = Self.defaultRequestTimeout
-            switch dataRequest {
+            switch decoded.body {
             case let .produce(produce):
                 expectsAnswer = produce.acks != 0
-                timeout = .milliseconds(Int64(max(0, produce.timeoutMilliseconds)))
+                timeout = .milliseconds(Int64(max(0, produce.timeoutMs)))
             case let .fetch(fetch):
-                timeout = .milliseconds(Int64(max(0, fetch.maxWaitMilliseconds)))
+                timeout = .milliseconds(Int64(max(0, fetch.maxWaitMs)))
             default:
                 break
             }
-            return forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: expectsAnswer) {
-                PeerMessage.dataRequest(correlationID: $0, request: dataRequest)
+            return forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: expectsAnswer) { pseudoNodeID, correlationID in
+                .data(decoded.body, DataPlaneRequester(node: pseudoNodeID, correlationID: correlationID, version: version))
             }
         }
         return nil
     }
 
-    /// The message `makeMessage` builds for a fresh correlation id, from the connection's pseudo
-    /// node, with a slot for the answer when the client expects one.
+    /// The request `makeRequest` builds for the connection's pseudo node and a fresh correlation
+    /// id, with a slot for the answer when the client expects one.
     private mutating func forward(_ decoded: DecodedKafkaRequest, on connection: ClientConnectionID, deadline: Instant,
-                                  expectsAnswer: Bool, makeMessage: (UInt64) -> PeerMessage) -> BrokerRequest? {
+                                  expectsAnswer: Bool, makeRequest: (NodeID, UInt64) -> BrokerRequest) -> BrokerRequest? {
         guard let key = decoded.header.knownAPIKey, let state = connections[connection] else { return nil }
         let correlationID = nextBrokerCorrelationID
         nextBrokerCorrelationID += 1
         var sequence: UInt64?
         if expectsAnswer { sequence = openSlot(on: connection, header: decoded.header, deadline: deadline) }
-        pendingAnswers[correlationID] = PendingAnswer(connection: connection, sequence: sequence, apiKey: key,
-                                                      version: decoded.header.apiVersion, request: decoded.body)
-        return BrokerRequest(from: state.pseudoNodeID, message: makeMessage(correlationID))
+        pendingAnswers[correlationID] = PendingAnswer(connection: connection, sequence: sequence, apiKey: key, request: decoded.body)
+        return makeRequest(state.pseudoNodeID, correlationID)
     }
 
     private mutating func answerNow(_ response: KafkaResponse, header: KafkaRequestHeader, on connection: ClientConnectionID,

@@ -52,13 +52,6 @@ public enum DataAPIKey: UInt8, Sendable, CaseIterable {
 /// never decodes a newer layout as an older one.
 public let dataCodecVersion: UInt8 = 0
 
-/// Kafka's `isolation_level`: what a consumer may see of transactional data.
-public enum IsolationLevel: Int8, Sendable, CaseIterable {
-    /// Up to the high watermark, aborted data included.
-    case readUncommitted = 0
-    /// Up to the last stable offset, with the aborted transactions listed so the client drops them.
-    case readCommitted = 1
-}
 
 // MARK: - Element coding
 

@@ -59,6 +59,17 @@ public enum SupportedAPIVersions {
         }
     }
 
+    /// The Fetch version a follower sends its leader, as Kafka's replica fetcher does: topics named
+    /// by id (v13) and the follower's broker epoch in `ReplicaState` (v15). Generated, never
+    /// offered to clients (who would then need topic ids in Metadata).
+    public static let replicaFetchVersion: Int16 = 15
+
+    /// The versions generated for `key`: the advertised range, and for Fetch up to the replica
+    /// fetch version.
+    public static func generatedRange(of key: KafkaAPIKey) -> ClosedRange<Int16> {
+        key == .fetch ? range(of: .fetch).lowerBound...replicaFetchVersion : range(of: key)
+    }
+
     /// The versions a request is actually served at: the advertised range without Produce 0–2,
     /// which carry the old message formats Tern does not store.
     public static func servedRange(of key: KafkaAPIKey) -> ClosedRange<Int16> {
@@ -299,8 +310,11 @@ public enum KafkaResponseDecodeError: Error, Equatable, Sendable {
 /// Decodes one request; `frame` is the bytes after the 4-byte size prefix. An ApiVersions request
 /// with a version above the supported max decodes as `.apiVersions` with an empty body, so the
 /// broker can answer in v0 with UNSUPPORTED_VERSION and its API list (KIP-511): the client then
-/// retries with a version it finds there.
-public func decodeKafkaRequest(_ frame: ArraySlice<UInt8>) throws(KafkaRequestDecodeError) -> DecodedKafkaRequest {
+/// retries with a version it finds there. `versions` are those accepted per API: what clients are
+/// served by default; between nodes, every generated one.
+public func decodeKafkaRequest(_ frame: ArraySlice<UInt8>,
+                               versions: (KafkaAPIKey) -> ClosedRange<Int16> = SupportedAPIVersions.servedRange(of:))
+    throws(KafkaRequestDecodeError) -> DecodedKafkaRequest {
     var reader = KafkaWireReader(frame)
     let header: KafkaRequestHeader
     do {
@@ -319,7 +333,7 @@ public func decodeKafkaRequest(_ frame: ArraySlice<UInt8>) throws(KafkaRequestDe
         // The body layout of a future version is unknown; nothing after the client id is read.
         return DecodedKafkaRequest(header: header, body: .apiVersions(KafkaWire.ApiVersionsRequest()))
     }
-    guard SupportedAPIVersions.servedRange(of: key).contains(header.apiVersion) else { throw .unsupported(header: header) }
+    guard versions(key).contains(header.apiVersion) else { throw .unsupported(header: header) }
     do {
         if key.isFlexible(version: header.apiVersion) {
             try reader.skipTaggedFields()  // request header v2: Tern knows no header tags
@@ -385,7 +399,7 @@ public func encodeKafkaRequest(_ request: KafkaRequest, header: KafkaRequestHead
 /// An ApiVersions answer with UNSUPPORTED_VERSION is read as v0, the layout brokers use for it.
 public func decodeKafkaResponse(_ frame: ArraySlice<UInt8>, apiKey: KafkaAPIKey, apiVersion: Int16)
     throws(KafkaResponseDecodeError) -> (correlationID: Int32, response: KafkaResponse) {
-    guard SupportedAPIVersions.range(of: apiKey).contains(apiVersion) else {
+    guard SupportedAPIVersions.generatedRange(of: apiKey).contains(apiVersion) else {
         throw .unsupportedVersion(apiKey: apiKey, version: apiVersion)
     }
     var reader = KafkaWireReader(frame)

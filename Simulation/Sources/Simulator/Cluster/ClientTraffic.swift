@@ -34,12 +34,12 @@ struct ClientTraffic {
 
     /// The data-plane request the event delivered to a broker, if it is one of `apis` and expects
     /// an answer (it is then remembered for decoding the answer).
-    mutating func request(in delivered: DeliveredEvent, simulation: SimulationView) -> (ClientExchange, DataRequest)? {
+    mutating func request(in delivered: DeliveredEvent, simulation: SimulationView) -> (ClientExchange, KafkaRequest)? {
         switch delivered.event {
         case let .clientRequest(connection, frame):
             guard let decoded = try? decodeKafkaRequest(frame[...]), let apiKey = decoded.header.knownAPIKey, apis.contains(apiKey),
-                  let client = simulation.client(of: connection),
-                  let request = DataRequest(kafka: decoded.body, version: decoded.header.apiVersion) else { return nil }
+                  let client = simulation.client(of: connection) else { return nil }
+            let request = decoded.body
             let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: decoded.header.correlationID)
             if case let .produce(produce) = request, produce.acks == 0 { return (key.exchange(client: client), request) }
             precondition(pending.count < Self.maximumPending, "more than \(Self.maximumPending) client requests never answered")
@@ -59,8 +59,8 @@ struct ClientTraffic {
 
     /// The answers among the event's effects to requests remembered by `request(in:)`, up to a
     /// `halt` or `exit` (the shell carries out nothing after it).
-    mutating func answers(in delivered: DeliveredEvent) -> [(ClientExchange, DataResponse)] {
-        var answers: [(ClientExchange, DataResponse)] = []
+    mutating func answers(in delivered: DeliveredEvent) -> [(ClientExchange, KafkaResponse)] {
+        var answers: [(ClientExchange, KafkaResponse)] = []
         for effect in delivered.effects {
             switch effect {
             case .halt, .exit: return answers
@@ -71,9 +71,8 @@ struct ClientTraffic {
                 guard let correlationID = KafkaFraming.correlationID(ofResponse: frame) else { continue }
                 let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: correlationID)
                 guard let request = pending.removeValue(forKey: key),
-                      let decoded = try? decodeKafkaResponse(frame[...], apiKey: request.apiKey, apiVersion: request.version),
-                      let response = DataResponse(kafka: decoded.response, version: request.version) else { continue }
-                answers.append((key.exchange(client: request.client), response))
+                      let decoded = try? decodeKafkaResponse(frame[...], apiKey: request.apiKey, apiVersion: request.version) else { continue }
+                answers.append((key.exchange(client: request.client), decoded.response))
             }
         }
         return answers

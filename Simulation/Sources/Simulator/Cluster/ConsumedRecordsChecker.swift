@@ -55,7 +55,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
             precondition(unansweredFetches.count < Self.maximumUnansweredFetches, "consumer fetches pile up unanswered")
             var asked: [TopicPartition: Offset?] = [:]
             for topic in request.topics {
-                for partition in topic.partitions { asked[TopicPartition(topic: topic.name, partition: partition.partitionIndex)] = .some(nil) }
+                for partition in topic.partitions { asked[TopicPartition(topic: topic.topic, partition: partition.partition)] = .some(nil) }
             }
             unansweredFetches[exchange] = asked
         }
@@ -139,10 +139,11 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     /// A broker's fetch answer to the consumer, held against the highest HW the broker had for
     /// each partition while the request waited: the high watermark never goes back within a
     /// process, so that bounds the one it answered with.
-    private func checkAnswer(_ response: FetchResponse, from broker: NodeID, highWatermarksSeen: [TopicPartition: Offset?]) -> CheckResult {
-        for topic in response.topics {
-            for answer in topic.partitions where answer.errorCode == .none && !answer.records.isEmpty {
-                let topicPartition = TopicPartition(topic: topic.name, partition: answer.partitionIndex)
+    private func checkAnswer(_ response: KafkaWire.FetchResponse, from broker: NodeID,
+                             highWatermarksSeen: [TopicPartition: Offset?]) -> CheckResult {
+        for topic in response.responses {
+            for answer in topic.partitions where answer.errorCode == KafkaErrorCode.none.rawValue && !answer.records.isEmpty {
+                let topicPartition = TopicPartition(topic: topic.topic, partition: answer.partitionIndex)
                 let highWatermark = highWatermarksSeen[topicPartition] ?? nil
                 checkedAnswers += 1
                 let result = Self.checkServed(answer, of: topicPartition, by: broker, brokerHighWatermark: highWatermark)
@@ -157,13 +158,14 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     /// A fetch answer `broker` sent the consumer: whole batches below the answer's high watermark,
     /// which is not above the broker's (`brokerHighWatermark`, nil when it did not host the
     /// partition while the request waited: a broker that answered with records hosted it).
-    public static func checkServed(_ answer: FetchResponse.Partition, of topicPartition: TopicPartition, by broker: NodeID,
+    public static func checkServed(_ answer: KafkaWire.FetchResponse.PartitionData, of topicPartition: TopicPartition, by broker: NodeID,
                                    brokerHighWatermark: Offset?) -> CheckResult {
         let where_ = "\(topicPartition): n\(broker) answered the consumer"
         guard let brokerHighWatermark else {
             return .violation("\(where_) with records for a partition it does not host")
         }
-        guard answer.highWatermark != .unknown, answer.highWatermark <= brokerHighWatermark else {
+        let highWatermark = Offset(answer.highWatermark)
+        guard highWatermark != .unknown, highWatermark <= brokerHighWatermark else {
             return .violation("\(where_) with high watermark \(answer.highWatermark), above its own \(brokerHighWatermark)")
         }
         var cursor = 0
@@ -172,7 +174,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
             guard let header = try? RecordBatchHeader.read(bytes, at: cursor), header.totalSize > 0 else {
                 return .violation("\(where_) with an unreadable batch header at byte \(cursor)")
             }
-            guard Offset(header.nextOffset) <= answer.highWatermark else {
+            guard Offset(header.nextOffset) <= highWatermark else {
                 return .violation("\(where_) with the batch \(header.baseOffset)...\(header.lastOffset), at or above its high watermark \(answer.highWatermark)")
             }
             cursor += header.totalSize

@@ -124,15 +124,15 @@ public final class DurabilityOracle: SimulationChecker {
             brokerIncarnations[delivered.nodeID] = delivered.incarnation
             producesInFlight = producesInFlight.filter { $0.key.exchange.broker != delivered.nodeID }
         }
-        guard let (exchange, dataRequest) = traffic.request(in: delivered, simulation: simulation),
-              case let .produce(request) = dataRequest, request.acks == Acks.all.rawValue else { return }
+        guard let (exchange, kafkaRequest) = traffic.request(in: delivered, simulation: simulation),
+              case let .produce(request) = kafkaRequest, request.acks == Acks.all.rawValue else { return }
         let key = ProduceKey(exchange: exchange, incarnation: delivered.incarnation)
         var partitions: [TopicPartition: RequestedPartition] = [:]
         let dataPlane = brokerPart(of: simulation.node(delivered.nodeID))?.dataPlane
-        for topic in request.topics {
-            for partition in topic.partitions {
+        for topic in request.topicData {
+            for partition in topic.partitionData {
                 guard let batches = ProducedBatch.batches(in: partition.records) else { continue }
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+                let topicPartition = TopicPartition(topic: topic.name, partition: partition.index)
                 let directory = partitionDirectory(topicPartition, leader: exchange.broker, in: simulation)
                 for batch in batches { syncedCopies.watch(batch, in: directory) }
                 partitions[topicPartition] = RequestedPartition(directory: directory, batches: batches,
@@ -150,22 +150,23 @@ public final class DurabilityOracle: SimulationChecker {
             ?? joinPath(simulation.configuration.dataDirectory, topicPartition.description)
     }
 
-    private func checkProduceAnswer(_ response: ProduceResponse, _ exchange: ClientExchange, incarnation: Int,
+    private func checkProduceAnswer(_ response: KafkaWire.ProduceResponse, _ exchange: ClientExchange, incarnation: Int,
                                     in simulation: SimulationView) -> CheckResult {
         let leader = exchange.broker
         guard let request = producesInFlight.removeValue(forKey: ProduceKey(exchange: exchange, incarnation: incarnation)) else {
             return .ok  // not acks=all
         }
-        for topic in response.topics {
-            for partition in topic.partitions where partition.errorCode == .none && partition.baseOffset != .unknown {
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+        for topic in response.responses {
+            for partition in topic.partitionResponses
+            where partition.errorCode == KafkaErrorCode.none.rawValue && partition.baseOffset != Offset.unknown.rawValue {
+                let topicPartition = TopicPartition(topic: topic.name, partition: partition.index)
                 guard let requested = request.partitions[topicPartition] else { continue }
                 if let written = requested.topicID, Self.isDeleted(written, in: simulation) {
                     acknowledgementsOfDeletedTopics += 1
                     continue
                 }
                 let directory = requested.directory
-                var baseOffset = partition.baseOffset
+                var baseOffset = Offset(partition.baseOffset)
                 for batch in requested.batches {
                     let claim = AcknowledgedBatch(leader: leader, client: exchange.client, correlationID: exchange.correlation,
                                                   topicPartition: topicPartition, baseOffset: baseOffset, batch: batch)

@@ -112,12 +112,18 @@ public final class TopicIncarnationChecker: SimulationChecker {
         hostedAtEventEnd[delivered.nodeID] = hostedIncarnations(broker.dataPlane)
         for effect in delivered.effects {
             guard case let .send(destination, bytes) = effect, let kind = bytes.first,
-                  kind == PeerMessage.Kind.dataRequest.rawValue || kind == PeerMessage.Kind.dataResponse.rawValue,
+                  kind == PeerMessage.Kind.kafkaRequest.rawValue || kind == PeerMessage.Kind.kafkaResponse.rawValue,
                   let message = try? PeerMessage(decoding: bytes) else { continue }
             switch message {
-            case let .dataRequest(correlationID, .fetch(request)) where request.replicaID != nil:
+            case let .kafkaRequest(correlationID, frame):
+                guard case let .fetch(request)? = try? decodeKafkaRequest(frame.dropFirst(KafkaFraming.sizePrefixBytes),
+                                                                          versions: SupportedAPIVersions.generatedRange(of:)).body
+                else { continue }
                 noteFollowerFetch(request, correlationID: correlationID, from: delivered.nodeID, broker.dataPlane, now: simulation.now)
-            case let .dataResponse(correlationID, .fetch(response)):
+            case let .kafkaResponse(correlationID, frame):
+                guard case let .fetch(response)? = try? decodeKafkaResponse(frame.dropFirst(KafkaFraming.sizePrefixBytes), apiKey: .fetch,
+                                                                            apiVersion: SupportedAPIVersions.replicaFetchVersion).response
+                else { continue }
                 let result = checkAnswer(response, correlationID: correlationID, from: delivered.nodeID, to: destination,
                                          broker.dataPlane, hostedAtStart: hostedAtStart)
                 if result != .ok { return result }
@@ -257,27 +263,24 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     // MARK: Fetches
 
-    private func noteFollowerFetch(_ request: FetchRequest, correlationID: UInt64, from follower: NodeID,
+    private func noteFollowerFetch(_ request: KafkaWire.FetchRequest, correlationID: UInt64, from follower: NodeID,
                                    _ dataPlane: BrokerDataPlane, now: Instant) {
         var incarnations: [Int32: UInt32] = [:]
-        for topic in request.topics where topic.name == topicName {
-            for partition in topic.partitions {
-                let topicPartition = TopicPartition(topic: topicName, partition: partition.partitionIndex)
-                // The id the request carries is the incarnation asked for: the follower may move
-                // on later in the event that sent it. One that sends none asks for what it hosts.
-                incarnations[partition.partitionIndex] = topic.topicID == .zero
-                    ? hostedIncarnation(dataPlane, topicPartition)
-                    : incarnation(of: TopicID(high: topic.topicID.mostSignificantBits, low: topic.topicID.leastSignificantBits))
-            }
+        // Followers name topics by id: the id the request carries is the incarnation asked for
+        // (the follower may move on later in the event that sent it).
+        for topic in request.topics {
+            guard let asked = incarnation(of: TopicID(kafka: topic.topicId)) else { continue }
+            for partition in topic.partitions { incarnations[partition.partition] = asked }
         }
         guard !incarnations.isEmpty else { return }
         followerFetches[RequestKey(node: follower, correlationID: correlationID)] = (now, incarnations)
     }
 
-    private func checkAnswer(_ response: FetchResponse, correlationID: UInt64, from server: NodeID, to destination: NodeID,
+    private func checkAnswer(_ response: KafkaWire.FetchResponse, correlationID: UInt64, from server: NodeID, to destination: NodeID,
                              _ dataPlane: BrokerDataPlane, hostedAtStart: [Int32: UInt32]) -> CheckResult {
         let asked = followerFetches.removeValue(forKey: RequestKey(node: destination, correlationID: correlationID))
-        for topic in response.topics where topic.name == topicName {
+        // A client's answer names the topic; a follower's, the id it asked for.
+        for topic in response.responses where topic.topic == topicName || incarnation(of: TopicID(kafka: topic.topicId)) != nil {
             for answer in topic.partitions {
                 let topicPartition = TopicPartition(topic: topicName, partition: answer.partitionIndex)
                 guard let served = hostedIncarnation(dataPlane, topicPartition) else { continue }
@@ -297,10 +300,10 @@ public final class TopicIncarnationChecker: SimulationChecker {
     /// follower that asked for that same incarnation (`requestedIncarnation`, nil for a client or
     /// a follower hosting no known incarnation). A broker whose event began hosting
     /// `servedAtEventStart` may have answered before it moved on, so that incarnation is allowed too.
-    static func checkServed(_ answer: FetchResponse.Partition, servedIncarnation: UInt32, servedAtEventStart: UInt32? = nil,
+    static func checkServed(_ answer: KafkaWire.FetchResponse.PartitionData, servedIncarnation: UInt32, servedAtEventStart: UInt32? = nil,
                             deliveredLate: [UInt64: UInt32] = [:], requestedIncarnation: UInt32?, where location: String) -> CheckResult {
         let earliestServed = min(servedIncarnation, servedAtEventStart ?? servedIncarnation)
-        if answer.errorCode == .none, let requestedIncarnation, requestedIncarnation != servedIncarnation,
+        if answer.errorCode == KafkaErrorCode.none.rawValue, let requestedIncarnation, requestedIncarnation != servedIncarnation,
            requestedIncarnation != servedAtEventStart {
             return .violation("\(location)'s fetch for incarnation \(requestedIncarnation) without an error, hosting incarnation \(servedIncarnation): the follower's position counts toward the wrong incarnation")
         }
@@ -323,26 +326,26 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     /// A produce request from the operator, as the broker that received it wrote it: to the
     /// incarnation it hosted then (an answer may leave only later, after it moved on).
-    private func noteOperatorProduce(_ request: ProduceRequest, correlationID: UInt64, at node: NodeID, _ dataPlane: BrokerDataPlane,
-                                     now: Instant) {
+    private func noteOperatorProduce(_ request: KafkaWire.ProduceRequest, correlationID: UInt64, at node: NodeID,
+                                     _ dataPlane: BrokerDataPlane, now: Instant) {
         var partitions: [Int32: (incarnation: UInt32, sequences: [UInt64])] = [:]
-        for topic in request.topics where topic.name == topicName {
-            for partition in topic.partitions {
-                let topicPartition = TopicPartition(topic: topicName, partition: partition.partitionIndex)
+        for topic in request.topicData where topic.name == topicName {
+            for partition in topic.partitionData {
+                let topicPartition = TopicPartition(topic: topicName, partition: partition.index)
                 guard let hosted = hostedIncarnation(dataPlane, topicPartition) else { continue }
                 let values = Self.values(in: partition.records)
                 for value in values where value.incarnation < hosted { deliveredToALaterIncarnation[value.sequence] = hosted }
-                partitions[partition.partitionIndex] = (hosted, values.map(\.sequence))
+                partitions[partition.index] = (hosted, values.map(\.sequence))
             }
         }
         if !partitions.isEmpty { operatorProduces[RequestKey(node: node, correlationID: correlationID)] = (now, partitions) }
     }
 
-    private func noteAcknowledgements(_ response: ProduceResponse, correlationID: UInt64, from node: NodeID) {
+    private func noteAcknowledgements(_ response: KafkaWire.ProduceResponse, correlationID: UInt64, from node: NodeID) {
         guard let received = operatorProduces.removeValue(forKey: RequestKey(node: node, correlationID: correlationID)) else { return }
-        for topic in response.topics where topic.name == topicName {
-            for answer in topic.partitions where answer.errorCode == .none {
-                guard let written = received.partitions[answer.partitionIndex] else { continue }
+        for topic in response.responses where topic.name == topicName {
+            for answer in topic.partitionResponses where answer.errorCode == KafkaErrorCode.none.rawValue {
+                guard let written = received.partitions[answer.index] else { continue }
                 for sequence in written.sequences { acknowledgingIncarnations[sequence, default: []].insert(written.incarnation) }
             }
         }
