@@ -10,7 +10,7 @@ import TernCore
 /// `SansIOClientDriver` over real sockets, the simulator's client nodes over simulated connections.
 public protocol SansIOKafkaClient {
     mutating func nextRequests(now: Instant) -> [ClientRequest]
-    mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant)
+    mutating func handle(response: KafkaResponse, correlation: RequestCorrelation, now: Instant)
     mutating func handleTimeout(correlation: RequestCorrelation, now: Instant)
     func nextWakeup() -> Instant?
     var metadata: MetadataCache { get }
@@ -33,13 +33,15 @@ public struct RequestCorrelation: TypedInteger {
     public init(rawValue: UInt64) { self.rawValue = rawValue }
 }
 
-/// A request the shell must carry to `destination` and answer with the same `correlation`.
+/// A request the shell must carry to `destination` and answer with the same `correlation`. The
+/// body is the same at every version the conversation may pick (fields a version lacks are
+/// dropped when it is encoded).
 public struct ClientRequest: Equatable, Sendable {
     public var destination: NodeID
-    public var request: DataRequest
+    public var request: KafkaRequest
     public var correlation: RequestCorrelation
 
-    public init(destination: NodeID, request: DataRequest, correlation: RequestCorrelation) {
+    public init(destination: NodeID, request: KafkaRequest, correlation: RequestCorrelation) {
         self.destination = destination
         self.request = request
         self.correlation = correlation
@@ -92,18 +94,28 @@ extension ClientRequest {
         let request = request
         var expectsResponse = true
         if case let .produce(produce) = request, produce.acks == 0 { expectsResponse = false }
-        return OutgoingRequest(apiKey: KafkaAPIKey(rawValue: Int16(request.apiKey.rawValue))!, token: correlation.rawValue, timeout: timeout,
-                               expectsResponse: expectsResponse) { request.kafkaRequest(version: $0) }
+        return OutgoingRequest(apiKey: request.apiKey, token: correlation.rawValue, timeout: timeout,
+                               expectsResponse: expectsResponse) { request.atVersion($0) }
     }
 }
 
-extension ProduceRequest {
+extension KafkaRequest {
+    /// The request as sent at `version`. A Metadata request for every topic is a null list from
+    /// v1; v0 has no null list and says "every topic" with an empty one.
+    public func atVersion(_ version: Int16) -> KafkaRequest {
+        guard version == 0, case var .metadata(metadata) = self, metadata.topics == nil else { return self }
+        metadata.topics = []
+        return .metadata(metadata)
+    }
+}
+
+extension KafkaWire.ProduceRequest {
     /// What the client is told once an `acks=0` produce is written, as librdkafka reports it:
     /// every partition accepted, offset unknown (Kafka sends no answer).
-    public var answerWithoutAcknowledgement: ProduceResponse {
-        ProduceResponse(topics: topics.map { topic in
-            ProduceResponse.Topic(name: topic.name, partitions: topic.partitions.map {
-                ProduceResponse.Partition(partitionIndex: $0.partitionIndex, errorCode: .none)
+    public var answerWithoutAcknowledgement: KafkaWire.ProduceResponse {
+        KafkaWire.ProduceResponse(responses: topicData.map { topic in
+            KafkaWire.ProduceResponse.TopicProduceResponse(name: topic.name, partitionResponses: topic.partitionData.map {
+                KafkaWire.ProduceResponse.PartitionProduceResponse(index: $0.index, baseOffset: Offset.unknown.rawValue)
             })
         })
     }

@@ -167,9 +167,9 @@ public struct Consumer: Sendable {
         }
         // Partitions grouped per leader and per request kind; destinations in first-seen order
         // over sorted partitions, so the output never depends on dictionary order.
-        var listOffsets: [NodeID: [(TopicPartition, ListOffsetsRequest.Partition)]] = [:]
-        var validations: [NodeID: [(TopicPartition, OffsetForLeaderEpochRequest.Partition)]] = [:]
-        var fetches: [NodeID: [(TopicPartition, FetchRequest.Partition)]] = [:]
+        var listOffsets: [NodeID: [(TopicPartition, KafkaWire.ListOffsetsRequest.ListOffsetsPartition)]] = [:]
+        var validations: [NodeID: [(TopicPartition, KafkaWire.OffsetForLeaderEpochRequest.OffsetForLeaderPartition)]] = [:]
+        var fetches: [NodeID: [(TopicPartition, KafkaWire.FetchRequest.FetchPartition)]] = [:]
         var destinations: [NodeID] = []
         let bufferFull = records.count >= configuration.maximumBufferedRecords
         for topicPartition in partitionStates.keys.sorted() {
@@ -187,16 +187,16 @@ public struct Consumer: Sendable {
             let index = topicPartition.partition
             switch state.phase {
             case let .needsOffsetLookup(start):
-                let timestamp = start == .latest ? ListOffsetsRequest.Partition.latestTimestamp : ListOffsetsRequest.Partition.earliestTimestamp
-                listOffsets[leader.leaderID, default: []].append((topicPartition, ListOffsetsRequest.Partition(
-                    partitionIndex: index, currentLeaderEpoch: leader.leaderEpoch, timestampMilliseconds: timestamp)))
+                let timestamp = start == .latest ? ListOffsetsTimestamp.latest : ListOffsetsTimestamp.earliest
+                listOffsets[leader.leaderID, default: []].append((topicPartition, KafkaWire.ListOffsetsRequest.ListOffsetsPartition(
+                    partitionIndex: index, currentLeaderEpoch: leader.leaderEpoch.rawValue, timestamp: timestamp)))
             case .validating:
-                validations[leader.leaderID, default: []].append((topicPartition, OffsetForLeaderEpochRequest.Partition(
-                    partitionIndex: index, currentLeaderEpoch: leader.leaderEpoch, leaderEpoch: state.lastConsumedEpoch)))
+                validations[leader.leaderID, default: []].append((topicPartition, KafkaWire.OffsetForLeaderEpochRequest.OffsetForLeaderPartition(
+                    partition: index, currentLeaderEpoch: leader.leaderEpoch.rawValue, leaderEpoch: state.lastConsumedEpoch.rawValue)))
             case .fetching:
                 guard !bufferFull else { continue }
-                fetches[leader.leaderID, default: []].append((topicPartition, FetchRequest.Partition(
-                    partitionIndex: index, currentLeaderEpoch: leader.leaderEpoch, fetchOffset: state.position,
+                fetches[leader.leaderID, default: []].append((topicPartition, KafkaWire.FetchRequest.FetchPartition(
+                    partition: index, currentLeaderEpoch: leader.leaderEpoch.rawValue, fetchOffset: state.position.rawValue,
                     partitionMaxBytes: configuration.partitionMaxBytes)))
             case .stopped:
                 continue
@@ -207,19 +207,23 @@ public struct Consumer: Sendable {
         }
         for destination in destinations {
             if let entries = listOffsets[destination] {
-                let request = ListOffsetsRequest(isolationLevel: configuration.isolationLevel,
-                                                 topics: Self.group(entries) { ListOffsetsRequest.Topic(name: $0, partitions: $1) })
+                let request = KafkaWire.ListOffsetsRequest(
+                    replicaId: -1, isolationLevel: configuration.isolationLevel.rawValue,
+                    topics: Self.group(entries) { KafkaWire.ListOffsetsRequest.ListOffsetsTopic(name: $0, partitions: $1) })
                 requests.append(send(.listOffsets(request), kind: .listOffsets, to: destination, partitions: entries.map(\.0), now: now))
             }
             if let entries = validations[destination] {
-                let request = OffsetForLeaderEpochRequest(topics: Self.group(entries) { OffsetForLeaderEpochRequest.Topic(name: $0, partitions: $1) })
+                let request = KafkaWire.OffsetForLeaderEpochRequest(
+                    replicaId: -1, topics: Self.group(entries) { KafkaWire.OffsetForLeaderEpochRequest.OffsetForLeaderTopic(topic: $0, partitions: $1) })
                 requests.append(send(.offsetForLeaderEpoch(request), kind: .offsetForLeaderEpoch, to: destination,
                                      partitions: entries.map(\.0), now: now))
             }
             if let entries = fetches[destination] {
-                let request = FetchRequest(maxWaitMilliseconds: Int32(configuration.maxWait.milliseconds), minBytes: configuration.minBytes,
-                                           maxBytes: configuration.maxBytes, isolationLevel: configuration.isolationLevel,
-                                           topics: Self.group(entries) { FetchRequest.Topic(name: $0, partitions: $1) })
+                // Sessionless (id 0, epoch -1): every fetch names every partition it wants.
+                let request = KafkaWire.FetchRequest(
+                    replicaId: -1, maxWaitMs: Int32(configuration.maxWait.milliseconds), minBytes: configuration.minBytes,
+                    maxBytes: configuration.maxBytes, isolationLevel: configuration.isolationLevel.rawValue, sessionId: 0, sessionEpoch: -1,
+                    topics: Self.group(entries) { KafkaWire.FetchRequest.FetchTopic(topic: $0, partitions: $1) })
                 requests.append(send(.fetch(request), kind: .fetch, to: destination, partitions: entries.map(\.0), now: now))
             }
         }
@@ -239,7 +243,7 @@ public struct Consumer: Sendable {
 
     // MARK: Input
 
-    public mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant) {
+    public mutating func handle(response: KafkaResponse, correlation: RequestCorrelation, now: Instant) {
         guard let entry = pending.removeValue(forKey: correlation) else { return }
         switch (entry.kind, response) {
         case let (.metadata, .metadata(answer)):
@@ -254,17 +258,17 @@ public struct Consumer: Sendable {
         case let (.offsetForLeaderEpoch, .offsetForLeaderEpoch(answer)):
             for topic in answer.topics {
                 for partition in topic.partitions {
-                    handleValidation(partition, topicPartition: TopicPartition(topic: topic.name, partition: partition.partitionIndex),
+                    handleValidation(partition, topicPartition: TopicPartition(topic: topic.topic, partition: partition.partition),
                                      correlation: correlation, now: now)
                 }
             }
         case let (.fetch, .fetch(answer)):
-            for topic in answer.topics {
+            for topic in answer.responses {
                 for partition in topic.partitions {
-                    let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
+                    let topicPartition = TopicPartition(topic: topic.topic, partition: partition.partitionIndex)
                     // A whole-request error applies to every partition.
                     var partition = partition
-                    if answer.errorCode != .none { partition.errorCode = answer.errorCode }
+                    if answer.errorCode != KafkaErrorCode.none.rawValue { partition.errorCode = answer.errorCode }
                     handleFetch(partition, topicPartition: topicPartition, correlation: correlation, now: now)
                 }
             }
@@ -295,74 +299,80 @@ public struct Consumer: Sendable {
 
     /// Common error handling: metadata errors mark the partition stale; all errors back off.
     private mutating func noteError(_ error: KafkaErrorCode, _ topicPartition: TopicPartition, state: inout PartitionState,
-                                    leaderHint: FetchResponse.LeaderHint? = nil, now: Instant) {
+                                    leaderHint: KafkaWire.FetchResponse.LeaderIdAndEpoch? = nil, now: Instant) {
         metadata.noteError(error, for: topicPartition, requestLeaderEpoch: state.requestLeaderEpoch)
         if let leaderHint {
-            metadata.noteLeaderHint(leaderID: leaderHint.leaderID, leaderEpoch: leaderHint.leaderEpoch, for: topicPartition)
+            metadata.noteLeaderHint(leaderID: leaderHint.leaderId >= 0 ? NodeID(leaderHint.leaderId) : nil,
+                                    leaderEpoch: LeaderEpoch(leaderHint.leaderEpoch), for: topicPartition)
         }
         state.retryNotBefore = now + configuration.retryBackoff
     }
 
-    private mutating func handleListOffsets(_ answer: ListOffsetsResponse.Partition, topicPartition: TopicPartition,
-                                            correlation: RequestCorrelation, now: Instant) {
+    private mutating func handleListOffsets(_ answer: KafkaWire.ListOffsetsResponse.ListOffsetsPartitionResponse,
+                                            topicPartition: TopicPartition, correlation: RequestCorrelation, now: Instant) {
         guard var state = claim(topicPartition, correlation: correlation), case .needsOffsetLookup = state.phase else { return }
         defer { partitionStates[topicPartition] = state }
-        guard answer.errorCode == .none, answer.offset != .unknown else {
-            noteError(answer.errorCode, topicPartition, state: &state, now: now)
+        let error = KafkaErrorCode(wire: answer.errorCode)
+        guard error == .none, Offset(answer.offset) != .unknown else {
+            noteError(error, topicPartition, state: &state, now: now)
             return
         }
         state.phase = .fetching
-        state.position = answer.offset
-        state.lastConsumedEpoch = answer.leaderEpoch
+        state.position = Offset(answer.offset)
+        state.lastConsumedEpoch = LeaderEpoch(answer.leaderEpoch)
         state.validatedLeaderEpoch = state.requestLeaderEpoch
     }
 
-    private mutating func handleValidation(_ answer: OffsetForLeaderEpochResponse.Partition, topicPartition: TopicPartition,
-                                           correlation: RequestCorrelation, now: Instant) {
+    private mutating func handleValidation(_ answer: KafkaWire.OffsetForLeaderEpochResponse.EpochEndOffset,
+                                           topicPartition: TopicPartition, correlation: RequestCorrelation, now: Instant) {
         guard var state = claim(topicPartition, correlation: correlation), state.phase == .validating else { return }
         defer { partitionStates[topicPartition] = state }
-        guard answer.errorCode == .none else {
-            noteError(answer.errorCode, topicPartition, state: &state, now: now)
+        let error = KafkaErrorCode(wire: answer.errorCode)
+        guard error == .none else {
+            noteError(error, topicPartition, state: &state, now: now)
             return
         }
         state.validatedLeaderEpoch = state.requestLeaderEpoch
-        if answer.leaderEpoch == .none || answer.endOffset == .unknown {
+        let leaderEpoch = LeaderEpoch(answer.leaderEpoch)
+        let endOffset = Offset(answer.endOffset)
+        if leaderEpoch == .none || endOffset == .unknown {
             // The leader knows no epoch at or below ours: nothing to anchor the position to.
             events.append(.positionReset(topicPartition, from: state.position, reason: .offsetOutOfRange))
             state.phase = .needsOffsetLookup(configuration.autoOffsetReset)
             return
         }
         state.phase = .fetching
-        if answer.endOffset < state.position {
-            events.append(.truncationDetected(topicPartition, position: state.position, resetTo: answer.endOffset))
-            state.position = answer.endOffset
-            state.lastConsumedEpoch = answer.leaderEpoch
+        if endOffset < state.position {
+            events.append(.truncationDetected(topicPartition, position: state.position, resetTo: endOffset))
+            state.position = endOffset
+            state.lastConsumedEpoch = leaderEpoch
         }
     }
 
-    private mutating func handleFetch(_ answer: FetchResponse.Partition, topicPartition: TopicPartition,
+    private mutating func handleFetch(_ answer: KafkaWire.FetchResponse.PartitionData, topicPartition: TopicPartition,
                                       correlation: RequestCorrelation, now: Instant) {
         guard var state = claim(topicPartition, correlation: correlation) else { return }
         defer { partitionStates[topicPartition] = state }
         // Data for a position since abandoned (a validation moved it) must not be delivered.
         guard state.phase == .fetching, state.position == state.requestOffset else { return }
-        switch answer.errorCode {
+        let error = KafkaErrorCode(wire: answer.errorCode)
+        switch error {
         case .none:
             deliver(answer, topicPartition: topicPartition, state: &state, now: now)
         case .offsetOutOfRange:
             events.append(.positionReset(topicPartition, from: state.position, reason: .offsetOutOfRange))
             state.phase = .needsOffsetLookup(configuration.autoOffsetReset)
         default:
-            noteError(answer.errorCode, topicPartition, state: &state, leaderHint: answer.currentLeader, now: now)
+            noteError(error, topicPartition, state: &state, leaderHint: answer.currentLeader, now: now)
         }
     }
 
     /// Delivers the answer's records at or above the position, in order, stopping at a partial
     /// trailing batch (allowed by the protocol) and at the high watermark.
-    private mutating func deliver(_ answer: FetchResponse.Partition, topicPartition: TopicPartition,
+    private mutating func deliver(_ answer: KafkaWire.FetchResponse.PartitionData, topicPartition: TopicPartition,
                                   state: inout PartitionState, now: Instant) {
         let bytes = answer.records
-        let highWatermark = answer.highWatermark
+        let highWatermark = Offset(answer.highWatermark)
         var cursor = 0
         while bytes.count - cursor >= RecordBatchLayout.headerSize {
             guard let header = try? RecordBatchHeader.read(bytes, at: cursor), header.totalSize <= bytes.count - cursor else {
@@ -418,7 +428,7 @@ public struct Consumer: Sendable {
 
     // MARK: Helpers
 
-    private mutating func send(_ request: DataRequest, kind: RequestKind, to destination: NodeID,
+    private mutating func send(_ request: KafkaRequest, kind: RequestKind, to destination: NodeID,
                                partitions: [TopicPartition], now: Instant) -> ClientRequest {
         let correlation = correlations.allocate()
         pending[correlation] = (kind, now + configuration.requestTimeout)

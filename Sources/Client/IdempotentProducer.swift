@@ -311,7 +311,7 @@ public struct IdempotentProducer: Sendable {
         return completions
     }
 
-    public mutating func handle(response: DataResponse, correlation: RequestCorrelation, now: Instant) {
+    public mutating func handle(response: KafkaResponse, correlation: RequestCorrelation, now: Instant) {
         // An answer to an abandoned request is dropped: its batches were (or will be) resent with
         // the same bytes, and the resend's answer carries the same outcome.
         guard let entry = pending.removeValue(forKey: correlation) else { return }
@@ -345,7 +345,7 @@ public struct IdempotentProducer: Sendable {
         if case let .needed(notBefore) = identity, now >= notBefore {
             let candidates = metadata.brokers.isEmpty ? metadata.bootstrapNodes : metadata.sortedBrokerIDs
             let destination = candidates[Int(random.next(below: UInt64(candidates.count)))]
-            let request = InitProducerIDRequest(transactionTimeoutMilliseconds: -1)
+            let request = KafkaWire.InitProducerIdRequest(transactionalId: nil, transactionTimeoutMs: -1)
             let outgoing = register(.initProducerID, destination: destination, request: .initProducerID(request), now: now)
             identity = .requesting(outgoing.correlation)
             requests.append(outgoing)
@@ -380,18 +380,18 @@ public struct IdempotentProducer: Sendable {
         for destination in destinations {
             let batches = byDestination[destination]!
             let correlation = correlations.allocate()
-            var topics: [ProduceRequest.Topic] = []
+            var topics: [KafkaWire.ProduceRequest.TopicProduceData] = []
             for (topicPartition, bytes) in batches {
-                let partition = ProduceRequest.Partition(partitionIndex: topicPartition.partition, records: bytes)
+                let partition = KafkaWire.ProduceRequest.PartitionProduceData(index: topicPartition.partition, records: bytes)
                 if topics.last?.name == topicPartition.topic {
-                    topics[topics.count - 1].partitions.append(partition)
+                    topics[topics.count - 1].partitionData.append(partition)
                 } else {
-                    topics.append(ProduceRequest.Topic(name: topicPartition.topic, partitions: [partition]))
+                    topics.append(KafkaWire.ProduceRequest.TopicProduceData(name: topicPartition.topic, partitionData: [partition]))
                 }
                 markSent(topicPartition, correlation: correlation, leaderEpoch: leaderEpochs[topicPartition]!)
             }
-            let request = ProduceRequest(acks: configuration.acks,
-                                         timeoutMilliseconds: Int32(configuration.brokerAckTimeout.milliseconds), topics: topics)
+            let request = KafkaWire.ProduceRequest(transactionalId: nil, acks: configuration.acks,
+                                                   timeoutMs: Int32(configuration.brokerAckTimeout.milliseconds), topicData: topics)
             pending[correlation] = (.produce(batches.map(\.0)), now + configuration.requestTimeout)
             requests.append(ClientRequest(destination: destination, request: .produce(request), correlation: correlation))
         }
@@ -462,7 +462,7 @@ public struct IdempotentProducer: Sendable {
         partitionStates[topicPartition]!.unacknowledged[index].sentBehindUnacknowledged = index > 0
     }
 
-    private mutating func register(_ kind: PendingRequest, destination: NodeID, request: DataRequest, now: Instant) -> ClientRequest {
+    private mutating func register(_ kind: PendingRequest, destination: NodeID, request: KafkaRequest, now: Instant) -> ClientRequest {
         let correlation = correlations.allocate()
         pending[correlation] = (kind, now + configuration.requestTimeout)
         return ClientRequest(destination: destination, request: request, correlation: correlation)
@@ -475,39 +475,41 @@ public struct IdempotentProducer: Sendable {
 
     // MARK: Answers
 
-    private mutating func handleInitProducerID(_ answer: InitProducerIDResponse, correlation: RequestCorrelation, now: Instant) {
+    private mutating func handleInitProducerID(_ answer: KafkaWire.InitProducerIdResponse, correlation: RequestCorrelation, now: Instant) {
         guard identity == .requesting(correlation) else { return }
-        if answer.errorCode == .none, answer.producerID != .none, answer.producerEpoch != .none {
-            identity = .assigned(answer.producerID, answer.producerEpoch)
-        } else if answer.errorCode == .none || answer.errorCode.isRetriable {
+        let error = KafkaErrorCode(wire: answer.errorCode)
+        let producerID = ProducerID(answer.producerId)
+        let producerEpoch = ProducerEpoch(answer.producerEpoch)
+        if error == .none, producerID != .none, producerEpoch != .none {
+            identity = .assigned(producerID, producerEpoch)
+        } else if error == .none || error.isRetriable {
             identity = .needed(notBefore: now + configuration.retryBackoff)
         } else {
-            identity = .failed(answer.errorCode)
-            for topicPartition in partitionStates.keys.sorted() { failPartition(topicPartition, error: answer.errorCode) }
+            identity = .failed(error)
+            for topicPartition in partitionStates.keys.sorted() { failPartition(topicPartition, error: error) }
         }
     }
 
-    private mutating func handleProduce(_ answer: ProduceResponse, partitions: [TopicPartition],
+    private mutating func handleProduce(_ answer: KafkaWire.ProduceResponse, partitions: [TopicPartition],
                                         correlation: RequestCorrelation, now: Instant) {
-        var answers: [TopicPartition: ProduceResponse.Partition] = [:]
-        for topic in answer.topics {
-            for partition in topic.partitions {
-                answers[TopicPartition(topic: topic.name, partition: partition.partitionIndex)] = partition
+        var answers: [TopicPartition: (KafkaErrorCode, Offset)] = [:]
+        for topic in answer.responses {
+            for partition in topic.partitionResponses {
+                answers[TopicPartition(topic: topic.name, partition: partition.index)] =
+                    (KafkaErrorCode(wire: partition.errorCode), Offset(partition.baseOffset))
             }
         }
         for topicPartition in partitions {
             // A partition the broker left out is treated like a lost request for it.
-            let partitionAnswer = answers[topicPartition]
-                ?? ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: .requestTimedOut)
-            handleBatchOutcome(topicPartition, correlation: correlation, answer: partitionAnswer, now: now)
+            let (error, baseOffset) = answers[topicPartition] ?? (.requestTimedOut, .unknown)
+            handleBatchOutcome(topicPartition, correlation: correlation, error: error, baseOffset: baseOffset, now: now)
         }
     }
 
     private mutating func handleBatchOutcome(_ topicPartition: TopicPartition, correlation: RequestCorrelation,
-                                             answer: ProduceResponse.Partition, now: Instant) {
+                                             error: KafkaErrorCode, baseOffset: Offset, now: Instant) {
         guard var state = partitionStates[topicPartition],
               let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
-        let error = answer.errorCode
         if error == .outOfOrderSequenceNumber, state.unacknowledged[index].firstRefusedOutOfOrderAt == nil {
             state.unacknowledged[index].firstRefusedOutOfOrderAt = now
         }
@@ -515,7 +517,7 @@ public struct IdempotentProducer: Sendable {
         case .none, .duplicateSequenceNumber:
             let batch = state.acknowledge(at: index)
             for (position, handle) in batch.handles.enumerated() {
-                let offset = error == .none && answer.baseOffset != .unknown ? answer.baseOffset + Int64(position) : .unknown
+                let offset = error == .none && baseOffset != .unknown ? baseOffset + Int64(position) : .unknown
                 completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .written(offset: offset)))
             }

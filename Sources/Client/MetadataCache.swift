@@ -40,7 +40,7 @@ public struct MetadataCache: Sendable {
     /// Nodes to ask before any Metadata answer has named the cluster's brokers.
     public let bootstrapNodes: [NodeID]
     /// Known brokers, by id. Read through `sortedBrokerIDs` so iteration order never decides anything.
-    public private(set) var brokers: [NodeID: MetadataResponse.Broker] = [:]
+    public private(set) var brokers: [NodeID: KafkaWire.MetadataResponse.MetadataResponseBroker] = [:]
     public private(set) var partitions: [TopicPartition: PartitionLeader] = [:]
     /// The topics asked about, sorted and without duplicates (so the request is deterministic).
     public private(set) var topics: [String] = []
@@ -112,7 +112,7 @@ public struct MetadataCache: Sendable {
 
     /// A Metadata request to send now, if one is due: wanted (stale data, new topics, age) and past
     /// the backoff, with none in flight. The caller must answer with `apply` or `requestFailed`.
-    public mutating func nextRequest(now: Instant) -> (destination: NodeID, request: MetadataRequest)? {
+    public mutating func nextRequest(now: Instant) -> (destination: NodeID, request: KafkaWire.MetadataRequest)? {
         guard !refreshInFlight, !topics.isEmpty else { return nil }
         if let lastRefresh, now - lastRefresh >= configuration.maximumAge { refreshWanted = true }
         guard refreshWanted, now >= earliestNextRefresh else { return nil }
@@ -121,7 +121,8 @@ public struct MetadataCache: Sendable {
         let destination = candidates[Int(random.next(below: UInt64(candidates.count)))]
         refreshInFlight = true
         refreshWanted = false
-        return (destination, MetadataRequest(topics: topics))
+        return (destination, KafkaWire.MetadataRequest(topics: topics.map { KafkaWire.MetadataRequest.MetadataRequestTopic(name: $0) },
+                                                       allowAutoTopicCreation: false))
     }
 
     /// When `nextRequest` could next return something, for the owner's wakeup.
@@ -142,23 +143,26 @@ public struct MetadataCache: Sendable {
     /// Takes a Metadata answer. Returns the partitions whose leader epoch moved forward (the
     /// consumer validates its position on those), sorted.
     @discardableResult
-    public mutating func apply(_ response: MetadataResponse, now: Instant) -> [TopicPartition] {
+    public mutating func apply(_ response: KafkaWire.MetadataResponse, now: Instant) -> [TopicPartition] {
         precondition(refreshInFlight, "a Metadata answer with no refresh in flight")
         refreshInFlight = false
         lastRefresh = now
-        for broker in response.brokers { brokers[broker.nodeID] = broker }
+        // Kafka's ids are never negative; a broker that says otherwise is not one to connect to.
+        for broker in response.brokers where broker.nodeId >= 0 { brokers[NodeID(broker.nodeId)] = broker }
         var advanced: [TopicPartition] = []
         var stillStale = false
-        for topic in response.topics where topics.contains(topic.name) {
-            guard topic.errorCode == .none else {
+        for topic in response.topics {
+            let name = topic.topicName
+            guard topics.contains(name) else { continue }
+            guard topic.error == .none else {
                 // The topic is unknown or being created: keep asking, with backoff.
                 stillStale = true
                 continue
             }
             for partition in topic.partitions {
-                let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
-                let offered = PartitionLeader(leaderID: partition.errorCode == .leaderNotAvailable ? nil : partition.leaderID,
-                                              leaderEpoch: partition.leaderEpoch, isStale: false)
+                let topicPartition = TopicPartition(topic: name, partition: partition.partitionIndex)
+                let offered = PartitionLeader(leaderID: partition.leaderID,
+                                              leaderEpoch: LeaderEpoch(partition.leaderEpoch), isStale: false)
                 if let known = partitions[topicPartition], known.leaderEpoch != .none, offered.leaderEpoch != .none,
                    offered.leaderEpoch < known.leaderEpoch {
                     // An older view than ours (the answering broker lags): keep ours, and ask

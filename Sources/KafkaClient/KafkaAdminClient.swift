@@ -41,7 +41,7 @@ public struct ClusterDescription: Equatable, Sendable {
     public var clusterID: String?
     public var controllerID: NodeID?
     /// The live brokers (Kafka lists only unfenced ones).
-    public var brokers: [MetadataResponse.Broker]
+    public var brokers: [KafkaWire.MetadataResponse.MetadataResponseBroker]
     /// Which request answered: DescribeCluster when the broker offers it, else Metadata.
     public var source: Source
 }
@@ -55,7 +55,7 @@ public final class KafkaAdminClient {
     public let requestTimeout: Duration
     private var nextToken: UInt64 = 1
     /// The newest Metadata answer, for the controller id and the broker list.
-    public private(set) var lastMetadata: MetadataResponse?
+    public private(set) var lastMetadata: KafkaWire.MetadataResponse?
 
     public init(bootstrap: [BrokerAddress], requestTimeout: Duration = .seconds(30),
                 configuration: KafkaNetworkClient.Configuration = .init(clientID: "tern-admin")) {
@@ -66,10 +66,11 @@ public final class KafkaAdminClient {
     // MARK: Operations
 
     /// Metadata for `topics` (nil: every topic), from the first broker that answers.
-    public func metadata(topics: [String]?) throws(KafkaClientError) -> MetadataResponse {
-        let request = DataRequest.metadata(MetadataRequest(topics: topics))
-        let (response, version) = try callAnyBroker(apiKey: .metadata) { request.kafkaRequest(version: $0) }
-        guard case let .metadata(answer)? = DataResponse(kafka: response, version: version) else {
+    public func metadata(topics: [String]?) throws(KafkaClientError) -> KafkaWire.MetadataResponse {
+        let request = KafkaRequest.metadata(KafkaWire.MetadataRequest(
+            topics: topics?.map { KafkaWire.MetadataRequest.MetadataRequestTopic(name: $0) }, allowAutoTopicCreation: false))
+        let (response, _) = try callAnyBroker(apiKey: .metadata) { request.atVersion($0) }
+        guard case let .metadata(answer) = response else {
             throw .protocolViolation(network.address(of: network.bootstrapNodes[0])!, reason: "a Metadata request answered with \(response)")
         }
         network.learnBrokers(answer.brokers)
@@ -100,7 +101,7 @@ public final class KafkaAdminClient {
                 return answer.description
             }
         }
-        return ClusterDescription(clusterID: metadata.clusterID, controllerID: metadata.controllerID,
+        return ClusterDescription(clusterID: metadata.clusterId, controllerID: metadata.controllerID,
                                   brokers: metadata.brokers, source: .metadata)
     }
 
@@ -208,8 +209,8 @@ extension KafkaAdminClient {
             if attempt > 0 { _ = network.poll(timeout: .milliseconds(200)) }
             let metadata = try metadata(topics: [topic])
             guard let topicMetadata = metadata.topics.first(where: { $0.name == topic }) else { continue }
-            if topicMetadata.errorCode != .none {
-                lastProblem = kafkaErrorName(topicMetadata.errorCode)
+            if topicMetadata.error != .none {
+                lastProblem = kafkaErrorName(topicMetadata.error)
                 continue
             }
             var byLeader: [NodeID: [Int32]] = [:]
@@ -218,22 +219,21 @@ extension KafkaAdminClient {
             }
             for leader in byLeader.keys.sorted() {
                 let indices = byLeader[leader]!.sorted()
-                let request = DataRequest.listOffsets(ListOffsetsRequest(isolationLevel: .readUncommitted, topics: [
-                    ListOffsetsRequest.Topic(name: topic, partitions: indices.map {
-                        ListOffsetsRequest.Partition(partitionIndex: $0, timestampMilliseconds: timestampMilliseconds)
-                    }),
+                let request = KafkaRequest.listOffsets(KafkaWire.ListOffsetsRequest(replicaId: -1, topics: [
+                    .init(name: topic, partitions: indices.map { .init(partitionIndex: $0, timestamp: timestampMilliseconds) }),
                 ]))
                 let answer: (KafkaResponse, Int16)
-                do { answer = try call(apiKey: .listOffsets, node: leader) { request.kafkaRequest(version: $0) } } catch {
+                do { answer = try call(apiKey: .listOffsets, node: leader) { _ in request } } catch {
                     lastProblem = error.description
                     continue
                 }
-                guard case let .listOffsets(offsets)? = DataResponse(kafka: answer.0, version: answer.1) else { continue }
+                guard case let .listOffsets(offsets) = answer.0 else { continue }
                 for partition in offsets.topics.flatMap(\.partitions) {
-                    if partition.errorCode == .none, partition.offset != .unknown {
-                        found[partition.partitionIndex] = partition.offset
+                    let error = KafkaErrorCode(wire: partition.errorCode)
+                    if error == .none, Offset(partition.offset) != .unknown {
+                        found[partition.partitionIndex] = Offset(partition.offset)
                     } else {
-                        lastProblem = "partition \(partition.partitionIndex): \(kafkaErrorName(partition.errorCode))"
+                        lastProblem = "partition \(partition.partitionIndex): \(kafkaErrorName(error))"
                     }
                 }
             }

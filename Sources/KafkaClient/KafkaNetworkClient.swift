@@ -62,8 +62,8 @@ public final class KafkaNetworkClient {
     }
 
     /// Learns every broker a Metadata answer names.
-    public func learnBrokers(_ brokers: [MetadataResponse.Broker]) {
-        for broker in brokers {
+    public func learnBrokers(_ brokers: [KafkaWire.MetadataResponse.MetadataResponseBroker]) {
+        for broker in brokers where broker.nodeId >= 0 {
             guard let port = UInt16(exactly: broker.port), port > 0, !broker.host.isEmpty else { continue }
             setAddress(BrokerAddress(host: broker.host, port: port), for: broker.nodeID)
         }

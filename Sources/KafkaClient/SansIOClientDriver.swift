@@ -12,7 +12,7 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
     /// The most recent request failure, so a tool that stalls can say why (e.g. no broker reachable).
     public private(set) var lastNetworkError: KafkaClientError?
     /// Produce requests sent with acks=0, answered by the driver once written (Kafka sends nothing).
-    private var unansweredProduces: [UInt64: ProduceRequest] = [:]
+    private var unansweredProduces: [UInt64: KafkaWire.ProduceRequest] = [:]
 
     public init(client: Wrapped, network: KafkaNetworkClient) {
         self.client = client
@@ -44,14 +44,9 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
     private mutating func deliver(_ event: NetworkEvent) {
         let now = Clocks.wallClockNow()
         switch event {
-        case let .response(token, response, version):
-            let correlation = RequestCorrelation(token)
-            guard let answer = DataResponse(kafka: response, version: version) else {
-                client.handleTimeout(correlation: correlation, now: now)
-                return
-            }
-            if case let .metadata(metadata) = answer { network.learnBrokers(metadata.brokers) }
-            client.handle(response: answer, correlation: correlation, now: now)
+        case let .response(token, response, _):
+            if case let .metadata(metadata) = response { network.learnBrokers(metadata.brokers) }
+            client.handle(response: response, correlation: RequestCorrelation(token), now: now)
         case let .sentWithoutResponse(token):
             guard let produce = unansweredProduces.removeValue(forKey: token) else { return }
             client.handle(response: .produce(produce.answerWithoutAcknowledgement), correlation: RequestCorrelation(token), now: now)

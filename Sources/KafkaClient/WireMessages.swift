@@ -1,9 +1,8 @@
 import KafkaProtocol
 import TernCore
 
-// Every use of the generated `KafkaWire` structs by this module, in one place: the admin requests
-// that have no logical counterpart in `DataRequest` (the ApiVersions handshake is Client's
-// `KafkaConversation`).
+// The admin requests the tools send and what they read of the answers (the ApiVersions handshake
+// is Client's `KafkaConversation`).
 
 func makeCreateTopicsRequest(_ topics: [NewTopic], timeoutMilliseconds: Int32, validateOnly: Bool) -> KafkaRequest {
     var request = KafkaWire.CreateTopicsRequest()
@@ -52,7 +51,7 @@ func makeDescribeClusterRequest() -> KafkaRequest {
 func clusterDescription(fromDescribeCluster response: KafkaResponse) -> (errorCode: Int16, errorMessage: String?, description: ClusterDescription)? {
     guard case let .describeCluster(answer) = response else { return nil }
     let brokers = answer.brokers.map {
-        MetadataResponse.Broker(nodeID: NodeID($0.brokerId), host: $0.host, port: $0.port, rack: $0.rack)
+        KafkaWire.MetadataResponse.MetadataResponseBroker(nodeId: $0.brokerId, host: $0.host, port: $0.port, rack: $0.rack)
     }
     let description = ClusterDescription(clusterID: answer.clusterId, controllerID: answer.controllerId >= 0 ? NodeID(answer.controllerId) : nil,
                                          brokers: brokers, source: .describeCluster)

@@ -44,6 +44,12 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case transactionAbortable = 120
 }
 
+extension KafkaErrorCode {
+    /// The code a response field carries; codes newer than Tern's table read as
+    /// UNKNOWN_SERVER_ERROR, which every client treats as a failure it does not retry.
+    public init(wire raw: Int16) { self = KafkaErrorCode(rawValue: raw) ?? .unknownServerError }
+}
+
 extension RecordBatchError {
     /// The code a Produce response carries for a batch refused with this error, following what
     /// Kafka's LogValidator and UnifiedLog answer for the same fault: damage (bad CRC, torn

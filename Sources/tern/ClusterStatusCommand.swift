@@ -9,7 +9,7 @@ func runClusterStatus(_ arguments: [String]) {
     let admin = KafkaAdminClient(bootstrap: options.bootstrap)
     defer { admin.close() }
     let cluster: ClusterDescription
-    let metadata: MetadataResponse
+    let metadata: KafkaWire.MetadataResponse
     do {
         cluster = try admin.describeCluster()
         metadata = try admin.metadata(topics: nil)
@@ -17,7 +17,7 @@ func runClusterStatus(_ arguments: [String]) {
         failOperation(error.description)
     }
     let liveBrokers = Set(cluster.brokers.map(\.nodeID)).union(metadata.brokers.map(\.nodeID))
-    print("cluster id         \(cluster.clusterID ?? metadata.clusterID ?? "unknown")")
+    print("cluster id         \(cluster.clusterID ?? metadata.clusterId ?? "unknown")")
     let controller = cluster.controllerID ?? metadata.controllerID
     print("active controller  \(controller.map { String($0.rawValue) } ?? "none known")"
           + (cluster.source == .describeCluster ? "" : " (from Metadata)"))
@@ -25,7 +25,7 @@ func runClusterStatus(_ arguments: [String]) {
     // Kafka lists only live (unfenced) brokers; a broker named as a replica but not listed is
     // fenced or down.
     var replicaNodes = Set<NodeID>()
-    for partition in metadata.topics.flatMap(\.partitions) { replicaNodes.formUnion(partition.replicaNodes) }
+    for partition in metadata.topics.flatMap(\.partitions) { replicaNodes.formUnion(partition.replicaIDs) }
     let brokers = (cluster.brokers.count >= metadata.brokers.count ? cluster.brokers : metadata.brokers).sorted { $0.nodeID < $1.nodeID }
     print("brokers            \(brokers.count) live")
     for broker in brokers {
@@ -40,15 +40,15 @@ func runClusterStatus(_ arguments: [String]) {
     var partitionCount = 0
     var underReplicated: [String] = []
     var offline: [String] = []
-    for topic in metadata.topics.sorted(by: { $0.name < $1.name }) {
+    for topic in metadata.topics.sorted(by: { $0.topicName < $1.topicName }) {
         for partition in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
             partitionCount += 1
-            let name = "\(topic.name)-\(partition.partitionIndex)"
+            let name = "\(topic.topicName)-\(partition.partitionIndex)"
             if partition.leaderID == nil {
-                offline.append("\(name)  replicas \(nodeList(partition.replicaNodes))  isr \(nodeList(partition.isrNodes))")
+                offline.append("\(name)  replicas \(nodeList(partition.replicaIDs))  isr \(nodeList(partition.isrIDs))")
             } else if partition.isrNodes.count < partition.replicaNodes.count {
-                underReplicated.append("\(name)  leader \(partition.leaderID!)  replicas \(nodeList(partition.replicaNodes))"
-                                       + "  isr \(nodeList(partition.isrNodes))")
+                underReplicated.append("\(name)  leader \(partition.leaderID!)  replicas \(nodeList(partition.replicaIDs))"
+                                       + "  isr \(nodeList(partition.isrIDs))")
             }
         }
     }

@@ -2,11 +2,10 @@ import KafkaProtocol
 import Posix
 import TernCore
 
-// `tern bench codec`: what a Produce request and a Fetch answer cost to encode and decode in each
-// of the two message formats a broker handles today — the generated Kafka wire types, and the
-// logical requests with their own binary codec (`DataCodec`) — and along the path a real client's
-// request takes now (wire decode, mapping, and back). Issue 11 retires one format; this measures
-// first that the generated types do not slow the hot path.
+// `tern bench codec`: what a Produce request and a Fetch answer cost to encode and decode in
+// Kafka's wire format, the one message format a broker handles: a client's Produce as the broker
+// reads it, a consumer's Fetch answer (v12) and a follower's replica fetch answer (v15, with
+// Tern's tagged fields).
 
 let codecBenchmarkUsage = """
     usage: tern bench codec [--records N] [--value-bytes B] [--rounds R] [--only TEXT]
@@ -53,52 +52,30 @@ func runCodecBenchmark(_ arguments: [String]) {
     let produceVersion: Int16 = 9
     let produceHeader = KafkaRequestHeader(apiKey: .produce, apiVersion: produceVersion, correlationID: 7, clientID: "bench")
     let wireProduce = wireProduceRequest(batch)
-    let logicalProduce = DataRequest.produce(ProduceRequest(acks: -1, timeoutMilliseconds: 30_000, topics: [
-        .init(name: "bench", partitions: [.init(partitionIndex: 0, records: batch)]),
-    ]))
     let produceFrame = encodeKafkaRequest(wireProduce, header: produceHeader)
-    let logicalProduceBytes = logicalProduce.encoded()
-    report("produce request, Kafka wire (generated): encode", rounds: rounds, only: only) {
+    report("produce request v\(produceVersion): encode", rounds: rounds, only: only) {
         encodeKafkaRequest(wireProduce, header: produceHeader).count == produceFrame.count
     }
-    report("produce request, Kafka wire (generated): decode", rounds: rounds, only: only) {
+    report("produce request v\(produceVersion): decode", rounds: rounds, only: only) {
         (try? decodeKafkaRequest(produceFrame[4...]))?.header.correlationID == 7
     }
-    report("produce request, logical (DataCodec): encode", rounds: rounds, only: only) {
-        logicalProduce.encoded().count == logicalProduceBytes.count
-    }
-    report("produce request, logical (DataCodec): decode", rounds: rounds, only: only) {
-        (try? DataRequest(decoding: logicalProduceBytes)) != nil
-    }
-    report("produce request, a client's path today: wire decode + mapping", rounds: rounds, only: only) {
-        guard let decoded = try? decodeKafkaRequest(produceFrame[4...]) else { return false }
-        return DataRequest(kafka: decoded.body, version: produceVersion) != nil
-    }
 
-    let fetchVersion: Int16 = 12
-    let fetchHeader = KafkaRequestHeader(apiKey: .fetch, apiVersion: fetchVersion, correlationID: 9, clientID: "bench")
-    let logicalFetch = DataResponse.fetch(FetchResponse(topics: [.init(name: "bench", partitions: [
-        .init(partitionIndex: 0, highWatermark: Offset(Int64(records)), lastStableOffset: Offset(Int64(records)),
-              logStartOffset: .zero, records: batch),
-    ])]))
-    let wireFetch = logicalFetch.kafkaResponse(version: fetchVersion)
-    let fetchFrame = encodeKafkaResponse(wireFetch, for: fetchHeader)
-    let logicalFetchBytes = logicalFetch.encoded()
-    report("fetch answer, Kafka wire (generated): encode", rounds: rounds, only: only) {
-        encodeKafkaResponse(wireFetch, for: fetchHeader).count == fetchFrame.count
-    }
-    report("fetch answer, Kafka wire (generated): decode", rounds: rounds, only: only) {
-        (try? decodeKafkaResponse(fetchFrame[4...], apiKey: .fetch, apiVersion: fetchVersion)) != nil
-    }
-    report("fetch answer, logical (DataCodec): encode", rounds: rounds, only: only) {
-        logicalFetch.encoded().count == logicalFetchBytes.count
-    }
-    report("fetch answer, logical (DataCodec): decode", rounds: rounds, only: only) {
-        (try? DataResponse(decoding: logicalFetchBytes)) != nil
-    }
-    report("fetch answer, a client's path today: DataCodec round trip + mapping + wire encode", rounds: rounds, only: only) {
-        guard let decoded = try? DataResponse(decoding: logicalFetch.encoded()) else { return false }
-        return encodeKafkaResponse(decoded.kafkaResponse(version: fetchVersion), for: fetchHeader).count == fetchFrame.count
+    var answer = KafkaWire.FetchResponse.PartitionData(partitionIndex: 0, highWatermark: Int64(records), lastStableOffset: Int64(records),
+                                                       logStartOffset: 0, records: batch)
+    let consumerFetch = KafkaResponse.fetch(KafkaWire.FetchResponse(responses: [.init(topic: "bench", partitions: [answer])]))
+    answer.ternLeaderLogEndOffset = Int64(records)
+    let replicaFetch = KafkaResponse.fetch(KafkaWire.FetchResponse(responses: [
+        .init(topicId: KafkaUUID(mostSignificantBits: 1, leastSignificantBits: 2), partitions: [answer]),
+    ]))
+    for (kind, response, version) in [("consumer", consumerFetch, Int16(12)), ("replica", replicaFetch, SupportedAPIVersions.replicaFetchVersion)] {
+        let header = KafkaRequestHeader(apiKey: .fetch, apiVersion: version, correlationID: 9, clientID: "bench")
+        let frame = encodeKafkaResponse(response, for: header)
+        report("fetch answer v\(version) (\(kind)): encode", rounds: rounds, only: only) {
+            encodeKafkaResponse(response, for: header).count == frame.count
+        }
+        report("fetch answer v\(version) (\(kind)): decode", rounds: rounds, only: only) {
+            (try? decodeKafkaResponse(frame[4...], apiKey: .fetch, apiVersion: version)) != nil
+        }
     }
 }
 

@@ -25,7 +25,7 @@ func runConsume(_ arguments: [String]) {
     var endOffsets: [Int32: Offset] = [:]
     if options.exitAtEnd {
         let admin = KafkaAdminClient(bootstrap: options.bootstrap)
-        do { endOffsets = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsRequest.Partition.latestTimestamp) } catch {
+        do { endOffsets = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsTimestamp.latest) } catch {
             failOperation(error.description)
         }
         admin.close()

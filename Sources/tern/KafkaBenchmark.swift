@@ -190,7 +190,7 @@ private func ensureBenchmarkTopic(_ options: ProduceBenchmarkOptions) -> Int32 {
     defer { admin.close() }
     do {
         let existing = try admin.metadata(topics: [options.topic]).topics.first { $0.name == options.topic }
-        if existing == nil || existing!.errorCode == .unknownTopicOrPartition {
+        if existing == nil || existing!.error == .unknownTopicOrPartition {
             let results = try admin.createTopics([NewTopic(name: options.topic, partitionCount: options.partitionCount,
                                                            replicationFactor: options.replicationFactor)])
             for result in results where !result.succeeded && result.errorCode != 36 {  // 36: created meanwhile
@@ -200,7 +200,7 @@ private func ensureBenchmarkTopic(_ options: ProduceBenchmarkOptions) -> Int32 {
         }
         for _ in 0..<300 {
             if let topic = try admin.metadata(topics: [options.topic]).topics.first(where: { $0.name == options.topic }),
-               topic.errorCode == .none, !topic.partitions.isEmpty, topic.partitions.allSatisfy({ $0.leaderID != nil }) {
+               topic.error == .none, !topic.partitions.isEmpty, topic.partitions.allSatisfy({ $0.leaderID != nil }) {
                 return Int32(topic.partitions.count)
             }
             _ = admin.network.poll(timeout: .milliseconds(100))
@@ -217,8 +217,8 @@ private func runConsumeBenchmark(_ options: ConsumeBenchmarkOptions) {
     let admin = KafkaAdminClient(bootstrap: options.bootstrap)
     let available: Int64
     do {
-        let starts = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsRequest.Partition.earliestTimestamp)
-        let ends = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsRequest.Partition.latestTimestamp)
+        let starts = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsTimestamp.earliest)
+        let ends = try admin.offsets(topic: options.topic, partitions: partitions, timestampMilliseconds: ListOffsetsTimestamp.latest)
         available = partitions.reduce(0) { $0 + (ends[$1]!.rawValue - starts[$1]!.rawValue) }
     } catch {
         failOperation(error.description)

@@ -91,8 +91,8 @@ func topicPartitionCount(_ topic: String, bootstrap: [BrokerAddress]) -> Int32 {
         do {
             let metadata = try admin.metadata(topics: [topic])
             guard let entry = metadata.topics.first(where: { $0.name == topic }) else { failOperation("the broker did not answer for topic '\(topic)'") }
-            if entry.errorCode == .none, !entry.partitions.isEmpty { return Int32(entry.partitions.count) }
-            let code = entry.errorCode == .none ? KafkaErrorCode.unknownTopicOrPartition : entry.errorCode
+            if entry.error == .none, !entry.partitions.isEmpty { return Int32(entry.partitions.count) }
+            let code = entry.error == .none ? KafkaErrorCode.unknownTopicOrPartition : entry.error
             guard code.isRetriable, Clocks.monotonicMilliseconds() < deadlineMilliseconds else {
                 failOperation("topic '\(topic)': \(kafkaErrorName(code))")
             }

@@ -14,11 +14,11 @@ func runTopics(_ arguments: [String]) {
             try reportTopicResults(results, verb: "created")
         case .list:
             let metadata = try admin.metadata(topics: nil)
-            for name in metadata.topics.map(\.name).sorted() { print(name) }
+            for name in metadata.topics.map(\.topicName).sorted() { print(name) }
         case let .describe(name):
             let metadata = try admin.metadata(topics: name.map { [$0] })
-            if let name, let topic = metadata.topics.first(where: { $0.name == name }), topic.errorCode != .none {
-                failOperation("topic '\(name)': \(kafkaErrorName(topic.errorCode))")
+            if let name, let topic = metadata.topics.first(where: { $0.name == name }), topic.error != .none {
+                failOperation("topic '\(name)': \(kafkaErrorName(topic.error))")
             }
             printTopicDescriptions(metadata)
         case let .delete(name):
@@ -44,17 +44,17 @@ private func reportTopicResults(_ results: [TopicOperationResult], verb: String)
     if failed { exitWithoutMessage(code: 1) }
 }
 
-private func printTopicDescriptions(_ metadata: MetadataResponse) {
-    for topic in metadata.topics.sorted(by: { $0.name < $1.name }) {
+private func printTopicDescriptions(_ metadata: KafkaWire.MetadataResponse) {
+    for topic in metadata.topics.sorted(by: { $0.topicName < $1.topicName }) {
         let replicationFactor = topic.partitions.first?.replicaNodes.count ?? 0
-        print("topic \(topic.name)  partitions \(topic.partitions.count)  replication-factor \(replicationFactor)"
+        print("topic \(topic.topicName)  partitions \(topic.partitions.count)  replication-factor \(replicationFactor)"
               + (topic.isInternal ? "  internal" : ""))
         for partition in topic.partitions.sorted(by: { $0.partitionIndex < $1.partitionIndex }) {
             let leader = partition.leaderID.map { String($0.rawValue) } ?? "none"
             let flags = [partition.isrNodes.count < partition.replicaNodes.count ? "under-replicated" : nil,
                          partition.leaderID == nil ? "offline" : nil].compactMap { $0 }
             print("  partition \(partition.partitionIndex)  leader \(leader)  epoch \(partition.leaderEpoch)"
-                  + "  replicas \(nodeList(partition.replicaNodes))  isr \(nodeList(partition.isrNodes))"
+                  + "  replicas \(nodeList(partition.replicaIDs))  isr \(nodeList(partition.isrIDs))"
                   + (flags.isEmpty ? "" : "  " + flags.joined(separator: " ")))
         }
     }

@@ -10,8 +10,8 @@ let usage = """
       broker --config FILE       run one node (broker, controller or both, as process.roles says)
                                    from a server.properties file; SIGTERM: controlled shutdown
       bench log [options]        storage engine benchmark (group-committed appends, reads, recovery, CRC)
-      bench codec [options]      encode+decode cost of a 1,000-record Produce and Fetch in each message
-                                   format; see 'tern bench codec --help'
+      bench codec [options]      encode+decode cost of a 1,000-record Produce and Fetch in Kafka's
+                                   wire format; see 'tern bench codec --help'
       bench produce|consume --bootstrap HOST:PORT --topic T [options]
                                  cluster benchmark over the Kafka protocol: records/s, MB/s,
                                  send-to-ack latency p50/p99/p999 (produce), time to first record

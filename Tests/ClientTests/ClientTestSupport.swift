@@ -8,28 +8,28 @@ let topicPartition0 = TopicPartition(topic: "events", partition: 0)
 let startTime = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000)
 let brokerIDs = [NodeID(1), NodeID(2), NodeID(3)]
 
-func metadataAnswer(leader: NodeID?, epoch: Int32, topicPartition: TopicPartition = topicPartition0) -> MetadataResponse {
-    MetadataResponse(
-        brokers: brokerIDs.map { MetadataResponse.Broker(nodeID: $0, host: "broker-\($0)", port: 9092) },
-        clusterID: "tern", controllerID: NodeID(1),
-        topics: [MetadataResponse.Topic(name: topicPartition.topic, partitions: [
-            MetadataResponse.Partition(partitionIndex: topicPartition.partition, leaderID: leader, leaderEpoch: LeaderEpoch(epoch),
-                                       replicaNodes: brokerIDs, isrNodes: brokerIDs),
+func metadataAnswer(leader: NodeID?, epoch: Int32, topicPartition: TopicPartition = topicPartition0) -> KafkaWire.MetadataResponse {
+    KafkaWire.MetadataResponse(
+        brokers: brokerIDs.map { .init(nodeId: $0.rawValue, host: "broker-\($0)", port: 9092) },
+        clusterId: "tern", controllerId: 1,
+        topics: [.init(name: topicPartition.topic, partitions: [
+            .init(partitionIndex: topicPartition.partition, leaderId: leader?.rawValue ?? -1, leaderEpoch: epoch, replicaNodes: brokerIDs.map(\.rawValue),
+                  isrNodes: brokerIDs.map(\.rawValue)),
         ])])
 }
 
 /// The single batch a Produce request carries for `topicPartition`.
 func producedBatch(_ request: ClientRequest, _ topicPartition: TopicPartition = topicPartition0) -> [UInt8]? {
     guard case let .produce(produce) = request.request else { return nil }
-    return produce.topics.first { $0.name == topicPartition.topic }?
-        .partitions.first { $0.partitionIndex == topicPartition.partition }?.records
+    return produce.topicData.first { $0.name == topicPartition.topic }?
+        .partitionData.first { $0.index == topicPartition.partition }?.records
 }
 
 func baseSequence(_ batch: [UInt8]) -> Int32 { try! RecordBatchHeader.read(batch).baseSequence }
 
-func produceAnswer(_ error: KafkaErrorCode, baseOffset: Int64 = -1, topicPartition: TopicPartition = topicPartition0) -> DataResponse {
-    .produce(ProduceResponse(topics: [ProduceResponse.Topic(name: topicPartition.topic, partitions: [
-        ProduceResponse.Partition(partitionIndex: topicPartition.partition, errorCode: error, baseOffset: Offset(baseOffset)),
+func produceAnswer(_ error: KafkaErrorCode, baseOffset: Int64 = -1, topicPartition: TopicPartition = topicPartition0) -> KafkaResponse {
+    .produce(KafkaWire.ProduceResponse(responses: [.init(name: topicPartition.topic, partitionResponses: [
+        .init(index: topicPartition.partition, errorCode: error.rawValue, baseOffset: baseOffset),
     ])]))
 }
 
@@ -51,10 +51,9 @@ func storedBatch(baseOffset: Int64, epoch: Int32, values: [String], control: Boo
 }
 
 func fetchAnswer(records: [UInt8], highWatermark: Int64, error: KafkaErrorCode = .none,
-                 topicPartition: TopicPartition = topicPartition0) -> DataResponse {
-    .fetch(FetchResponse(topics: [FetchResponse.Topic(name: topicPartition.topic, partitions: [
-        FetchResponse.Partition(partitionIndex: topicPartition.partition, errorCode: error,
-                                highWatermark: Offset(highWatermark), lastStableOffset: Offset(highWatermark),
-                                logStartOffset: .zero, records: records),
+                 topicPartition: TopicPartition = topicPartition0) -> KafkaResponse {
+    .fetch(KafkaWire.FetchResponse(responses: [.init(topic: topicPartition.topic, partitions: [
+        .init(partitionIndex: topicPartition.partition, errorCode: error.rawValue, highWatermark: highWatermark,
+              lastStableOffset: highWatermark, logStartOffset: 0, records: records),
     ])]))
 }

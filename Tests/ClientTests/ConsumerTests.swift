@@ -25,15 +25,24 @@ private struct ConsumerHarness {
         return requests.filter { $0.request.apiKey != .metadata } + consumer.nextRequests(now: now)
     }
 
-    mutating func answer(_ request: ClientRequest, _ response: DataResponse) {
+    mutating func answer(_ request: ClientRequest, _ response: KafkaResponse) {
         consumer.handle(response: response, correlation: request.correlation, now: now)
         records += consumer.takeRecords()
     }
 
+    /// What a fetch asks of its partition.
+    struct FetchedPartition {
+        let fetchOffset: Offset
+        let currentLeaderEpoch: LeaderEpoch
+    }
+
     /// The single fetch among `requests`, and its partition.
-    func fetch(in requests: [ClientRequest]) -> (ClientRequest, FetchRequest.Partition)? {
+    func fetch(in requests: [ClientRequest]) -> (ClientRequest, FetchedPartition)? {
         for request in requests {
-            if case let .fetch(fetch) = request.request { return (request, fetch.topics[0].partitions[0]) }
+            guard case let .fetch(fetch) = request.request else { continue }
+            let partition = fetch.topics[0].partitions[0]
+            return (request, FetchedPartition(fetchOffset: Offset(partition.fetchOffset),
+                                              currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch)))
         }
         return nil
     }
@@ -44,10 +53,10 @@ private struct ConsumerHarness {
         var harness = ConsumerHarness(start: .earliest)
         let lookups = harness.answerMetadata(epoch: 3)
         guard case let .listOffsets(listOffsets) = lookups.first?.request else { Issue.record("expected ListOffsets"); return }
-        #expect(listOffsets.topics[0].partitions[0].timestampMilliseconds == ListOffsetsRequest.Partition.earliestTimestamp)
-        #expect(listOffsets.topics[0].partitions[0].currentLeaderEpoch == LeaderEpoch(3))
-        harness.answer(lookups[0], .listOffsets(ListOffsetsResponse(topics: [ListOffsetsResponse.Topic(name: "events", partitions: [
-            ListOffsetsResponse.Partition(partitionIndex: 0, offset: .zero, leaderEpoch: LeaderEpoch(3)),
+        #expect(listOffsets.topics[0].partitions[0].timestamp == ListOffsetsTimestamp.earliest)
+        #expect(listOffsets.topics[0].partitions[0].currentLeaderEpoch == 3)
+        harness.answer(lookups[0], .listOffsets(KafkaWire.ListOffsetsResponse(topics: [.init(name: "events", partitions: [
+            .init(partitionIndex: 0, offset: 0, leaderEpoch: 3),
         ])])))
 
         guard let (request, partition) = harness.fetch(in: harness.consumer.nextRequests(now: harness.now)) else {
@@ -105,13 +114,13 @@ private struct ConsumerHarness {
             Issue.record("expected OffsetForLeaderEpoch, got \(afterRefresh)"); return
         }
         #expect(validation.destination == NodeID(2))
-        #expect(validate.topics[0].partitions[0].leaderEpoch == LeaderEpoch(1), "the epoch of the last consumed batch")
-        #expect(validate.topics[0].partitions[0].currentLeaderEpoch == LeaderEpoch(2))
+        #expect(validate.topics[0].partitions[0].leaderEpoch == 1, "the epoch of the last consumed batch")
+        #expect(validate.topics[0].partitions[0].currentLeaderEpoch == 2)
 
         // The new leader's log ends epoch 1 at offset 2: offsets 2 and 3 were truncated.
-        harness.answer(validation, .offsetForLeaderEpoch(OffsetForLeaderEpochResponse(topics: [
-            OffsetForLeaderEpochResponse.Topic(name: "events", partitions: [
-                OffsetForLeaderEpochResponse.Partition(partitionIndex: 0, leaderEpoch: LeaderEpoch(1), endOffset: Offset(2)),
+        harness.answer(validation, .offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochResponse(topics: [
+            .init(topic: "events", partitions: [
+                .init(partition: 0, leaderEpoch: 1, endOffset: 2),
             ]),
         ])))
         #expect(harness.consumer.takeEvents() == [.truncationDetected(topicPartition0, position: Offset(4), resetTo: Offset(2))])
@@ -133,9 +142,9 @@ private struct ConsumerHarness {
         guard let validation = requests.first, case .offsetForLeaderEpoch = validation.request else {
             Issue.record("a start offset with an epoch is validated first"); return
         }
-        harness.answer(validation, .offsetForLeaderEpoch(OffsetForLeaderEpochResponse(topics: [
-            OffsetForLeaderEpochResponse.Topic(name: "events", partitions: [
-                OffsetForLeaderEpochResponse.Partition(partitionIndex: 0, leaderEpoch: LeaderEpoch(1), endOffset: Offset(9)),
+        harness.answer(validation, .offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochResponse(topics: [
+            .init(topic: "events", partitions: [
+                .init(partition: 0, leaderEpoch: 1, endOffset: 9),
             ]),
         ])))
         #expect(harness.consumer.takeEvents().isEmpty)
@@ -161,6 +170,6 @@ private struct ConsumerHarness {
         #expect(harness.consumer.takeEvents() == [.positionReset(topicPartition0, from: Offset(50), reason: .offsetOutOfRange)])
         let next = harness.consumer.nextRequests(now: harness.now)
         guard case let .listOffsets(lookup) = next.first?.request else { Issue.record("expected ListOffsets"); return }
-        #expect(lookup.topics[0].partitions[0].timestampMilliseconds == ListOffsetsRequest.Partition.earliestTimestamp)
+        #expect(lookup.topics[0].partitions[0].timestamp == ListOffsetsTimestamp.earliest)
     }
 }

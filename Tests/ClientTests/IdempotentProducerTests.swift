@@ -25,7 +25,7 @@ private struct ProducerHarness {
             case .metadata:
                 producer.handle(response: .metadata(metadataAnswer(leader: NodeID(1), epoch: 1)), correlation: request.correlation, now: now)
             case .initProducerID:
-                producer.handle(response: .initProducerID(InitProducerIDResponse(producerID: ProducerID(1000), producerEpoch: ProducerEpoch(0))),
+                producer.handle(response: .initProducerID(KafkaWire.InitProducerIdResponse(producerId: 1000, producerEpoch: 0)),
                                 correlation: request.correlation, now: now)
             default:
                 Issue.record("unexpected request before the producer id: \(request)")

@@ -9,7 +9,7 @@ import Testing
         cache.track(topic: "events")
         let first = cache.nextRequest(now: startTime)
         #expect(first?.destination == NodeID(1))
-        #expect(first?.request.topics == ["events"])
+        #expect(first?.request.topics?.map(\.name) == ["events"])
         cache.apply(metadataAnswer(leader: NodeID(2), epoch: 5), now: startTime)
         return cache
     }

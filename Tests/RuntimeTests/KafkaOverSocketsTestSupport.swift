@@ -94,7 +94,7 @@ final class LoopbackCluster {
     /// fetch requests sent next find the leader ready whichever broker they reach.
     @discardableResult
     func createTopic(_ name: String, partitionCount: Int32, replicationFactor: Int16 = 3,
-                     configs: [(name: String, value: String)] = []) throws -> MetadataResponse.Topic {
+                     configs: [(name: String, value: String)] = []) throws -> KafkaWire.MetadataResponse.MetadataResponseTopic {
         let admin = KafkaAdminClient(bootstrap: bootstrap)
         defer { admin.close() }
         let results = try admin.createTopics([NewTopic(name: name, partitionCount: partitionCount, replicationFactor: replicationFactor,
@@ -102,12 +102,12 @@ final class LoopbackCluster {
         guard results.count == 1, results[0].succeeded else {
             throw LoopbackClusterError(description: "creating \(name): \(results.map(\.errorDescription))")
         }
-        var seen: MetadataResponse.Topic?
+        var seen: KafkaWire.MetadataResponse.MetadataResponseTopic?
         let everyBrokerKnowsIt = eventually {
             hosts.allSatisfy { host in
                 guard let topic = try? metadata(of: name, from: host.nodeID) else { return false }
                 seen = topic
-                return topic.errorCode == .none && topic.partitions.count == Int(partitionCount)
+                return topic.error == .none && topic.partitions.count == Int(partitionCount)
                     && topic.partitions.allSatisfy { $0.leaderID != nil && $0.isrNodes.count == Int(replicationFactor) }
             }
         }
@@ -118,13 +118,13 @@ final class LoopbackCluster {
     }
 
     /// One topic as the broker `id` describes it in Metadata.
-    func metadata(of topic: String, from id: NodeID) throws -> MetadataResponse.Topic? {
+    func metadata(of topic: String, from id: NodeID) throws -> KafkaWire.MetadataResponse.MetadataResponseTopic? {
         let admin = KafkaAdminClient(bootstrap: [brokerAddress(of: id)], requestTimeout: .seconds(10))
         defer { admin.close() }
-        let (response, version) = try admin.call(apiKey: .metadata, node: admin.network.bootstrapNodes[0]) { version in
-            DataRequest.metadata(MetadataRequest(topics: [topic])).kafkaRequest(version: version)
+        let (response, _) = try admin.call(apiKey: .metadata, node: admin.network.bootstrapNodes[0]) { _ in
+            .metadata(KafkaWire.MetadataRequest(topics: [.init(name: topic)], allowAutoTopicCreation: false))
         }
-        guard case let .metadata(answer)? = DataResponse(kafka: response, version: version) else { return nil }
+        guard case let .metadata(answer) = response else { return nil }
         return answer.topics.first { $0.name == topic }
     }
 

@@ -266,7 +266,7 @@ import Testing
         }
         #expect(deletion.responses.map(\.name) == [topic])
         #expect(deletion.responses.map(\.errorCode) == [0])
-        #expect(eventually { (try? cluster.metadata(of: topic, from: broker))?.errorCode == .unknownTopicOrPartition })
+        #expect(eventually { (try? cluster.metadata(of: topic, from: broker))?.error == .unknownTopicOrPartition })
         // The broker that forwarded everything was not the controller while it did.
         #expect(cluster.activeController != broker)
     }

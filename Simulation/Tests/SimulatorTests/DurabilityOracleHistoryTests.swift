@@ -118,11 +118,11 @@ private final class ScriptedProducer: NodeStateMachine {
         case .message, .tick, .syncCompleted, .shutdownRequested, .clientConnected, .clientRequest, .clientDisconnected, .outboundResponse, .outboundClosed:
             return
         }
-        let request = ProduceRequest(acks: Acks.all.rawValue, timeoutMilliseconds: 30_000, topics: [
-            .init(name: "topic-0", partitions: [.init(partitionIndex: 0, records: records)]),
+        let request = KafkaWire.ProduceRequest(acks: Acks.all.rawValue, timeoutMs: 30_000, topicData: [
+            .init(name: "topic-0", partitionData: [.init(index: 0, records: records)]),
         ])
         let header = KafkaRequestHeader(apiKey: KafkaAPIKey.produce.rawValue, apiVersion: 9, correlationID: correlationID, clientID: "scripted")
-        effects.append(.sendOutbound(connection, encodeKafkaRequest(DataRequest.produce(request).kafkaRequest(version: 9), header: header)))
+        effects.append(.sendOutbound(connection, encodeKafkaRequest(.produce(request), header: header)))
     }
 }
 
@@ -146,8 +146,8 @@ private final class ScriptedLeader: NodeStateMachine {
         switch event {
         case let .clientRequest(connection, frame):
             guard let decoded = try? decodeKafkaRequest(frame[...]),
-                  case let .produce(request)? = DataRequest(kafka: decoded.body, version: decoded.header.apiVersion),
-                  let records = request.topics.first?.partitions.first?.records else { return }
+                  case let .produce(request) = decoded.body,
+                  let records = request.topicData.first?.partitionData.first?.records else { return }
             if !holdsTheBatch {
                 holdsTheBatch = true
                 writeSynced(records, to: disk)
@@ -157,9 +157,8 @@ private final class ScriptedLeader: NodeStateMachine {
         case .tick:
             guard let (connection, header, due) = awaitingAnswers.first, now >= due else { return }
             awaitingAnswers.removeFirst()
-            let response = ProduceResponse(topics: [.init(name: "topic-0", partitions: [.init(partitionIndex: 0, errorCode: .none, baseOffset: Offset(0))])])
-            let answer = DataResponse.produce(response).kafkaResponse(version: header.apiVersion)
-            effects.append(.reply(connection, encodeKafkaResponse(answer, for: header)))
+            let response = KafkaWire.ProduceResponse(responses: [.init(name: "topic-0", partitionResponses: [.init(index: 0, baseOffset: 0)])])
+            effects.append(.reply(connection, encodeKafkaResponse(.produce(response), for: header)))
         case .start, .message, .syncCompleted, .shutdownRequested, .clientConnected, .clientDisconnected, .outboundConnected, .outboundResponse, .outboundClosed:
             break
         }

@@ -34,7 +34,8 @@ public final class AdminClientNode: NodeStateMachine {
     private let operationsEnd: Instant?
     private var controllerIndex = 0
     private var brokerIndex = 0
-    private var nextCorrelationID: UInt64 = 1
+    /// Above every correlation id the recycler's producers use, so an answer names its owner.
+    private var nextCorrelationID: UInt64 = 1 << 62
     private var pending: (correlationID: UInt64, sentAt: Instant, operation: Operation)?
     /// When the next workload-topic creation or cycle step may go.
     private var nextRequestAt = Instant.zero
@@ -121,9 +122,10 @@ public final class AdminClientNode: NodeStateMachine {
         for outcome in outcomes {
             switch outcome {
             case let .answered(correlation, response):
-                recycler.handle(response, correlationID: correlation.rawValue, now: now)
-            case let .answeredInKafkaForm(correlation, response):
-                guard let pending, pending.correlationID == correlation.rawValue else { continue }
+                guard let pending, pending.correlationID == correlation.rawValue else {
+                    recycler.handle(response, correlationID: correlation.rawValue, now: now)
+                    continue
+                }
                 self.pending = nil
                 finish(pending.operation, succeeded: succeeded(pending.operation, response), now: now)
             case let .failed(correlation):
@@ -188,7 +190,7 @@ public final class AdminClientNode: NodeStateMachine {
         let outgoing = OutgoingRequest(apiKey: request.apiKey, token: correlationID, timeout: Self.requestTimeout + .seconds(1)) { _ in
             request
         }
-        connections.sendInKafkaForm(outgoing, to: brokers[brokerIndex], now: now, effects: &effects, outcomes: &outcomes)
+        connections.send(outgoing, to: brokers[brokerIndex], now: now, effects: &effects, outcomes: &outcomes)
     }
 
     /// The operation as the Kafka admin request a client would send a broker.
@@ -308,7 +310,7 @@ public final class AdminClientNode: NodeStateMachine {
         nextRequestAt = now + Self.pauseBetweenOperations
     }
 
-    private func sendRecyclerRequests(_ requests: [(destination: NodeID, correlationID: UInt64, request: DataRequest)],
+    private func sendRecyclerRequests(_ requests: [(destination: NodeID, correlationID: UInt64, request: KafkaRequest)],
                                       now: Instant, effects: inout [NodeEffect]) {
         for request in requests {
             let clientRequest = ClientRequest(destination: request.destination, request: request.request,

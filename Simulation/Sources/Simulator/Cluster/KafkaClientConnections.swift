@@ -6,9 +6,7 @@ import TernCore
 
 /// How a simulated client's request ended.
 enum ClientRequestOutcome {
-    case answered(RequestCorrelation, DataResponse)
-    /// The answer to a request sent as a Kafka message (`send(_:to:)`: admin requests).
-    case answeredInKafkaForm(RequestCorrelation, KafkaResponse)
+    case answered(RequestCorrelation, KafkaResponse)
     /// Lost with its connection, timed out, or unanswerable: the client retries as after a timeout.
     case failed(RequestCorrelation)
 }
@@ -20,7 +18,6 @@ extension SansIOKafkaClient {
             switch outcome {
             case let .answered(correlation, response): handle(response: response, correlation: correlation, now: now)
             case let .failed(correlation): handleTimeout(correlation: correlation, now: now)
-            case .answeredInKafkaForm: preconditionFailure("a producer or consumer sends no Kafka-form requests")
             }
         }
     }
@@ -30,7 +27,7 @@ extension SansIOKafkaClient {
 /// opened on the first request to it, running Client's `KafkaConversation` (ApiVersions
 /// handshake, negotiated versions, pipelined frames answered in order) — the same conversation the
 /// `tern` tools run over real sockets. Requests leave as real Kafka request frames; answers come
-/// back as frames and are decoded into the client's `DataResponse`s. A connection that closes,
+/// back as frames, decoded at the version their request was sent at. A connection that closes,
 /// times out or breaks the protocol fails every request on it, as Kafka's clients do.
 struct KafkaClientConnections {
     private struct Connection {
@@ -45,9 +42,7 @@ struct KafkaClientConnections {
     private var byBroker: [NodeID: Connection] = [:]
     private var brokerByConnection: [OutboundConnectionID: NodeID] = [:]
     /// acks=0 produces, answered by the client itself once written.
-    private var unansweredProduces: [UInt64: ProduceRequest] = [:]
-    /// Requests sent as Kafka messages, whose answers stay Kafka messages.
-    private var kafkaFormRequests: Set<UInt64> = []
+    private var unansweredProduces: [UInt64: KafkaWire.ProduceRequest] = [:]
     private var nextConnectionID: UInt64 = 1
     private var events: [ConversationEvent] = []
 
@@ -71,15 +66,8 @@ struct KafkaClientConnections {
         send(request.outgoing(timeout: timeout), to: request.destination, now: now, effects: &effects, outcomes: &outcomes)
     }
 
-    /// Sends a Kafka request as it is (built at the negotiated version); its answer comes back as
-    /// `answeredInKafkaForm`, named by the request's token.
-    mutating func sendInKafkaForm(_ request: OutgoingRequest, to broker: NodeID, now: Instant, effects: inout [NodeEffect],
-                                  outcomes: inout [ClientRequestOutcome]) {
-        kafkaFormRequests.insert(request.token)
-        send(request, to: broker, now: now, effects: &effects, outcomes: &outcomes)
-    }
-
-    private mutating func send(_ request: OutgoingRequest, to broker: NodeID, now: Instant, effects: inout [NodeEffect],
+    /// Sends a request built at the negotiated version; its outcome is named by the request's token.
+    mutating func send(_ request: OutgoingRequest, to broker: NodeID, now: Instant, effects: inout [NodeEffect],
                                outcomes: inout [ClientRequestOutcome]) {
         if byBroker[broker] == nil {
             let id = OutboundConnectionID(rawValue: nextConnectionID)
@@ -149,16 +137,13 @@ struct KafkaClientConnections {
 
     private mutating func outcome(of event: ConversationEvent) -> ClientRequestOutcome {
         switch event {
-        case let .response(token, response, version):
-            if kafkaFormRequests.remove(token) != nil { return .answeredInKafkaForm(RequestCorrelation(token), response) }
-            guard let answer = DataResponse(kafka: response, version: version) else { return .failed(RequestCorrelation(token)) }
-            return .answered(RequestCorrelation(token), answer)
+        case let .response(token, response, _):
+            return .answered(RequestCorrelation(token), response)
         case let .sentWithoutResponse(token):
             guard let produce = unansweredProduces.removeValue(forKey: token) else { return .failed(RequestCorrelation(token)) }
             return .answered(RequestCorrelation(token), .produce(produce.answerWithoutAcknowledgement))
         case let .failed(token, _):
             unansweredProduces[token] = nil
-            kafkaFormRequests.remove(token)
             return .failed(RequestCorrelation(token))
         }
     }

@@ -163,7 +163,7 @@ struct TopicRecycler {
 
     /// Moves the incarnation's life along and returns the data requests to send.
     /// `wallClock` (the time of day) stamps the records written.
-    mutating func tick(now: Instant, wallClock: Instant) -> [(destination: NodeID, correlationID: UInt64, request: DataRequest)] {
+    mutating func tick(now: Instant, wallClock: Instant) -> [(destination: NodeID, correlationID: UInt64, request: KafkaRequest)] {
         for (wireID, sentAt) in inFlight.sorted(by: { $0.key < $1.key }) where now - sentAt >= Self.requestTimeout {
             inFlight[wireID] = nil
             producer?.handleTimeout(correlation: RequestCorrelation(wireID & Self.correlationMask), now: now)
@@ -177,14 +177,14 @@ struct TopicRecycler {
     }
 
     /// A data-plane answer addressed to the recycler's producers.
-    mutating func handle(_ response: DataResponse, correlationID: UInt64, now: Instant) {
+    mutating func handle(_ response: KafkaResponse, correlationID: UInt64, now: Instant) {
         guard correlationID >> Self.incarnationShift == UInt64(incarnation), inFlight.removeValue(forKey: correlationID) != nil else {
             return  // for an earlier incarnation's producer, or given up on
         }
         producer?.handle(response: response, correlation: RequestCorrelation(correlationID & Self.correlationMask), now: now)
     }
 
-    mutating func requests(now: Instant) -> [(destination: NodeID, correlationID: UInt64, request: DataRequest)] {
+    mutating func requests(now: Instant) -> [(destination: NodeID, correlationID: UInt64, request: KafkaRequest)] {
         if case let .quiet(until) = phase, now >= until { phase = .deleting }
         guard var producer else { return [] }
         let requests = producer.nextRequests(now: now)
