@@ -218,6 +218,8 @@ extension BrokerDataPlane {
         // Kafka's Fetch v13 check: a follower of another topic of this name (one of the two has
         // not yet applied its deletion and re-creation) must neither get these records nor have
         // its position counted toward this topic's high watermark. Both wait for the metadata.
+        // The id was already resolved through the image, which the hosted replicas follow; this
+        // holds the line should they ever part.
         guard topicID == .zero || topicID == hosted.topicID.kafkaUUID else {
             return FetchPartitionAnswer(partitionIndex: index, errorCode: KafkaErrorCode.unknownTopicID.rawValue)
         }

@@ -266,11 +266,18 @@ public final class TopicIncarnationChecker: SimulationChecker {
     private func noteFollowerFetch(_ request: KafkaWire.FetchRequest, correlationID: UInt64, from follower: NodeID,
                                    _ dataPlane: BrokerDataPlane, now: Instant) {
         var incarnations: [Int32: UInt32] = [:]
-        // Followers name topics by id: the id the request carries is the incarnation asked for
-        // (the follower may move on later in the event that sent it).
         for topic in request.topics {
-            guard let asked = incarnation(of: TopicID(kafka: topic.topicId)) else { continue }
-            for partition in topic.partitions { incarnations[partition.partition] = asked }
+            for partition in topic.partitions {
+                // The id the request carries is the incarnation asked for: the follower may move
+                // on later in the event that sent it. One that names the topic by name (before
+                // Fetch v13) asks for what it hosts.
+                if topic.topicId != .zero {
+                    guard let asked = incarnation(of: TopicID(kafka: topic.topicId)) else { continue }
+                    incarnations[partition.partition] = asked
+                } else if topic.topic == topicName {
+                    incarnations[partition.partition] = hostedIncarnation(dataPlane, TopicPartition(topic: topicName, partition: partition.partition))
+                }
+            }
         }
         guard !incarnations.isEmpty else { return }
         followerFetches[RequestKey(node: follower, correlationID: correlationID)] = (now, incarnations)
