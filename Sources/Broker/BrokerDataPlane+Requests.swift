@@ -77,7 +77,8 @@ extension BrokerDataPlane {
             if let response = handleInitProducerID(initProducerID, from: requester, now: now) {
                 answer(.initProducerID(response), to: requester)
             }
-        case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .createPartitions, .electLeaders, .describeCluster:
+        case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .createPartitions, .electLeaders,
+             .alterPartitionReassignments, .describeCluster:
             preconditionFailure("API \(request.apiKey) is not a data-plane request")
         }
     }

@@ -55,6 +55,8 @@ private final class DataPlaneHarness {
     /// When set, the scripted controller refuses forwarded admin requests this many times first.
     var adminRefusalsLeft = 0
     var adminRequestsSeen = 0
+    /// The reassignments the scripted controller was asked for.
+    var reassignmentsAsked: [AlterPartitionReassignmentsRequest] = []
     /// Fetches (with their long-poll wait) the followers sent.
     var followerFetchWaits: [Int32] = []
     var nextCorrelationID: UInt64 = 1
@@ -199,6 +201,13 @@ private final class DataPlaneHarness {
                                                      partitionCount: 1, replicationFactor: 3)
                 })))
             }
+        case let .controllerRequest(correlationID, .alterPartitionReassignments(request)):
+            reassignmentsAsked.append(request)
+            // As the controller answers: a cancel of a partition that is not moving is refused.
+            reply = .controllerResponse(correlationID: correlationID, response: .alterPartitionReassignments(
+                AlterPartitionReassignmentsResponse(partitions: request.reassignments.map {
+                    .init(topicPartition: $0.topicPartition, error: $0.targetReplicas == nil ? .noReassignmentInProgress : .none)
+                })))
         default:
             return
         }
@@ -584,6 +593,29 @@ private final class DataPlaneHarness {
     #expect(cluster.adminAnswers[abandoned] == nil)
     cluster.advance(.seconds(2)) { cluster.adminAnswers[abandoned] != nil }
     #expect(cluster.adminAnswers[abandoned] == .some(nil), "given up with notController")
+}
+
+/// A client's AlterPartitionReassignments (API 45) reaches the active controller through any
+/// broker's front door, null replicas (a cancel) included, and the controller's per-partition
+/// answers come back in Kafka's response.
+@Test func partitionReassignmentsAreForwardedFromTheFrontDoor() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(3) != nil }
+    let asked = cluster.send(.alterPartitionReassignments(KafkaWire.AlterPartitionReassignmentsRequest(timeoutMs: 5_000, topics: [
+        .init(name: topicName, partitions: [.init(partitionIndex: 0, replicas: [3, 1, 2]), .init(partitionIndex: 1, replicas: nil)]),
+    ])), to: NodeID(2))
+    cluster.advance(.seconds(1)) { cluster.responses[asked] != nil }
+    #expect(cluster.reassignmentsAsked == [AlterPartitionReassignmentsRequest(reassignments: [
+        .init(topicPartition: partition0, targetReplicas: [NodeID(3), NodeID(1), NodeID(2)]),
+        .init(topicPartition: TopicPartition(topic: topicName, partition: 1), targetReplicas: nil),
+    ])])
+    guard case let .alterPartitionReassignments(answer)? = cluster.responses[asked] else {
+        Issue.record("no AlterPartitionReassignments answer: \(String(describing: cluster.responses[asked]))")
+        return
+    }
+    #expect(answer.errorCode == 0)
+    #expect(answer.responses.map(\.name) == [topicName])
+    #expect(answer.responses.first?.partitions.map(\.errorCode) == [0, ControllerErrorCode.noReassignmentInProgress.rawValue])
 }
 
 /// Seed 1656 of the 10,000-seed sweep: a follower found corruption while its metadata image still

@@ -44,6 +44,9 @@ enum KafkaWireSamples {
             .init(name: "other", count: 3, assignments: nil),
         ], timeoutMs: 1_000, validateOnly: true)),
         .electLeaders(.init(electionType: 1, topicPartitions: [.init(topic: "orders", partitions: [0, 1])], timeoutMs: 9_000)),
+        .alterPartitionReassignments(.init(timeoutMs: 30_000, topics: [
+            .init(name: "orders", partitions: [.init(partitionIndex: 0, replicas: [3, 1, 2]), .init(partitionIndex: 1, replicas: nil)]),
+        ])),
         .describeCluster(.init(includeClusterAuthorizedOperations: true, endpointType: 2)),
     ]
 
@@ -98,6 +101,10 @@ enum KafkaWireSamples {
         .createPartitions(.init(throttleTimeMs: 0, results: [.init(name: "orders", errorCode: 37, errorMessage: "too few")])),
         .electLeaders(.init(throttleTimeMs: 0, errorCode: 0, replicaElectionResults: [
             .init(topic: "orders", partitionResult: [.init(partitionId: 0, errorCode: 84, errorMessage: nil)]),
+        ])),
+        .alterPartitionReassignments(.init(throttleTimeMs: 0, errorCode: 0, errorMessage: nil, responses: [
+            .init(name: "orders", partitions: [.init(partitionIndex: 0, errorCode: 0, errorMessage: nil),
+                                               .init(partitionIndex: 1, errorCode: 85, errorMessage: "no reassignment in progress")]),
         ])),
         .describeCluster(.init(throttleTimeMs: 0, errorCode: 0, errorMessage: nil, endpointType: 1, clusterId: "tern-cluster", controllerId: 1,
                                brokers: [.init(brokerId: 1, host: "127.0.0.1", port: 19092, rack: nil)], clusterAuthorizedOperations: 0)),

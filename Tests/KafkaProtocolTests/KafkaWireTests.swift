@@ -38,6 +38,7 @@ import Testing
             case .describeConfigs: generated = KafkaWire.DescribeConfigsRequest.versions
             case .createPartitions: generated = KafkaWire.CreatePartitionsRequest.versions
             case .electLeaders: generated = KafkaWire.ElectLeadersRequest.versions
+            case .alterPartitionReassignments: generated = KafkaWire.AlterPartitionReassignmentsRequest.versions
             case .describeCluster: generated = KafkaWire.DescribeClusterRequest.versions
             }
             #expect(generated == advertised, "\(key)")

@@ -39,6 +39,7 @@ let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     ("CreatePartitions", 0...3),
     ("ElectLeaders", 0...2),
     ("DescribeCluster", 0...1),
+    ("AlterPartitionReassignments", 0...0),
 ]
 
 /// Tern's own fields on Kafka's messages: tagged fields, so Kafka's clients and brokers skip them

@@ -124,6 +124,15 @@ extension KafkaFrontend {
                 topics.flatMap { topic in topic.partitions.map { TopicPartition(topic: topic.topic, partition: $0) } }
             }
             return .electLeaders(ElectLeadersRequest(electionType: type, partitions: partitions))
+        case let .alterPartitionReassignments(alter):
+            // A null replica list cancels the partition's reassignment; negative ids name no broker.
+            return .alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: alter.topics.flatMap { topic in
+                topic.partitions.map { partition in
+                    AlterPartitionReassignmentsRequest.Reassignment(
+                        topicPartition: TopicPartition(topic: topic.name, partition: partition.partitionIndex),
+                        targetReplicas: partition.replicas.map { $0.map(NodeID.init) })
+                }
+            }))
         default:
             return nil
         }
@@ -136,6 +145,7 @@ extension KafkaFrontend {
         case let .deleteTopics(delete): milliseconds = delete.timeoutMs
         case let .createPartitions(create): milliseconds = create.timeoutMs
         case let .electLeaders(elect): milliseconds = elect.timeoutMs
+        case let .alterPartitionReassignments(alter): milliseconds = alter.timeoutMs
         default: return defaultRequestTimeout
         }
         return milliseconds > 0 ? .milliseconds(Int64(milliseconds)) : defaultRequestTimeout
@@ -178,6 +188,8 @@ extension KafkaFrontend {
             return .createPartitions(wire)
         case let (.electLeaders(elected), .electLeaders):
             return .electLeaders(electLeadersResponse(elected.partitions.map { ($0.topicPartition, $0.error.rawValue, $0.message) }))
+        case let (.alterPartitionReassignments(altered), .alterPartitionReassignments):
+            return .alterPartitionReassignments(reassignmentsResponse(altered.partitions.map { ($0.topicPartition, $0.error.rawValue, $0.message) }))
         default:
             return nil
         }
@@ -205,9 +217,30 @@ extension KafkaFrontend {
             })
             response.errorCode = error.rawValue
             return .electLeaders(response)
+        case let .alterPartitionReassignments(alter):
+            var response = reassignmentsResponse(alter.topics.flatMap { topic in
+                topic.partitions.map { (TopicPartition(topic: topic.name, partition: $0.partitionIndex), error.rawValue, nil) }
+            })
+            response.errorCode = error.rawValue
+            return .alterPartitionReassignments(response)
         default:
             return nil
         }
+    }
+
+    /// Results grouped by topic in the order given (the controller answers partition by partition).
+    private static func reassignmentsResponse(_ results: [(TopicPartition, Int16, String?)]) -> KafkaWire.AlterPartitionReassignmentsResponse {
+        var byTopic: [KafkaWire.AlterPartitionReassignmentsResponse.ReassignableTopicResponse] = []
+        for (topicPartition, code, message) in results {
+            let partition = KafkaWire.AlterPartitionReassignmentsResponse.ReassignablePartitionResponse(
+                partitionIndex: topicPartition.partition, errorCode: code, errorMessage: message)
+            if byTopic.last?.name == topicPartition.topic {
+                byTopic[byTopic.count - 1].partitions.append(partition)
+            } else {
+                byTopic.append(.init(name: topicPartition.topic, partitions: [partition]))
+            }
+        }
+        return KafkaWire.AlterPartitionReassignmentsResponse(errorMessage: nil, responses: byTopic)
     }
 
     private static func electLeadersResponse(_ results: [(TopicPartition, Int16, String?)]) -> KafkaWire.ElectLeadersResponse {

@@ -178,7 +178,7 @@ struct KafkaFrontend {
         case let .describeConfigs(request):
             answerNow(.describeConfigs(Self.describeConfigs(request, image: broker.dataPlane.image)), header: header,
                       on: connection, now: now)
-        case .createTopics, .deleteTopics, .createPartitions, .electLeaders:
+        case .createTopics, .deleteTopics, .createPartitions, .electLeaders, .alterPartitionReassignments:
             guard let adminRequest = Self.controllerRequest(for: decoded.body) else {
                 effects.append(.closeClient(connection))
                 return nil

@@ -14,6 +14,7 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
     case describeConfigs = 32
     case createPartitions = 37
     case electLeaders = 43
+    case alterPartitionReassignments = 45
     case describeCluster = 60
 
     /// Whether `version` uses compact encodings and tagged fields (the schema's flexibleVersions);
@@ -32,6 +33,7 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
         case .describeConfigs: return KafkaWire.DescribeConfigsRequest.isFlexible(version: version)
         case .createPartitions: return KafkaWire.CreatePartitionsRequest.isFlexible(version: version)
         case .electLeaders: return KafkaWire.ElectLeadersRequest.isFlexible(version: version)
+        case .alterPartitionReassignments: return KafkaWire.AlterPartitionReassignmentsRequest.isFlexible(version: version)
         case .describeCluster: return KafkaWire.DescribeClusterRequest.isFlexible(version: version)
         }
     }
@@ -55,6 +57,7 @@ public enum SupportedAPIVersions {
         case .describeConfigs: return 1...4
         case .createPartitions: return 0...3
         case .electLeaders: return 0...2
+        case .alterPartitionReassignments: return 0...0
         case .describeCluster: return 0...1
         }
     }
@@ -147,6 +150,7 @@ public enum KafkaRequest: Sendable, Equatable {
     case describeConfigs(KafkaWire.DescribeConfigsRequest)
     case createPartitions(KafkaWire.CreatePartitionsRequest)
     case electLeaders(KafkaWire.ElectLeadersRequest)
+    case alterPartitionReassignments(KafkaWire.AlterPartitionReassignmentsRequest)
     case describeCluster(KafkaWire.DescribeClusterRequest)
 
     public var apiKey: KafkaAPIKey {
@@ -163,6 +167,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case .describeConfigs: return .describeConfigs
         case .createPartitions: return .createPartitions
         case .electLeaders: return .electLeaders
+        case .alterPartitionReassignments: return .alterPartitionReassignments
         case .describeCluster: return .describeCluster
         }
     }
@@ -182,6 +187,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
         case .createPartitions: self = .createPartitions(try .init(decoding: &reader, version: version))
         case .electLeaders: self = .electLeaders(try .init(decoding: &reader, version: version))
+        case .alterPartitionReassignments: self = .alterPartitionReassignments(try .init(decoding: &reader, version: version))
         case .describeCluster: self = .describeCluster(try .init(decoding: &reader, version: version))
         }
     }
@@ -200,6 +206,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case let .describeConfigs(body): body.encode(into: &writer, version: version)
         case let .createPartitions(body): body.encode(into: &writer, version: version)
         case let .electLeaders(body): body.encode(into: &writer, version: version)
+        case let .alterPartitionReassignments(body): body.encode(into: &writer, version: version)
         case let .describeCluster(body): body.encode(into: &writer, version: version)
         }
     }
@@ -219,6 +226,7 @@ public enum KafkaResponse: Sendable, Equatable {
     case describeConfigs(KafkaWire.DescribeConfigsResponse)
     case createPartitions(KafkaWire.CreatePartitionsResponse)
     case electLeaders(KafkaWire.ElectLeadersResponse)
+    case alterPartitionReassignments(KafkaWire.AlterPartitionReassignmentsResponse)
     case describeCluster(KafkaWire.DescribeClusterResponse)
 
     public var apiKey: KafkaAPIKey {
@@ -235,6 +243,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case .describeConfigs: return .describeConfigs
         case .createPartitions: return .createPartitions
         case .electLeaders: return .electLeaders
+        case .alterPartitionReassignments: return .alterPartitionReassignments
         case .describeCluster: return .describeCluster
         }
     }
@@ -253,6 +262,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
         case .createPartitions: self = .createPartitions(try .init(decoding: &reader, version: version))
         case .electLeaders: self = .electLeaders(try .init(decoding: &reader, version: version))
+        case .alterPartitionReassignments: self = .alterPartitionReassignments(try .init(decoding: &reader, version: version))
         case .describeCluster: self = .describeCluster(try .init(decoding: &reader, version: version))
         }
     }
@@ -271,6 +281,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case let .describeConfigs(body): body.encode(into: &writer, version: version)
         case let .createPartitions(body): body.encode(into: &writer, version: version)
         case let .electLeaders(body): body.encode(into: &writer, version: version)
+        case let .alterPartitionReassignments(body): body.encode(into: &writer, version: version)
         case let .describeCluster(body): body.encode(into: &writer, version: version)
         }
     }

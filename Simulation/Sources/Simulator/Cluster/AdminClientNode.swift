@@ -9,12 +9,10 @@ import TernCore
 /// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
 /// partition reassignments, and a scratch topic created and deleted again, in a cycle; beside the
 /// cycle, a topic deleted and created again under the same name over and over, with records
-/// written to each incarnation (`TopicRecycler`). CreateTopics, DeleteTopics and ElectLeaders go as
-/// Kafka requests to a broker's front door, which forwards them to the active controller (as
-/// Kafka's admin clients do since KIP-590); on a failure or timeout it asks the next broker.
-/// Reassignments go to the controllers directly (the front door does not forward
-/// AlterPartitionReassignments yet), following NOT_CONTROLLER answers. It never crashes (the
-/// nemesis leaves clients alone).
+/// written to each incarnation (`TopicRecycler`). Every request (CreateTopics, DeleteTopics,
+/// ElectLeaders, AlterPartitionReassignments) goes as a Kafka request to a broker's front door,
+/// which forwards it to the active controller (as Kafka's admin clients do since KIP-590); on a
+/// failure or timeout it asks the next broker. It never crashes (the nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
     public let nodeID: NodeID
     public var tickInterval: Duration { .milliseconds(100) }
@@ -25,14 +23,12 @@ public final class AdminClientNode: NodeStateMachine {
     /// The recycled topic: its incarnations and the records acknowledged for them.
     private(set) var recycler: TopicRecycler
 
-    private let controllers: [NodeID]
     private let brokers: [NodeID]
     private let topicCount: Int
     private let partitionsPerTopic: Int32
     private let replicationFactor: Int16
     private let minInSyncReplicas: Int
     private let operationsEnd: Instant?
-    private var controllerIndex = 0
     private var brokerIndex = 0
     /// Above every correlation id the recycler's producers use, so an answer names its owner.
     private var nextCorrelationID: UInt64 = 1 << 62
@@ -42,10 +38,8 @@ public final class AdminClientNode: NodeStateMachine {
     /// Position in the operator cycle, and how many scratch topics were made.
     private var cycleStep = 0
     private var scratchTopics = 0
-    /// The recycler's records travel as Kafka frames through the brokers' front doors; the
-    /// operator's requests go to the controllers directly (Kafka's admin client would send them to
-    /// a broker, which forwards them: the front door forwards CreateTopics, DeleteTopics and
-    /// ElectLeaders, not yet AlterPartitionReassignments).
+    /// The recycler's records and the operator's requests travel as Kafka frames through the
+    /// brokers' front doors.
     private var connections = KafkaClientConnections(clientID: "simulated-admin")
     private var outcomes: [ClientRequestOutcome] = []
 
@@ -73,12 +67,11 @@ public final class AdminClientNode: NodeStateMachine {
         }
     }
 
-    init(environment: NodeEnvironment, controllers: [NodeID], brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
+    init(environment: NodeEnvironment, brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
          replicationFactor: Int16, minInSyncReplicas: Int, operationsEnd: Instant?) {
         nodeID = environment.nodeID
         self.brokers = brokers
         self.minInSyncReplicas = minInSyncReplicas
-        self.controllers = controllers
         self.topicCount = topics
         self.partitionsPerTopic = partitionsPerTopic
         self.replicationFactor = replicationFactor
@@ -94,7 +87,6 @@ public final class AdminClientNode: NodeStateMachine {
         case .tick:
             if let pending, now - pending.sentAt >= Self.requestTimeout {
                 self.pending = nil
-                controllerIndex = (controllerIndex + 1) % controllers.count
                 brokerIndex = (brokerIndex + 1) % brokers.count
             }
             if pending == nil, let operation = nextOperation(now: now) {
@@ -103,10 +95,8 @@ public final class AdminClientNode: NodeStateMachine {
             connections.expire(now: now, effects: &effects, outcomes: &outcomes)
             deliverOutcomes(now: now)
             sendRecyclerRequests(recycler.tick(now: now, wallClock: wallClock), now: now, effects: &effects)
-        case let .message(_, bytes):
-            guard let message = try? PeerMessage(decoding: bytes) else { return }
-            onMessage(message, now: now)
-            sendRecyclerRequests(recycler.requests(now: now), now: now, effects: &effects)
+        case .message:
+            break  // it is no node of the cluster: peers send it nothing
         case .outboundConnected, .outboundResponse, .outboundClosed:
             _ = connections.handle(event, now: now, effects: &effects, outcomes: &outcomes)
             deliverOutcomes(now: now)
@@ -178,14 +168,6 @@ public final class AdminClientNode: NodeStateMachine {
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         pending = (correlationID, now, operation)
-        if case let .reassign(topicPartition, target) = operation {
-            let request = ControllerRequest.alterPartitionReassignments(AlterPartitionReassignmentsRequest(reassignments: [
-                .init(topicPartition: topicPartition, targetReplicas: target),
-            ]))
-            effects.append(.send(to: controllers[controllerIndex],
-                                 bytes: PeerMessage.controllerRequest(correlationID: correlationID, request: request).encoded()))
-            return
-        }
         let request = kafkaRequest(for: operation)
         let outgoing = OutgoingRequest(apiKey: request.apiKey, token: correlationID, timeout: Self.requestTimeout + .seconds(1)) { _ in
             request
@@ -213,8 +195,10 @@ public final class AdminClientNode: NodeStateMachine {
             return deleteTopics(name, timeoutMilliseconds: timeoutMilliseconds)
         case .recycle(.delete):
             return deleteTopics(TopicRecycler.topicName, timeoutMilliseconds: timeoutMilliseconds)
-        case .reassign:
-            preconditionFailure("reassignments go to the controllers")
+        case let .reassign(topicPartition, target):
+            return .alterPartitionReassignments(KafkaWire.AlterPartitionReassignmentsRequest(timeoutMs: timeoutMilliseconds, topics: [
+                .init(name: topicPartition.topic, partitions: [.init(partitionIndex: topicPartition.partition, replicas: target.map(\.rawValue))]),
+            ]))
         }
     }
 
@@ -247,32 +231,6 @@ public final class AdminClientNode: NodeStateMachine {
         return .deleteTopics(request)
     }
 
-    private func onMessage(_ message: PeerMessage, now: Instant) {
-        switch message {
-        case let .controllerResponse(correlationID, response):
-            guard let pending, pending.correlationID == correlationID else { return }
-            self.pending = nil
-            finish(pending.operation, succeeded: succeeded(pending.operation, response), now: now)
-        case let .notController(correlationID, hint):
-            guard pending?.correlationID == correlationID else { return }
-            pending = nil
-            if let hint, let index = controllers.firstIndex(of: hint) {
-                controllerIndex = index
-            } else {
-                controllerIndex = (controllerIndex + 1) % controllers.count
-            }
-            nextRequestAt = now + .milliseconds(100)
-        default:
-            return
-        }
-    }
-
-    /// A reassignment the controller answered.
-    private func succeeded(_ operation: Operation, _ response: ControllerResponse) -> Bool {
-        guard case .reassign = operation, case let .alterPartitionReassignments(reply) = response else { return false }
-        return reply.partitions.first?.error == ControllerErrorCode.none
-    }
-
     /// A retry of a request whose answer was lost finds its work done: that counts as success.
     private func succeeded(_ operation: Operation, _ response: KafkaResponse) -> Bool {
         switch (operation, response) {
@@ -280,6 +238,9 @@ public final class AdminClientNode: NodeStateMachine {
              let (.recycle(.create), .createTopics(reply)):
             let error = reply.topics.first?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue
             return error == KafkaErrorCode.none.rawValue || error == ControllerErrorCode.topicAlreadyExists.rawValue
+        case let (.reassign, .alterPartitionReassignments(reply)):
+            return reply.errorCode == KafkaErrorCode.none.rawValue
+                && reply.responses.first?.partitions.first?.errorCode == KafkaErrorCode.none.rawValue
         case let (.preferredElection, .electLeaders(reply)):
             // Per-partition refusals (leader not available) are the operator's to retry later.
             return reply.errorCode == KafkaErrorCode.none.rawValue

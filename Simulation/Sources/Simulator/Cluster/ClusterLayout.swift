@@ -112,7 +112,7 @@ public struct ClusterLayout: Sendable {
     public func makeNode(_ environment: NodeEnvironment) -> any NodeStateMachine {
         let id = environment.nodeID
         if id == Self.adminClientID {
-            return AdminClientNode(environment: environment, controllers: controllerIDs, brokers: brokerIDs, topics: topics,
+            return AdminClientNode(environment: environment, brokers: brokerIDs, topics: topics,
                                    partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor,
                                    minInSyncReplicas: minInSyncReplicas,
                                    operationsEnd: operatorActionsDuration.map { .zero + $0 })
