@@ -105,13 +105,20 @@ public enum KafkaFraming {
     /// Splits bytes holding whole size-prefixed frames into the frames (prefixes removed); nil when
     /// they do not end on a frame boundary.
     public static func splitFrames(_ bytes: [UInt8]) -> [[UInt8]]? {
+        frameRanges(bytes)?.map { Array(bytes[$0]) }
+    }
+
+    /// Where each frame of bytes holding whole size-prefixed frames lies (prefixes left out),
+    /// without copying any; nil when they do not end on a frame boundary.
+    public static func frameRanges(_ bytes: [UInt8]) -> [Range<Int>]? {
         var reader = ByteReader(bytes)
-        var frames: [[UInt8]] = []
+        var ranges: [Range<Int>] = []
         while reader.remaining > 0 {
-            guard let size = try? reader.readInt32(), size >= 0, let frame = try? reader.readBytes(Int(size)) else { return nil }
-            frames.append(frame)
+            guard let size = try? reader.readInt32(), size >= 0, Int(size) <= reader.remaining else { return nil }
+            ranges.append(reader.position..<(reader.position + Int(size)))
+            try? reader.skip(Int(size))
         }
-        return frames
+        return ranges
     }
 }
 

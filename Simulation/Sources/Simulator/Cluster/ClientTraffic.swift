@@ -37,7 +37,9 @@ struct ClientTraffic {
     mutating func request(in delivered: DeliveredEvent, simulation: SimulationView) -> (ClientExchange, KafkaRequest)? {
         switch delivered.event {
         case let .clientRequest(connection, frame):
-            guard let decoded = try? decodeKafkaRequest(frame[...]), let apiKey = decoded.header.knownAPIKey, apis.contains(apiKey),
+            // The API key leads the frame: requests of other APIs are not decoded at all.
+            guard frame.count >= 2, let peeked = KafkaAPIKey(rawValue: Int16(bitPattern: UInt16(frame[0]) << 8 | UInt16(frame[1]))), apis.contains(peeked),
+                  let decoded = try? decodeKafkaRequest(frame[...]), let apiKey = decoded.header.knownAPIKey,
                   let client = simulation.client(of: connection) else { return nil }
             let request = decoded.body
             let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: decoded.header.correlationID)
@@ -66,12 +68,13 @@ struct ClientTraffic {
             case .halt, .exit: return answers
             default: break
             }
-            guard case let .reply(connection, bytes) = effect, let frames = KafkaFraming.splitFrames(bytes) else { continue }
+            // Only frames answering a remembered request are decoded (or copied).
+            guard !pending.isEmpty, case let .reply(connection, bytes) = effect, let frames = KafkaFraming.frameRanges(bytes) else { continue }
             for frame in frames {
-                guard let correlationID = KafkaFraming.correlationID(ofResponse: frame) else { continue }
+                guard let correlationID = KafkaFraming.correlationID(ofResponse: bytes, at: frame.lowerBound) else { continue }
                 let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: correlationID)
                 guard let request = pending.removeValue(forKey: key),
-                      let decoded = try? decodeKafkaResponse(frame[...], apiKey: request.apiKey, apiVersion: request.version) else { continue }
+                      let decoded = try? decodeKafkaResponse(bytes[frame], apiKey: request.apiKey, apiVersion: request.version) else { continue }
                 answers.append((key.exchange(client: request.client), decoded.response))
             }
         }
