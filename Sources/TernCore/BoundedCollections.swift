@@ -60,21 +60,24 @@ public struct RingBuffer<Element>: Sequence {
 
 /// A binary min-heap with a capacity bound. Ties are broken by the element's own ordering, so
 /// callers that need a total order (the simulator's (time, sequence)) put it in the element.
+/// Inlinable, so each user's module specialises it for its element (unspecialised, every
+/// comparison goes through the generic witness).
 public struct BoundedHeap<Element: Comparable> {
-    private var elements: [Element] = []
+    @usableFromInline var elements: [Element] = []
     public let capacity: Int
 
+    @inlinable
     public init(capacity: Int) {
         precondition(capacity > 0, "heap capacity must be positive")
         self.capacity = capacity
     }
 
-    public var count: Int { elements.count }
-    public var isEmpty: Bool { elements.isEmpty }
-    public var isFull: Bool { elements.count >= capacity }
-    public var min: Element? { elements.first }
+    @inlinable public var count: Int { elements.count }
+    @inlinable public var isEmpty: Bool { elements.isEmpty }
+    @inlinable public var isFull: Bool { elements.count >= capacity }
+    @inlinable public var min: Element? { elements.first }
 
-    @discardableResult
+    @inlinable @discardableResult
     public mutating func insert(_ element: Element) -> Bool {
         guard !isFull else { return false }
         elements.append(element)
@@ -82,6 +85,7 @@ public struct BoundedHeap<Element: Comparable> {
         return true
     }
 
+    @inlinable
     public mutating func popMin() -> Element? {
         guard !elements.isEmpty else { return nil }
         elements.swapAt(0, elements.count - 1)
@@ -90,7 +94,8 @@ public struct BoundedHeap<Element: Comparable> {
         return smallest
     }
 
-    private mutating func siftUp(_ start: Int) {
+    @inlinable
+    mutating func siftUp(_ start: Int) {
         var child = start
         while child > 0 {
             let parent = (child - 1) / 2
@@ -100,7 +105,8 @@ public struct BoundedHeap<Element: Comparable> {
         }
     }
 
-    private mutating func siftDown(_ start: Int) {
+    @inlinable
+    mutating func siftDown(_ start: Int) {
         var parent = start
         while true {
             let left = 2 * parent + 1

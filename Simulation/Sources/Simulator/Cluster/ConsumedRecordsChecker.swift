@@ -90,10 +90,16 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     private func noteHighWatermarks(of broker: NodeID, in simulation: SimulationView) {
         guard let dataPlane = brokerPart(of: simulation.node(broker))?.dataPlane else { return }
         for exchange in unansweredFetches.keys where exchange.broker == broker {
-            for (topicPartition, seen) in unansweredFetches[exchange]! {
-                guard let current = dataPlane.replica(for: topicPartition)?.log.highWatermark else { continue }
-                unansweredFetches[exchange]![topicPartition] = max(seen ?? current, current)
+            // Updated aside and stored once: writing into the entry while iterating it would copy
+            // the whole map for every partition.
+            var updated = unansweredFetches[exchange]!
+            var changed = false
+            for (topicPartition, seen) in updated {
+                guard let current = dataPlane.replica(for: topicPartition)?.log.highWatermark, seen.map({ current > $0 }) ?? true else { continue }
+                updated[topicPartition] = current
+                changed = true
             }
+            if changed { unansweredFetches[exchange] = updated }
         }
     }
 
