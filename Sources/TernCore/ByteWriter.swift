@@ -3,7 +3,7 @@
 ///
 /// Inlinable throughout: every codec in every module writes through it, and a generic method
 /// left unspecialised across the module boundary copies byte by byte through protocol witnesses
-/// (a record batch's 61-byte header placeholder cost the simulator 10 % of its instructions so).
+/// (a record batch's 61-byte header placeholder among them: 4.6 % of a simulation's instructions).
 public struct ByteWriter: Sendable {
     @usableFromInline var storage: [UInt8]
 
