@@ -92,10 +92,10 @@ extension ClientRequest {
     /// negotiates; its token is the correlation's raw value.
     public func outgoing(timeout: Duration) -> OutgoingRequest {
         let request = request
-        var expectsResponse = true
-        if case let .produce(produce) = request, produce.acks == 0 { expectsResponse = false }
+        var answerWhenWritten: KafkaResponse?
+        if case let .produce(produce) = request, produce.acks == 0 { answerWhenWritten = .produce(produce.answerWithoutAcknowledgement) }
         return OutgoingRequest(apiKey: request.apiKey, token: correlation.rawValue, timeout: timeout,
-                               expectsResponse: expectsResponse) { request.atVersion($0) }
+                               answerWhenWritten: answerWhenWritten) { request.atVersion($0) }
     }
 }
 

@@ -9,16 +9,17 @@ public struct OutgoingRequest {
     public var token: UInt64
     /// Builds the request at the negotiated version.
     public var build: (Int16) -> KafkaRequest
-    /// False only for Produce with acks=0, which Kafka never answers.
-    public var expectsResponse: Bool
+    /// For a request Kafka never answers (Produce with acks=0): what the caller is told once it
+    /// is written, as librdkafka reports it. Nil for every other request.
+    public var answerWhenWritten: KafkaResponse?
     public var timeout: Duration
 
-    public init(apiKey: KafkaAPIKey, token: UInt64, timeout: Duration, expectsResponse: Bool = true,
+    public init(apiKey: KafkaAPIKey, token: UInt64, timeout: Duration, answerWhenWritten: KafkaResponse? = nil,
                 build: @escaping (Int16) -> KafkaRequest) {
         self.apiKey = apiKey
         self.token = token
         self.build = build
-        self.expectsResponse = expectsResponse
+        self.answerWhenWritten = answerWhenWritten
         self.timeout = timeout
     }
 }
@@ -48,9 +49,9 @@ public enum ConversationFailure: Error, Equatable, Sendable, CustomStringConvert
 
 /// How one request ended.
 public enum ConversationEvent {
+    /// The broker's answer, or for a request Kafka never answers, its `answerWhenWritten` once
+    /// it was queued for writing.
     case response(token: UInt64, response: KafkaResponse, apiVersion: Int16)
-    /// A request that expects no answer (Produce acks=0) was queued for writing.
-    case sentWithoutResponse(token: UInt64)
     case failed(token: UInt64, ConversationFailure)
 }
 
@@ -159,11 +160,11 @@ public struct KafkaConversation {
         let correlationID = allocateCorrelationID()
         let header = KafkaRequestHeader(apiKey: request.apiKey.rawValue, apiVersion: version, correlationID: correlationID, clientID: clientID)
         frames.append(encodeKafkaRequest(request.build(version), header: header))
-        if request.expectsResponse {
+        if let answer = request.answerWhenWritten {
+            events.append(.response(token: request.token, response: answer, apiVersion: version))
+        } else {
             inFlight.append(InFlightRequest(correlationID: correlationID, apiKey: request.apiKey, apiVersion: version,
                                             token: request.token, deadline: deadline))
-        } else {
-            events.append(.sentWithoutResponse(token: request.token))
         }
     }
 

@@ -6,8 +6,6 @@ import TernCore
 /// How a request ended.
 public enum NetworkEvent {
     case response(token: UInt64, response: KafkaResponse, apiVersion: Int16)
-    /// A request that expects no answer (Produce acks=0) was queued for writing.
-    case sentWithoutResponse(token: UInt64)
     case failed(token: UInt64, error: KafkaClientError)
 }
 
@@ -88,7 +86,6 @@ final class BrokerConnection {
         for event in conversationEvents {
             switch event {
             case let .response(token, response, version): events.append(.response(token: token, response: response, apiVersion: version))
-            case let .sentWithoutResponse(token): events.append(.sentWithoutResponse(token: token))
             case let .failed(token, failure): events.append(.failed(token: token, error: clientError(failure)))
             }
         }

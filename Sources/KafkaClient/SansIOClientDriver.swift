@@ -11,8 +11,6 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
     public let network: KafkaNetworkClient
     /// The most recent request failure, so a tool that stalls can say why (e.g. no broker reachable).
     public private(set) var lastNetworkError: KafkaClientError?
-    /// Produce requests sent with acks=0, answered by the driver once written (Kafka sends nothing).
-    private var unansweredProduces: [UInt64: KafkaWire.ProduceRequest] = [:]
 
     public init(client: Wrapped, network: KafkaNetworkClient) {
         self.client = client
@@ -33,9 +31,6 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
     }
 
     private mutating func send(_ outgoing: ClientRequest) {
-        if case let .produce(produce) = outgoing.request, produce.acks == 0 {
-            unansweredProduces[outgoing.correlation.rawValue] = produce
-        }
         // The network's own deadline is a little later than the client's, so the client's
         // timeout decides and the network only cleans up the connection after it.
         network.send(outgoing.outgoing(timeout: client.requestTimeout + .seconds(1)), to: outgoing.destination)
@@ -47,12 +42,8 @@ public struct SansIOClientDriver<Wrapped: SansIOKafkaClient> {
         case let .response(token, response, _):
             if case let .metadata(metadata) = response { network.learnBrokers(metadata.brokers) }
             client.handle(response: response, correlation: RequestCorrelation(token), now: now)
-        case let .sentWithoutResponse(token):
-            guard let produce = unansweredProduces.removeValue(forKey: token) else { return }
-            client.handle(response: .produce(produce.answerWithoutAcknowledgement), correlation: RequestCorrelation(token), now: now)
         case let .failed(token, error):
             lastNetworkError = error
-            unansweredProduces.removeValue(forKey: token)
             client.handleTimeout(correlation: RequestCorrelation(token), now: now)
         }
     }

@@ -40,6 +40,29 @@ private func metadataRequest(token: UInt64, timeout: Duration = .seconds(5)) -> 
 }
 
 @Suite struct KafkaConversationTests {
+    /// A request Kafka never answers (Produce acks=0) ends with its own answer once its frame is
+    /// written, and nothing waits for the broker: a later request's answer is the next one read.
+    @Test func aRequestKafkaNeverAnswersEndsWhenWritten() throws {
+        var broker = FakeBroker()
+        broker.ranges[.produce] = 3...9
+        var conversation = KafkaConversation(clientID: "test", handshakeTimeout: .seconds(1), maximumQueuedRequests: 8)
+        var events: [ConversationEvent] = []
+        conversation.connected(now: .zero)
+        conversation.receive(broker.answer(try broker.decode(try #require(conversation.takeFrames().first))), now: .zero, events: &events)
+        let written = KafkaResponse.produce(KafkaWire.ProduceResponse(responses: [.init(name: "t", partitionResponses: [.init(index: 0)])]))
+        conversation.enqueue(OutgoingRequest(apiKey: .produce, token: 3, timeout: .seconds(5), answerWhenWritten: written) { _ in
+            .produce(KafkaWire.ProduceRequest(acks: 0, timeoutMs: 1_000, topicData: []))
+        }, now: .zero, events: &events)
+        conversation.enqueue(metadataRequest(token: 4), now: .zero, events: &events)
+        let frames = conversation.takeFrames()
+        #expect(frames.count == 2)
+        guard case let .response(token, response, version) = try #require(events.first) else { Issue.record("no answer"); return }
+        #expect(token == 3 && response == written && version == 9)
+        conversation.receive(broker.answer(try broker.decode(frames[1])), now: .zero, events: &events)
+        guard case let .response(nextToken, _, _) = try #require(events.last) else { Issue.record("no answer"); return }
+        #expect(events.count == 2 && nextToken == 4)
+    }
+
     @Test func handshakesFirstThenSendsWhatWaitedAtTheNegotiatedVersion() throws {
         let broker = FakeBroker()
         var conversation = KafkaConversation(clientID: "test", handshakeTimeout: .seconds(1), maximumQueuedRequests: 8)

@@ -38,8 +38,8 @@ struct ClientTraffic {
         switch delivered.event {
         case let .clientRequest(connection, frame):
             // The API key leads the frame: requests of other APIs are not decoded at all.
-            guard frame.count >= 2, let peeked = KafkaAPIKey(rawValue: Int16(bitPattern: UInt16(frame[0]) << 8 | UInt16(frame[1]))), apis.contains(peeked),
-                  let decoded = try? decodeKafkaRequest(frame[...]), let apiKey = decoded.header.knownAPIKey,
+            guard frame.count >= 2, let apiKey = KafkaAPIKey(rawValue: Int16(bitPattern: UInt16(frame[0]) << 8 | UInt16(frame[1]))),
+                  apis.contains(apiKey), let decoded = try? decodeKafkaRequest(frame[...]),
                   let client = simulation.client(of: connection) else { return nil }
             let request = decoded.body
             let key = ClientExchange.Key(broker: delivered.nodeID, connection: connection, correlationID: decoded.header.correlationID)

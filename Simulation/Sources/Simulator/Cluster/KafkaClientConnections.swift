@@ -41,8 +41,6 @@ struct KafkaClientConnections {
     let connectTimeout: Duration
     private var byBroker: [NodeID: Connection] = [:]
     private var brokerByConnection: [OutboundConnectionID: NodeID] = [:]
-    /// acks=0 produces, answered by the client itself once written.
-    private var unansweredProduces: [UInt64: KafkaWire.ProduceRequest] = [:]
     private var nextConnectionID: UInt64 = 1
     private var events: [ConversationEvent] = []
 
@@ -60,9 +58,6 @@ struct KafkaClientConnections {
     /// comes back later through `outcomes` (or at once, if it cannot be sent).
     mutating func send(_ request: ClientRequest, timeout: Duration, now: Instant, effects: inout [NodeEffect],
                        outcomes: inout [ClientRequestOutcome]) {
-        if case let .produce(produce) = request.request, produce.acks == 0 {
-            unansweredProduces[request.correlation.rawValue] = produce
-        }
         send(request.outgoing(timeout: timeout), to: request.destination, now: now, effects: &effects, outcomes: &outcomes)
     }
 
@@ -139,11 +134,7 @@ struct KafkaClientConnections {
         switch event {
         case let .response(token, response, _):
             return .answered(RequestCorrelation(token), response)
-        case let .sentWithoutResponse(token):
-            guard let produce = unansweredProduces.removeValue(forKey: token) else { return .failed(RequestCorrelation(token)) }
-            return .answered(RequestCorrelation(token), .produce(produce.answerWithoutAcknowledgement))
         case let .failed(token, _):
-            unansweredProduces[token] = nil
             return .failed(RequestCorrelation(token))
         }
     }
