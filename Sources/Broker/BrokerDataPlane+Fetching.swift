@@ -30,19 +30,20 @@ extension BrokerDataPlane {
     /// epoch in its replica state, and Tern's own fields (how far this replica's log is durable,
     /// the loss it has acknowledged) in tagged fields.
     func sendReplicaFetches(now: Instant, effects: inout [NodeEffect]) {
-        var byLeader: [NodeID: [(TopicPartition, FetchRequestParameters)]] = [:]
-        for topicPartition in hostedOrder {
-            guard let replica = partitions[topicPartition]?.replica, case let .follower(leader) = replica.role,
+        var byLeader: [NodeID: [(HostedPartition, FetchRequestParameters)]] = [:]
+        for hosted in hostedInOrder {
+            let replica = hosted.replica
+            guard case let .follower(leader) = replica.role,
                   replicaFetches[leader] == nil, now >= replicaFetchNotBefore[leader] ?? .zero,
                   let parameters = replica.nextFetch(now: now) else { continue }
-            byLeader[leader, default: []].append((topicPartition, parameters))
+            byLeader[leader, default: []].append((hosted, parameters))
         }
         for leader in byLeader.keys.sorted() {
-            let wanted = byLeader[leader]!  // in hostedOrder: grouped by topic
+            let wanted = byLeader[leader]!  // in hostedInOrder: grouped by topic
             var topics: [KafkaWire.FetchRequest.FetchTopic] = []
             var topicNames: [KafkaUUID: String] = [:]
-            for (topicPartition, parameters) in wanted {
-                let hosted = partitions[topicPartition]!
+            for (hosted, parameters) in wanted {
+                let topicPartition = hosted.topicPartition
                 let partition = KafkaWire.FetchRequest.FetchPartition(
                     partition: topicPartition.partition, currentLeaderEpoch: parameters.currentLeaderEpoch.rawValue,
                     fetchOffset: parameters.fetchOffset.rawValue, lastFetchedEpoch: parameters.lastFetchedEpoch.rawValue,
@@ -69,8 +70,9 @@ extension BrokerDataPlane {
                 topics: topics)
             let correlationID = takeCorrelationID()
             replicaFetches[leader] = InFlightReplicaFetch(
-                correlationID: correlationID, sentAt: now, requests: Dictionary(uniqueKeysWithValues: wanted),
-                askedBy: Dictionary(uniqueKeysWithValues: wanted.map { ($0.0, partitions[$0.0]!.hostingNumber) }),
+                correlationID: correlationID, sentAt: now,
+                requests: Dictionary(uniqueKeysWithValues: wanted.map { ($0.0.topicPartition, $0.1) }),
+                askedBy: Dictionary(uniqueKeysWithValues: wanted.map { ($0.0.topicPartition, $0.0.hostingNumber) }),
                 isLongPoll: isLongPoll, topicNames: topicNames)
             let header = KafkaRequestHeader(apiKey: KafkaAPIKey.fetch.rawValue, apiVersion: SupportedAPIVersions.replicaFetchVersion,
                                             correlationID: Int32(truncatingIfNeeded: correlationID), clientID: "tern-broker-\(localID)")

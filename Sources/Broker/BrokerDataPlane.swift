@@ -40,13 +40,13 @@ public struct BrokerDataPlaneConfiguration: Sendable {
 }
 
 /// One partition this broker hosts a replica of.
-final class HostedPartition {
-    let topicPartition: TopicPartition
-    let topicID: TopicID
+public final class HostedPartition {
+    public let topicPartition: TopicPartition
+    public let topicID: TopicID
     /// Which hosting of the partition by this process this is (they count up): a partition
     /// removed and hosted again, or deleted and created again under its name, is a new one.
     let hostingNumber: UInt64
-    let replica: PartitionReplica
+    public let replica: PartitionReplica
     var log: PartitionLog { replica.log }
     /// The idempotence table, equal to what the log holds (see BrokerDataPlane+ProducerState).
     var producerState: ProducerStateTable
@@ -81,7 +81,7 @@ struct InFlightControllerRequest {
 /// partition leaders as a follower, and ISR changes sent to the controller.
 ///
 /// It runs inside `BrokerNode`'s event handling and, like it, is deterministic: partitions live
-/// in a dictionary for lookup but are always walked in `hostedOrder` (sorted).
+/// in a dictionary for lookup but are always walked in `hostedInOrder` (sorted by name).
 public final class BrokerDataPlane {
     public let localID: NodeID
     public let configuration: BrokerDataPlaneConfiguration
@@ -99,7 +99,9 @@ public final class BrokerDataPlane {
     let clusterID: String
 
     var partitions: [TopicPartition: HostedPartition] = [:]
-    var hostedOrder: [TopicPartition] = []
+    /// The hosted partitions sorted by name: every walk goes through this, never the dictionary
+    /// (public for checkers, which look at every partition after every event).
+    public internal(set) var hostedInOrder: [HostedPartition] = []
     /// The data directory was checked against the image (see `removeStrayDirectories`): partitions
     /// may be opened.
     var hasRemovedStrayDirectories = false
@@ -163,7 +165,7 @@ public final class BrokerDataPlane {
     public func replica(for topicPartition: TopicPartition) -> PartitionReplica? { partitions[topicPartition]?.replica }
     /// The id of the topic whose partition is hosted under this name (for inspection by checkers).
     public func topicID(of topicPartition: TopicPartition) -> TopicID? { partitions[topicPartition]?.topicID }
-    public var hostedPartitions: [TopicPartition] { hostedOrder }
+    public var hostedPartitions: [TopicPartition] { hostedInOrder.map(\.topicPartition) }
 
     func takeCorrelationID() -> UInt64 {
         defer { nextCorrelationID += 1 }
@@ -197,10 +199,10 @@ public final class BrokerDataPlane {
             assigned.insert(topicPartition)
             applyRegistration(entry.registration, to: hosted, now: now)
         }
-        for topicPartition in hostedOrder where !assigned.contains(topicPartition) {
+        for hosted in hostedInOrder where !assigned.contains(hosted.topicPartition) {
             // Deleted, or (with reassignment) moved away: either way this broker's copy is no
             // longer part of the partition.
-            stopHosting(topicPartition, now: now)
+            stopHosting(hosted.topicPartition, now: now)
         }
     }
 
@@ -232,8 +234,8 @@ public final class BrokerDataPlane {
                                      replica: PartitionReplica(localID: localID, log: log, configuration: replication),
                                      producerState: Self.loadProducerState(from: log, disk: disk))
         partitions[entry.topicPartition] = hosted
-        hostedOrder.append(entry.topicPartition)
-        hostedOrder.sort()
+        hostedInOrder.append(hosted)
+        hostedInOrder.sort { $0.topicPartition < $1.topicPartition }
         return hosted
     }
 
@@ -287,7 +289,7 @@ public final class BrokerDataPlane {
     /// created again under it.
     private func stopHosting(_ topicPartition: TopicPartition, now: Instant) {
         guard let hosted = partitions.removeValue(forKey: topicPartition) else { return }
-        hostedOrder.removeAll { $0 == topicPartition }
+        hostedInOrder.removeAll { $0 === hosted }
         handle(hosted.replica.stopReplica(), of: hosted, now: now)
         hosted.log.closeForRemoval()
         moveAside(hosted.log.directory, topicID: hosted.topicID.description)
@@ -314,8 +316,7 @@ public final class BrokerDataPlane {
 
     /// Feeds a sync completion to the log that owns it. False when no hosted log does.
     public func handleSyncCompletion(_ completion: SyncCompletion, now: Instant) -> Bool {
-        for topicPartition in hostedOrder {
-            guard let hosted = partitions[topicPartition] else { continue }
+        for hosted in hostedInOrder {
             let durableBefore = hosted.log.durableOffset
             let (handled, update) = hosted.replica.handleSyncCompletion(completion, now: now)
             if handled {
@@ -340,8 +341,9 @@ public final class BrokerDataPlane {
     /// (`discardRecordedLoss`), so no controller ever elects or counts this copy as if it still
     /// held it.
     public var dataLossReports: [ReplicaDataLossReport] {
-        hostedOrder.compactMap { topicPartition in
-            guard let hosted = partitions[topicPartition], let corruption = hosted.log.corruption else { return nil }
+        hostedInOrder.compactMap { hosted in
+            let topicPartition = hosted.topicPartition
+            guard let corruption = hosted.log.corruption else { return nil }
             let acknowledged = hosted.replica.acknowledgedLoss
             if let recorded = image.partition(topicID: hosted.topicID, index: topicPartition.partition)?.dataLoss(of: localID),
                recorded.firstLostOffset <= corruption.offset, recorded.markedAt != acknowledged {
@@ -377,10 +379,9 @@ public final class BrokerDataPlane {
     // MARK: Timers and end of event
 
     public func tick(now: Instant, effects: inout [NodeEffect]) {
-        for topicPartition in hostedOrder {
-            guard let hosted = partitions[topicPartition] else { continue }
+        for hosted in hostedInOrder {
             handle(hosted.replica.tick(now: now), of: hosted, now: now)
-            if !hosted.replica.isLeader, let registration = image.partition(topicID: hosted.topicID, index: topicPartition.partition) {
+            if !hosted.replica.isLeader, let registration = image.partition(topicID: hosted.topicID, index: hosted.topicPartition.partition) {
                 // A recorded loss that could not be discarded when the image came (a lower loss
                 // found since had to be recorded first, or the disk refused).
                 discardRecordedLoss(registration, of: hosted, now: now)
@@ -405,8 +406,7 @@ public final class BrokerDataPlane {
         highWatermarkMoved = true  // completions handed out without an update may have moved it
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
-            for topicPartition in hostedOrder {
-                guard let hosted = partitions[topicPartition] else { continue }
+            for hosted in hostedInOrder {
                 hosted.log.checkpoint()
                 hosted.log.repairDamagedIdentity()
                 snapshotProducerStateIfDue(hosted)
@@ -417,13 +417,13 @@ public final class BrokerDataPlane {
     /// Once at the end of every event: sync what was appended (group commit per event), answer
     /// what the high watermark now covers, and send follower fetches and controller requests.
     public func finishEvent(now: Instant, effects: inout [NodeEffect]) {
-        for topicPartition in hostedOrder {
-            guard let log = partitions[topicPartition]?.log else { continue }
+        for hosted in hostedInOrder {
+            let log = hosted.log
             log.flush()
             if let failure = log.failure, !exitRequested {
                 // A failed fsync leaves the page cache untrustworthy: restart and recover from disk.
                 exitRequested = true
-                effects.append(.exit(reason: "broker \(localID): log \(topicPartition) failed: \(failure)"))
+                effects.append(.exit(reason: "broker \(localID): log \(hosted.topicPartition) failed: \(failure)"))
             }
         }
         // Parked follower fetches re-read report positions again, which may move a high
@@ -452,9 +452,10 @@ public final class BrokerDataPlane {
 
     private func sendAlterPartitions(now: Instant, effects: inout [NodeEffect]) {
         guard let brokerEpoch else { return }
-        for topicPartition in hostedOrder {
-            guard let hosted = partitions[topicPartition], let proposal = hosted.unsentProposal,
+        for hosted in hostedInOrder {
+            guard let proposal = hosted.unsentProposal,
                   hosted.alterPartitionInFlight == nil, now >= hosted.alterPartitionRetryAt else { continue }
+            let topicPartition = hosted.topicPartition
             hosted.unsentProposal = nil
             let correlationID = takeCorrelationID()
             hosted.alterPartitionInFlight = InFlightControllerRequest(correlationID: correlationID, sentAt: now)

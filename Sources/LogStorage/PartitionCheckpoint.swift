@@ -53,11 +53,11 @@ public struct PartitionCheckpoint: Equatable, Sendable {
 
     public static func decode(_ bytes: [UInt8]) throws(FormatError) -> PartitionCheckpoint {
         guard let text = String(validating: bytes, as: UTF8.self) else { throw FormatError(line: 1, reason: "not UTF-8") }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = text.split(ascii: "\n", omittingEmptySubsequences: false).map(String.init)
         guard lines.first == magicLine else { throw FormatError(line: 1, reason: "expected '\(magicLine)'") }
         func value(_ lineIndex: Int, _ key: String) throws(FormatError) -> Int64 {
             guard lineIndex < lines.count else { throw FormatError(line: lineIndex + 1, reason: "missing '\(key)'") }
-            let words = lines[lineIndex].split(separator: " ")
+            let words = lines[lineIndex].split(ascii: " ")
             guard words.count == 2, words[0] == key, let number = Int64(words[1]) else {
                 throw FormatError(line: lineIndex + 1, reason: "expected '\(key) <integer>', found '\(lines[lineIndex])'")
             }
@@ -72,7 +72,7 @@ public struct PartitionCheckpoint: Equatable, Sendable {
         }
         var entries: [LeaderEpochCache.Entry] = []
         for lineIndex in 5..<(5 + Int(count)) {
-            let words = lines[lineIndex].split(separator: " ")
+            let words = lines[lineIndex].split(ascii: " ")
             guard words.count == 2, let epoch = Int32(words[0]), let start = Int64(words[1]), epoch >= 0, start >= 0 else {
                 throw FormatError(line: lineIndex + 1, reason: "expected '<epoch> <start offset>', found '\(lines[lineIndex])'")
             }
@@ -81,7 +81,7 @@ public struct PartitionCheckpoint: Equatable, Sendable {
         var crcLine = 5 + Int(count)
         var topicID: String?
         if crcLine < lines.count, lines[crcLine].hasPrefix("topic-id ") {
-            let words = lines[crcLine].split(separator: " ").map(String.init)
+            let words = lines[crcLine].split(ascii: " ").map(String.init)
             guard words.count == 2, PartitionMetadata.isValidTopicID(words[1]) else {
                 throw FormatError(line: crcLine + 1, reason: "expected 'topic-id <32 hexadecimal digits>', found '\(lines[crcLine])'")
             }

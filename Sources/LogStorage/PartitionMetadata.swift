@@ -40,13 +40,13 @@ public struct PartitionMetadata: Equatable, Sendable {
         guard bytes.count <= 256, let text = String(validating: bytes, as: UTF8.self) else {
             throw FormatError(reason: "not a short UTF-8 text")
         }
-        let lines = text.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        let lines = text.split(ascii: "\n", omittingEmptySubsequences: false).map(String.init)
         guard lines.count == 4, lines[3].isEmpty, lines[0] == magicLine else {
             throw FormatError(reason: "expected '\(magicLine)', a topic id and a checksum")
         }
         let covered = Array((lines[0] + "\n" + lines[1] + "\n").utf8)
         guard lines[2] == "crc32c \(CRC32C.checksum(covered))" else { throw FormatError(reason: "checksum mismatch") }
-        let words = lines[1].split(separator: " ").map(String.init)
+        let words = lines[1].split(ascii: " ").map(String.init)
         guard words.count == 2, words[0] == "topic-id", isValidTopicID(words[1]) else {
             throw FormatError(reason: "expected 'topic-id <32 hexadecimal digits>', found '\(lines[1])'")
         }

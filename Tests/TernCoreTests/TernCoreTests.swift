@@ -163,3 +163,28 @@ import Testing
         #expect(formatFixed(12.345, places: 1) == "12.3")
     }
 }
+
+@Suite struct ASCIISplitTests {
+    /// Splitting by bytes agrees with the standard library's split by `Character` wherever the
+    /// separator stands alone (no combining mark after it), empty pieces kept or dropped.
+    @Test func agreesWithCharacterSplit() {
+        let texts = ["", "/", "//", "a", "/a/b/", "a//b", "./x/../y", "tern-partition-metadata 1\ntopic-id 0f\n", "é/ü/日本", "\n\n", "a b  c "]
+        for text in texts {
+            for separator: Unicode.Scalar in ["/", "\n", " "] {
+                for omitting in [true, false] {
+                    let expected = text.split(separator: Character(separator), omittingEmptySubsequences: omitting)
+                    #expect(text.split(ascii: separator, omittingEmptySubsequences: omitting) == expected,
+                            "'\(text)' by \(separator.escaped(asASCII: true)), omitting empty: \(omitting)")
+                    #expect(Substring(text).split(ascii: separator, omittingEmptySubsequences: omitting) == expected)
+                }
+            }
+        }
+    }
+
+    /// Where a combining mark follows the separator the two differ, by design: bytes split there.
+    @Test func splitsBeforeACombiningMarkThatCharactersWouldJoin() {
+        let text = "a/\u{301}b"
+        #expect(text.split(separator: "/").count == 1)
+        #expect(text.split(ascii: "/") == ["a", "\u{301}b"])
+    }
+}

@@ -165,7 +165,7 @@ func applyTruncate(to size: Int, content: inout [UInt8]) {
 /// relative paths both start at its root, "." is dropped and ".." goes up (never above the root).
 func simPathComponents(_ path: String) -> [String] {
     var components: [String] = []
-    for part in path.split(separator: "/", omittingEmptySubsequences: true) {
+    for part in path.split(ascii: "/") {
         if part == "." { continue }
         if part == ".." {
             if !components.isEmpty { components.removeLast() }

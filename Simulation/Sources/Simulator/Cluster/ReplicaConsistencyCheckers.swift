@@ -26,14 +26,15 @@ public final class HighWatermarkChecker: SimulationChecker {
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
         let id = delivered.nodeID
         guard let broker = brokerPart(of: simulation.node(id)) else { return .ok }
-        var known = seen[id] ?? [:]
+        var known = seen.removeValue(forKey: id) ?? [:]  // taken out: updated in place, not copied
         defer { seen[id] = known }
-        for topicPartition in broker.dataPlane.hostedPartitions {
-            guard let replica = broker.dataPlane.replica(for: topicPartition), replica.isLeader else {
+        for hosted in broker.dataPlane.hostedInOrder {
+            let (topicPartition, replica) = (hosted.topicPartition, hosted.replica)
+            guard replica.isLeader else {
                 known[topicPartition] = nil
                 continue
             }
-            let now = LeaderPosition(incarnation: delivered.incarnation, topicID: broker.dataPlane.topicID(of: topicPartition),
+            let now = LeaderPosition(incarnation: delivered.incarnation, topicID: hosted.topicID,
                                      leaderEpoch: replica.leaderEpoch, highWatermark: replica.highWatermark)
             if let before = known[topicPartition], let problem = Self.regression(from: before, to: now) {
                 return .violation("\(topicPartition) on leader n\(id): \(problem)")

@@ -194,8 +194,8 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     private func hostedIncarnations(_ dataPlane: BrokerDataPlane) -> [Int32: UInt32] {
         var hosted: [Int32: UInt32] = [:]
-        for topicPartition in dataPlane.hostedPartitions where topicPartition.topic == topicName {
-            hosted[topicPartition.partition] = hostedIncarnation(dataPlane, topicPartition)
+        for partition in dataPlane.hostedInOrder where partition.topicPartition.topic == topicName {
+            hosted[partition.topicPartition.partition] = incarnation(of: partition.topicID)
         }
         return hosted
     }
@@ -204,11 +204,11 @@ public final class TopicIncarnationChecker: SimulationChecker {
 
     private func checkHostedLogs(of node: NodeID, _ dataPlane: BrokerDataPlane, incarnation processIncarnation: Int,
                                  _ simulation: SimulationView) -> CheckResult {
-        var known = readLogs[node] ?? [:]
+        var known = readLogs.removeValue(forKey: node) ?? [:]  // taken out: updated in place, not copied
         defer { readLogs[node] = known }
-        for topicPartition in dataPlane.hostedPartitions where topicPartition.topic == topicName {
-            guard let replica = dataPlane.replica(for: topicPartition), let topicID = dataPlane.topicID(of: topicPartition),
-                  let hosted = incarnation(of: topicID) else { continue }
+        for partition in dataPlane.hostedInOrder where partition.topicPartition.topic == topicName {
+            let (topicPartition, topicID, replica) = (partition.topicPartition, partition.topicID, partition.replica)
+            guard let hosted = incarnation(of: topicID) else { continue }
             let log = replica.log
             let state = LogState(processIncarnation: processIncarnation, topicID: topicID, logStartOffset: log.logStartOffset,
                                  logEndOffset: log.logEndOffset, sizeInBytes: log.sizeInBytes, corruption: log.corruption?.offset)
