@@ -36,8 +36,11 @@ public final class HighWatermarkChecker: SimulationChecker {
             }
             let now = LeaderPosition(incarnation: delivered.incarnation, topicID: hosted.topicID,
                                      leaderEpoch: replica.leaderEpoch, highWatermark: replica.highWatermark)
-            if let before = known[topicPartition], let problem = Self.regression(from: before, to: now) {
-                return .violation("\(topicPartition) on leader n\(id): \(problem)")
+            if let before = known[topicPartition] {
+                if before == now { continue }  // most events move nothing: spare the write
+                if let problem = Self.regression(from: before, to: now) {
+                    return .violation("\(topicPartition) on leader n\(id): \(problem)")
+                }
             }
             known[topicPartition] = now
         }
