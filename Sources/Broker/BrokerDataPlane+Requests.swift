@@ -280,21 +280,41 @@ extension BrokerDataPlane {
                 case let .led(found): hosted = found
                 case let .refused(code): return PartitionResponse(partitionIndex: partition.partitionIndex, errorCode: code.rawValue)
                 }
-                let log = hosted.log
-                let offset: Offset
-                switch partition.timestamp {
-                case ListOffsetsTimestamp.earliest: offset = log.logStartOffset
-                // No transactions yet, so the last stable offset is the high watermark.
-                case ListOffsetsTimestamp.latest: offset = log.highWatermark
-                default:
-                    // TODO: lookup by timestamp (needs a time index).
-                    return PartitionResponse(partitionIndex: partition.partitionIndex, errorCode: KafkaErrorCode.unsupportedVersion.rawValue)
+                let found: TimestampedOffset?
+                do { found = try Self.listOffset(partition.timestamp, in: hosted.log) } catch {
+                    return PartitionResponse(partitionIndex: partition.partitionIndex, errorCode: KafkaErrorCode.kafkaStorageError.rawValue)
                 }
-                let epoch = offset > log.logStartOffset ? log.leaderEpochs.epoch(containing: offset - 1) : log.leaderEpochs.epoch(containing: offset)
-                return PartitionResponse(partitionIndex: partition.partitionIndex, offset: offset.rawValue,
-                                         leaderEpoch: (epoch ?? .none).rawValue)
+                guard let found else {
+                    return PartitionResponse(partitionIndex: partition.partitionIndex, timestamp: -1, offset: -1)
+                }
+                let log = hosted.log
+                // The latest offset is the next record's: its epoch is the last record's.
+                let epochOffset = partition.timestamp == ListOffsetsTimestamp.latest && found.offset > log.logStartOffset
+                    ? found.offset - 1 : found.offset
+                let epoch = log.leaderEpochs.epoch(containing: epochOffset)
+                return PartitionResponse(partitionIndex: partition.partitionIndex, timestamp: found.timestamp,
+                                         offset: found.offset.rawValue, leaderEpoch: (epoch ?? .none).rawValue)
             })
         })
+    }
+
+    /// What ListOffsets answers for one partition: a position (latest, earliest) with no
+    /// timestamp, or a record found by its timestamp; nil when no record qualifies (Kafka then
+    /// answers offset and timestamp -1). Everything is looked for below the high watermark: no
+    /// transactions yet, so it is also the last stable offset `read_committed` asks for.
+    static func listOffset(_ timestamp: Int64, in log: PartitionLog) throws(LogError) -> TimestampedOffset? {
+        switch timestamp {
+        case ListOffsetsTimestamp.latest:
+            return TimestampedOffset(offset: log.highWatermark, timestamp: -1)
+        case ListOffsetsTimestamp.earliest, ListOffsetsTimestamp.earliestLocal:
+            return TimestampedOffset(offset: log.logStartOffset, timestamp: -1)
+        case ListOffsetsTimestamp.latestTiered:
+            return nil  // nothing is tiered: Kafka answers -1 when remote storage is off
+        case ListOffsetsTimestamp.maxTimestamp:
+            return try log.maxTimestampOffset(below: log.highWatermark)
+        default:
+            return try log.offset(forTimestamp: timestamp, below: log.highWatermark)
+        }
     }
 
     func handleOffsetForLeaderEpoch(_ request: KafkaWire.OffsetForLeaderEpochRequest) -> KafkaWire.OffsetForLeaderEpochResponse {

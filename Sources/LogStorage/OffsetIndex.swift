@@ -70,11 +70,29 @@ struct OffsetIndex {
 
     /// The last entry whose offset is at or below `relativeOffset`: where a scan for it starts.
     func floorEntry(relativeOffset: UInt32) -> OffsetIndexEntry? {
+        let count = countOfEntries(atOrBelow: relativeOffset)
+        return count == 0 ? nil : entries[count - 1]
+    }
+
+    /// How many entries start at or below `relativeOffset`.
+    func countOfEntries(atOrBelow relativeOffset: UInt32) -> Int {
         var low = 0
         var high = entries.count
         while low < high {
             let middle = (low + high) / 2
             if entries[middle].relativeOffset <= relativeOffset { low = middle + 1 } else { high = middle }
+        }
+        return low
+    }
+
+    /// The last entry whose running largest timestamp is below `timestamp` (they never decrease
+    /// along the index, which is what makes it a time index too).
+    func lastEntry(withMaxTimestampBelow timestamp: Int64) -> OffsetIndexEntry? {
+        var low = 0
+        var high = entries.count
+        while low < high {
+            let middle = (low + high) / 2
+            if entries[middle].maxTimestamp < timestamp { low = middle + 1 } else { high = middle }
         }
         return low == 0 ? nil : entries[low - 1]
     }

@@ -666,3 +666,36 @@ private final class DataPlaneHarness {
     cluster.advance(.seconds(3))
     #expect(cluster.reportedLosses[NodeID(2)]?.last == [], "nothing left to report")
 }
+
+@Test func listOffsetsFindsRecordsByTimestampBelowTheHighWatermark() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    let start: Int64 = 1_700_000_000_000
+    for (index, timestamp) in [start, start + 1_000, start + 2_000].enumerated() {
+        var builder = RecordBatchBuilder(baseTimestamp: timestamp)
+        builder.append(key: nil, value: [UInt8(index)])
+        builder.append(key: nil, value: [UInt8(index)], timestampDelta: 500)  // a batch of two: 0/500 ms in
+        let produced = cluster.produce(builder.build(), to: NodeID(1))
+        cluster.advance(.seconds(3)) { cluster.produceAnswer(produced) != nil }
+        #expect(cluster.produceAnswer(produced)?.errorCode == KafkaErrorCode.none)
+    }
+    func list(_ timestamp: Int64) -> (offset: Int64, timestamp: Int64, leaderEpoch: Int32)? {
+        let listed = cluster.send(.listOffsets(KafkaWire.ListOffsetsRequest(replicaId: -1, topics: [
+            .init(name: topicName, partitions: [.init(partitionIndex: 0, timestamp: timestamp)]),
+        ])), to: NodeID(1))
+        guard case let .listOffsets(answer)? = cluster.responses[listed], let partition = answer.topics.first?.partitions.first,
+              partition.errorCode == 0 else { return nil }
+        return (partition.offset, partition.timestamp, partition.leaderEpoch)
+    }
+    let epoch = try #require(cluster.replica(1)?.leaderEpoch.rawValue)
+    #expect(list(start - 1)! == (0, start, epoch))
+    #expect(list(start + 1)! == (1, start + 500, epoch), "the second record of the first batch")
+    #expect(list(start + 1_200)! == (3, start + 1_500, epoch))
+    #expect(list(start + 2_500)! == (5, start + 2_500, epoch))
+    #expect(list(start + 2_501)! == (-1, -1, -1), "nothing that late")
+    #expect(list(ListOffsetsTimestamp.maxTimestamp)! == (5, start + 2_500, epoch))
+    #expect(list(ListOffsetsTimestamp.earliestLocal)! == (0, -1, epoch))
+    #expect(list(ListOffsetsTimestamp.latestTiered)! == (-1, -1, -1), "nothing is tiered")
+    #expect(list(ListOffsetsTimestamp.latest)! == (6, -1, epoch))
+}

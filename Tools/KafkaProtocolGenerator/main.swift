@@ -28,7 +28,7 @@ let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     // Clients are offered 4-12 (SupportedAPIVersions); 13-15 are generated for replication, which
     // names topics by id and carries the follower's broker epoch (ReplicaState, v15) as Kafka's does.
     ("Fetch", 4...15),
-    ("ListOffsets", 1...7),
+    ("ListOffsets", 1...10),
     ("Metadata", 0...12),
     ("ApiVersions", 0...4),
     ("CreateTopics", 2...7),

@@ -47,7 +47,7 @@ public enum SupportedAPIVersions {
         switch key {
         case .produce: return 0...11
         case .fetch: return 4...12
-        case .listOffsets: return 1...7
+        case .listOffsets: return 1...10
         case .metadata: return 0...12
         case .apiVersions: return 0...4
         case .createTopics: return 2...7

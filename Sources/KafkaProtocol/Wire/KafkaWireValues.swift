@@ -6,6 +6,12 @@ public enum ListOffsetsTimestamp {
     public static let latest: Int64 = -1
     /// The log start offset.
     public static let earliest: Int64 = -2
+    /// The record with the largest timestamp (KIP-734, v7+).
+    public static let maxTimestamp: Int64 = -3
+    /// The first offset still on the broker's own disk (KIP-405, v8+).
+    public static let earliestLocal: Int64 = -4
+    /// The last offset copied to tiered storage (KIP-1005, v9+).
+    public static let latestTiered: Int64 = -5
 }
 
 /// Kafka's `isolation_level` (Fetch, ListOffsets): what a consumer may see of transactional data.
