@@ -152,6 +152,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  produced        \(outcome.producer)")
         print("  consumed        \(outcome.consumedRecords) records "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
+        print("  time lookups    \(outcome.timestampLookups.checked) ListOffsets answers by timestamp checked against the "
+            + "leader's files (\(outcome.timestampLookups.unchecked) over a range that did not read cleanly)")
         let recycled = outcome.recycledTopic
         print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
             + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "

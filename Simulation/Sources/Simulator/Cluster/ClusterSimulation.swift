@@ -75,6 +75,9 @@ public struct ClusterSimulation {
         public var recycledTopic = RecycledTopicCounts()
         /// The client that sent malformed frames, when the layout has one.
         public var malformedFrameClient: MalformedFrameClientNode?
+        /// Lookups by timestamp the timestamp-lookups checker compared with the leader's files,
+        /// and those it could not (a range that did not read cleanly).
+        public var timestampLookups = (checked: 0, unchecked: 0)
     }
 
     public struct RecycledTopicCounts: Sendable {
@@ -110,10 +113,12 @@ public struct ClusterSimulation {
         let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
         if let consumed { checkers.append(consumed) }
         let availability = layout.produceWorkload ? WriteAvailabilityChecker(layout: layout) : nil
-        if layout.produceWorkload {
-            checkers.append(HighWatermarkChecker(layout: layout))
-            checkers.append(ReplicaConsistencyChecker(layout: layout))
-            checkers.append(availability!)
+        let highWatermarks = layout.produceWorkload ? HighWatermarkChecker(layout: layout) : nil
+        let timestampLookups = highWatermarks.map { TimestampLookupChecker(highWatermarks: $0) }
+        if let highWatermarks, let timestampLookups, let availability {
+            // The timestamp-lookups checker reads what the high-watermark checker saw before the
+            // event, so it runs first.
+            checkers += [timestampLookups, highWatermarks, ReplicaConsistencyChecker(layout: layout), availability]
         }
         let incarnations = layout.produceWorkload ? TopicIncarnationChecker(layout: layout, metadata: metadata) : nil
         if let incarnations { checkers.append(incarnations) }
@@ -144,6 +149,7 @@ public struct ClusterSimulation {
                               durableAcknowledgementsChecked: durability.acknowledgedBatchesChecked,
                               raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
         outcome.malformedFrameClient = operations.malformedFrameClient
+        outcome.timestampLookups = (timestampLookups?.checkedAnswers ?? 0, timestampLookups?.uncheckedAnswers ?? 0)
         if let incarnations {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,

@@ -47,6 +47,12 @@ public final class HighWatermarkChecker: SimulationChecker {
         return .ok
     }
 
+    /// What the checker saw of a leader after that node's previous event: for a checker that
+    /// runs before this one in the same pass, the state before the current event.
+    func positionBeforeEvent(of node: NodeID, _ topicPartition: TopicPartition) -> LeaderPosition? {
+        seen[node]?[topicPartition]
+    }
+
     /// The pure rule: within one incarnation, topic and leader epoch, the high watermark only grows.
     static func regression(from before: LeaderPosition, to now: LeaderPosition) -> String? {
         guard before.incarnation == now.incarnation, before.topicID == now.topicID, before.leaderEpoch == now.leaderEpoch,
