@@ -351,6 +351,30 @@ def parse_produce_response(payload, version):
     return correlation_id, partitions
 
 
+class ListedOffset:
+    def __init__(self, error_code, timestamp, offset, leader_epoch):
+        self.error_code, self.timestamp, self.offset, self.leader_epoch = error_code, timestamp, offset, leader_epoch
+
+
+def parse_list_offsets_response(payload, version):
+    """The one partition a `list_offsets_request` asked about (v4+): a ListedOffset."""
+    flexible = version >= 6
+    reader = Reader(payload)
+    reader.int32()                              # CorrelationId
+    reader.skip_tags(flexible)                  # response header v1
+    reader.int32()                              # ThrottleTimeMs
+    topics = reader.uvarint() - 1 if flexible else reader.int32()
+    if topics != 1:
+        raise ValueError(f"ListOffsets answered {topics} topics, expected 1")
+    reader.string(flexible)
+    partitions = reader.uvarint() - 1 if flexible else reader.int32()
+    if partitions != 1:
+        raise ValueError(f"ListOffsets answered {partitions} partitions, expected 1")
+    reader.int32()                              # PartitionIndex
+    error_code, timestamp, offset, leader_epoch = reader.int16(), reader.int64(), reader.int64(), reader.int32()
+    return ListedOffset(error_code, timestamp, offset, leader_epoch)
+
+
 def connect(address, timeout=30.0):
     host, port = address.rsplit(":", 1)
     sock = socket.create_connection((host, int(port)), timeout=timeout)
@@ -403,12 +427,13 @@ CODEC_NAMES = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
 class StoredBatch:
     """One RecordBatch v2 as a broker served it: its header and, when uncompressed, its records'
-    (offset, key, value)."""
+    (offset, key, value) and each record's timestamp (`timestamps`, offset -> ms)."""
 
-    def __init__(self, base_offset, last_offset_delta, attributes, producer_id, base_sequence, record_count, records):
+    def __init__(self, base_offset, last_offset_delta, attributes, producer_id, base_sequence, record_count, records,
+                 max_timestamp=-1, timestamps=None):
         self.base_offset, self.last_offset_delta, self.attributes = base_offset, last_offset_delta, attributes
         self.producer_id, self.base_sequence, self.record_count = producer_id, base_sequence, record_count
-        self.records = records
+        self.records, self.max_timestamp, self.timestamps = records, max_timestamp, timestamps
 
     @property
     def codec(self):
@@ -435,26 +460,27 @@ def parse_record_batches(data: bytes):
         stored_crc = struct.unpack_from(">I", data, position + 17)[0]
         if crc32c(data[position + 21:end]) != stored_crc:
             raise ValueError(f"batch at offset {base_offset} fails its CRC-32C check")
-        attributes, last_offset_delta = struct.unpack_from(">hi", data, position + 21)
+        attributes, last_offset_delta, base_timestamp, max_timestamp = struct.unpack_from(">hiqq", data, position + 21)
         producer_id, _, base_sequence, record_count = struct.unpack_from(">qhii", data, position + 43)
-        records = None
+        records, timestamps = None, None
         if attributes & 0x7 == 0:
-            records = _parse_records(data[position + 61:end], base_offset, record_count)
+            records, timestamps = _parse_records(data[position + 61:end], base_offset, record_count, base_timestamp)
         batches.append(StoredBatch(base_offset, last_offset_delta, attributes, producer_id, base_sequence,
-                                   record_count, records))
+                                   record_count, records, max_timestamp, timestamps))
         position = end
     return batches
 
 
-def _parse_records(data, base_offset, count):
+def _parse_records(data, base_offset, count, base_timestamp):
     reader = Reader(data)
-    records = []
+    records, timestamps = [], {}
     for _ in range(count):
         length = reader.varint()
         body = Reader(reader.take(length))
         body.int8()                             # attributes
-        body.varint()                           # timestamp delta
+        timestamp = base_timestamp + body.varint()
         offset = base_offset + body.varint()
+        timestamps[offset] = timestamp
         key_length = body.varint()
         key = None if key_length < 0 else body.take(key_length)
         value_length = body.varint()
@@ -462,7 +488,7 @@ def _parse_records(data, base_offset, count):
         records.append((offset, key, value))
     if reader.remaining():
         raise ValueError(f"{reader.remaining()} bytes after the {count} records of the batch at {base_offset}")
-    return records
+    return records, timestamps
 
 
 def parse_metadata_response_v1(payload):
