@@ -74,11 +74,12 @@ def wait_for_topic(client, topic, partitions, deadline_seconds=METADATA_WAIT_SEC
     raise InteropFailure(f"topic {topic} never had {partitions} led partitions: {last}")
 
 
-def create_topic(topic, partitions, replication_factor=3):
-    """Creates a topic with confluent-kafka's AdminClient and waits until every partition has a
-    leader in metadata."""
+def create_topic(topic, partitions, replication_factor=3, config=None):
+    """Creates a topic with confluent-kafka's AdminClient (with topic configs `config`) and waits
+    until every partition has a leader in metadata."""
     client = admin_client()
-    futures = client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor)],
+    futures = client.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=replication_factor,
+                                             config=config or {})],
                                    operation_timeout=60, request_timeout=60)
     futures[topic].result(timeout=120)
     found = wait_for_topic(client, topic, partitions)

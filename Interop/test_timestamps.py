@@ -1,16 +1,21 @@
 #!/usr/bin/env python3
-"""ListOffsets by timestamp, as three clients ask it: confluent-kafka's and kafka-python's
-offsets_for_times and kcat -Q. Records go in with explicit CreateTime timestamps, some of them out
-of order; the expected answer for every probe is computed from what the broker stores (a raw
-Fetch of every batch, kafka_wire), not from what was sent: the first stored record whose timestamp
-is at or after the probe. A probe later than every record finds nothing, and the KIP-734
-max-timestamp query (-3, kafka_wire) names the newest record."""
+"""Record timestamps. ListOffsets by timestamp, as three clients ask it: confluent-kafka's and
+kafka-python's offsets_for_times and kcat -Q. Records go in with explicit CreateTime timestamps,
+some of them out of order; the expected answer for every probe is computed from what the broker
+stores (a raw Fetch of every batch, kafka_wire), not from what was sent: the first stored record
+whose timestamp is at or after the probe. A probe later than every record finds nothing, and the
+KIP-734 max-timestamp query (-3, kafka_wire) names the newest record.
+
+Then a topic created with message.timestamp.type=LogAppendTime: records sent with a 1970
+CreateTime are stored with the LogAppendTime bit and the broker's clock as the batch's max
+timestamp; confluent-kafka's delivery reports and both clients' consumers see LogAppendTime and
+that time."""
 
 import re
-import struct
 import subprocess
+import time
 
-from confluent_kafka import Consumer, Producer, TopicPartition as ConfluentPartition
+from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, Consumer, Producer, TopicPartition as ConfluentPartition
 from kafka import KafkaConsumer, TopicPartition
 
 import interop_common as common
@@ -115,7 +120,62 @@ def max_timestamp_lookup(topic, records):
     raise common.InteropFailure("no broker answered ListOffsets -3 as leader")
 
 
+def log_append_time():
+    topic = common.unique_topic("log-append-time")
+    common.create_topic(topic, 1, config={"message.timestamp.type": "LogAppendTime"})
+    producer = Producer({"bootstrap.servers": common.BOOTSTRAP, "acks": "all", "enable.idempotence": True,
+                         "message.timeout.ms": 120000})
+    reports = []
+    before = int(time.time() * 1000)
+    for index in range(10):
+        producer.produce(topic, value=f"stamped-{index}".encode(), partition=0, timestamp=1_000 + index,
+                         on_delivery=lambda error, message: reports.append((error, message.timestamp())))
+        producer.poll(0)
+    check(producer.flush(120) == 0, "records still unacknowledged after 120 s")
+    after = int(time.time() * 1000)
+    check(len(reports) == 10 and all(error is None for error, _ in reports), f"delivery failed: {reports}")
+
+    def stamped(kind, stamp, who):
+        check(kind == TIMESTAMP_LOG_APPEND_TIME or kind == 1, f"{who}: timestamp type {kind}, expected LogAppendTime")
+        check(before - 1_000 <= stamp <= after + 1_000, f"{who}: timestamp {stamp} is not the broker's clock "
+                                                        f"(sent between {before} and {after})")
+
+    for _, (kind, stamp) in reports:
+        stamped(kind, stamp, "confluent-kafka delivery report")
+    batches = stored_batches(topic, 0)
+    check(sum(batch.record_count for batch in batches) == 10, f"{len(batches)} stored batches do not hold the 10 records")
+    for batch in batches:
+        check(batch.attributes & 0x08, f"stored batch at {batch.base_offset} lacks the LogAppendTime bit")
+        check(before - 1_000 <= batch.max_timestamp <= after + 1_000,
+              f"stored batch at {batch.base_offset} has max timestamp {batch.max_timestamp}, not the broker's clock")
+
+    consumer = Consumer({"bootstrap.servers": common.BOOTSTRAP, "group.id": "unused", "enable.auto.commit": False,
+                         "socket.timeout.ms": 30000})
+    consumer.assign([ConfluentPartition(topic, 0, 0)])
+    seen = []
+    deadline = time.monotonic() + 60
+    while len(seen) < 10 and time.monotonic() < deadline:
+        message = consumer.poll(1.0)
+        if message is not None and message.error() is None:
+            seen.append(message.timestamp())
+    consumer.close()
+    check(len(seen) == 10, f"confluent-kafka read {len(seen)} of 10 records")
+    for kind, stamp in seen:
+        stamped(kind, stamp, "confluent-kafka consumer")
+
+    reader = KafkaConsumer(bootstrap_servers=common.bootstrap_addresses(), client_id="tern-interop-timestamps",
+                           auto_offset_reset="earliest", consumer_timeout_ms=30000, request_timeout_ms=60000)
+    reader.assign([TopicPartition(topic, 0)])
+    read = [(record.timestamp_type, record.timestamp) for _, record in zip(range(10), reader)]
+    reader.close()
+    check(len(read) == 10, f"kafka-python read {len(read)} of 10 records")
+    for kind, stamp in read:
+        stamped(kind, stamp, "kafka-python consumer")
+    log("LogAppendTime: stored batches, delivery reports and both consumers carry the broker's clock")
+
+
 def main():
+    log_append_time()
     topic = common.unique_topic("timestamps")
     common.create_topic(topic, 1)
     produce(topic)

@@ -140,12 +140,14 @@ extension BrokerDataPlane {
         return nil
     }
 
-    /// One partition's answer; the base offset is Kafka's -1 unless the batch was accepted.
+    /// One partition's answer; the base offset is Kafka's -1 unless the batch was accepted, and
+    /// so is the log append time unless the topic stamps one.
     static func producePartition(_ index: Int32, error: KafkaErrorCode, baseOffset: Offset = .unknown,
+                                 logAppendTime: Int64 = -1,
                                  logStartOffset: Offset = .unknown) -> KafkaWire.ProduceResponse.PartitionProduceResponse {
         KafkaWire.ProduceResponse.PartitionProduceResponse(
             index: index, errorCode: error.rawValue, baseOffset: error == .none ? baseOffset.rawValue : Offset.unknown.rawValue,
-            logAppendTimeMs: -1, logStartOffset: logStartOffset.rawValue)
+            logAppendTimeMs: error == .none ? logAppendTime : -1, logStartOffset: logStartOffset.rawValue)
     }
 
     /// Validates and appends one partition's batch. The condition, if any, is what the answer waits for.
@@ -166,8 +168,10 @@ extension BrokerDataPlane {
             return refuse(error.kafkaErrorCode)
         }
         let log = hosted.log
-        func accepted(_ baseOffset: Offset, _ code: KafkaErrorCode = .none) -> KafkaWire.ProduceResponse.PartitionProduceResponse {
-            Self.producePartition(topicPartition.partition, error: code, baseOffset: baseOffset, logStartOffset: log.logStartOffset)
+        func accepted(_ baseOffset: Offset, _ code: KafkaErrorCode = .none, appended: AppendInfo? = nil) -> KafkaWire.ProduceResponse.PartitionProduceResponse {
+            let logAppendTime = log.configuration.messageTimestampType == .logAppendTime ? appended?.maxTimestamp ?? -1 : -1
+            return Self.producePartition(topicPartition.partition, error: code, baseOffset: baseOffset, logAppendTime: logAppendTime,
+                                         logStartOffset: log.logStartOffset)
         }
         switch hosted.producerState.validate(header) {
         case .append:
@@ -185,11 +189,11 @@ extension BrokerDataPlane {
         case let .completed(info, error):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
             partitionsWithNewData.insert(topicPartition)
-            return (accepted(info.firstOffset, error), nil)
+            return (accepted(info.firstOffset, error, appended: info), nil)
         case let .pending(info, ticket):
             hosted.producerState.recordAppended(header, firstOffset: info.firstOffset)
             partitionsWithNewData.insert(topicPartition)
-            return (accepted(info.firstOffset), .ticket(ticket))
+            return (accepted(info.firstOffset, appended: info), .ticket(ticket))
         case let .rejected(code, _):
             return refuse(code)
         }

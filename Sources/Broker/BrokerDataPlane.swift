@@ -240,7 +240,7 @@ public final class BrokerDataPlane {
     }
 
     private func openLog(_ directory: String, topicID: TopicID) throws(LogError) -> PartitionLog {
-        var logConfiguration = configuration.log
+        var logConfiguration = TopicConfigValues.logConfiguration(configuration.log, topic: image.topic(id: topicID))
         logConfiguration.keepsInvalidTailForRepair = true
         return try PartitionLog.open(directory: directory, topicID: topicID.description, configuration: logConfiguration,
                                      disk: disk, wallClock: wallClock)

@@ -1,3 +1,5 @@
+import KafkaProtocol
+import LogStorage
 import TernCore
 
 /// Rules on names, assignments and configuration values that both the image (applying records)
@@ -82,9 +84,22 @@ public enum TopicRules {
         case ConfigNames.minInsyncReplicas:
             guard let count = Int32(value), count >= 1 else { return "expected an integer of at least 1, got '\(value)'" }
             return nil
+        case ConfigNames.messageTimestampType:
+            return TopicConfigValues.timestampType(value) == nil ? "expected CreateTime or LogAppendTime, got '\(value)'" : nil
+        case ConfigNames.segmentBytes:
+            return integerProblem(value, in: (RecordBatchSizeLimits.minimumBatchBytes + 1)...LogConfiguration.maximumSegmentBytes)
+        case ConfigNames.segmentMilliseconds:
+            return integerProblem(value, in: 1...Int64.max)
         default:
             return nil
         }
+    }
+
+    private static func integerProblem(_ value: String, in range: ClosedRange<Int64>) -> String? {
+        guard let number = Int64(value), range.contains(number) else {
+            return "expected an integer between \(range.lowerBound) and \(range.upperBound), got '\(value)'"
+        }
+        return nil
     }
 
     /// Kafka parses booleans case-insensitively.
@@ -97,8 +112,33 @@ public enum TopicRules {
     }
 }
 
-/// Configuration keys the controller reads, spelled as Kafka spells them.
+/// Configuration keys Tern reads, spelled as Kafka spells them.
 public enum ConfigNames {
     public static let uncleanLeaderElectionEnable = "unclean.leader.election.enable"
     public static let minInsyncReplicas = "min.insync.replicas"
+    public static let messageTimestampType = "message.timestamp.type"
+    public static let segmentBytes = "segment.bytes"
+    public static let segmentMilliseconds = "segment.ms"
+}
+
+/// Topic config values as Kafka spells them.
+public enum TopicConfigValues {
+    /// `message.timestamp.type`: Kafka's two names, case as Kafka writes them.
+    public static func timestampType(_ value: String) -> TimestampType? {
+        switch value {
+        case "CreateTime": return .createTime
+        case "LogAppendTime": return .logAppendTime
+        default: return nil
+        }
+    }
+
+    /// A log's settings with a topic's overrides applied (values the controller validated).
+    public static func logConfiguration(_ base: LogConfiguration, topic: TopicImage?) -> LogConfiguration {
+        var configuration = base
+        guard let topic else { return configuration }
+        if let type = topic.config(ConfigNames.messageTimestampType).flatMap(timestampType) { configuration.messageTimestampType = type }
+        if let bytes = topic.config(ConfigNames.segmentBytes).flatMap({ Int64($0) }) { configuration.segmentBytes = bytes }
+        if let milliseconds = topic.config(ConfigNames.segmentMilliseconds).flatMap({ Int64($0) }) { configuration.segmentMilliseconds = milliseconds }
+        return configuration
+    }
 }

@@ -1,3 +1,4 @@
+import KafkaProtocol
 import TernCore
 
 /// Per-partition storage settings, named after Kafka's topic configs.
@@ -12,6 +13,9 @@ public struct LogConfiguration: Sendable, Equatable {
     public var retentionBytes: Int64 = -1
     /// `retention.ms`: delete segments whose newest record is older (-1: forever).
     public var retentionMilliseconds: Int64 = 7 * 24 * 3_600_000
+    /// `message.timestamp.type`: with `logAppendTime` the leader stamps each batch it appends
+    /// with its wall clock (the batch's max timestamp and timestamp-type bit; records untouched).
+    public var messageTimestampType: TimestampType = .createTime
     /// Size of the buffer used to scan segments during recovery and reads.
     public var scanBufferBytes: Int = 1 << 20
     /// What recovery does with an invalid tail past the recovery point. Usually it is a write torn

@@ -107,7 +107,8 @@ public final class PartitionLog {
 
     /// Appends client batches as the leader: each gets the next offsets and the leader's epoch.
     /// The caller has validated them (framing, CRC, producer rules); `batches` may hold several
-    /// back to back and is rewritten in place (base offset, partition leader epoch).
+    /// back to back and is rewritten in place (base offset, partition leader epoch, and with
+    /// `message.timestamp.type=LogAppendTime` the wall clock as max timestamp, CRC resealed).
     @discardableResult
     public func appendAsLeader(_ batches: inout [UInt8], leaderEpoch: LeaderEpoch, wallClock: Instant) throws(LogError) -> AppendInfo {
         try ensureWritable()
@@ -120,6 +121,9 @@ public final class PartitionLog {
             let header: RecordBatchHeader
             do { header = try RecordBatchHeader.read(batches, at: position) } catch { throw .invalidBatch(error) }
             guard header.totalSize <= batches.count - position else { throw .invalidBatch(.truncated(available: batches.count - position)) }
+            if configuration.messageTimestampType == .logAppendTime {
+                RecordBatchHeader.assignLogAppendTime(wallClock.milliseconds, in: &batches, at: position)
+            }
             RecordBatchHeader.assign(baseOffset: next.rawValue, partitionLeaderEpoch: leaderEpoch.rawValue, in: &batches, at: position)
             next = next + Int64(header.lastOffsetDelta) + 1
             position += header.totalSize

@@ -50,6 +50,18 @@ extension ServerProperties {
             if let segmentBytes = try integer(.logSegmentBytes, in: (RecordBatchSizeLimits.minimumBatchBytes + 1)...LogConfiguration.maximumSegmentBytes) {
                 configuration.dataPlane.log.segmentBytes = segmentBytes
             }
+            // Kafka's precedence: log.roll.ms over log.roll.hours.
+            if let rollMilliseconds = try integer(.logRollMilliseconds, in: 1...Int64.max, limitIsTechnical: true) {
+                configuration.dataPlane.log.segmentMilliseconds = rollMilliseconds
+            } else if let rollHours = try integer(.logRollHours, in: 1...Int64(Int32.max), limitIsTechnical: true) {
+                configuration.dataPlane.log.segmentMilliseconds = rollHours * 3_600_000
+            }
+            if let property = property(.logMessageTimestampType) {
+                guard let type = TopicConfigValues.timestampType(property.value) else {
+                    throw invalid(.logMessageTimestampType, "must be CreateTime or LogAppendTime, got '\(property.value)'")
+                }
+                configuration.dataPlane.log.messageTimestampType = type
+            }
             if let messageBytes = try integer(.messageMaxBytes, in: RecordBatchSizeLimits.minimumBatchBytes...Int64(Int32.max), limitIsTechnical: true) {
                 configuration.dataPlane.maximumMessageBytes = Int(messageBytes)
             }

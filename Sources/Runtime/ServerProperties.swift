@@ -59,6 +59,9 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
     case minInSyncReplicas = "min.insync.replicas"
     case uncleanLeaderElectionEnable = "unclean.leader.election.enable"
     case logSegmentBytes = "log.segment.bytes"
+    case logRollMilliseconds = "log.roll.ms"
+    case logRollHours = "log.roll.hours"
+    case logMessageTimestampType = "log.message.timestamp.type"
     case replicaLagTimeMaxMilliseconds = "replica.lag.time.max.ms"
     case brokerHeartbeatIntervalMilliseconds = "broker.heartbeat.interval.ms"
     case brokerSessionTimeoutMilliseconds = "broker.session.timeout.ms"
@@ -80,8 +83,8 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
         case .nodeID, .processRoles, .controllerQuorumVoters, .listeners, .logDirectories, .clusterID, .minInSyncReplicas,
              .brokerSessionTimeoutMilliseconds:
             return .everyNode
-        case .advertisedListeners, .logSegmentBytes, .replicaLagTimeMaxMilliseconds, .brokerHeartbeatIntervalMilliseconds,
-             .messageMaxBytes, .socketRequestMaxBytes:
+        case .advertisedListeners, .logSegmentBytes, .logRollMilliseconds, .logRollHours, .logMessageTimestampType,
+             .replicaLagTimeMaxMilliseconds, .brokerHeartbeatIntervalMilliseconds, .messageMaxBytes, .socketRequestMaxBytes:
             return .broker
         case .partitionCount, .defaultReplicationFactor, .uncleanLeaderElectionEnable:
             return .controller

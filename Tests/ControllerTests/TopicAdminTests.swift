@@ -1,4 +1,6 @@
 @testable import Controller
+import KafkaProtocol
+import LogStorage
 import TernCore
 import Testing
 
@@ -219,5 +221,36 @@ import Testing
         }
         #expect(reply.topics[0].error == ControllerErrorCode.none)
         #expect(harness.image.topic(named: "wire") != nil)
+    }
+}
+
+@Suite struct TopicConfigRuleTests {
+    @Test func logConfigsAreValidatedAsKafkaSpellsThem() {
+        #expect(TopicRules.configProblem(name: "message.timestamp.type", value: "LogAppendTime") == nil)
+        #expect(TopicRules.configProblem(name: "message.timestamp.type", value: "CreateTime") == nil)
+        #expect(TopicRules.configProblem(name: "message.timestamp.type", value: "logappendtime")?.contains("CreateTime or LogAppendTime") == true)
+        #expect(TopicRules.configProblem(name: "segment.bytes", value: "1048576") == nil)
+        #expect(TopicRules.configProblem(name: "segment.bytes", value: "10") != nil)
+        #expect(TopicRules.configProblem(name: "segment.bytes", value: "4294967296") != nil, "index positions are 32-bit")
+        #expect(TopicRules.configProblem(name: "segment.ms", value: "0") != nil)
+        #expect(TopicRules.configProblem(name: "segment.ms", value: "60000") == nil)
+    }
+
+    @Test func aTopicsOverridesApplyToItsLogs() {
+        var harness = ControllerHarness(brokers: [1])
+        let request = CreateTopicsRequest(topics: [
+            .init(name: "stamped", partitionCount: 1, replicationFactor: 1, configs: [
+                ConfigEntry(name: "message.timestamp.type", value: "LogAppendTime"),
+                ConfigEntry(name: "segment.bytes", value: "1048576"),
+                ConfigEntry(name: "segment.ms", value: "60000"),
+            ]),
+            .init(name: "plain", partitionCount: 1, replicationFactor: 1),
+        ])
+        #expect(harness.run { $0.createTopics(request) }.topics.map(\.error) == [.none, .none])
+        var base = LogConfiguration()
+        base.segmentBytes = 1 << 20 + 1
+        let stamped = TopicConfigValues.logConfiguration(base, topic: harness.image.topic(named: "stamped"))
+        #expect(stamped.messageTimestampType == .logAppendTime && stamped.segmentBytes == 1_048_576 && stamped.segmentMilliseconds == 60_000)
+        #expect(TopicConfigValues.logConfiguration(base, topic: harness.image.topic(named: "plain")) == base, "the broker's defaults stand")
     }
 }

@@ -91,6 +91,35 @@ import Testing
         try check(log, below: log.logStartOffset)
     }
 
+    @Test func logAppendTimeStampsEachBatchWithTheWallClock() throws {
+        var diskConfiguration = SimDisk.Configuration.benignCrashes
+        diskConfiguration.directoryCreationIsDurable = true
+        let disk = SimDisk(random: DeterministicRandom(seed: 4), configuration: diskConfiguration)
+        try disk.makeDirectory("/data")
+        var configuration = LogConfiguration()
+        configuration.messageTimestampType = .logAppendTime
+        let log = try PartitionLog.open(directory: directory, configuration: configuration, disk: disk, wallClock: testEpoch)
+        settle(log, on: disk)
+        let sent = makeBatch(records: 3, timestamp: 1_000)  // a producer clock far in the past
+        var first = sent
+        let appendedAt = testEpoch + .seconds(5)
+        let info = try log.appendAsLeader(&first, leaderEpoch: LeaderEpoch(0), wallClock: appendedAt)
+        #expect(info.maxTimestamp == appendedAt.milliseconds)
+        var second = makeBatch(records: 2, timestamp: 2_000, seed: 2)
+        try log.appendAsLeader(&second, leaderEpoch: LeaderEpoch(0), wallClock: appendedAt + .seconds(1))
+        log.updateHighWatermark(log.logEndOffset)
+
+        let stored = try log.read(from: .zero, maxBytes: 1 << 20).bytes
+        let header = try RecordBatchHeader.validateFraming(stored)  // the CRC was resealed
+        #expect(RecordBatchAttributes(rawValue: header.attributes).timestampType == .logAppendTime)
+        #expect(header.maxTimestamp == appendedAt.milliseconds && header.baseTimestamp == 1_000)
+        #expect(Array(stored[61..<header.totalSize]) == Array(sent[61...]), "the records are not re-encoded")
+        // Every record of a LogAppendTime batch carries the batch's time.
+        #expect(try log.offset(forTimestamp: 1_000, below: log.logEndOffset) == TimestampedOffset(offset: .zero, timestamp: appendedAt.milliseconds))
+        #expect(try log.offset(forTimestamp: appendedAt.milliseconds + 1, below: log.logEndOffset)
+            == TimestampedOffset(offset: Offset(3), timestamp: appendedAt.milliseconds + 1_000))
+    }
+
     @Test func anEmptyLogHasNoTimestamps() throws {
         let (log, _) = try makeLog()
         #expect(try log.offset(forTimestamp: 0, below: log.logEndOffset) == nil)

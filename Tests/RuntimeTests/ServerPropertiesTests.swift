@@ -25,6 +25,8 @@ import Testing
         broker.session.timeout.ms=3000
         message.max.bytes=2000000
         socket.request.max.bytes=20000000
+        log.roll.hours=12
+        log.message.timestamp.type=LogAppendTime
         """
 
     static let brokerOnly = """
@@ -95,6 +97,8 @@ import Testing
         #expect(broker.dataPlane.replication.minInSyncReplicas == 2)
         #expect(broker.dataPlane.replication.replicaLagTimeMax == .milliseconds(10_000))
         #expect(broker.dataPlane.log.segmentBytes == 1_048_576)
+        #expect(broker.dataPlane.log.segmentMilliseconds == 12 * 3_600_000)
+        #expect(broker.dataPlane.log.messageTimestampType == .logAppendTime)
         #expect(broker.dataPlane.maximumMessageBytes == 2_000_000)
 
         let controller = try #require(configuration.controller)
@@ -153,8 +157,8 @@ import Testing
 
     @Test func unknownKey() {
         let failure = error(Self.combined + "\nlog.dirz=/tmp")
-        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 18)
-        #expect(failure?.description == "server.properties:18: unknown key 'log.dirz'")
+        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 20)
+        #expect(failure?.description == "server.properties:20: unknown key 'log.dirz'")
     }
 
     @Test(arguments: ["auto.create.topics.enable", "log.retention.ms", "log.dir", "listener.security.protocol.map"])
@@ -164,8 +168,8 @@ import Testing
 
     @Test func duplicateKey() {
         let failure = error(Self.combined + "\nnode.id=2", fileName: "node-1.properties")
-        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 18)
-        #expect(failure?.description == "node-1.properties:18: duplicate key 'node.id' (first set on line 2)")
+        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 20)
+        #expect(failure?.description == "node-1.properties:20: duplicate key 'node.id' (first set on line 2)")
     }
 
     @Test(arguments: ServerPropertyKey.allCases.filter(\.isRequired))
@@ -234,6 +238,8 @@ import Testing
         ("broker.session.timeout.ms", "abc", 15, "must be an integer ≥ 1"),
         ("message.max.bytes", "1", 16, "must be an integer ≥ 61"),
         ("socket.request.max.bytes", "1k", 17, "must be an integer ≥ 1024"),
+        ("log.roll.hours", "0", 18, "must be an integer ≥ 1, got '0'"),
+        ("log.message.timestamp.type", "logappendtime", 19, "must be CreateTime or LogAppendTime, got 'logappendtime'"),
     ])
     func invalidValue(key: String, value: String, line: Int, message: String) {
         let failure = error(combinedWith(key, value))
