@@ -350,10 +350,11 @@ extension BrokerDataPlane {
         }
         var names = request.topics?.map { $0.name ?? "" }
         if version == 0, names?.isEmpty ?? true { names = nil }
-        // TODO: auto topic creation (CreateTopics through the controller).
+        // Versions before 4 have no flag: they always allowed creation.
+        let mayCreate = version < 4 || request.allowAutoTopicCreation
         let topics = (names ?? image.topicNames).map { name -> KafkaWire.MetadataResponse.MetadataResponseTopic in
             guard let topic = image.topic(named: name) else {
-                return KafkaWire.MetadataResponse.MetadataResponseTopic(errorCode: KafkaErrorCode.unknownTopicOrPartition.rawValue,
+                return KafkaWire.MetadataResponse.MetadataResponseTopic(errorCode: unknownTopicAnswer(name, mayCreate: mayCreate).rawValue,
                                                                         name: name, partitions: [])
             }
             return KafkaWire.MetadataResponse.MetadataResponseTopic(name: name, partitions: topic.partitions.enumerated().map { index, registration in

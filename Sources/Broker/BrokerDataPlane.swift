@@ -35,6 +35,8 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     /// Long-polling fetches (consumers' and followers') parked at once; past it, fetches are
     /// answered at once, empty if need be.
     public var maximumParkedFetchRequests = 4096
+    /// `auto.create.topics.enable`: a Metadata request may create the topics it names.
+    public var autoCreateTopicsEnabled = true
 
     public init() {}
 }
@@ -138,6 +140,9 @@ public final class BrokerDataPlane {
     var answers: [DataPlaneAnswer] = []
     var allocateProducerIDsInFlight: InFlightControllerRequest?
     var allocateProducerIDsRetryAt = Instant.zero
+    /// Topics Metadata requests asked to create, not yet sent; and those sent, by correlation id.
+    var autoCreationsWanted: [String] = []
+    var autoCreationsInFlight: [UInt64: AutoCreation] = [:]
 
     /// AlterPartition correlation id → partition.
     var alterPartitionRequests: [UInt64: TopicPartition] = [:]
@@ -398,6 +403,7 @@ public final class BrokerDataPlane {
         if let inFlight = allocateProducerIDsInFlight, now - inFlight.sentAt >= configuration.controllerRequestTimeout {
             allocateProducerIDsInFlight = nil
         }
+        expireAutoCreations(now: now)
         if let openRetryAt, now >= openRetryAt { applyImage(image, now: now, effects: &effects) }
         retryRemovals(now: now)
         expireParkedProduces(now: now)
@@ -446,6 +452,7 @@ public final class BrokerDataPlane {
         sendReplicaFetches(now: now, effects: &effects)
         sendAlterPartitions(now: now, effects: &effects)
         requestProducerIDBlockIfNeeded(now: now, effects: &effects)
+        sendAutoCreations(now: now, effects: &effects)
     }
 
     // MARK: Controller requests
@@ -508,6 +515,8 @@ public final class BrokerDataPlane {
             }
             producerIDBlock = (reply.blockStart.rawValue, reply.blockStart.rawValue + reply.blockSize)
             answerParkedInitProducerIDs()
+        case .createTopics:
+            forgetAutoCreation(correlationID)
         default:
             return
         }
@@ -524,6 +533,7 @@ public final class BrokerDataPlane {
             allocateProducerIDsInFlight = nil
             allocateProducerIDsRetryAt = now + configuration.controllerRetryBackoff
         }
+        forgetAutoCreation(correlationID)
     }
 
     /// The replica proposes again (from its state then) on a later tick, after a pause.

@@ -56,6 +56,7 @@ extension ServerProperties {
             } else if let rollHours = try integer(.logRollHours, in: 1...Int64(Int32.max), limitIsTechnical: true) {
                 configuration.dataPlane.log.segmentMilliseconds = rollHours * 3_600_000
             }
+            if let enabled = try boolean(.autoCreateTopicsEnable) { configuration.dataPlane.autoCreateTopicsEnabled = enabled }
             if let property = property(.logMessageTimestampType) {
                 guard let type = TopicConfigValues.timestampType(property.value) else {
                     throw invalid(.logMessageTimestampType, "must be CreateTime or LogAppendTime, got '\(property.value)'")

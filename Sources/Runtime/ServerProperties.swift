@@ -62,6 +62,7 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
     case logRollMilliseconds = "log.roll.ms"
     case logRollHours = "log.roll.hours"
     case logMessageTimestampType = "log.message.timestamp.type"
+    case autoCreateTopicsEnable = "auto.create.topics.enable"
     case replicaLagTimeMaxMilliseconds = "replica.lag.time.max.ms"
     case brokerHeartbeatIntervalMilliseconds = "broker.heartbeat.interval.ms"
     case brokerSessionTimeoutMilliseconds = "broker.session.timeout.ms"
@@ -83,7 +84,7 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
         case .nodeID, .processRoles, .controllerQuorumVoters, .listeners, .logDirectories, .clusterID, .minInSyncReplicas,
              .brokerSessionTimeoutMilliseconds:
             return .everyNode
-        case .advertisedListeners, .logSegmentBytes, .logRollMilliseconds, .logRollHours, .logMessageTimestampType,
+        case .advertisedListeners, .logSegmentBytes, .logRollMilliseconds, .logRollHours, .logMessageTimestampType, .autoCreateTopicsEnable,
              .replicaLagTimeMaxMilliseconds, .brokerHeartbeatIntervalMilliseconds, .messageMaxBytes, .socketRequestMaxBytes:
             return .broker
         case .partitionCount, .defaultReplicationFactor, .uncleanLeaderElectionEnable:

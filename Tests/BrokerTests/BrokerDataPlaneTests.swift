@@ -37,6 +37,7 @@ private final class DataPlaneHarness {
     let wallClockOffset: Duration
     /// `segment.ms` of the brokers' logs, if not the default.
     let segmentMilliseconds: Int64?
+    let autoCreateTopics: Bool
     var wallClock: Instant { now + wallClockOffset }
     var brokers: [NodeID: BrokerNode] = [:]
     var disks: [NodeID: SimDisk] = [:]
@@ -55,6 +56,8 @@ private final class DataPlaneHarness {
     /// When set, the scripted controller refuses forwarded admin requests this many times first.
     var adminRefusalsLeft = 0
     var adminRequestsSeen = 0
+    /// CreateTopics requests the controller got from brokers, in order.
+    var createTopicsAsked: [CreateTopicsRequest] = []
     /// The reassignments the scripted controller was asked for.
     var reassignmentsAsked: [AlterPartitionReassignmentsRequest] = []
     /// Fetches (with their long-poll wait) the followers sent.
@@ -72,10 +75,11 @@ private final class DataPlaneHarness {
     var reportedLosses: [NodeID: [[ReplicaDataLossReport]]] = [:]
 
     init(now: Instant = Instant(nanoseconds: 1_700_000_000_000 * 1_000_000), wallClockOffset: Duration = .zero,
-         segmentMilliseconds: Int64? = nil) throws {
+         segmentMilliseconds: Int64? = nil, autoCreateTopics: Bool = true) throws {
         self.now = now
         self.wallClockOffset = wallClockOffset
         self.segmentMilliseconds = segmentMilliseconds
+        self.autoCreateTopics = autoCreateTopics
         partitionState = PartitionRegistration(replicas: brokerIDs, isr: brokerIDs, leader: NodeID(1),
                                                leaderEpoch: LeaderEpoch(0), partitionEpoch: PartitionEpoch(0))
         for id in brokerIDs {
@@ -100,6 +104,7 @@ private final class DataPlaneHarness {
     func makeBroker(_ id: NodeID) -> BrokerNode {
         var configuration = BrokerConfiguration(brokerID: id, clusterID: "test", controllerVoters: [Self.controllerID])
         if let segmentMilliseconds { configuration.dataPlane.log.segmentMilliseconds = segmentMilliseconds }
+        configuration.dataPlane.autoCreateTopicsEnabled = autoCreateTopics
         let environment = NodeEnvironment(nodeID: id, disk: disks[id]!, dataDirectory: "/data",
                                           random: DeterministicRandom(seed: UInt64(id.rawValue)))
         return BrokerNode(configuration: configuration, environment: environment)
@@ -192,6 +197,7 @@ private final class DataPlaneHarness {
                                         response: .alterPartition(AlterPartitionResponse(error: .none, partitions: [result])))
         case let .controllerRequest(correlationID, .createTopics(request)):
             adminRequestsSeen += 1
+            createTopicsAsked.append(request)
             if adminRefusalsLeft > 0 {
                 adminRefusalsLeft -= 1
                 reply = .notController(correlationID: correlationID, leaderHint: Self.controllerID)
@@ -262,8 +268,9 @@ private final class DataPlaneHarness {
         }
     }
 
-    /// Sends `request` on the test's client connection to `broker`, at the newest version served.
-    func send(_ request: KafkaRequest, to broker: NodeID) -> UInt64 {
+    /// Sends `request` on the test's client connection to `broker`, at `version` (the newest
+    /// served when nil).
+    func send(_ request: KafkaRequest, to broker: NodeID, version asked: Int16? = nil) -> UInt64 {
         let correlationID = nextCorrelationID
         nextCorrelationID += 1
         let connection: ClientConnectionID
@@ -274,7 +281,7 @@ private final class DataPlaneHarness {
             clientConnections[broker] = connection
             run(broker, .clientConnected(connection))
         }
-        let version = SupportedAPIVersions.servedRange(of: request.apiKey).upperBound
+        let version = asked ?? SupportedAPIVersions.servedRange(of: request.apiKey).upperBound
         clientRequests[Int32(correlationID)] = (request.apiKey, version)
         let header = KafkaRequestHeader(apiKey: request.apiKey.rawValue, apiVersion: version, correlationID: Int32(correlationID),
                                         clientID: "test")
@@ -698,4 +705,40 @@ private final class DataPlaneHarness {
     #expect(list(ListOffsetsTimestamp.earliestLocal)! == (0, -1, epoch))
     #expect(list(ListOffsetsTimestamp.latestTiered)! == (-1, -1, -1), "nothing is tiered")
     #expect(list(ListOffsetsTimestamp.latest)! == (6, -1, epoch))
+}
+
+@Test func metadataCreatesTopicsItMayAndRefusesTheRest() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true }
+    func ask(_ names: [String], allow: Bool, version: Int16 = 12) -> [String: KafkaErrorCode] {
+        var request = KafkaWire.MetadataRequest(topics: names.map { KafkaWire.MetadataRequest.MetadataRequestTopic(name: $0) })
+        request.allowAutoTopicCreation = allow
+        let sent = cluster.send(.metadata(request), to: NodeID(2), version: version)
+        guard case let .metadata(answer)? = cluster.responses[sent] else { Issue.record("no metadata answer"); return [:] }
+        // A name asked twice is answered twice, alike.
+        return Dictionary(answer.topics.map { ($0.name ?? "", KafkaErrorCode(wire: $0.errorCode)) }, uniquingKeysWith: { first, _ in first })
+    }
+    #expect(ask(["not-asked"], allow: false) == ["not-asked": .unknownTopicOrPartition])
+    #expect(cluster.createTopicsAsked.isEmpty, "a client that does not allow creation creates nothing")
+
+    #expect(ask(["new-a", "new-b", "new-a", topicName], allow: true)
+        == ["new-a": .leaderNotAvailable, "new-b": .leaderNotAvailable, topicName: .none])
+    #expect(cluster.createTopicsAsked.map { $0.topics.map(\.name) } == [["new-a", "new-b"]], "one CreateTopics, each name once")
+    #expect(cluster.createTopicsAsked.flatMap(\.topics).allSatisfy { $0.partitionCount == -1 && $0.replicationFactor == -1 },
+            "the controller's num.partitions and default.replication.factor")
+
+    #expect(ask(["old-client"], allow: false, version: 3) == ["old-client": .leaderNotAvailable], "before v4 creation is implied")
+    #expect(ask(["bad name", "__cluster_metadata"], allow: true) == ["bad name": .invalidTopic, "__cluster_metadata": .invalidTopic])
+    #expect(cluster.createTopicsAsked.map { $0.topics.map(\.name) } == [["new-a", "new-b"], ["old-client"]])
+}
+
+@Test func autoCreationCanBeTurnedOff() throws {
+    let cluster = try DataPlaneHarness(autoCreateTopics: false)
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true }
+    var request = KafkaWire.MetadataRequest(topics: [.init(name: "new-topic")])
+    request.allowAutoTopicCreation = true
+    let sent = cluster.send(.metadata(request), to: NodeID(2))
+    guard case let .metadata(answer)? = cluster.responses[sent] else { Issue.record("no metadata answer"); return }
+    #expect(answer.topics.map { KafkaErrorCode(wire: $0.errorCode) } == [.unknownTopicOrPartition])
+    #expect(cluster.createTopicsAsked.isEmpty)
 }

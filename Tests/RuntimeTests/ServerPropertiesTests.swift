@@ -27,6 +27,7 @@ import Testing
         socket.request.max.bytes=20000000
         log.roll.hours=12
         log.message.timestamp.type=LogAppendTime
+        auto.create.topics.enable=false
         """
 
     static let brokerOnly = """
@@ -99,6 +100,7 @@ import Testing
         #expect(broker.dataPlane.log.segmentBytes == 1_048_576)
         #expect(broker.dataPlane.log.segmentMilliseconds == 12 * 3_600_000)
         #expect(broker.dataPlane.log.messageTimestampType == .logAppendTime)
+        #expect(!broker.dataPlane.autoCreateTopicsEnabled)
         #expect(broker.dataPlane.maximumMessageBytes == 2_000_000)
 
         let controller = try #require(configuration.controller)
@@ -157,19 +159,19 @@ import Testing
 
     @Test func unknownKey() {
         let failure = error(Self.combined + "\nlog.dirz=/tmp")
-        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 20)
-        #expect(failure?.description == "server.properties:20: unknown key 'log.dirz'")
+        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 21)
+        #expect(failure?.description == "server.properties:21: unknown key 'log.dirz'")
     }
 
-    @Test(arguments: ["auto.create.topics.enable", "log.retention.ms", "log.dir", "listener.security.protocol.map"])
+    @Test(arguments: ["log.retention.ms", "log.dir", "listener.security.protocol.map"])
     func keysTernWouldIgnoreAreUnknown(key: String) {
         #expect(error(Self.combined + "\n\(key)=1")?.problem == .unknownKey)
     }
 
     @Test func duplicateKey() {
         let failure = error(Self.combined + "\nnode.id=2", fileName: "node-1.properties")
-        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 20)
-        #expect(failure?.description == "node-1.properties:20: duplicate key 'node.id' (first set on line 2)")
+        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 21)
+        #expect(failure?.description == "node-1.properties:21: duplicate key 'node.id' (first set on line 2)")
     }
 
     @Test(arguments: ServerPropertyKey.allCases.filter(\.isRequired))
@@ -240,6 +242,7 @@ import Testing
         ("socket.request.max.bytes", "1k", 17, "must be an integer ≥ 1024"),
         ("log.roll.hours", "0", 18, "must be an integer ≥ 1, got '0'"),
         ("log.message.timestamp.type", "logappendtime", 19, "must be CreateTime or LogAppendTime, got 'logappendtime'"),
+        ("auto.create.topics.enable", "1", 20, "must be true or false, got '1'"),
     ])
     func invalidValue(key: String, value: String, line: Int, message: String) {
         let failure = error(combinedWith(key, value))
