@@ -154,6 +154,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
         print("  time lookups    \(outcome.timestampLookups.checked) ListOffsets answers by timestamp checked against the "
             + "leader's files (\(outcome.timestampLookups.unchecked) over a range that did not read cleanly)")
+        print("  auto-created    \(outcome.automaticallyCreatedTopics) topics created by a Metadata request alone, "
+            + "with the controllers' defaults")
         let recycled = outcome.recycledTopic
         print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
             + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "

@@ -7,10 +7,12 @@ import TernCore
 
 /// An admin client for simulations: creates the workload's topics one after another while the
 /// cluster runs, then keeps an operator busy until `operationsEnd`: preferred leader elections,
-/// partition reassignments, and a scratch topic created and deleted again, in a cycle; beside the
+/// partition reassignments, and a scratch topic created and deleted again, in a cycle (every other
+/// scratch topic is created automatically: a Metadata request that allows it, asked until the
+/// topic is there, as a producer's first metadata request does); beside the
 /// cycle, a topic deleted and created again under the same name over and over, with records
 /// written to each incarnation (`TopicRecycler`). Every request (CreateTopics, DeleteTopics,
-/// ElectLeaders, AlterPartitionReassignments) goes as a Kafka request to a broker's front door,
+/// ElectLeaders, AlterPartitionReassignments, Metadata) goes as a Kafka request to a broker's front door,
 /// which forwards it to the active controller (as Kafka's admin clients do since KIP-590); on a
 /// failure or timeout it asks the next broker. It never crashes (the nemesis leaves clients alone).
 public final class AdminClientNode: NodeStateMachine {
@@ -18,7 +20,7 @@ public final class AdminClientNode: NodeStateMachine {
     public var tickInterval: Duration { .milliseconds(100) }
     public private(set) var createdTopics: [String] = []
     /// Operator actions the controller confirmed, by kind ("preferred-election", "reassignment",
-    /// "create-topic", "delete-topic", "recreate-topic", "delete-recreated-topic").
+    /// "create-topic", "auto-create-topic", "delete-topic", "recreate-topic", "delete-recreated-topic").
     public private(set) var completedOperations: [String: Int] = [:]
     /// The recycled topic: its incarnations and the records acknowledged for them.
     private(set) var recycler: TopicRecycler
@@ -52,12 +54,14 @@ public final class AdminClientNode: NodeStateMachine {
         case preferredElection
         case reassign(TopicPartition, to: [NodeID])
         case createScratchTopic(String)
+        case autoCreateScratchTopic(String)
         case deleteScratchTopic(String)
         case recycle(TopicRecycler.Request)
 
         var kind: String {
             switch self {
             case .createWorkloadTopic, .createScratchTopic: return "create-topic"
+            case .autoCreateScratchTopic: return "auto-create-topic"
             case .preferredElection: return "preferred-election"
             case .reassign: return "reassignment"
             case .deleteScratchTopic: return "delete-topic"
@@ -149,7 +153,9 @@ public final class AdminClientNode: NodeStateMachine {
         switch cycleStep % 4 {
         case 0: return .preferredElection
         case 1: return reassignment(number: cycleStep / 4)
-        case 2: return .createScratchTopic("scratch-\(scratchTopics)")
+        case 2:
+            let name = "scratch-\(scratchTopics)"
+            return scratchTopics % 2 == 0 ? .createScratchTopic(name) : .autoCreateScratchTopic(name)
         default: return .deleteScratchTopic("scratch-\(scratchTopics)")
         }
     }
@@ -191,6 +197,10 @@ public final class AdminClientNode: NodeStateMachine {
             request.topicPartitions = nil  // every partition
             request.timeoutMs = timeoutMilliseconds
             return .electLeaders(request)
+        case let .autoCreateScratchTopic(name):
+            var request = KafkaWire.MetadataRequest(topics: [.init(name: name)])
+            request.allowAutoTopicCreation = true
+            return .metadata(request)
         case let .deleteScratchTopic(name):
             return deleteTopics(name, timeoutMilliseconds: timeoutMilliseconds)
         case .recycle(.delete):
@@ -244,6 +254,9 @@ public final class AdminClientNode: NodeStateMachine {
         case let (.preferredElection, .electLeaders(reply)):
             // Per-partition refusals (leader not available) are the operator's to retry later.
             return reply.errorCode == KafkaErrorCode.none.rawValue
+        case let (.autoCreateScratchTopic(name), .metadata(reply)):
+            // Created once this broker's image names it; until then it answers LEADER_NOT_AVAILABLE.
+            return reply.topics.contains { $0.name == name && $0.errorCode == KafkaErrorCode.none.rawValue && !$0.partitions.isEmpty }
         case let (.deleteScratchTopic, .deleteTopics(reply)), let (.recycle(.delete), .deleteTopics(reply)):
             let error = reply.responses.first?.errorCode ?? KafkaErrorCode.unknownServerError.rawValue
             return error == KafkaErrorCode.none.rawValue || error == KafkaErrorCode.unknownTopicOrPartition.rawValue
@@ -261,7 +274,7 @@ public final class AdminClientNode: NodeStateMachine {
             return
         case .deleteScratchTopic:
             scratchTopics += 1
-        case .preferredElection, .reassign, .createScratchTopic:
+        case .preferredElection, .reassign, .createScratchTopic, .autoCreateScratchTopic:
             break
         case let .recycle(request):
             recycler.confirmed(request)

@@ -78,6 +78,8 @@ public struct ClusterSimulation {
         /// Lookups by timestamp the timestamp-lookups checker compared with the leader's files,
         /// and those it could not (a range that did not read cleanly).
         public var timestampLookups = (checked: 0, unchecked: 0)
+        /// Topics the topic-creation checker saw created by a Metadata request alone.
+        public var automaticallyCreatedTopics = 0
     }
 
     public struct RecycledTopicCounts: Sendable {
@@ -107,7 +109,9 @@ public struct ClusterSimulation {
         let world = self.world
         let layout = world.applied(to: self.layout)
         let configuration = world.applied(to: self.configuration, layout: layout)
-        var checkers: [any SimulationChecker] = [raft, metadata]
+        let creations = TopicCreationChecker(metadata: metadata, defaults: layout.controllerConfiguration)
+        // After the metadata checker, whose committed image it reads.
+        var checkers: [any SimulationChecker] = [raft, metadata, creations]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
         let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
@@ -150,6 +154,7 @@ public struct ClusterSimulation {
                               raftMessagesCheckedAgainstDisk: durability.raftMessagesChecked)
         outcome.malformedFrameClient = operations.malformedFrameClient
         outcome.timestampLookups = (timestampLookups?.checkedAnswers ?? 0, timestampLookups?.uncheckedAnswers ?? 0)
+        outcome.automaticallyCreatedTopics = creations.automaticallyCreated
         if let incarnations {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,
