@@ -229,6 +229,7 @@ extension BrokerDataPlane {
             follower: follower, fetchOffset: Offset(partition.fetchOffset), lastFetchedEpoch: LeaderEpoch(partition.lastFetchedEpoch),
             followerDurableOffset: Offset(partition.ternReplicaDurableOffset), followerBrokerEpoch: brokerEpoch,
             followerAcknowledgedLoss: PartitionEpoch(partition.ternReplicaAcknowledgedLoss),
+            followerLogStartOffset: Offset(partition.logStartOffset),
             currentLeaderEpoch: LeaderEpoch(partition.currentLeaderEpoch), now: now)
         handle(outcome.update, of: hosted, now: now)
         switch outcome.result {

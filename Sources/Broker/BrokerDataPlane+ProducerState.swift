@@ -20,15 +20,21 @@ extension BrokerDataPlane {
     /// Brings the table in line with the log after anything that may have changed it. `appended`,
     /// when given, holds the batches just appended (a follower's fetch), taken from memory rather
     /// than read back from the log.
+    ///
+    /// A log start moving forward over what the table covers (retention, DeleteRecords) keeps the
+    /// table: as in Kafka, a producer's state outlives its deleted batches, so its retries are
+    /// still recognised. A log restarted past the table's end, or below its old start, is
+    /// rebuilt from the log.
     func syncProducerState(_ hosted: HostedPartition, appended: [UInt8] = []) {
         let log = hosted.log
-        if log.logStartOffset != hosted.producerStateLogStart || log.logEndOffset < hosted.producerState.endOffset {
+        let restarted = log.logStartOffset < hosted.producerStateLogStart || log.logStartOffset > hosted.producerState.endOffset
+        if restarted || log.logEndOffset < hosted.producerState.endOffset {
             deleteProducerSnapshots(of: hosted, above: log.logEndOffset)
-            if log.logStartOffset != hosted.producerStateLogStart || hosted.producerState.truncate(to: log.logEndOffset) != .exact {
+            if restarted || hosted.producerState.truncate(to: log.logEndOffset) != .exact {
                 hosted.producerState = Self.loadProducerState(from: log, disk: disk)
             }
-            hosted.producerStateLogStart = log.logStartOffset
         }
+        hosted.producerStateLogStart = log.logStartOffset
         if log.logEndOffset > hosted.producerState.endOffset {
             Self.record(batches: appended, into: &hosted.producerState)
         }

@@ -77,6 +77,8 @@ extension BrokerDataPlane {
             if let response = handleInitProducerID(initProducerID, from: requester, now: now) {
                 answer(.initProducerID(response), to: requester)
             }
+        case let .deleteRecords(deleteRecords):
+            handleDeleteRecords(deleteRecords, from: requester, now: now)
         case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .createPartitions, .electLeaders,
              .alterPartitionReassignments, .describeCluster:
             preconditionFailure("API \(request.apiKey) is not a data-plane request")

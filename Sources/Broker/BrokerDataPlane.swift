@@ -28,10 +28,13 @@ public struct BrokerDataPlaneConfiguration: Sendable {
     public var controllerRequestTimeout: Duration = .milliseconds(2000)
     /// How often each log writes its recovery point and high watermark.
     public var checkpointInterval: Duration = .seconds(1)
+    /// `log.retention.check.interval.ms`: how often a leader deletes what retention allows.
+    public var retentionCheckInterval: Duration = .seconds(300)
     /// Bounds on requests waiting inside the broker; beyond them requests are refused at once
     /// (retriably) instead of queueing without limit.
     public var maximumParkedProduceRequests = 1024
     public var maximumParkedInitProducerIDRequests = 256
+    public var maximumParkedDeleteRecordsRequests = 256
     /// Long-polling fetches (consumers' and followers') parked at once; past it, fetches are
     /// answered at once, empty if need be.
     public var maximumParkedFetchRequests = 4096
@@ -136,6 +139,7 @@ public final class BrokerDataPlane {
 
     var producerIDBlock: (next: Int64, end: Int64)?
     var parkedInitProducerIDs: [ParkedInitProducerID] = []
+    var parkedDeleteRecords: [ParkedDeleteRecords] = []
     /// Answers made during this event, taken by the broker node at its end (`takeAnswers`).
     var answers: [DataPlaneAnswer] = []
     var allocateProducerIDsInFlight: InFlightControllerRequest?
@@ -149,6 +153,7 @@ public final class BrokerDataPlane {
     var nextCorrelationID: UInt64 = 1
     var nextHostingNumber: UInt64 = 0
     var nextCheckpointAt = Instant.zero
+    var nextRetentionCheckAt = Instant.zero
     var exitRequested = false
     var highWatermarkMoved = false
 
@@ -408,8 +413,13 @@ public final class BrokerDataPlane {
         retryRemovals(now: now)
         expireParkedProduces(now: now)
         expireParkedInitProducerIDs(now: now)
+        settleParkedDeleteRecords(now: now)
         answerParkedFetches(now: now, recheck: .expiredOnly)
         highWatermarkMoved = true  // completions handed out without an update may have moved it
+        if now >= nextRetentionCheckAt {
+            nextRetentionCheckAt = now + configuration.retentionCheckInterval
+            applyRetention()
+        }
         if now >= nextCheckpointAt {
             nextCheckpointAt = now + configuration.checkpointInterval
             for hosted in hostedInOrder {
@@ -417,6 +427,14 @@ public final class BrokerDataPlane {
                 hosted.log.repairDamagedIdentity()
                 snapshotProducerStateIfDue(hosted)
             }
+        }
+    }
+
+    /// Leaders delete the segments retention allows; their followers learn the new log start from
+    /// fetch answers and delete the same.
+    private func applyRetention() {
+        for hosted in hostedInOrder where hosted.replica.isLeader {
+            if hosted.log.applyRetention(wallClock: wallClock) > 0 { syncProducerState(hosted) }
         }
     }
 
@@ -449,6 +467,7 @@ public final class BrokerDataPlane {
             resolveHighWatermarkWaits()
         }
         sendFinishedProduces()
+        settleParkedDeleteRecords(now: now)
         sendReplicaFetches(now: now, effects: &effects)
         sendAlterPartitions(now: now, effects: &effects)
         requestProducerIDBlockIfNeeded(now: now, effects: &effects)

@@ -57,7 +57,7 @@ extension PartitionReplica {
               response.fetchOffset == log.logEndOffset else { return update }
         do throws(LogError) {
             switch response.result {
-            case let .records(bytes, leaderHighWatermark, _, _):
+            case let .records(bytes, leaderHighWatermark, leaderLogStart, _):
                 if !bytes.isEmpty {
                     do {
                         try log.appendAsFollower(bytes, wallClock: wallClock)
@@ -70,6 +70,9 @@ extension PartitionReplica {
                     log.updateHighWatermark(adopted)
                     update.highWatermarkChanged = true
                 }
+                // The leader's retention and DeleteRecords: delete the same, within what this
+                // replica knows is committed.
+                log.advanceLogStartOffset(to: min(leaderLogStart, log.highWatermark))
             case let .divergingEpoch(epoch, endOffset, _):
                 try truncate(to: divergenceTruncationOffset(leaderEpoch: epoch, leaderEndOffset: endOffset), wallClock: wallClock)
             case let .offsetOutOfRange(leaderLogStart, leaderEnd):

@@ -70,7 +70,8 @@ extension PartitionReplica {
     static func errorCode(for error: LogError) -> KafkaErrorCode {
         switch error {
         case let .invalidBatch(batchError): return batchError.kafkaErrorCode
-        case .batchTooLarge: return .messageTooLarge
+        // Kafka: RecordBatchTooLargeException, a batch larger than segment.bytes.
+        case .batchTooLarge: return .recordListTooLarge
         // A new leader's truncation barrier: retriable, the client refreshes metadata and retries.
         case .durabilityBarrierPending: return .notLeaderOrFollower
         case .disk, .corrupt, .offline, .topicIDMismatch: return .kafkaStorageError
@@ -101,6 +102,7 @@ extension PartitionReplica {
     public func handleFollowerFetch(follower: NodeID, fetchOffset: Offset, lastFetchedEpoch: LeaderEpoch,
                                     followerDurableOffset: Offset, followerBrokerEpoch: BrokerEpoch = BrokerEpoch(-1),
                                     followerAcknowledgedLoss: PartitionEpoch = PartitionEpoch(-1),
+                                    followerLogStartOffset: Offset = .unknown,
                                     currentLeaderEpoch: LeaderEpoch? = nil, now: Instant) -> LeaderFetchOutcome {
         var update = ReplicaUpdate()
         update.completions = takeDeferred()
@@ -137,6 +139,7 @@ extension PartitionReplica {
         }
 
         if isCurrent {
+            followers[follower]?.logStartOffset = followerLogStartOffset
             recordFetch(of: follower, fetchOffset: fetchOffset, durableOffset: followerDurableOffset, leaderEnd: leaderEnd, now: now)
             update.merge(recomputeHighWatermark(now: now))
             // Join the ISR, or (a member whose loss is recorded) have the record cleared.
@@ -154,6 +157,19 @@ extension PartitionReplica {
         }
         return answer(.records(bytes: read.bytes, highWatermark: log.highWatermark,
                                logStartOffset: log.logStartOffset, leaderLogEndOffset: leaderEnd))
+    }
+
+    /// Kafka's low watermark: the smallest log start offset among the leader and the followers in
+    /// the ISR (unknown while one of them has not reported its own). DeleteRecords is done once
+    /// it reaches the requested offset: every in-sync copy has deleted the records.
+    public var lowWatermark: Offset {
+        guard role == .leader else { return .unknown }
+        var lowest = log.logStartOffset
+        for member in isr where member != localID {
+            guard let start = followers[member]?.logStartOffset, start != .unknown else { return .unknown }
+            lowest = min(lowest, start)
+        }
+        return lowest
     }
 
     /// Whether a fetch's positions may be taken. KIP-903: a fetch from a new process of the

@@ -307,6 +307,8 @@ struct FollowerState {
     var lastCaughtUpTime: Instant?
     var lastFetchTime: Instant?
     var leaderEndOffsetAtLastFetch = Offset.unknown
+    /// The follower's log start offset, as its last fetch reported it (unknown until one does).
+    var logStartOffset = Offset.unknown
     /// The broker epoch of the process that fetched last (nil until one says).
     var brokerEpoch: BrokerEpoch?
     /// The highest recorded loss the follower's fetches said it had discarded its data for: a

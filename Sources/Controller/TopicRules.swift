@@ -90,6 +90,8 @@ public enum TopicRules {
             return integerProblem(value, in: (RecordBatchSizeLimits.minimumBatchBytes + 1)...LogConfiguration.maximumSegmentBytes)
         case ConfigNames.segmentMilliseconds:
             return integerProblem(value, in: 1...Int64.max)
+        case ConfigNames.retentionMilliseconds, ConfigNames.retentionBytes:
+            return integerProblem(value, in: -1...Int64.max)
         default:
             return nil
         }
@@ -119,6 +121,8 @@ public enum ConfigNames {
     public static let messageTimestampType = "message.timestamp.type"
     public static let segmentBytes = "segment.bytes"
     public static let segmentMilliseconds = "segment.ms"
+    public static let retentionMilliseconds = "retention.ms"
+    public static let retentionBytes = "retention.bytes"
 }
 
 /// Topic config values as Kafka spells them.
@@ -139,6 +143,10 @@ public enum TopicConfigValues {
         if let type = topic.config(ConfigNames.messageTimestampType).flatMap(timestampType) { configuration.messageTimestampType = type }
         if let bytes = topic.config(ConfigNames.segmentBytes).flatMap({ Int64($0) }) { configuration.segmentBytes = bytes }
         if let milliseconds = topic.config(ConfigNames.segmentMilliseconds).flatMap({ Int64($0) }) { configuration.segmentMilliseconds = milliseconds }
+        if let milliseconds = topic.config(ConfigNames.retentionMilliseconds).flatMap({ Int64($0) }) {
+            configuration.retentionMilliseconds = milliseconds
+        }
+        if let bytes = topic.config(ConfigNames.retentionBytes).flatMap({ Int64($0) }) { configuration.retentionBytes = bytes }
         return configuration
     }
 }

@@ -15,6 +15,7 @@ public enum KafkaErrorCode: Int16, Sendable, CaseIterable {
     case coordinatorNotAvailable = 15
     case notCoordinator = 16
     case invalidTopic = 17
+    case recordListTooLarge = 18
     case notEnoughReplicas = 19
     case notEnoughReplicasAfterAppend = 20
     case invalidRequiredAcks = 21

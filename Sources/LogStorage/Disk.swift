@@ -69,6 +69,10 @@ public protocol Disk: AnyObject {
     func fileExists(_ path: String) -> Bool
     /// Removes a file, or an empty directory.
     func remove(_ path: String) throws(DiskError)
+    /// Removes the name of an open file and closes it. Its space is freed when the last descriptor
+    /// goes, which for a large file can take a while: a real disk lets it go off the caller's
+    /// thread, so deleting a 1 GiB segment never stalls an event loop.
+    func discard(_ file: DiskFile, at path: String) throws(DiskError)
     /// Atomically replaces `destination` (if present) with `source`.
     func rename(_ source: String, to destination: String) throws(DiskError)
 
@@ -91,6 +95,11 @@ public protocol Disk: AnyObject {
 }
 
 extension Disk {
+    public func discard(_ file: DiskFile, at path: String) throws(DiskError) {
+        defer { close(file) }
+        try remove(path)
+    }
+
     /// Reads exactly `count` bytes at `position` into a new array, or fewer at end of file.
     public func read(_ file: DiskFile, at position: Int64, count: Int) throws(DiskError) -> [UInt8] {
         precondition(count >= 0, "read count must not be negative")

@@ -37,6 +37,7 @@ extension PartitionLog {
     /// leader's, or a replica being rebuilt after corruption).
     public func truncateFully(startingAt offset: Offset, wallClock: Instant) throws(LogError) {
         if let failure { throw .offline(reason: failure) }
+        deleteSegmentsAwaitingDeletion()
         for segment in segments { delete(segment) }
         segments.removeAll()
         do { segments.append(try createSegment(baseOffset: offset, wallClock: wallClock)) } catch {
@@ -123,42 +124,73 @@ extension PartitionLog {
     }
 
     func delete(_ segment: LogSegment) {
-        disk.close(segment.logFile)
-        disk.close(segment.indexFile)
         // A removal that does not reach the disk before a crash is harmless: recovery drops
         // segments below the log start and segments that do not continue the log.
-        try? disk.remove(segment.logPath)
-        try? disk.remove(segment.indexPath)
+        try? disk.discard(segment.logFile, at: segment.logPath)
+        try? disk.discard(segment.indexFile, at: segment.indexPath)
     }
 
-    /// Moves the log start forward (DeleteRecords, retention): offsets below it are no longer
-    /// served, and whole segments below it are deleted. Never past the high watermark.
+    /// Moves the log start forward (DeleteRecords, retention, a follower learning its leader's):
+    /// offsets below it are no longer served. Whole segments below it leave the log at once and
+    /// their files are deleted once a checkpoint carrying the new log start is durable, so a crash
+    /// never finds a gap below a log start it would still honour. Never past the high watermark.
     public func advanceLogStartOffset(to offset: Offset) {
-        guard offset > logStartOffset else { return }
+        guard offset > logStartOffset, failure == nil else { return }
         precondition(offset <= highWatermark, "log start \(offset) may not pass the high watermark \(highWatermark)")
         logStartOffset = offset
-        while segments.count > 1, segments[1].baseOffset <= offset {
-            delete(segments.removeFirst())
-        }
         leaderEpochs.truncate(fromStart: offset)
+        var removed: [LogSegment] = []
+        while segments.count > 1, segments[1].baseOffset <= offset { removed.append(segments.removeFirst()) }
+        let generation = checkpoint()
+        guard !removed.isEmpty else { return }
+        segmentsAwaitingDeletion.append(SegmentsAwaitingDeletion(segments: removed, checkpointGeneration: generation))
+        deleteSegments(checkpointedThrough: checkpointWriter.completedGeneration)
     }
 
-    /// Deletes whole sealed segments that retention by time or size allows, oldest first, and only
-    /// below the high watermark. Returns how many were deleted.
+    /// Deletes the files of segments below a log start that a durable checkpoint now carries.
+    func deleteSegments(checkpointedThrough generation: UInt64) {
+        while let first = segmentsAwaitingDeletion.first, first.checkpointGeneration <= generation {
+            segmentsAwaitingDeletion.removeFirst()
+            for segment in first.segments { delete(segment) }
+        }
+    }
+
+    /// Deletes every segment awaiting deletion now, before new files could take their names.
+    func deleteSegmentsAwaitingDeletion() {
+        for pending in segmentsAwaitingDeletion { pending.segments.forEach(delete) }
+        segmentsAwaitingDeletion.removeAll()
+    }
+
+    /// Deletes the oldest segments wholly below the high watermark while retention by time
+    /// (`retention.ms`: the segment's newest timestamp is older) or by size (`retention.bytes`: the
+    /// log stays at least that large without it) allows. As in Kafka, an expired active segment is
+    /// rolled so that it can go too. Returns how many segments were deleted.
     @discardableResult
     public func applyRetention(wallClock: Instant) -> Int {
-        var deleted = 0
-        var total = sizeInBytes
-        while segments.count > 1, segments[0].nextOffset <= highWatermark {
-            let oldest = segments[0]
-            let expiredByTime = configuration.retentionMilliseconds >= 0
-                && oldest.maxTimestamp < wallClock.milliseconds - configuration.retentionMilliseconds
-            let overSize = configuration.retentionBytes >= 0 && total - oldest.size >= configuration.retentionBytes
+        guard failure == nil, corruption == nil, !hasDurabilityBarrier else { return 0 }
+        let timeLimit = configuration.retentionMilliseconds >= 0 ? wallClock.milliseconds - configuration.retentionMilliseconds : Int64.min
+        var remainingBytes = sizeInBytes
+        var deletable = 0
+        for segment in segments {
+            guard !segment.isEmpty, segment.nextOffset <= highWatermark else { break }
+            let expiredByTime = segment.maxTimestamp < timeLimit
+            let overSize = configuration.retentionBytes >= 0 && remainingBytes - segment.size >= configuration.retentionBytes
             guard expiredByTime || overSize else { break }
-            total -= oldest.size
-            advanceLogStartOffset(to: oldest.nextOffset)
-            deleted += 1
+            remainingBytes -= segment.size
+            deletable += 1
         }
-        return deleted
+        guard deletable > 0 else { return 0 }
+        if deletable == segments.count {
+            do { try roll(wallClock: wallClock) } catch { return 0 }
+        }
+        let newStart = segments[deletable - 1].nextOffset
+        advanceLogStartOffset(to: newStart)
+        return deletable
     }
+}
+
+/// Segments cut off below the log start, waiting for the checkpoint that records it.
+struct SegmentsAwaitingDeletion {
+    var segments: [LogSegment]
+    var checkpointGeneration: UInt64
 }

@@ -41,6 +41,9 @@ public final class PartitionLog {
     /// Set when a write or sync failed; the log then refuses all work.
     public internal(set) var failure: String?
     public internal(set) var recoveryReport = RecoveryReport()
+    /// Segments below the log start whose files wait for a durable checkpoint (see
+    /// `advanceLogStartOffset`).
+    var segmentsAwaitingDeletion: [SegmentsAwaitingDeletion] = []
     /// Segment files past a corruption, kept for repair and removed by `discardFromCorruption`.
     var orphanedPaths: [String] = []
     /// The topic the directory belongs to (32 hexadecimal digits), repeated in every checkpoint;
@@ -276,6 +279,7 @@ public final class PartitionLog {
         case .inProgress: return true
         case let .completed(generation):
             durability.checkpointCompleted(generation: generation)
+            deleteSegments(checkpointedThrough: generation)
             if durabilityBarrier.map({ $0 <= generation }) == true { durabilityBarrier = nil }
             if checkpointWanted { startCheckpoint() }
             return true
@@ -329,11 +333,12 @@ public final class PartitionLog {
     /// Closes every file. Callers wanting a clean reopen flush and checkpoint first and wait for
     /// `isIdle`.
     public func close() {
-        for segment in segments {
+        for segment in segments + segmentsAwaitingDeletion.flatMap(\.segments) {
             disk.close(segment.logFile)
             disk.close(segment.indexFile)
         }
         segments.removeAll()
+        segmentsAwaitingDeletion.removeAll()
     }
 
     /// Stops the log for good, before its directory is moved away to be removed: closes every

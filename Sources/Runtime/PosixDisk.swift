@@ -136,6 +136,18 @@ public final class PosixDisk: Disk, Sendable {
         }
     }
 
+    /// Unlinks while the file is still open, so the unlink only drops the name; the sync thread
+    /// then closes the descriptor, which is what frees the blocks.
+    public func discard(_ file: DiskFile, at path: String) throws(DiskError) {
+        let released = files.withLock { table in table.openFiles.removeValue(forKey: file) }
+        do throws(SystemCallError) {
+            _ = try systemCall("unlink") { unlink(path) }
+        } catch {
+            throw error.diskError(path: path)
+        }
+        if let released { syncThread.release(released) }
+    }
+
     public func rename(_ source: String, to destination: String) throws(DiskError) {
         do throws(SystemCallError) {
             _ = try systemCall("rename") { Glibc.rename(source, destination) }

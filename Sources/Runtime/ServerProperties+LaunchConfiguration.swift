@@ -56,6 +56,11 @@ extension ServerProperties {
             } else if let rollHours = try integer(.logRollHours, in: 1...Int64(Int32.max), limitIsTechnical: true) {
                 configuration.dataPlane.log.segmentMilliseconds = rollHours * 3_600_000
             }
+            if let retention = try retentionMilliseconds() { configuration.dataPlane.log.retentionMilliseconds = retention }
+            if let bytes = try integer(.logRetentionBytes, in: -1...Int64.max, limitIsTechnical: true) {
+                configuration.dataPlane.log.retentionBytes = bytes
+            }
+            if let interval = try milliseconds(.logRetentionCheckIntervalMilliseconds) { configuration.dataPlane.retentionCheckInterval = interval }
             if let enabled = try boolean(.autoCreateTopicsEnable) { configuration.dataPlane.autoCreateTopicsEnabled = enabled }
             if let property = property(.logMessageTimestampType) {
                 guard let type = TopicConfigValues.timestampType(property.value) else {
@@ -144,6 +149,18 @@ extension ServerProperties {
     /// A `.ms` setting: positive and within Kafka's int range (about 24 days).
     private func milliseconds(_ key: ServerPropertyKey) throws(ServerPropertiesError) -> Duration? {
         try integer(key, in: 1...Int64(Int32.max), limitIsTechnical: true).map { .milliseconds($0) }
+    }
+
+    /// Kafka's precedence: log.retention.ms over .minutes over .hours; -1 keeps data forever.
+    private func retentionMilliseconds() throws(ServerPropertiesError) -> Int64? {
+        if let value = try integer(.logRetentionMilliseconds, in: -1...Int64.max, limitIsTechnical: true) { return value }
+        if let value = try integer(.logRetentionMinutes, in: -1...Int64(Int32.max), limitIsTechnical: true) {
+            return value < 0 ? -1 : value * 60_000
+        }
+        if let value = try integer(.logRetentionHours, in: -1...Int64(Int32.max), limitIsTechnical: true) {
+            return value < 0 ? -1 : value * 3_600_000
+        }
+        return nil
     }
 
     private func boolean(_ key: ServerPropertyKey) throws(ServerPropertiesError) -> Bool? {

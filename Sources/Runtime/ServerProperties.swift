@@ -61,6 +61,11 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
     case logSegmentBytes = "log.segment.bytes"
     case logRollMilliseconds = "log.roll.ms"
     case logRollHours = "log.roll.hours"
+    case logRetentionMilliseconds = "log.retention.ms"
+    case logRetentionMinutes = "log.retention.minutes"
+    case logRetentionHours = "log.retention.hours"
+    case logRetentionBytes = "log.retention.bytes"
+    case logRetentionCheckIntervalMilliseconds = "log.retention.check.interval.ms"
     case logMessageTimestampType = "log.message.timestamp.type"
     case autoCreateTopicsEnable = "auto.create.topics.enable"
     case replicaLagTimeMaxMilliseconds = "replica.lag.time.max.ms"
@@ -85,6 +90,7 @@ public enum ServerPropertyKey: String, CaseIterable, Sendable {
              .brokerSessionTimeoutMilliseconds:
             return .everyNode
         case .advertisedListeners, .logSegmentBytes, .logRollMilliseconds, .logRollHours, .logMessageTimestampType, .autoCreateTopicsEnable,
+             .logRetentionMilliseconds, .logRetentionMinutes, .logRetentionHours, .logRetentionBytes, .logRetentionCheckIntervalMilliseconds,
              .replicaLagTimeMaxMilliseconds, .brokerHeartbeatIntervalMilliseconds, .messageMaxBytes, .socketRequestMaxBytes:
             return .broker
         case .partitionCount, .defaultReplicationFactor, .uncleanLeaderElectionEnable:

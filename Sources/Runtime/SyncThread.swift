@@ -14,10 +14,14 @@ enum SyncTarget: Sendable {
     case directory(path: String)
     /// Failed before reaching the thread (e.g. the file was not open); completed in queue order.
     case failed(DiskError)
+    /// A discarded file whose last reference the thread drops, so that freeing its space (on the
+    /// descriptor's close) happens there; nothing is synced and no completion is posted.
+    case release(OpenFile)
 }
 
 struct SyncRequest: Sendable {
-    let token: SyncToken
+    /// Nil for a release, which nobody waits for.
+    let token: SyncToken?
     let target: SyncTarget
 }
 
@@ -121,6 +125,13 @@ final class SyncThread: Sendable {
         return token
     }
 
+    /// Hands the thread the last reference to a discarded file. Blocks like `enqueue` while the
+    /// queue is full.
+    func release(_ openFile: OpenFile) {
+        let accepted = requests.append { SyncRequest(token: nil, target: .release(openFile)) }
+        precondition(accepted, "file released after the disk was closed")
+    }
+
     /// Moves every posted completion into `collected`, in completion order, and resets the eventfd.
     /// Never blocks; makes no system call when there is nothing to collect.
     func collect(into collected: inout [SyncCompletion]) {
@@ -185,7 +196,9 @@ final class SyncThread: Sendable {
             // Drop the batch's file references before posting, so a closed file's descriptor is
             // released by the time its owner sees the completion.
             batch.removeAll(keepingCapacity: true)
-            post(&results)
+            // A batch of releases only has nothing to post (an empty post would leave the eventfd
+            // readable with nothing to collect).
+            if !results.isEmpty { post(&results) }
         }
     }
 
@@ -214,8 +227,11 @@ final class SyncThread: Sendable {
                 }
             case let .failed(error):
                 outcome = .failure(error)
+            case .release:
+                continue
             }
-            results.append(SyncCompletion(token: request.token, result: outcome))
+            guard let token = request.token else { preconditionFailure("a sync request always has a token") }
+            results.append(SyncCompletion(token: token, result: outcome))
         }
         batchCount.add(1, ordering: .relaxed)
     }

@@ -28,6 +28,7 @@ import Testing
             switch key {
             case .produce: generated = KafkaWire.ProduceRequest.versions
             case .fetch: generated = KafkaWire.FetchRequest.versions
+            case .deleteRecords: generated = KafkaWire.DeleteRecordsRequest.versions
             case .listOffsets: generated = KafkaWire.ListOffsetsRequest.versions
             case .metadata: generated = KafkaWire.MetadataRequest.versions
             case .apiVersions: generated = KafkaWire.ApiVersionsRequest.versions

@@ -40,6 +40,7 @@ let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     ("ElectLeaders", 0...2),
     ("DescribeCluster", 0...1),
     ("AlterPartitionReassignments", 0...0),
+    ("DeleteRecords", 0...2),
 ]
 
 /// Tern's own fields on Kafka's messages: tagged fields, so Kafka's clients and brokers skip them

@@ -187,7 +187,7 @@ struct KafkaFrontend {
             return forward(decoded, on: connection, deadline: now + timeout + Self.answerGrace, expectsAnswer: true) { pseudoNodeID, correlationID in
                 .admin(from: pseudoNodeID, PeerMessage.adminRequest(correlationID: correlationID, request: adminRequest))
             }
-        case .produce, .fetch, .listOffsets, .metadata, .initProducerID, .offsetForLeaderEpoch:
+        case .produce, .fetch, .listOffsets, .metadata, .initProducerID, .offsetForLeaderEpoch, .deleteRecords:
             var expectsAnswer = true
             var timeout = Self.defaultRequestTimeout
             switch decoded.body {
@@ -196,6 +196,8 @@ struct KafkaFrontend {
                 timeout = .milliseconds(Int64(max(0, produce.timeoutMs)))
             case let .fetch(fetch):
                 timeout = .milliseconds(Int64(max(0, fetch.maxWaitMs)))
+            case let .deleteRecords(deleteRecords):
+                timeout = .milliseconds(Int64(max(0, deleteRecords.timeoutMs)))
             default:
                 break
             }

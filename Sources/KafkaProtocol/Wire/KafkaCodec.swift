@@ -9,6 +9,7 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
     case apiVersions = 18
     case createTopics = 19
     case deleteTopics = 20
+    case deleteRecords = 21
     case initProducerID = 22
     case offsetForLeaderEpoch = 23
     case describeConfigs = 32
@@ -28,6 +29,7 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
         case .apiVersions: return KafkaWire.ApiVersionsRequest.isFlexible(version: version)
         case .createTopics: return KafkaWire.CreateTopicsRequest.isFlexible(version: version)
         case .deleteTopics: return KafkaWire.DeleteTopicsRequest.isFlexible(version: version)
+        case .deleteRecords: return KafkaWire.DeleteRecordsRequest.isFlexible(version: version)
         case .initProducerID: return KafkaWire.InitProducerIdRequest.isFlexible(version: version)
         case .offsetForLeaderEpoch: return KafkaWire.OffsetForLeaderEpochRequest.isFlexible(version: version)
         case .describeConfigs: return KafkaWire.DescribeConfigsRequest.isFlexible(version: version)
@@ -52,6 +54,7 @@ public enum SupportedAPIVersions {
         case .apiVersions: return 0...4
         case .createTopics: return 2...7
         case .deleteTopics: return 1...4
+        case .deleteRecords: return 0...2
         case .initProducerID: return 0...4
         case .offsetForLeaderEpoch: return 2...4
         case .describeConfigs: return 1...4
@@ -152,6 +155,7 @@ public enum KafkaRequest: Sendable, Equatable {
     case apiVersions(KafkaWire.ApiVersionsRequest)
     case createTopics(KafkaWire.CreateTopicsRequest)
     case deleteTopics(KafkaWire.DeleteTopicsRequest)
+    case deleteRecords(KafkaWire.DeleteRecordsRequest)
     case initProducerID(KafkaWire.InitProducerIdRequest)
     case offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochRequest)
     case describeConfigs(KafkaWire.DescribeConfigsRequest)
@@ -169,6 +173,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case .apiVersions: return .apiVersions
         case .createTopics: return .createTopics
         case .deleteTopics: return .deleteTopics
+        case .deleteRecords: return .deleteRecords
         case .initProducerID: return .initProducerID
         case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
         case .describeConfigs: return .describeConfigs
@@ -189,6 +194,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case .apiVersions: self = .apiVersions(try .init(decoding: &reader, version: version))
         case .createTopics: self = .createTopics(try .init(decoding: &reader, version: version))
         case .deleteTopics: self = .deleteTopics(try .init(decoding: &reader, version: version))
+        case .deleteRecords: self = .deleteRecords(try .init(decoding: &reader, version: version))
         case .initProducerID: self = .initProducerID(try .init(decoding: &reader, version: version))
         case .offsetForLeaderEpoch: self = .offsetForLeaderEpoch(try .init(decoding: &reader, version: version))
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
@@ -208,6 +214,7 @@ public enum KafkaRequest: Sendable, Equatable {
         case let .apiVersions(body): body.encode(into: &writer, version: version)
         case let .createTopics(body): body.encode(into: &writer, version: version)
         case let .deleteTopics(body): body.encode(into: &writer, version: version)
+        case let .deleteRecords(body): body.encode(into: &writer, version: version)
         case let .initProducerID(body): body.encode(into: &writer, version: version)
         case let .offsetForLeaderEpoch(body): body.encode(into: &writer, version: version)
         case let .describeConfigs(body): body.encode(into: &writer, version: version)
@@ -228,6 +235,7 @@ public enum KafkaResponse: Sendable, Equatable {
     case apiVersions(KafkaWire.ApiVersionsResponse)
     case createTopics(KafkaWire.CreateTopicsResponse)
     case deleteTopics(KafkaWire.DeleteTopicsResponse)
+    case deleteRecords(KafkaWire.DeleteRecordsResponse)
     case initProducerID(KafkaWire.InitProducerIdResponse)
     case offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochResponse)
     case describeConfigs(KafkaWire.DescribeConfigsResponse)
@@ -245,6 +253,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case .apiVersions: return .apiVersions
         case .createTopics: return .createTopics
         case .deleteTopics: return .deleteTopics
+        case .deleteRecords: return .deleteRecords
         case .initProducerID: return .initProducerID
         case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
         case .describeConfigs: return .describeConfigs
@@ -264,6 +273,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case .apiVersions: self = .apiVersions(try .init(decoding: &reader, version: version))
         case .createTopics: self = .createTopics(try .init(decoding: &reader, version: version))
         case .deleteTopics: self = .deleteTopics(try .init(decoding: &reader, version: version))
+        case .deleteRecords: self = .deleteRecords(try .init(decoding: &reader, version: version))
         case .initProducerID: self = .initProducerID(try .init(decoding: &reader, version: version))
         case .offsetForLeaderEpoch: self = .offsetForLeaderEpoch(try .init(decoding: &reader, version: version))
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
@@ -283,6 +293,7 @@ public enum KafkaResponse: Sendable, Equatable {
         case let .apiVersions(body): body.encode(into: &writer, version: version)
         case let .createTopics(body): body.encode(into: &writer, version: version)
         case let .deleteTopics(body): body.encode(into: &writer, version: version)
+        case let .deleteRecords(body): body.encode(into: &writer, version: version)
         case let .initProducerID(body): body.encode(into: &writer, version: version)
         case let .offsetForLeaderEpoch(body): body.encode(into: &writer, version: version)
         case let .describeConfigs(body): body.encode(into: &writer, version: version)
