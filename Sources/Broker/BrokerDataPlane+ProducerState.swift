@@ -55,6 +55,12 @@ extension BrokerDataPlane {
     /// The latest snapshot at or below the log end whose boundary batch still matches, brought
     /// forward by the batches after it; with none, the whole log replayed.
     static func loadProducerState(from log: PartitionLog, disk: any Disk) -> ProducerStateTable {
+        var state = loadProducerStateTable(from: log, disk: disk)
+        state.mayHaveForgottenProducers = log.logStartOffset > .zero
+        return state
+    }
+
+    private static func loadProducerStateTable(from log: PartitionLog, disk: any Disk) -> ProducerStateTable {
         let offsets = producerSnapshotOffsets(in: log.directory, disk: disk)
         for offset in offsets.reversed() where offset <= log.logEndOffset && offset >= log.logStartOffset {
             guard let bytes = readWholeFile(joinPath(log.directory, ProducerStateSnapshotFiles.fileName(for: offset)), disk: disk),

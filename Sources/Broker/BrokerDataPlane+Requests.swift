@@ -184,7 +184,8 @@ extension BrokerDataPlane {
             if acks == .all, log.highWatermark <= lastOffset { return (accepted(firstOffset), .highWatermarkAbove(lastOffset)) }
             return (accepted(firstOffset), nil)
         case let .reject(code):
-            return refuse(code)
+            // The log start tells a producer refused as unknown whether retention explains it.
+            return (Self.producePartition(topicPartition.partition, error: code, logStartOffset: log.logStartOffset), nil)
         }
         var bytes = records
         switch hosted.replica.appendClientBatch(&bytes, acks: acks, now: now, wallClock: wallClock) {

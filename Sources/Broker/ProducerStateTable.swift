@@ -143,6 +143,12 @@ public struct ProducerStateTable: Equatable, Sendable {
     /// The table reflects every batch below this offset (Kafka's mapEndOffset); a snapshot taken
     /// now is a snapshot at this offset or later.
     public private(set) var endOffset: Offset
+    /// The table was built from a log that no longer starts at offset 0 (a restart, or a follower
+    /// restarting its log at the leader's log start): producers whose batches retention or
+    /// DeleteRecords removed are unknown to it although they exist, so it tells an unknown
+    /// producer so (UNKNOWN_PRODUCER_ID). A table that saw the whole history (kept in memory
+    /// across retention) knows every producer.
+    public var mayHaveForgottenProducers = false
 
     public init(endOffset: Offset = .zero) {
         self.producers = [:]
@@ -177,13 +183,15 @@ public struct ProducerStateTable: Equatable, Sendable {
         }
         guard let entry = producers[batch.producerID] else {
             // Unknown producer. Kafka 2.5+ (KIP-360) accepts any sequence here, on the theory that
-            // retention may have deleted the producer's batches. Tern refuses a non-zero sequence
-            // with OUT_OF_ORDER_SEQUENCE_NUMBER instead: the usual cause is that earlier
-            // in-flight batches of a new producer failed (e.g. NOT_LEADER) and this later one
-            // reached a new leader first, and accepting it would reorder the producer's records.
-            // Tern never evicts producers on retention (the state lives on in snapshots), so the
-            // KIP-360 case does not arise; both clients recover from 45 by bumping the epoch.
-            return batch.baseSequence == 0 ? .append : .reject(.outOfOrderSequenceNumber)
+            // retention may have deleted the producer's batches. Tern does not: the usual cause
+            // is that earlier in-flight batches of a new producer failed (e.g. NOT_LEADER) and
+            // this later one reached a new leader first, and accepting it would reorder the
+            // producer's records (OUT_OF_ORDER_SEQUENCE_NUMBER; clients bump the epoch). A table
+            // rebuilt past deleted data may truly have forgotten the producer: it answers
+            // UNKNOWN_PRODUCER_ID with the log start, as Kafka did before KIP-360, and a producer
+            // whose acknowledged batches all lie below that log start restarts its sequence.
+            if batch.baseSequence == 0 { return .append }
+            return .reject(mayHaveForgottenProducers ? .unknownProducerID : .outOfOrderSequenceNumber)
         }
         if let original = entry.duplicate(of: batch) {
             return .duplicate(firstOffset: original.firstOffset, lastOffset: original.lastOffset)

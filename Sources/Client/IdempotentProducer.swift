@@ -163,6 +163,10 @@ public struct IdempotentProducer: Sendable {
         /// Batches sent so far (first sends only), for `SentBatch.number`.
         var batchesSent = 0
         var nextSequence: Int32 = 0
+        /// The last offset of the newest batch acknowledged with its offset.
+        var lastAcknowledgedOffset = Offset.unknown
+        /// The leader forgot the producer: at the next drain the batches are renumbered.
+        var sequencesNeedRestart = false
         var retryNotBefore = Instant.zero
         var failure: KafkaErrorCode?
         /// A retry round has started: the partition drained, waited out the backoff, and is
@@ -182,6 +186,37 @@ public struct IdempotentProducer: Sendable {
             let oldest = unacknowledged.first?.number ?? Int.max
             acknowledgedAhead.removeAll { $0 < oldest }
             return batch
+        }
+
+        /// Whether an UNKNOWN_PRODUCER_ID is the leader having forgotten this producer because
+        /// retention deleted every batch it had acknowledged: the log now starts past them.
+        func wasForgotten(logStartOffset: Offset) -> Bool {
+            lastAcknowledgedOffset != .unknown && logStartOffset > lastAcknowledgedOffset
+        }
+
+        /// Renumbers the unacknowledged batches from sequence 0, in order, to be sent again to a
+        /// leader that forgot the producer, as Kafka's producers did on UNKNOWN_PRODUCER_ID
+        /// before KIP-360; only once nothing is in flight under the old numbers (at the drain).
+        /// A batch that may have reached the log may be among what retention deleted: sent again
+        /// it could be written twice, so it is given up (returned), with every batch before it
+        /// (sent after it, they would be written out of order) and every batch older than one
+        /// acknowledged (the broker took them in sequence, so they were written).
+        mutating func restartSequences() -> [SentBatch] {
+            let newestAcknowledged = acknowledgedAhead.max() ?? Int.min
+            let givenUp = unacknowledged.lastIndex { $0.possiblyWritten || $0.number < newestAcknowledged }
+                .map { Array(unacknowledged[...$0]) } ?? []
+            unacknowledged.removeFirst(givenUp.count)
+            acknowledgedAhead.removeAll()
+            var sequence: Int32 = 0
+            for index in unacknowledged.indices {
+                unacknowledged[index].baseSequence = sequence
+                RecordBatchHeader.assign(baseSequence: sequence, in: &unacknowledged[index].bytes)
+                unacknowledged[index].state = .needsRetry
+                unacknowledged[index].firstRefusedOutOfOrderAt = nil
+                sequence = IdempotentProducer.sequence(sequence, advancedBy: Int32(unacknowledged[index].handles.count))
+            }
+            nextSequence = sequence
+            return givenUp
         }
 
         /// Adds the record to the open batch, or to a new one when that is closed or full.
@@ -423,6 +458,15 @@ public struct IdempotentProducer: Sendable {
                                           producerEpoch: ProducerEpoch, now: Instant) -> [UInt8]? {
         guard var state = partitionStates[topicPartition], state.failure == nil else { return nil }
         defer { partitionStates[topicPartition] = state }
+        if state.sequencesNeedRestart, !state.unacknowledged.contains(where: { $0.state != .needsRetry }) {
+            state.sequencesNeedRestart = false
+            for batch in state.restartSequences() {
+                for handle in batch.handles {
+                    completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
+                                                         outcome: .failed(error: .unknownProducerID, possiblyWritten: true)))
+                }
+            }
+        }
         if let index = state.unacknowledged.firstIndex(where: { $0.state == .needsRetry }) {
             if !state.retryRoundOpen {
                 let draining = state.unacknowledged.contains(where: { $0.state != .needsRetry })
@@ -492,22 +536,24 @@ public struct IdempotentProducer: Sendable {
 
     private mutating func handleProduce(_ answer: KafkaWire.ProduceResponse, partitions: [TopicPartition],
                                         correlation: RequestCorrelation, now: Instant) {
-        var answers: [TopicPartition: (KafkaErrorCode, Offset)] = [:]
+        var answers: [TopicPartition: (KafkaErrorCode, Offset, logStart: Offset)] = [:]
         for topic in answer.responses {
             for partition in topic.partitionResponses {
                 answers[TopicPartition(topic: topic.name, partition: partition.index)] =
-                    (KafkaErrorCode(wire: partition.errorCode), Offset(partition.baseOffset))
+                    (KafkaErrorCode(wire: partition.errorCode), Offset(partition.baseOffset), Offset(partition.logStartOffset))
             }
         }
         for topicPartition in partitions {
             // A partition the broker left out is treated like a lost request for it.
-            let (error, baseOffset) = answers[topicPartition] ?? (.requestTimedOut, .unknown)
-            handleBatchOutcome(topicPartition, correlation: correlation, error: error, baseOffset: baseOffset, now: now)
+            let (error, baseOffset, logStart) = answers[topicPartition] ?? (.requestTimedOut, .unknown, .unknown)
+            handleBatchOutcome(topicPartition, correlation: correlation, error: error, baseOffset: baseOffset,
+                               logStartOffset: logStart, now: now)
         }
     }
 
     private mutating func handleBatchOutcome(_ topicPartition: TopicPartition, correlation: RequestCorrelation,
-                                             error: KafkaErrorCode, baseOffset: Offset, now: Instant) {
+                                             error: KafkaErrorCode, baseOffset: Offset, logStartOffset: Offset = .unknown,
+                                             now: Instant) {
         guard var state = partitionStates[topicPartition],
               let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
         if error == .outOfOrderSequenceNumber, state.unacknowledged[index].firstRefusedOutOfOrderAt == nil {
@@ -516,20 +562,30 @@ public struct IdempotentProducer: Sendable {
         switch error {
         case .none, .duplicateSequenceNumber:
             let batch = state.acknowledge(at: index)
+            if error == .none, baseOffset != .unknown {
+                state.lastAcknowledgedOffset = max(state.lastAcknowledgedOffset, baseOffset + Int64(batch.handles.count - 1))
+            }
             for (position, handle) in batch.handles.enumerated() {
                 let offset = error == .none && baseOffset != .unknown ? baseOffset + Int64(position) : .unknown
                 completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                      outcome: .written(offset: offset)))
             }
             partitionStates[topicPartition] = state
+        case .unknownProducerID where index == 0 && state.wasForgotten(logStartOffset: logStartOffset):
+            state.unacknowledged[index].state = .needsRetry
+            state.sequencesNeedRestart = true
+            state.retryRoundOpen = false
+            state.retryNotBefore = now
+            partitionStates[topicPartition] = state
         case .outOfOrderSequenceNumber where index > 0 || state.unacknowledged[index].sentBehindUnacknowledged,
              .outOfOrderSequenceNumber where mayBeAStaleLeader(refusing: state.unacknowledged[index], now: now),
+             .unknownProducerID where index > 0 || state.unacknowledged[index].sentBehindUnacknowledged,
              _ where error.isRetriable:
             // Retriable, or the echo of an earlier batch's absence: resend in order after the drain.
             state.unacknowledged[index].state = .needsRetry
             state.retryRoundOpen = false
             // Only errors that refuse before appending leave the log untouched.
-            if error != .notEnoughReplicas && !error.invalidatesMetadata && error != .outOfOrderSequenceNumber {
+            if error != .notEnoughReplicas && !error.invalidatesMetadata && error != .outOfOrderSequenceNumber && error != .unknownProducerID {
                 state.unacknowledged[index].possiblyWritten = true
             }
             state.retryNotBefore = now + configuration.retryBackoff

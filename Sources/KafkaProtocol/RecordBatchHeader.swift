@@ -121,6 +121,13 @@ public struct RecordBatchHeader: Equatable, Sendable {
         bytes.storeBigEndian(crc, at: start + RecordBatchLayout.crc)
     }
 
+    /// A producer restarting its sequence numbers in a partition whose leader forgot it: sets
+    /// baseSequence, inside the CRC, and reseals the CRC.
+    public static func assign(baseSequence: Int32, in bytes: inout [UInt8], at start: Int = 0) {
+        bytes.storeBigEndian(baseSequence, at: start + RecordBatchLayout.baseSequence)
+        sealCRC(in: &bytes, at: start)
+    }
+
     /// The LogAppendTime rewrite of a topic with `message.timestamp.type=LogAppendTime`: sets the
     /// timestamp-type bit and maxTimestamp, both inside the CRC, then reseals the CRC. Records
     /// keep their deltas; consumers read every record's time as maxTimestamp.

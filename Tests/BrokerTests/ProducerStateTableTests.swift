@@ -65,6 +65,14 @@ struct ProducerStateLeader {
         #expect(entry.lastWrittenOffset == Offset(2))
     }
 
+    @Test func aTableBuiltPastDeletedDataSaysItDoesNotKnowTheProducer() throws {
+        var table = ProducerStateTable()
+        let later = ProducerBatch(producerID: ProducerID(7), producerEpoch: ProducerEpoch(0), baseSequence: 5, lastOffsetDelta: 0, maxTimestamp: 0)
+        #expect(table.validate(later) == .reject(.outOfOrderSequenceNumber))
+        table.mayHaveForgottenProducers = true
+        #expect(table.validate(later) == .reject(.unknownProducerID))
+    }
+
     @Test func nextSequenceMustFollowTheLast() throws {
         var leader = ProducerStateLeader()
         #expect(leader.produce(try clientBatchHeader(producer: 1, epoch: 0, sequence: 0, records: 3)) == .append)

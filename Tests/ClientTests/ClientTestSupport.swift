@@ -27,9 +27,10 @@ func producedBatch(_ request: ClientRequest, _ topicPartition: TopicPartition = 
 
 func baseSequence(_ batch: [UInt8]) -> Int32 { try! RecordBatchHeader.read(batch).baseSequence }
 
-func produceAnswer(_ error: KafkaErrorCode, baseOffset: Int64 = -1, topicPartition: TopicPartition = topicPartition0) -> KafkaResponse {
+func produceAnswer(_ error: KafkaErrorCode, baseOffset: Int64 = -1, logStartOffset: Int64 = -1,
+                   topicPartition: TopicPartition = topicPartition0) -> KafkaResponse {
     .produce(KafkaWire.ProduceResponse(responses: [.init(name: topicPartition.topic, partitionResponses: [
-        .init(index: topicPartition.partition, errorCode: error.rawValue, baseOffset: baseOffset),
+        .init(index: topicPartition.partition, errorCode: error.rawValue, baseOffset: baseOffset, logStartOffset: logStartOffset),
     ])]))
 }
 

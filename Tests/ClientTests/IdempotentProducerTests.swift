@@ -45,8 +45,9 @@ private struct ProducerHarness {
         return sent
     }
 
-    mutating func answer(_ request: ClientRequest, _ error: KafkaErrorCode, baseOffset: Int64 = -1) {
-        producer.handle(response: produceAnswer(error, baseOffset: baseOffset), correlation: request.correlation, now: now)
+    mutating func answer(_ request: ClientRequest, _ error: KafkaErrorCode, baseOffset: Int64 = -1, logStartOffset: Int64 = -1) {
+        producer.handle(response: produceAnswer(error, baseOffset: baseOffset, logStartOffset: logStartOffset),
+                        correlation: request.correlation, now: now)
         completions += producer.takeCompletions()
     }
 
@@ -287,6 +288,57 @@ private struct ProducerHarness {
         harness.answer(sent[0], .none, baseOffset: 0)
         let next = harness.producer.nextRequests(now: harness.now)
         #expect(next.map { baseSequence(producedBatch($0)!) } == [5])
+    }
+
+    /// A leader rebuilt past deleted data no longer knows the producer: once its log starts
+    /// after everything acknowledged, the producer renumbers its unsent-for-sure batches from 0.
+    @Test func unknownProducerAfterRetentionRestartsTheSequence() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let first = harness.producer.nextRequests(now: harness.now)
+        harness.answer(first[0], .none, baseOffset: 40)
+        let sent = harness.sendSeparately(["1", "2"])
+        #expect(sent.map { baseSequence(producedBatch($0)!) } == [1, 2])
+        harness.answer(sent[0], .unknownProducerID, logStartOffset: 41)
+        harness.answer(sent[1], .unknownProducerID, logStartOffset: 41)
+        #expect(harness.completions.count == 1, "nothing failed")
+        let resent = harness.answeringMetadata(harness.advance(.milliseconds(100)))
+        #expect(resent.map { baseSequence(producedBatch($0)!) } == [0, 1])
+        #expect(resent.map { Array(producedBatch($0)!.dropFirst(61)) } == sent.map { Array(producedBatch($0)!.dropFirst(61)) },
+                "the same records")
+        #expect(resent.allSatisfy { (try? RecordBatch(producedBatch($0)!, at: 0)) != nil }, "checksums resealed")
+    }
+
+    @Test func unknownProducerWhoseLogStillHoldsItsWritesFailsThePartition() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let first = harness.producer.nextRequests(now: harness.now)
+        harness.answer(first[0], .none, baseOffset: 40)
+        let sent = harness.sendSeparately(["1"])
+        harness.answer(sent[0], .unknownProducerID, logStartOffset: 40)
+        #expect(harness.completions.last?.outcome == .failed(error: .unknownProducerID, possiblyWritten: false))
+    }
+
+    /// A batch that may have been written before retention deleted it is given up, with what was
+    /// sent before it; the batches after it start again at sequence 0.
+    @Test func aPossiblyWrittenBatchIsGivenUpWhenTheLeaderForgetsTheProducer() {
+        var harness = ProducerHarness()
+        _ = harness.start()
+        let first = harness.producer.nextRequests(now: harness.now)
+        harness.answer(first[0], .none, baseOffset: 40)
+        let sent = harness.sendSeparately(["1", "2"])
+        harness.producer.handleTimeout(correlation: sent[0].correlation, now: harness.now)
+        harness.answer(sent[1], .notLeaderOrFollower)
+        var retried = harness.answeringMetadata(harness.advance(.milliseconds(100)))
+        #expect(retried.map { baseSequence(producedBatch($0)!) } == [1, 2])
+        harness.answer(retried[0], .unknownProducerID, logStartOffset: 60)
+        harness.answer(retried[1], .unknownProducerID, logStartOffset: 60)
+        retried = harness.answeringMetadata(harness.advance(.milliseconds(100)))
+        harness.completions += harness.producer.takeCompletions()
+        #expect(harness.completions.last?.outcome == .failed(error: .unknownProducerID, possiblyWritten: true))
+        #expect(retried.map { baseSequence(producedBatch($0)!) } == [0])
+        harness.answer(retried[0], .none, baseOffset: 60)
+        #expect(harness.completions.last?.outcome == .written(offset: Offset(60)))
     }
 
     @Test func bufferIsBounded() {
