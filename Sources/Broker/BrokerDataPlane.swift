@@ -100,7 +100,7 @@ public final class BrokerDataPlane {
     var brokerEpoch: BrokerEpoch?
     /// The time of day of the event under way (`BrokerNode` sets it from the shell's wall clock):
     /// what the logs stamp and roll by. Deadlines count in the monotonic `now` instead.
-    var wallClock = Instant.zero
+    public internal(set) var wallClock = Instant.zero
     let clusterID: String
 
     var partitions: [TopicPartition: HostedPartition] = [:]

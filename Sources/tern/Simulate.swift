@@ -156,6 +156,8 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
             + "leader's files (\(outcome.timestampLookups.unchecked) over a range that did not read cleanly)")
         print("  auto-created    \(outcome.automaticallyCreatedTopics) topics created by a Metadata request alone, "
             + "with the controllers' defaults")
+        print("  retention       \(outcome.retentionMoves.leaders) log start moves of leaders judged against retention.bytes / "
+            + "retention.ms, \(outcome.retentionMoves.followers) of followers against their leaders'")
         let recycled = outcome.recycledTopic
         print("  recycled topic  \(recycled.incarnations) incarnations, \(recycled.checkedAnswers) fetch answers and "
             + "\(recycled.checkedReplicaReads) replica logs checked, \(recycled.checkedAcknowledgements) acknowledgements of the last "

@@ -742,3 +742,45 @@ private final class DataPlaneHarness {
     #expect(answer.topics.map { KafkaErrorCode(wire: $0.errorCode) } == [.unknownTopicOrPartition])
     #expect(cluster.createTopicsAsked.isEmpty)
 }
+
+/// DeleteRecords moves the leader's log start at once, and is answered only once every in-sync
+/// follower has learned it from a fetch answer and moved its own (the low watermark); a consumer
+/// below it is told OFFSET_OUT_OF_RANGE, and an offset past the high watermark is refused.
+@Test func deleteRecordsIsAnsweredOnceEveryInSyncCopyStartsThere() throws {
+    let cluster = try DataPlaneHarness()
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.isLeader == true && cluster.replica(3) != nil }
+    cluster.advance(.seconds(1)) { cluster.replica(1)?.log.hasDurabilityBarrier == false }
+    for index in 0..<3 {
+        var builder = RecordBatchBuilder(baseTimestamp: 1_700_000_000_000)
+        builder.append(key: nil, value: [UInt8(index)])
+        builder.append(key: nil, value: [UInt8(index)])
+        let produced = cluster.produce(builder.build(), to: NodeID(1))
+        cluster.advance(.seconds(3)) { cluster.produceAnswer(produced) != nil }
+    }
+    cluster.advance(.seconds(1)) { (1...3).allSatisfy { cluster.replica($0)?.log.highWatermark == Offset(6) } }
+    func deleteRecords(before offset: Int64) -> UInt64 {
+        cluster.send(.deleteRecords(KafkaWire.DeleteRecordsRequest(topics: [
+            .init(name: topicName, partitions: [.init(partitionIndex: 0, offset: offset)]),
+        ], timeoutMs: 5_000)), to: NodeID(1))
+    }
+    func answer(_ correlationID: UInt64) -> (lowWatermark: Int64, error: KafkaErrorCode)? {
+        guard case let .deleteRecords(response)? = cluster.responses[correlationID],
+              let partition = response.topics.first?.partitions.first else { return nil }
+        return (partition.lowWatermark, KafkaErrorCode(rawValue: partition.errorCode) ?? .unknownServerError)
+    }
+    let deleted = deleteRecords(before: 4)
+    #expect(cluster.replica(1)?.log.logStartOffset == Offset(4), "the leader moves at once")
+    #expect(answer(deleted) == nil, "the followers still start at 0")
+    cluster.advance(.seconds(3)) { answer(deleted) != nil }
+    #expect(answer(deleted)! == (4, KafkaErrorCode.none))
+    #expect((2...3).allSatisfy { cluster.replica($0)?.log.logStartOffset == Offset(4) })
+    #expect(cluster.consume(from: NodeID(1), offset: Offset(2))?.errorCode == .offsetOutOfRange)
+    #expect(cluster.consume(from: NodeID(1), offset: Offset(4))?.errorCode == KafkaErrorCode.none)
+
+    let past = deleteRecords(before: 7)
+    #expect(answer(past)! == (-1, .offsetOutOfRange))
+    let toEnd = deleteRecords(before: -1)
+    cluster.advance(.seconds(3)) { answer(toEnd) != nil }
+    #expect(answer(toEnd)! == (6, KafkaErrorCode.none), "-1 means the high watermark")
+    #expect(cluster.replica(1)?.log.logStartOffset == Offset(6))
+}

@@ -31,6 +31,9 @@ enum KafkaWireSamples {
                   configs: [.init(name: "cleanup.policy", value: "compact"), .init(name: "retention.ms", value: nil)]),
         ], timeoutMs: 15_000, validateOnly: true)),
         .deleteTopics(.init(topicNames: ["a", "b"], timeoutMs: 5_000)),
+        .deleteRecords(.init(topics: [.init(name: "orders", partitions: [.init(partitionIndex: 0, offset: 120),
+                                                                         .init(partitionIndex: 1, offset: -1)])],
+                             timeoutMs: 30_000)),
         .initProducerID(.init(transactionalId: "app-7", transactionTimeoutMs: 60_000, producerId: 4_000_000_001, producerEpoch: 3)),
         .offsetForLeaderEpoch(.init(replicaId: 2, topics: [
             .init(topic: "orders", partitions: [.init(partition: 5, currentLeaderEpoch: 12, leaderEpoch: 11)]),
@@ -88,6 +91,9 @@ enum KafkaWireSamples {
                   configs: [.init(name: "cleanup.policy", value: "delete", readOnly: false, configSource: 5, isSensitive: false)]),
         ])),
         .deleteTopics(.init(throttleTimeMs: 0, responses: [.init(name: "a", errorCode: 0), .init(name: "b", errorCode: 3)])),
+        .deleteRecords(.init(throttleTimeMs: 0, topics: [.init(name: "orders", partitions: [
+            .init(partitionIndex: 0, lowWatermark: 120, errorCode: 0), .init(partitionIndex: 1, lowWatermark: -1, errorCode: 1),
+        ])])),
         .initProducerID(.init(throttleTimeMs: 0, errorCode: 0, producerId: 1_000, producerEpoch: 0)),
         .offsetForLeaderEpoch(.init(throttleTimeMs: 0, topics: [
             .init(topic: "orders", partitions: [.init(errorCode: 0, partition: 5, leaderEpoch: 11, endOffset: 900)]),

@@ -28,6 +28,9 @@ import Testing
         log.roll.hours=12
         log.message.timestamp.type=LogAppendTime
         auto.create.topics.enable=false
+        log.retention.hours=72
+        log.retention.bytes=1073741824
+        log.retention.check.interval.ms=60000
         """
 
     static let brokerOnly = """
@@ -101,6 +104,9 @@ import Testing
         #expect(broker.dataPlane.log.segmentMilliseconds == 12 * 3_600_000)
         #expect(broker.dataPlane.log.messageTimestampType == .logAppendTime)
         #expect(!broker.dataPlane.autoCreateTopicsEnabled)
+        #expect(broker.dataPlane.log.retentionMilliseconds == 72 * 3_600_000)
+        #expect(broker.dataPlane.log.retentionBytes == 1 << 30)
+        #expect(broker.dataPlane.retentionCheckInterval == .seconds(60))
         #expect(broker.dataPlane.maximumMessageBytes == 2_000_000)
 
         let controller = try #require(configuration.controller)
@@ -159,19 +165,31 @@ import Testing
 
     @Test func unknownKey() {
         let failure = error(Self.combined + "\nlog.dirz=/tmp")
-        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 21)
-        #expect(failure?.description == "server.properties:21: unknown key 'log.dirz'")
+        #expect(failure?.problem == .unknownKey && failure?.key == "log.dirz" && failure?.line == 24)
+        #expect(failure?.description == "server.properties:24: unknown key 'log.dirz'")
     }
 
-    @Test(arguments: ["log.retention.ms", "log.dir", "listener.security.protocol.map"])
+    @Test(arguments: ["log.flush.interval.messages", "log.dir", "listener.security.protocol.map"])
     func keysTernWouldIgnoreAreUnknown(key: String) {
         #expect(error(Self.combined + "\n\(key)=1")?.problem == .unknownKey)
     }
 
+    /// Kafka's precedence: log.retention.ms over .minutes over .hours; -1 keeps everything.
+    @Test func retentionKeysFollowKafkasPrecedence() throws {
+        func retention(_ lines: String) throws -> Int64? {
+            try launch(Self.brokerOnly + "\n" + lines).broker?.dataPlane.log.retentionMilliseconds
+        }
+        #expect(try retention("log.retention.hours=2\nlog.retention.minutes=5") == 300_000)
+        #expect(try retention("log.retention.hours=2\nlog.retention.minutes=5\nlog.retention.ms=1234") == 1_234)
+        #expect(try retention("log.retention.hours=-1") == -1)
+        #expect(try retention("log.retention.ms=-1\nlog.retention.hours=2") == -1)
+        #expect(try retention("") == 7 * 24 * 3_600_000, "Kafka's default: 168 hours")
+    }
+
     @Test func duplicateKey() {
         let failure = error(Self.combined + "\nnode.id=2", fileName: "node-1.properties")
-        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 21)
-        #expect(failure?.description == "node-1.properties:21: duplicate key 'node.id' (first set on line 2)")
+        #expect(failure?.problem == .duplicateKey(firstLine: 2) && failure?.line == 24)
+        #expect(failure?.description == "node-1.properties:24: duplicate key 'node.id' (first set on line 2)")
     }
 
     @Test(arguments: ServerPropertyKey.allCases.filter(\.isRequired))
@@ -243,6 +261,9 @@ import Testing
         ("log.roll.hours", "0", 18, "must be an integer ≥ 1, got '0'"),
         ("log.message.timestamp.type", "logappendtime", 19, "must be CreateTime or LogAppendTime, got 'logappendtime'"),
         ("auto.create.topics.enable", "1", 20, "must be true or false, got '1'"),
+        ("log.retention.hours", "-2", 21, "must be an integer ≥ -1, got '-2'"),
+        ("log.retention.bytes", "lots", 22, "must be an integer ≥ -1, got 'lots'"),
+        ("log.retention.check.interval.ms", "0", 23, "must be an integer ≥ 1, got '0'"),
     ])
     func invalidValue(key: String, value: String, line: Int, message: String) {
         let failure = error(combinedWith(key, value))

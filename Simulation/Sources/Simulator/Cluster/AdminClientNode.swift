@@ -30,6 +30,8 @@ public final class AdminClientNode: NodeStateMachine {
     private let partitionsPerTopic: Int32
     private let replicationFactor: Int16
     private let minInSyncReplicas: Int
+    /// Workload topics created with retention settings.
+    private let retainedTopics: [String: TopicRetention]
     private let operationsEnd: Instant?
     private var brokerIndex = 0
     /// Above every correlation id the recycler's producers use, so an answer names its owner.
@@ -72,8 +74,9 @@ public final class AdminClientNode: NodeStateMachine {
     }
 
     init(environment: NodeEnvironment, brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
-         replicationFactor: Int16, minInSyncReplicas: Int, operationsEnd: Instant?) {
+         replicationFactor: Int16, minInSyncReplicas: Int, retainedTopics: [String: TopicRetention] = [:], operationsEnd: Instant?) {
         nodeID = environment.nodeID
+        self.retainedTopics = retainedTopics
         self.brokers = brokers
         self.minInSyncReplicas = minInSyncReplicas
         self.topicCount = topics
@@ -224,10 +227,13 @@ public final class AdminClientNode: NodeStateMachine {
             assignment.brokerIds = replicas.map(\.rawValue)
             return assignment
         }
-        var config = KafkaWire.CreateTopicsRequest.CreatableTopicConfig()
-        config.name = "min.insync.replicas"
-        config.value = String(minInSyncReplicas)
-        topic.configs = [config]
+        let configs = [("min.insync.replicas", String(minInSyncReplicas))] + (retainedTopics[name]?.configs ?? [])
+        topic.configs = configs.map { name, value in
+            var config = KafkaWire.CreateTopicsRequest.CreatableTopicConfig()
+            config.name = name
+            config.value = value
+            return config
+        }
         var request = KafkaWire.CreateTopicsRequest()
         request.topics = [topic]
         request.timeoutMs = timeoutMilliseconds

@@ -93,6 +93,15 @@ public struct ClusterLayout: Sendable {
         return nodes
     }
 
+    /// Workload topics whose old records the brokers delete: the last one by size, the one before
+    /// it by time, each in small segments so a run rolls and deletes many (with three topics or
+    /// more; the others keep everything).
+    public var retainedTopics: [String: TopicRetention] {
+        guard topics >= 3 else { return [:] }
+        return ["topic-\(topics - 1)": TopicRetention(segmentBytes: 1_024, retentionBytes: 3_072, retentionMilliseconds: -1),
+                "topic-\(topics - 2)": TopicRetention(segmentBytes: 1_024, retentionBytes: -1, retentionMilliseconds: 4_000)]
+    }
+
     public var replicationFactor: Int16 { Int16(min(3, brokerIDs.count)) }
 
     /// `min.insync.replicas` of the topics the admin client creates: Kafka's advice for
@@ -114,7 +123,7 @@ public struct ClusterLayout: Sendable {
         if id == Self.adminClientID {
             return AdminClientNode(environment: environment, brokers: brokerIDs, topics: topics,
                                    partitionsPerTopic: partitionsPerTopic, replicationFactor: replicationFactor,
-                                   minInSyncReplicas: minInSyncReplicas,
+                                   minInSyncReplicas: minInSyncReplicas, retainedTopics: retainedTopics,
                                    operationsEnd: operatorActionsDuration.map { .zero + $0 })
         }
         if id == Self.producerClientID {
@@ -150,7 +159,21 @@ public struct ClusterLayout: Sendable {
         var configuration = BrokerConfiguration(brokerID: environment.nodeID, clusterID: clusterID, controllerVoters: controllerIDs)
         configuration.heartbeatInterval = .milliseconds(500)
         configuration.dataPlane.replication.durabilityPolicy = durabilityPolicy
+        configuration.dataPlane.retentionCheckInterval = .seconds(1)
         return BrokerNode(configuration: configuration, environment: environment)
+    }
+}
+
+/// A topic's retention settings (Kafka's topic configs), -1 for no limit.
+public struct TopicRetention: Sendable, Equatable {
+    public var segmentBytes: Int64
+    public var retentionBytes: Int64
+    public var retentionMilliseconds: Int64
+
+    /// The topic configs that say it.
+    var configs: [(name: String, value: String)] {
+        [("segment.bytes", String(segmentBytes)), ("retention.bytes", String(retentionBytes)),
+         ("retention.ms", String(retentionMilliseconds))]
     }
 }
 

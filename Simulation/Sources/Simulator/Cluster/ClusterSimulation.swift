@@ -80,6 +80,8 @@ public struct ClusterSimulation {
         public var timestampLookups = (checked: 0, unchecked: 0)
         /// Topics the topic-creation checker saw created by a Metadata request alone.
         public var automaticallyCreatedTopics = 0
+        /// Log start moves of retained topics the retention checker judged, on leaders and followers.
+        public var retentionMoves = (leaders: 0, followers: 0)
     }
 
     public struct RecycledTopicCounts: Sendable {
@@ -116,6 +118,8 @@ public struct ClusterSimulation {
         if let writes { checkers.append(writes) }
         let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
         if let consumed { checkers.append(consumed) }
+        let retention = layout.produceWorkload ? RetentionChecker(layout: layout) : nil
+        if let retention { checkers.append(retention) }
         let availability = layout.produceWorkload ? WriteAvailabilityChecker(layout: layout) : nil
         let highWatermarks = layout.produceWorkload ? HighWatermarkChecker(layout: layout) : nil
         let timestampLookups = highWatermarks.map { TimestampLookupChecker(highWatermarks: $0) }
@@ -129,7 +133,7 @@ public struct ClusterSimulation {
         let durability = DurabilityOracle(layout: layout)
         checkers.append(durability)
         // After the checkers that name data loss: a lost write also breaks the producer's sequence.
-        let producerOutcome = layout.produceWorkload ? ProducerOutcomeChecker() : nil
+        let producerOutcome = layout.produceWorkload ? ProducerOutcomeChecker(retainedTopics: Set(layout.retainedTopics.keys)) : nil
         if let producerOutcome { checkers.append(producerOutcome) }
         if let watch { checkers.append(PartitionWatcher(topicPartition: watch, layout: layout, write: watchSink)) }
         let operations = OperatorActionRecorder()
@@ -155,6 +159,7 @@ public struct ClusterSimulation {
         outcome.malformedFrameClient = operations.malformedFrameClient
         outcome.timestampLookups = (timestampLookups?.checkedAnswers ?? 0, timestampLookups?.uncheckedAnswers ?? 0)
         outcome.automaticallyCreatedTopics = creations.automaticallyCreated
+        if let retention { outcome.retentionMoves = (retention.leaderMoves, retention.followerMoves) }
         if let incarnations {
             outcome.recycledTopic = RecycledTopicCounts(
                 incarnations: incarnations.incarnationsSeen, checkedAnswers: incarnations.checkedAnswers,

@@ -40,8 +40,11 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     /// Fetch answers with records that brokers sent the consumer, each checked against the HW.
     public private(set) var checkedAnswers = 0
 
+    private let retainedTopics: Set<String>
+
     public init(layout: ClusterLayout) {
         self.layout = layout
+        retainedTopics = Set(layout.retainedTopics.keys)
     }
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
@@ -120,7 +123,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         }
         let converged = ClusterSimulation.isConverged(simulation, layout: layout)
         return Self.check(consumed: consumer.consumed, acknowledged: producer.acknowledged, leaderLogs: leaderLogs,
-                          converged: converged)
+                          converged: converged, retainedTopics: retainedTopics)
     }
 
     // MARK: Online parts
@@ -129,7 +132,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         guard let consumer = simulation.node(ClusterLayout.consumerClientID, as: ConsumerClientNode.self) else { return .ok }
         let events = consumer.events
         while eventsSeen < events.count {
-            let result = Self.check(event: events[eventsSeen])
+            let result = Self.check(event: events[eventsSeen], retainedTopics: retainedTopics)
             eventsSeen += 1
             if result != .ok { return result }
         }
@@ -188,11 +191,15 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         return .ok
     }
 
-    /// Every event the consumer reports is a violation in this workload: no retention and no
-    /// compression, so a correct cluster never truncates, moves the log start over, or serves
-    /// unreadable data under the consumer's position, which only ever covers committed records.
-    public static func check(event: ConsumerEvent) -> CheckResult {
+    /// Every event the consumer reports is a violation in this workload (no compression), except
+    /// a position reset because retention deleted records of a retained topic before the
+    /// consumer read them: a correct cluster never truncates, moves the log start over a
+    /// position otherwise, or serves unreadable data under the consumer's position, which only
+    /// ever covers committed records.
+    public static func check(event: ConsumerEvent, retainedTopics: Set<String> = []) -> CheckResult {
         switch event {
+        case let .positionReset(topicPartition, _, .offsetOutOfRange) where retainedTopics.contains(topicPartition.topic):
+            return .ok
         case let .truncationDetected(topicPartition, position, resetTo):
             return .violation("\(topicPartition): the consumer detected a truncation: records it had read at offsets \(resetTo)..<\(position) are no longer in the leader's log")
         case let .positionReset(topicPartition, from, reason):
@@ -206,8 +213,15 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     /// acknowledgements. With `converged` false (the liveness check fails the run anyway), only
     /// what the logs hold is checked: partitions without a readable leader, the HW bound and
     /// completeness are skipped.
+    /// Records of `retainedTopics` below the leader's log start may be gone, read or not: the
+    /// retention checker judges their deletion.
     public static func check(consumed: [ObservedRecord], acknowledged: [AcknowledgedWrite],
-                             leaderLogs: [TopicPartition: LeaderLogSnapshot], converged: Bool = true) -> CheckResult {
+                             leaderLogs: [TopicPartition: LeaderLogSnapshot], converged: Bool = true,
+                             retainedTopics: Set<String> = []) -> CheckResult {
+        func deleted(_ topicPartition: TopicPartition, _ offset: Offset) -> Bool {
+            guard retainedTopics.contains(topicPartition.topic), let snapshot = leaderLogs[topicPartition] else { return false }
+            return offset == .unknown || offset < snapshot.logStartOffset
+        }
         var logByOffset: [TopicPartition: [Offset: LeaderLogSnapshot.Entry]] = [:]
         for (topicPartition, snapshot) in leaderLogs {
             var entries: [Offset: LeaderLogSnapshot.Entry] = [:]
@@ -222,6 +236,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
                 if converged { return .violation("\(where_), but the partition has no readable leader at the end of the run") }
                 continue
             }
+            if deleted(record.topicPartition, record.offset) { continue }
             guard let entry = logByOffset[record.topicPartition]?[record.offset] else {
                 return .violation("\(where_): leader n\(snapshot.leader) has no record at that offset (a consumed record disappeared; its log holds \(snapshot.logStartOffset)..<\((snapshot.entries.last?.offset).map { $0 + 1 } ?? snapshot.logStartOffset), HW \(snapshot.highWatermark))")
             }
@@ -233,7 +248,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
             }
         }
         guard converged else { return .ok }
-        for write in acknowledged {
+        for write in acknowledged where !deleted(write.topicPartition, write.offset) {
             let where_ = "\(write.topicPartition): value \(write.value) acknowledged at offset \(write.offset)"
             let read = consumedByOffset[write.topicPartition] ?? [:]
             if write.offset == .unknown {

@@ -103,7 +103,8 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
         // once the ISR has fetched): presence, value and order are checked, the HW bound is left
         // to the liveness check (which fails the run anyway).
         let converged = ClusterSimulation.isConverged(simulation, layout: layout)
-        return Self.check(acknowledged: client.acknowledged, leaderLogs: snapshots, requireBelowHighWatermark: converged)
+        return Self.check(acknowledged: client.acknowledged, leaderLogs: snapshots, requireBelowHighWatermark: converged,
+                          retainedTopics: Set(layout.retainedTopics.keys))
     }
 
     struct ReadFailure: Error, CustomStringConvertible {
@@ -158,8 +159,10 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
     }
 
     /// The pure core: acknowledged writes against the leaders' logs.
+    /// Records of `retainedTopics` below the leader's log start were deleted by retention, which
+    /// the retention checker judges.
     public static func check(acknowledged: [AcknowledgedWrite], leaderLogs: [TopicPartition: LeaderLogSnapshot],
-                             requireBelowHighWatermark: Bool = true) -> CheckResult {
+                             requireBelowHighWatermark: Bool = true, retainedTopics: Set<String> = []) -> CheckResult {
         var byOffset: [TopicPartition: [Offset: LeaderLogSnapshot.Entry]] = [:]
         for (topicPartition, snapshot) in leaderLogs {
             var map: [Offset: LeaderLogSnapshot.Entry] = [:]
@@ -172,8 +175,9 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
                 return .violation("\(where_), but the partition has no readable leader at the end of the run")
             }
             if write.offset == .unknown {
-                // Acknowledged as a duplicate without an offset: the value must be somewhere committed.
-                guard snapshot.entries.contains(where: {
+                // Acknowledged as a duplicate without an offset: the value must be somewhere
+                // committed (unless retention may have deleted it).
+                guard retainedTopics.contains(write.topicPartition.topic) || snapshot.entries.contains(where: {
                     (!requireBelowHighWatermark || $0.offset < snapshot.highWatermark) && ProducerClientNode.sequenceNumber(of: $0.value) == write.value
                 }) else {
                     return .violation("\(where_): leader n\(snapshot.leader) holds no committed record with that value (HW \(snapshot.highWatermark))")
@@ -182,6 +186,7 @@ public final class AcknowledgedWritesChecker: SimulationChecker {
             }
             // Presence first, so that data loss is named as such (in a converged cluster a lost
             // tail also leaves the offset at or above the high watermark).
+            if write.offset < snapshot.logStartOffset, retainedTopics.contains(write.topicPartition.topic) { continue }
             guard write.offset >= snapshot.logStartOffset else {
                 return .violation("\(where_), but leader n\(snapshot.leader)'s log starts at \(snapshot.logStartOffset)")
             }
