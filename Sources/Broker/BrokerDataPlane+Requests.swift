@@ -79,7 +79,7 @@ extension BrokerDataPlane {
             }
         case let .deleteRecords(deleteRecords):
             handleDeleteRecords(deleteRecords, from: requester, now: now)
-        case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .createPartitions, .electLeaders,
+        case .apiVersions, .createTopics, .deleteTopics, .describeConfigs, .alterConfigs, .incrementalAlterConfigs, .createPartitions, .electLeaders,
              .alterPartitionReassignments, .describeCluster:
             preconditionFailure("API \(request.apiKey) is not a data-plane request")
         }

@@ -207,6 +207,7 @@ public final class BrokerDataPlane {
                 continue
             }
             assigned.insert(topicPartition)
+            hosted.log.reconfigure(logConfiguration(for: entry.topicID))
             applyRegistration(entry.registration, to: hosted, now: now)
         }
         for hosted in hostedInOrder where !assigned.contains(hosted.topicPartition) {
@@ -250,10 +251,15 @@ public final class BrokerDataPlane {
     }
 
     private func openLog(_ directory: String, topicID: TopicID) throws(LogError) -> PartitionLog {
+        try PartitionLog.open(directory: directory, topicID: topicID.description, configuration: logConfiguration(for: topicID),
+                              disk: disk, wallClock: wallClock)
+    }
+
+    /// The broker's log settings with the topic's configs applied, as the image has them now.
+    private func logConfiguration(for topicID: TopicID) -> LogConfiguration {
         var logConfiguration = TopicConfigValues.logConfiguration(configuration.log, topic: image.topic(id: topicID))
         logConfiguration.keepsInvalidTailForRepair = true
-        return try PartitionLog.open(directory: directory, topicID: topicID.description, configuration: logConfiguration,
-                                     disk: disk, wallClock: wallClock)
+        return logConfiguration
     }
 
     private func minInSyncReplicas(for topic: String) -> Int? {

@@ -105,6 +105,41 @@ public final class KafkaAdminClient {
                                   brokers: metadata.brokers, source: .metadata)
     }
 
+    /// DescribeConfigs of one resource; a broker's goes to that broker, which describes its own.
+    public func describeConfigs(_ target: ConfigsTarget) throws(KafkaClientError) -> KafkaWire.DescribeConfigsResponse.DescribeConfigsResult {
+        let (type, name) = target.resource
+        let request = KafkaRequest.describeConfigs(KafkaWire.DescribeConfigsRequest(
+            resources: [.init(resourceType: type, resourceName: name, configurationKeys: nil)], includeSynonyms: false))
+        let response: KafkaResponse
+        if case let .broker(id) = target {
+            _ = try metadata(topics: [])
+            (response, _) = try call(apiKey: .describeConfigs, node: NodeID(id)) { request.atVersion($0) }
+        } else {
+            (response, _) = try callAnyBroker(apiKey: .describeConfigs) { request.atVersion($0) }
+        }
+        guard case let .describeConfigs(answer) = response, let result = answer.results.first else {
+            throw .protocolViolation(network.address(of: network.bootstrapNodes[0])!, reason: "DescribeConfigs answered with \(response)")
+        }
+        return result
+    }
+
+    /// IncrementalAlterConfigs of one resource: SET for a value, DELETE for nil. Any broker
+    /// forwards it to the controller.
+    public func alterConfigs(_ target: ConfigsTarget, changes: [(name: String, value: String?)])
+        throws(KafkaClientError) -> KafkaWire.IncrementalAlterConfigsResponse.AlterConfigsResourceResponse {
+        let (type, name) = target.resource
+        let request = KafkaRequest.incrementalAlterConfigs(KafkaWire.IncrementalAlterConfigsRequest(resources: [
+            .init(resourceType: type, resourceName: name, configs: changes.map { change in
+                .init(name: change.name, configOperation: change.value == nil ? 1 : 0, value: change.value)
+            }),
+        ]))
+        let (response, _) = try callAnyBroker(apiKey: .incrementalAlterConfigs) { request.atVersion($0) }
+        guard case let .incrementalAlterConfigs(answer) = response, let result = answer.responses.first else {
+            throw .protocolViolation(network.address(of: network.bootstrapNodes[0])!, reason: "IncrementalAlterConfigs answered with \(response)")
+        }
+        return result
+    }
+
     public func close() { network.closeAll() }
 
     // MARK: Calls

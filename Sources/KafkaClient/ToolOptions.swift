@@ -124,6 +124,71 @@ public struct TopicsOptions: Equatable, Sendable {
     }
 }
 
+// MARK: - configs
+
+/// What `tern configs` is asked about: a topic, or a broker (by id).
+public enum ConfigsTarget: Equatable, Sendable {
+    case topic(String)
+    case broker(Int32)
+
+    /// Kafka's resource type and name.
+    public var resource: (type: Int8, name: String) {
+        switch self {
+        case let .topic(name): return (2, name)
+        case let .broker(id): return (4, String(id))
+        }
+    }
+}
+
+public enum ConfigsCommand: Equatable, Sendable {
+    case describe
+    case set([ConfigAssignment])
+    case delete([String])
+}
+
+public struct ConfigAssignment: Equatable, Sendable {
+    public var name: String
+    public var value: String
+}
+
+public struct ConfigsOptions: Equatable, Sendable {
+    public var command: ConfigsCommand
+    public var target: ConfigsTarget
+    public var bootstrap: [BrokerAddress]
+
+    public init(_ arguments: [String]) throws(UsageError) {
+        let parsed = try ParsedArguments(arguments, valueOptions: ["bootstrap", "topic", "broker"], flagOptions: [])
+        bootstrap = try parsed.bootstrap()
+        switch (parsed.value("topic"), parsed.value("broker")) {
+        case let (topic?, nil): target = .topic(topic)
+        case let (nil, broker?):
+            guard let id = Int32(broker), id >= 0 else { throw UsageError("--broker takes a broker id, got '\(broker)'") }
+            target = .broker(id)
+        default: throw UsageError("name one resource: --topic NAME or --broker ID")
+        }
+        guard let action = parsed.positionals.first else { throw UsageError("missing action: describe, set or delete") }
+        let entries = Array(parsed.positionals.dropFirst())
+        switch action {
+        case "describe":
+            guard entries.isEmpty else { throw UsageError("'configs describe' takes no KEY") }
+            command = .describe
+        case "set":
+            guard !entries.isEmpty else { throw UsageError("'configs set' takes KEY=VALUE ...") }
+            command = .set(try entries.map { entry throws(UsageError) in
+                guard let equals = entry.firstIndex(of: "="), equals != entry.startIndex else {
+                    throw UsageError("'configs set' takes KEY=VALUE, got '\(entry)'")
+                }
+                return ConfigAssignment(name: String(entry[..<equals]), value: String(entry[entry.index(after: equals)...]))
+            })
+        case "delete":
+            guard !entries.isEmpty else { throw UsageError("'configs delete' takes KEY ...") }
+            command = .delete(entries)
+        default:
+            throw UsageError("unknown configs action '\(action)': expected describe, set or delete")
+        }
+    }
+}
+
 // MARK: - produce / consume
 
 public struct ProduceOptions: Equatable, Sendable {

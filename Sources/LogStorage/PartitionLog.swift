@@ -20,7 +20,7 @@ public struct AppendInfo: Equatable, Sendable {
 /// checkpointed durable offset (the recovery point).
 public final class PartitionLog {
     public let directory: String
-    public let configuration: LogConfiguration
+    public private(set) var configuration: LogConfiguration
     let disk: any Disk
     var segments: [LogSegment]
     public internal(set) var logStartOffset: Offset
@@ -68,6 +68,13 @@ public final class PartitionLog {
         self.durability = DurabilityQueue(durableOffset: durableOffset)
         self.checkpointWriter = AtomicFileWriter(path: joinPath(directory, PartitionCheckpoint.fileName))
         self.flushedOffset = durableOffset
+    }
+
+    /// Takes new settings (a topic config changed): the next append, roll and retention check
+    /// follow them; what is written stays as it is.
+    public func reconfigure(_ configuration: LogConfiguration) {
+        guard configuration != self.configuration else { return }
+        self.configuration = configuration.validated()
     }
 
     // MARK: State

@@ -32,6 +32,12 @@ let topicsUsage = """
            tern topics describe [NAME] --bootstrap HOST:PORT
            tern topics delete NAME --bootstrap HOST:PORT
     """
+let configsUsage = """
+    usage: tern configs describe --topic NAME | --broker ID --bootstrap HOST:PORT
+           tern configs set --topic NAME | --broker ID KEY=VALUE ... --bootstrap HOST:PORT
+           tern configs delete --topic NAME | --broker ID KEY ... --bootstrap HOST:PORT
+      describe: every config with its value and source; set/delete: IncrementalAlterConfigs
+    """
 let produceUsage = """
     usage: tern produce TOPIC --bootstrap HOST:PORT [--acks all|1|0] [--key-separator C] [--partition P]
       reads lines from standard input, one record each (KEY<C>VALUE with --key-separator)

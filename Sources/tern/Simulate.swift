@@ -153,7 +153,7 @@ private func printSummary(_ outcome: ClusterSimulation.Outcome, wallSeconds: Dou
         print("  consumed        \(outcome.consumedRecords) records "
             + "(\(outcome.checkedConsumerFetches) fetch answers checked against the high watermark)")
         print("  time lookups    \(outcome.timestampLookups.checked) ListOffsets answers by timestamp checked against the "
-            + "leader's files (\(outcome.timestampLookups.unchecked) over a range that did not read cleanly)")
+            + "leader's files (\(outcome.timestampLookups.unchecked) over a range that did not read cleanly or that retention moved)")
         print("  auto-created    \(outcome.automaticallyCreatedTopics) topics created by a Metadata request alone, "
             + "with the controllers' defaults")
         print("  retention       \(outcome.retentionMoves.leaders) log start moves of leaders judged against retention.bytes / "

@@ -19,6 +19,9 @@ let usage = """
       topics create|list|describe|delete [NAME] --bootstrap HOST:PORT [options]
                                  manage topics (create: --partitions N --replication-factor R
                                  --config KEY=VALUE ...); describe shows leader, epoch, replicas, ISR
+      configs describe|set|delete --topic NAME | --broker ID [KEY=VALUE ... | KEY ...] --bootstrap HOST:PORT
+                                 a topic's or broker's configs: every value with its source; set and
+                                 delete through the controller, applied by the brokers at once
       produce TOPIC --bootstrap HOST:PORT [--acks all|1|0] [--key-separator C] [--partition P]
                                  console producer: one record per stdin line (idempotent, acks=all
                                  by default); exits once all are acknowledged
@@ -116,6 +119,8 @@ case "bench":
     }
 case "topics":
     runTopics(arguments)
+case "configs":
+    runConfigs(arguments)
 case "produce":
     runProduce(arguments)
 case "consume":

@@ -122,3 +122,64 @@ private func fetchRequest(_ topic: String, maxWaitMilliseconds: Int32) -> KafkaR
         #expect(cluster.replyCorrelationIDs(on: connection).isEmpty)
     }
 }
+
+extension CombinedProcess {
+    /// The answer on `connection` to the request with `correlationID`, decoded.
+    func answer(to correlationID: Int32, apiKey: KafkaAPIKey, version: Int16, on connection: ClientConnectionID) -> KafkaResponse? {
+        for case let .reply(to, frame) in clientEffects where to == connection
+            && KafkaFraming.correlationID(ofResponse: frame, at: KafkaFraming.sizePrefixBytes) == correlationID {
+            return try? decodeKafkaResponse(Array(frame.dropFirst(KafkaFraming.sizePrefixBytes))[...], apiKey: apiKey, apiVersion: version).response
+        }
+        return nil
+    }
+}
+
+/// Topic configs through the front door: IncrementalAlterConfigs sets, deletes and appends to a
+/// list; the legacy AlterConfigs replaces the whole set; DescribeConfigs shows every config Tern
+/// applies with its source; and the hosted log takes the new settings at once.
+@Test func topicConfigsChangeThroughTheFrontDoorAndReachTheLog() throws {
+    let cluster = CombinedProcess(voters: [NodeID(1)])
+    for _ in 0..<20 where cluster.node.broker.isFenced { cluster.run(for: .milliseconds(500)) }
+    let connection = ClientConnectionID(rawValue: 9)
+    cluster.handle(.clientConnected(connection))
+    cluster.send(createTopicRequest("configured"), version: 5, correlationID: 1, on: connection)
+    cluster.run(for: .seconds(2))
+    func incremental(_ configs: [(String, Int8, String?)], correlationID: Int32) -> Int16? {
+        cluster.send(.incrementalAlterConfigs(KafkaWire.IncrementalAlterConfigsRequest(resources: [
+            .init(resourceType: 2, resourceName: "configured", configs: configs.map { .init(name: $0.0, configOperation: $0.1, value: $0.2) }),
+        ])), version: 1, correlationID: correlationID, on: connection)
+        cluster.run(for: .seconds(1))
+        guard case let .incrementalAlterConfigs(answer)? = cluster.answer(to: correlationID, apiKey: .incrementalAlterConfigs,
+                                                                            version: 1, on: connection) else { return nil }
+        return answer.responses.first?.errorCode
+    }
+    func described(correlationID: Int32) -> [String: (value: String?, source: Int8)] {
+        cluster.send(.describeConfigs(KafkaWire.DescribeConfigsRequest(resources: [.init(resourceType: 2, resourceName: "configured")])),
+                     version: 4, correlationID: correlationID, on: connection)
+        guard case let .describeConfigs(answer)? = cluster.answer(to: correlationID, apiKey: .describeConfigs, version: 4, on: connection)
+        else { return [:] }
+        return Dictionary(uniqueKeysWithValues: (answer.results.first?.configs ?? []).map { ($0.name, ($0.value, $0.configSource)) })
+    }
+
+    #expect(incremental([("retention.ms", 0, "60000"), ("cleanup.policy", 0, "delete")], correlationID: 2) == 0)
+    #expect(incremental([("cleanup.policy", 2, "compact"), ("retention.ms", 1, nil)], correlationID: 3) == 0)
+    var configs = described(correlationID: 4)
+    #expect(configs["cleanup.policy"]?.value == "delete,compact" && configs["cleanup.policy"]?.source == 1, "APPEND to a list")
+    #expect(configs["retention.ms"]?.value == "604800000" && configs["retention.ms"]?.source == 5, "deleted: back to the default")
+    #expect(configs["segment.bytes"]?.source == 5 && configs["min.insync.replicas"] != nil)
+    #expect(incremental([("segment.bytes", 0, "10")], correlationID: 5) == 40, "INVALID_CONFIG")
+    #expect(incremental([("segment.bytes", 7, "10")], correlationID: 6) == KafkaErrorCode.invalidRequest.rawValue, "no such operation")
+
+    #expect(incremental([("retention.bytes", 0, "123456")], correlationID: 7) == 0)
+    let log = try #require(cluster.node.broker.dataPlane.replica(for: TopicPartition(topic: "configured", partition: 0))?.log)
+    #expect(log.configuration.retentionBytes == 123_456, "the open log took the new value")
+
+    cluster.send(.alterConfigs(KafkaWire.AlterConfigsRequest(resources: [
+        .init(resourceType: 2, resourceName: "configured", configs: [.init(name: "segment.ms", value: "60000")]),
+    ])), version: 2, correlationID: 8, on: connection)
+    cluster.run(for: .seconds(1))
+    configs = described(correlationID: 9)
+    #expect(configs["segment.ms"]?.value == "60000" && configs["cleanup.policy"] == nil && configs["retention.bytes"]?.source == 5,
+            "AlterConfigs replaces the whole set")
+    #expect(log.configuration.retentionBytes == -1 && log.configuration.segmentMilliseconds == 60_000)
+}

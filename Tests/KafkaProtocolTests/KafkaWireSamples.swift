@@ -42,11 +42,16 @@ enum KafkaWireSamples {
             .init(resourceType: 2, resourceName: "orders", configurationKeys: ["retention.ms"]),
             .init(resourceType: 4, resourceName: "1", configurationKeys: nil),
         ], includeSynonyms: true, includeDocumentation: true)),
+        .alterConfigs(.init(resources: [.init(resourceType: 2, resourceName: "orders", configs: [.init(name: "retention.ms", value: "1000")])],
+                            validateOnly: false)),
         .createPartitions(.init(topics: [
             .init(name: "orders", count: 6, assignments: [.init(brokerIds: [1, 2])]),
             .init(name: "other", count: 3, assignments: nil),
         ], timeoutMs: 1_000, validateOnly: true)),
         .electLeaders(.init(electionType: 1, topicPartitions: [.init(topic: "orders", partitions: [0, 1])], timeoutMs: 9_000)),
+        .incrementalAlterConfigs(.init(resources: [.init(resourceType: 2, resourceName: "orders", configs: [
+            .init(name: "retention.ms", configOperation: 0, value: "1000"), .init(name: "cleanup.policy", configOperation: 1, value: nil),
+        ])], validateOnly: true)),
         .alterPartitionReassignments(.init(timeoutMs: 30_000, topics: [
             .init(name: "orders", partitions: [.init(partitionIndex: 0, replicas: [3, 1, 2]), .init(partitionIndex: 1, replicas: nil)]),
         ])),
@@ -104,9 +109,13 @@ enum KafkaWireSamples {
                       synonyms: [.init(name: "log.retention.ms", value: nil, source: 4)], configType: 5, documentation: nil),
             ]),
         ])),
+        .alterConfigs(.init(throttleTimeMs: 0, responses: [.init(errorCode: 0, errorMessage: nil, resourceType: 2, resourceName: "orders")])),
         .createPartitions(.init(throttleTimeMs: 0, results: [.init(name: "orders", errorCode: 37, errorMessage: "too few")])),
         .electLeaders(.init(throttleTimeMs: 0, errorCode: 0, replicaElectionResults: [
             .init(topic: "orders", partitionResult: [.init(partitionId: 0, errorCode: 84, errorMessage: nil)]),
+        ])),
+        .incrementalAlterConfigs(.init(throttleTimeMs: 0, responses: [
+            .init(errorCode: 40, errorMessage: "segment.bytes: too small", resourceType: 2, resourceName: "orders"),
         ])),
         .alterPartitionReassignments(.init(throttleTimeMs: 0, errorCode: 0, errorMessage: nil, responses: [
             .init(name: "orders", partitions: [.init(partitionIndex: 0, errorCode: 0, errorMessage: nil),

@@ -29,6 +29,8 @@ import Testing
             case .produce: generated = KafkaWire.ProduceRequest.versions
             case .fetch: generated = KafkaWire.FetchRequest.versions
             case .deleteRecords: generated = KafkaWire.DeleteRecordsRequest.versions
+            case .alterConfigs: generated = KafkaWire.AlterConfigsRequest.versions
+            case .incrementalAlterConfigs: generated = KafkaWire.IncrementalAlterConfigsRequest.versions
             case .listOffsets: generated = KafkaWire.ListOffsetsRequest.versions
             case .metadata: generated = KafkaWire.MetadataRequest.versions
             case .apiVersions: generated = KafkaWire.ApiVersionsRequest.versions

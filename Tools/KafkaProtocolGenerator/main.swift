@@ -41,6 +41,8 @@ let generatedAPIs: [(name: String, versions: ClosedRange<Int>)] = [
     ("DescribeCluster", 0...1),
     ("AlterPartitionReassignments", 0...0),
     ("DeleteRecords", 0...2),
+    ("AlterConfigs", 0...2),
+    ("IncrementalAlterConfigs", 0...1),
 ]
 
 /// Tern's own fields on Kafka's messages: tagged fields, so Kafka's clients and brokers skip them

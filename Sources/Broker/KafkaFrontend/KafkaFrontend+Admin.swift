@@ -43,63 +43,6 @@ extension KafkaFrontend {
         return response
     }
 
-    /// Topic configs as set on the topic (Kafka would add every default; clients show what is set),
-    /// broker configs as set for the broker or the cluster.
-    static func describeConfigs(_ request: KafkaWire.DescribeConfigsRequest, image: MetadataImage) -> KafkaWire.DescribeConfigsResponse {
-        var response = KafkaWire.DescribeConfigsResponse()
-        response.results = request.resources.map { resource in
-            var result = KafkaWire.DescribeConfigsResponse.DescribeConfigsResult()
-            result.resourceType = resource.resourceType
-            result.resourceName = resource.resourceName
-            result.errorMessage = nil
-            let entries: [ConfigEntry]
-            let source: Int8
-            switch resource.resourceType {
-            case Self.topicResourceType:
-                guard image.topic(named: resource.resourceName) != nil else {
-                    result.errorCode = KafkaErrorCode.unknownTopicOrPartition.rawValue
-                    result.errorMessage = "topic '\(resource.resourceName)' does not exist"
-                    return result
-                }
-                entries = image.configs(for: .topic(resource.resourceName))
-                source = Self.dynamicTopicConfigSource
-            case Self.brokerResourceType:
-                if resource.resourceName.isEmpty {
-                    entries = image.configs(for: .cluster)
-                    source = Self.dynamicDefaultBrokerConfigSource
-                } else if let id = Int32(resource.resourceName) {
-                    entries = image.configs(for: .broker(NodeID(id)))
-                    source = Self.dynamicBrokerConfigSource
-                } else {
-                    result.errorCode = KafkaErrorCode.invalidRequest.rawValue
-                    result.errorMessage = "broker resource name '\(resource.resourceName)' is not a broker id"
-                    return result
-                }
-            default:
-                result.errorCode = KafkaErrorCode.invalidRequest.rawValue
-                result.errorMessage = "resource type \(resource.resourceType) is not supported"
-                return result
-            }
-            let wanted = resource.configurationKeys.map(Set.init)
-            result.configs = entries.filter { wanted?.contains($0.name) ?? true }.map { entry in
-                var config = KafkaWire.DescribeConfigsResponse.DescribeConfigsResourceResult()
-                config.name = entry.name
-                config.value = entry.value
-                config.configSource = source
-                config.documentation = nil
-                return config
-            }
-            return result
-        }
-        return response
-    }
-
-    static let topicResourceType: Int8 = 2
-    static let brokerResourceType: Int8 = 4
-    static let dynamicTopicConfigSource: Int8 = 1
-    static let dynamicBrokerConfigSource: Int8 = 2
-    static let dynamicDefaultBrokerConfigSource: Int8 = 3
-
     // MARK: Forwarded to the controller
 
     static func controllerRequest(for request: KafkaRequest) -> ControllerRequest? {
@@ -188,6 +131,8 @@ extension KafkaFrontend {
             return .createPartitions(wire)
         case let (.electLeaders(elected), .electLeaders):
             return .electLeaders(electLeadersResponse(elected.partitions.map { ($0.topicPartition, $0.error.rawValue, $0.message) }))
+        case let (.alterConfigs(altered), .alterConfigs), let (.alterConfigs(altered), .incrementalAlterConfigs):
+            return alterConfigsResponse(altered.resources.map { ($0.error.rawValue, $0.message) }, to: request)
         case let (.alterPartitionReassignments(altered), .alterPartitionReassignments):
             return .alterPartitionReassignments(reassignmentsResponse(altered.partitions.map { ($0.topicPartition, $0.error.rawValue, $0.message) }))
         default:
@@ -217,6 +162,8 @@ extension KafkaFrontend {
             })
             response.errorCode = error.rawValue
             return .electLeaders(response)
+        case .alterConfigs, .incrementalAlterConfigs:
+            return alterConfigsResponse(Array(repeating: (error.rawValue, nil), count: resourceCount(of: request)), to: request)
         case let .alterPartitionReassignments(alter):
             var response = reassignmentsResponse(alter.topics.flatMap { topic in
                 topic.partitions.map { (TopicPartition(topic: topic.name, partition: $0.partitionIndex), error.rawValue, nil) }

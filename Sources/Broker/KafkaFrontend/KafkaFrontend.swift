@@ -176,8 +176,23 @@ struct KafkaFrontend {
         case let .describeCluster(request):
             answerNow(.describeCluster(Self.describeCluster(request, broker: broker)), header: header, on: connection, now: now)
         case let .describeConfigs(request):
-            answerNow(.describeConfigs(Self.describeConfigs(request, image: broker.dataPlane.image)), header: header,
+            answerNow(.describeConfigs(Self.describeConfigs(request, image: broker.dataPlane.image,
+                                                            configuration: broker.dataPlane.configuration, brokerID: broker.nodeID)),
+                      header: header,
                       on: connection, now: now)
+        case .alterConfigs, .incrementalAlterConfigs:
+            if let operation = Self.invalidOperation(in: decoded.body) {
+                let refusal = (KafkaErrorCode.invalidRequest.rawValue, Optional("unknown config operation \(operation)"))
+                if let answer = Self.alterConfigsResponse(Array(repeating: refusal, count: Self.resourceCount(of: decoded.body)), to: decoded.body) {
+                    answerNow(answer, header: header, on: connection, now: now)
+                }
+                return nil
+            }
+            guard let alter = Self.alterConfigsRequest(for: decoded.body, image: broker.dataPlane.image) else { return nil }
+            return forward(decoded, on: connection, deadline: now + Self.defaultRequestTimeout + Self.answerGrace, expectsAnswer: true) {
+                pseudoNodeID, correlationID in
+                .admin(from: pseudoNodeID, PeerMessage.adminRequest(correlationID: correlationID, request: .alterConfigs(alter)))
+            }
         case .createTopics, .deleteTopics, .createPartitions, .electLeaders, .alterPartitionReassignments:
             guard let adminRequest = Self.controllerRequest(for: decoded.body) else {
                 effects.append(.closeClient(connection))

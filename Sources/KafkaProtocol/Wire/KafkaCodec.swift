@@ -13,8 +13,10 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
     case initProducerID = 22
     case offsetForLeaderEpoch = 23
     case describeConfigs = 32
+    case alterConfigs = 33
     case createPartitions = 37
     case electLeaders = 43
+    case incrementalAlterConfigs = 44
     case alterPartitionReassignments = 45
     case describeCluster = 60
 
@@ -33,6 +35,8 @@ public enum KafkaAPIKey: Int16, Sendable, CaseIterable {
         case .initProducerID: return KafkaWire.InitProducerIdRequest.isFlexible(version: version)
         case .offsetForLeaderEpoch: return KafkaWire.OffsetForLeaderEpochRequest.isFlexible(version: version)
         case .describeConfigs: return KafkaWire.DescribeConfigsRequest.isFlexible(version: version)
+        case .alterConfigs: return KafkaWire.AlterConfigsRequest.isFlexible(version: version)
+        case .incrementalAlterConfigs: return KafkaWire.IncrementalAlterConfigsRequest.isFlexible(version: version)
         case .createPartitions: return KafkaWire.CreatePartitionsRequest.isFlexible(version: version)
         case .electLeaders: return KafkaWire.ElectLeadersRequest.isFlexible(version: version)
         case .alterPartitionReassignments: return KafkaWire.AlterPartitionReassignmentsRequest.isFlexible(version: version)
@@ -58,6 +62,8 @@ public enum SupportedAPIVersions {
         case .initProducerID: return 0...4
         case .offsetForLeaderEpoch: return 2...4
         case .describeConfigs: return 1...4
+        case .alterConfigs: return 0...2
+        case .incrementalAlterConfigs: return 0...1
         case .createPartitions: return 0...3
         case .electLeaders: return 0...2
         case .alterPartitionReassignments: return 0...0
@@ -156,6 +162,8 @@ public enum KafkaRequest: Sendable, Equatable {
     case createTopics(KafkaWire.CreateTopicsRequest)
     case deleteTopics(KafkaWire.DeleteTopicsRequest)
     case deleteRecords(KafkaWire.DeleteRecordsRequest)
+    case alterConfigs(KafkaWire.AlterConfigsRequest)
+    case incrementalAlterConfigs(KafkaWire.IncrementalAlterConfigsRequest)
     case initProducerID(KafkaWire.InitProducerIdRequest)
     case offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochRequest)
     case describeConfigs(KafkaWire.DescribeConfigsRequest)
@@ -174,6 +182,8 @@ public enum KafkaRequest: Sendable, Equatable {
         case .createTopics: return .createTopics
         case .deleteTopics: return .deleteTopics
         case .deleteRecords: return .deleteRecords
+        case .alterConfigs: return .alterConfigs
+        case .incrementalAlterConfigs: return .incrementalAlterConfigs
         case .initProducerID: return .initProducerID
         case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
         case .describeConfigs: return .describeConfigs
@@ -195,6 +205,8 @@ public enum KafkaRequest: Sendable, Equatable {
         case .createTopics: self = .createTopics(try .init(decoding: &reader, version: version))
         case .deleteTopics: self = .deleteTopics(try .init(decoding: &reader, version: version))
         case .deleteRecords: self = .deleteRecords(try .init(decoding: &reader, version: version))
+        case .alterConfigs: self = .alterConfigs(try .init(decoding: &reader, version: version))
+        case .incrementalAlterConfigs: self = .incrementalAlterConfigs(try .init(decoding: &reader, version: version))
         case .initProducerID: self = .initProducerID(try .init(decoding: &reader, version: version))
         case .offsetForLeaderEpoch: self = .offsetForLeaderEpoch(try .init(decoding: &reader, version: version))
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
@@ -215,6 +227,8 @@ public enum KafkaRequest: Sendable, Equatable {
         case let .createTopics(body): body.encode(into: &writer, version: version)
         case let .deleteTopics(body): body.encode(into: &writer, version: version)
         case let .deleteRecords(body): body.encode(into: &writer, version: version)
+        case let .alterConfigs(body): body.encode(into: &writer, version: version)
+        case let .incrementalAlterConfigs(body): body.encode(into: &writer, version: version)
         case let .initProducerID(body): body.encode(into: &writer, version: version)
         case let .offsetForLeaderEpoch(body): body.encode(into: &writer, version: version)
         case let .describeConfigs(body): body.encode(into: &writer, version: version)
@@ -236,6 +250,8 @@ public enum KafkaResponse: Sendable, Equatable {
     case createTopics(KafkaWire.CreateTopicsResponse)
     case deleteTopics(KafkaWire.DeleteTopicsResponse)
     case deleteRecords(KafkaWire.DeleteRecordsResponse)
+    case alterConfigs(KafkaWire.AlterConfigsResponse)
+    case incrementalAlterConfigs(KafkaWire.IncrementalAlterConfigsResponse)
     case initProducerID(KafkaWire.InitProducerIdResponse)
     case offsetForLeaderEpoch(KafkaWire.OffsetForLeaderEpochResponse)
     case describeConfigs(KafkaWire.DescribeConfigsResponse)
@@ -254,6 +270,8 @@ public enum KafkaResponse: Sendable, Equatable {
         case .createTopics: return .createTopics
         case .deleteTopics: return .deleteTopics
         case .deleteRecords: return .deleteRecords
+        case .alterConfigs: return .alterConfigs
+        case .incrementalAlterConfigs: return .incrementalAlterConfigs
         case .initProducerID: return .initProducerID
         case .offsetForLeaderEpoch: return .offsetForLeaderEpoch
         case .describeConfigs: return .describeConfigs
@@ -274,6 +292,8 @@ public enum KafkaResponse: Sendable, Equatable {
         case .createTopics: self = .createTopics(try .init(decoding: &reader, version: version))
         case .deleteTopics: self = .deleteTopics(try .init(decoding: &reader, version: version))
         case .deleteRecords: self = .deleteRecords(try .init(decoding: &reader, version: version))
+        case .alterConfigs: self = .alterConfigs(try .init(decoding: &reader, version: version))
+        case .incrementalAlterConfigs: self = .incrementalAlterConfigs(try .init(decoding: &reader, version: version))
         case .initProducerID: self = .initProducerID(try .init(decoding: &reader, version: version))
         case .offsetForLeaderEpoch: self = .offsetForLeaderEpoch(try .init(decoding: &reader, version: version))
         case .describeConfigs: self = .describeConfigs(try .init(decoding: &reader, version: version))
@@ -294,6 +314,8 @@ public enum KafkaResponse: Sendable, Equatable {
         case let .createTopics(body): body.encode(into: &writer, version: version)
         case let .deleteTopics(body): body.encode(into: &writer, version: version)
         case let .deleteRecords(body): body.encode(into: &writer, version: version)
+        case let .alterConfigs(body): body.encode(into: &writer, version: version)
+        case let .incrementalAlterConfigs(body): body.encode(into: &writer, version: version)
         case let .initProducerID(body): body.encode(into: &writer, version: version)
         case let .offsetForLeaderEpoch(body): body.encode(into: &writer, version: version)
         case let .describeConfigs(body): body.encode(into: &writer, version: version)

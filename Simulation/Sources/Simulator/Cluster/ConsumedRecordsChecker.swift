@@ -24,7 +24,7 @@ import TernCore
 public final class ConsumedRecordsChecker: SimulationChecker {
     public let name = "consumed-records"
     private let layout: ClusterLayout
-    private var order = ConsumedOrder()
+    private var order: ConsumedOrder
     private var recordsSeen = 0
     private var eventsSeen = 0
     /// The consumer's fetches reach brokers through their front doors.
@@ -45,6 +45,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     public init(layout: ClusterLayout) {
         self.layout = layout
         retainedTopics = Set(layout.retainedTopics.keys)
+        order = ConsumedOrder(atLeastOnceTopics: retainedTopics)
     }
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
@@ -281,8 +282,12 @@ public final class ConsumedRecordsChecker: SimulationChecker {
 public struct ConsumedOrder: Sendable {
     private var lastOffset: [TopicPartition: Offset] = [:]
     private var lastValue: [TopicPartition: (value: UInt64, offset: Offset)] = [:]
+    /// Topics whose values are only checked for offset order (see `ClusterLayout.retainedTopics`).
+    private let atLeastOnceTopics: Set<String>
 
-    public init() {}
+    public init(atLeastOnceTopics: Set<String> = []) {
+        self.atLeastOnceTopics = atLeastOnceTopics
+    }
 
     public mutating func observe(_ record: ObservedRecord) -> CheckResult {
         let topicPartition = record.topicPartition
@@ -292,7 +297,7 @@ public struct ConsumedOrder: Sendable {
         }
         let value = ProducerClientNode.sequenceNumber(of: record.value)
         lastOffset[topicPartition] = record.offset
-        guard let value else { return .ok }
+        guard let value, !atLeastOnceTopics.contains(topicPartition.topic) else { return .ok }
         if let previous = lastValue[topicPartition], value <= previous.value {
             let kind = value == previous.value ? "a duplicate of" : "out of order after"
             return .violation("\(topicPartition): the consumer read value \(value) at offset \(record.offset), \(kind) value \(previous.value) at offset \(previous.offset)")

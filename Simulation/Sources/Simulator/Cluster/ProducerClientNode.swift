@@ -104,6 +104,7 @@ public final class ProducerClientNode: NodeStateMachine {
 
     static let requestTimeout = Duration.seconds(3)
     static let maximumOtherRefusalsKept = 16
+    static let batchSizeBytes = 1_024
 
     init(environment: NodeEnvironment, brokers: [NodeID], topics: Int, partitionsPerTopic: Int32,
          recordsPerSecond: Int = 20, startDelay: Duration = .seconds(3), produceDuration: Duration? = nil,
@@ -111,6 +112,8 @@ public final class ProducerClientNode: NodeStateMachine {
         nodeID = environment.nodeID
         var configuration = IdempotentProducer.Configuration(brokerAckTimeout: .seconds(2), requestTimeout: .seconds(10))
         configuration.lingerTime = .milliseconds(5)
+        // Small batches, so that the retained topics' 2 KiB segments always take one whole.
+        configuration.batchSizeBytes = Self.batchSizeBytes
         producer = IdempotentProducer(bootstrapNodes: brokers, configuration: configuration,
                                       random: environment.random.stream("producer-client"))
         partitions = (0..<topics).flatMap { topic in

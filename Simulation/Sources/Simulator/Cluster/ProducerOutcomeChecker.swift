@@ -51,17 +51,22 @@ public final class ProducerOutcomeChecker: SimulationChecker {
 
     /// The pure rule over what the producer client reported.
     ///
-    /// One kind of failure is allowed, on `retainedTopics` only: a record possibly written, given up with
-    /// UNKNOWN_PRODUCER_ID because the leader forgot the producer after retention deleted its
-    /// batches (resending it could write it twice).
+    /// One kind of failure is allowed, on `retainedTopics` only (with the records of its partition
+    /// failed with it): a record possibly written and not
+    /// yet acknowledged when retention deleted it, given up with UNKNOWN_PRODUCER_ID (a leader
+    /// rebuilt past the deletion no longer knows the producer) or OUT_OF_ORDER_SEQUENCE_NUMBER (a
+    /// leader that knows its later batches no longer holds this one).
     public static func check(failed: [FailedRecord], refused: [RefusedRecord], summary: ProducerOutcomeSummary,
                              retainedTopics: Set<String> = []) -> CheckResult {
-        let excused = failed.filter { record in
-            record.error == .unknownProducerID && record.possiblyWritten && retainedTopics.contains(record.topicPartition.topic)
-        }.count
-        let failed = failed.filter { record in
-            !(record.error == .unknownProducerID && record.possiblyWritten && retainedTopics.contains(record.topicPartition.topic))
+        func excuses(_ record: FailedRecord) -> Bool {
+            record.possiblyWritten && retainedTopics.contains(record.topicPartition.topic)
+                && (record.error == .unknownProducerID || record.error == .outOfOrderSequenceNumber)
         }
+        // The records failed with it (the partition fails as a whole) are excused with it.
+        let excusedFailures = Set(failed.filter(excuses).map { "\($0.topicPartition) \($0.error)" })
+        func isExcused(_ record: FailedRecord) -> Bool { excusedFailures.contains("\(record.topicPartition) \(record.error)") }
+        let excused = failed.filter(isExcused).count
+        let failed = failed.filter { !isExcused($0) }
         if let first = failed.first {
             let written = first.possiblyWritten ? "possibly written" : "not written"
             return .violation("\(first.topicPartition): the idempotent producer gave up on value \(first.value) at "

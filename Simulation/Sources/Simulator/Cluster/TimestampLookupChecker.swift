@@ -42,6 +42,8 @@ public final class TimestampLookupChecker: SimulationChecker {
         let topicID: TopicID
         let highWatermarkBefore: Offset
         let highWatermarkAfter: Offset
+        /// Retention may delete records before the answer leaves: those lookups cannot be judged.
+        let logStartOffset: Offset
     }
 
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
@@ -63,6 +65,10 @@ public final class TimestampLookupChecker: SimulationChecker {
                     let topicPartition = TopicPartition(topic: topic.name, partition: partition.partitionIndex)
                     guard let lookup = lookups[topicPartition], let replica = broker.dataPlane.replica(for: topicPartition),
                           broker.dataPlane.topicID(of: topicPartition) == lookup.topicID else { continue }
+                    guard replica.log.logStartOffset == lookup.logStartOffset else {
+                        uncheckedAnswers += 1
+                        continue
+                    }
                     let records = Self.committedRecords(of: replica.log, below: lookup.highWatermarkAfter,
                                                         on: simulation.disk(of: delivered.nodeID))
                     guard let records else {
@@ -95,7 +101,7 @@ public final class TimestampLookupChecker: SimulationChecker {
                     before = max(before, seen.highWatermark)
                 }
                 lookups[topicPartition] = Lookup(target: partition.timestamp, topicID: topicID, highWatermarkBefore: before,
-                                                 highWatermarkAfter: replica.highWatermark)
+                                                 highWatermarkAfter: replica.highWatermark, logStartOffset: replica.log.logStartOffset)
             }
         }
         return lookups
