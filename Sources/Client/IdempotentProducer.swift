@@ -167,6 +167,10 @@ public struct IdempotentProducer: Sendable {
         var lastAcknowledgedOffset = Offset.unknown
         /// The leader forgot the producer: at the next drain the batches are renumbered.
         var sequencesNeedRestart = false
+        /// Epochs this partition moved past the producer's own, one per restart of its sequence
+        /// (Kafka's idempotent producers bump the epoch locally, KIP-360): any leader takes
+        /// sequence 0 of a newer epoch, whether it remembers the producer or not.
+        var epochBumps: Int16 = 0
         var retryNotBefore = Instant.zero
         var failure: KafkaErrorCode?
         /// A retry round has started: the partition drained, waited out the backoff, and is
@@ -194,23 +198,25 @@ public struct IdempotentProducer: Sendable {
             lastAcknowledgedOffset != .unknown && logStartOffset > lastAcknowledgedOffset
         }
 
-        /// Renumbers the unacknowledged batches from sequence 0, in order, to be sent again to a
-        /// leader that forgot the producer, as Kafka's producers did on UNKNOWN_PRODUCER_ID
-        /// before KIP-360; only once nothing is in flight under the old numbers (at the drain).
+        /// Renumbers the unacknowledged batches from sequence 0 under the partition's next epoch,
+        /// in order, to be sent again to a leader that forgot the producer (KIP-360's local epoch
+        /// bump); only once nothing is in flight under the old numbers (at the drain).
         /// A batch that may have reached the log may be among what retention deleted: sent again
         /// it could be written twice, so it is given up (returned), with every batch before it
         /// (sent after it, they would be written out of order) and every batch older than one
         /// acknowledged (the broker took them in sequence, so they were written).
-        mutating func restartSequences() -> [SentBatch] {
+        mutating func restartSequences(producerEpoch: ProducerEpoch) -> [SentBatch] {
             let newestAcknowledged = acknowledgedAhead.max() ?? Int.min
             let givenUp = unacknowledged.lastIndex { $0.possiblyWritten || $0.number < newestAcknowledged }
                 .map { Array(unacknowledged[...$0]) } ?? []
             unacknowledged.removeFirst(givenUp.count)
             acknowledgedAhead.removeAll()
+            epochBumps += 1
+            let epoch = producerEpoch.rawValue + epochBumps
             var sequence: Int32 = 0
             for index in unacknowledged.indices {
                 unacknowledged[index].baseSequence = sequence
-                RecordBatchHeader.assign(baseSequence: sequence, in: &unacknowledged[index].bytes)
+                RecordBatchHeader.assign(producerEpoch: epoch, baseSequence: sequence, in: &unacknowledged[index].bytes)
                 unacknowledged[index].state = .needsRetry
                 unacknowledged[index].firstRefusedOutOfOrderAt = nil
                 sequence = IdempotentProducer.sequence(sequence, advancedBy: Int32(unacknowledged[index].handles.count))
@@ -460,7 +466,7 @@ public struct IdempotentProducer: Sendable {
         defer { partitionStates[topicPartition] = state }
         if state.sequencesNeedRestart, !state.unacknowledged.contains(where: { $0.state != .needsRetry }) {
             state.sequencesNeedRestart = false
-            for batch in state.restartSequences() {
+            for batch in state.restartSequences(producerEpoch: producerEpoch) {
                 for handle in batch.handles {
                     completions.append(ProduceCompletion(handle: handle, topicPartition: topicPartition,
                                                          outcome: .failed(error: .unknownProducerID, possiblyWritten: true)))
@@ -486,7 +492,7 @@ public struct IdempotentProducer: Sendable {
         let baseSequence = state.nextSequence
         var builder = first.builder
         builder.producerID = producerID.rawValue
-        builder.producerEpoch = producerEpoch.rawValue
+        builder.producerEpoch = producerEpoch.rawValue + state.epochBumps
         builder.baseSequence = baseSequence
         let bytes = builder.build()
         state.nextSequence = Self.sequence(baseSequence, advancedBy: Int32(first.handles.count))
@@ -556,6 +562,7 @@ public struct IdempotentProducer: Sendable {
                                              now: Instant) {
         guard var state = partitionStates[topicPartition],
               let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
+        let producerEpochValue = producerIdentity?.epoch.rawValue ?? Int16.max
         if error == .outOfOrderSequenceNumber, state.unacknowledged[index].firstRefusedOutOfOrderAt == nil {
             state.unacknowledged[index].firstRefusedOutOfOrderAt = now
         }
@@ -571,7 +578,8 @@ public struct IdempotentProducer: Sendable {
                                                      outcome: .written(offset: offset)))
             }
             partitionStates[topicPartition] = state
-        case .unknownProducerID where index == 0 && state.wasForgotten(logStartOffset: logStartOffset):
+        case .unknownProducerID where index == 0 && state.wasForgotten(logStartOffset: logStartOffset)
+                && producerEpochValue + state.epochBumps < Int16.max:
             state.unacknowledged[index].state = .needsRetry
             state.sequencesNeedRestart = true
             state.retryRoundOpen = false

@@ -121,9 +121,10 @@ public struct RecordBatchHeader: Equatable, Sendable {
         bytes.storeBigEndian(crc, at: start + RecordBatchLayout.crc)
     }
 
-    /// A producer restarting its sequence numbers in a partition whose leader forgot it: sets
-    /// baseSequence, inside the CRC, and reseals the CRC.
-    public static func assign(baseSequence: Int32, in bytes: inout [UInt8], at start: Int = 0) {
+    /// A producer restarting its sequence numbers under a new epoch in a partition whose leader
+    /// forgot it: sets producerEpoch and baseSequence, inside the CRC, and reseals the CRC.
+    public static func assign(producerEpoch: Int16, baseSequence: Int32, in bytes: inout [UInt8], at start: Int = 0) {
+        bytes.storeBigEndian(producerEpoch, at: start + RecordBatchLayout.producerEpoch)
         bytes.storeBigEndian(baseSequence, at: start + RecordBatchLayout.baseSequence)
         sealCRC(in: &bytes, at: start)
     }

@@ -291,7 +291,8 @@ private struct ProducerHarness {
     }
 
     /// A leader rebuilt past deleted data no longer knows the producer: once its log starts
-    /// after everything acknowledged, the producer renumbers its unsent-for-sure batches from 0.
+    /// after everything acknowledged, the producer renumbers its unsent-for-sure batches from 0
+    /// under the partition's next epoch.
     @Test func unknownProducerAfterRetentionRestartsTheSequence() {
         var harness = ProducerHarness()
         _ = harness.start()
@@ -304,6 +305,8 @@ private struct ProducerHarness {
         #expect(harness.completions.count == 1, "nothing failed")
         let resent = harness.answeringMetadata(harness.advance(.milliseconds(100)))
         #expect(resent.map { baseSequence(producedBatch($0)!) } == [0, 1])
+        #expect(resent.allSatisfy { (try? RecordBatchHeader.read(producedBatch($0)!))?.producerEpoch == 1 },
+                "a new epoch, so a leader that still remembers the producer takes sequence 0 too")
         #expect(resent.map { Array(producedBatch($0)!.dropFirst(61)) } == sent.map { Array(producedBatch($0)!.dropFirst(61)) },
                 "the same records")
         #expect(resent.allSatisfy { (try? RecordBatch(producedBatch($0)!, at: 0)) != nil }, "checksums resealed")

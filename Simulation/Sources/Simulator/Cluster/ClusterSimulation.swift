@@ -116,9 +116,9 @@ public struct ClusterSimulation {
         var checkers: [any SimulationChecker] = [raft, metadata, creations]
         let writes = layout.produceWorkload ? AcknowledgedWritesChecker(layout: layout) : nil
         if let writes { checkers.append(writes) }
-        let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout) : nil
-        if let consumed { checkers.append(consumed) }
         let retention = layout.produceWorkload ? RetentionChecker(layout: layout) : nil
+        let consumed = layout.produceWorkload ? ConsumedRecordsChecker(layout: layout, retention: retention) : nil
+        if let consumed { checkers.append(consumed) }
         if let retention { checkers.append(retention) }
         let availability = layout.produceWorkload ? WriteAvailabilityChecker(layout: layout) : nil
         let highWatermarks = layout.produceWorkload ? HighWatermarkChecker(layout: layout) : nil

@@ -41,9 +41,12 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     public private(set) var checkedAnswers = 0
 
     private let retainedTopics: Set<String>
+    /// Where retention moved each retained partition's log start (nil without retained topics).
+    private let retention: RetentionChecker?
 
-    public init(layout: ClusterLayout) {
+    public init(layout: ClusterLayout, retention: RetentionChecker? = nil) {
         self.layout = layout
+        self.retention = retention
         retainedTopics = Set(layout.retainedTopics.keys)
         order = ConsumedOrder(atLeastOnceTopics: retainedTopics)
     }
@@ -123,8 +126,12 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         case let .failure(failure): return .violation(failure.description)
         }
         let converged = ClusterSimulation.isConverged(simulation, layout: layout)
+        var skippable: [TopicPartition: Offset] = [:]
+        for topicPartition in leaderLogs.keys where retainedTopics.contains(topicPartition.topic) {
+            skippable[topicPartition] = retention?.furthestLeaderLogStart(of: topicPartition)
+        }
         return Self.check(consumed: consumer.consumed, acknowledged: producer.acknowledged, leaderLogs: leaderLogs,
-                          converged: converged, retainedTopics: retainedTopics)
+                          converged: converged, retainedTopics: retainedTopics, skippedBelow: skippable)
     }
 
     // MARK: Online parts
@@ -215,13 +222,18 @@ public final class ConsumedRecordsChecker: SimulationChecker {
     /// what the logs hold is checked: partitions without a readable leader, the HW bound and
     /// completeness are skipped.
     /// Records of `retainedTopics` below the leader's log start may be gone, read or not: the
-    /// retention checker judges their deletion.
+    /// retention checker judges their deletion. A consumer reset by OFFSET_OUT_OF_RANGE may have
+    /// skipped what lay below the furthest log start a leader had (`skippedBelow`): a later leader
+    /// whose own log start is lower may still hold it.
     public static func check(consumed: [ObservedRecord], acknowledged: [AcknowledgedWrite],
                              leaderLogs: [TopicPartition: LeaderLogSnapshot], converged: Bool = true,
-                             retainedTopics: Set<String> = []) -> CheckResult {
+                             retainedTopics: Set<String> = [], skippedBelow: [TopicPartition: Offset] = [:]) -> CheckResult {
         func deleted(_ topicPartition: TopicPartition, _ offset: Offset) -> Bool {
             guard retainedTopics.contains(topicPartition.topic), let snapshot = leaderLogs[topicPartition] else { return false }
             return offset == .unknown || offset < snapshot.logStartOffset
+        }
+        func skipped(_ topicPartition: TopicPartition, _ offset: Offset) -> Bool {
+            deleted(topicPartition, offset) || skippedBelow[topicPartition].map { offset < $0 } == true
         }
         var logByOffset: [TopicPartition: [Offset: LeaderLogSnapshot.Entry]] = [:]
         for (topicPartition, snapshot) in leaderLogs {
@@ -249,7 +261,7 @@ public final class ConsumedRecordsChecker: SimulationChecker {
             }
         }
         guard converged else { return .ok }
-        for write in acknowledged where !deleted(write.topicPartition, write.offset) {
+        for write in acknowledged where !skipped(write.topicPartition, write.offset) {
             let where_ = "\(write.topicPartition): value \(write.value) acknowledged at offset \(write.offset)"
             let read = consumedByOffset[write.topicPartition] ?? [:]
             if write.offset == .unknown {

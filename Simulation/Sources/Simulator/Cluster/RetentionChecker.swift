@@ -46,6 +46,12 @@ public final class RetentionChecker: SimulationChecker {
         rules = layout.retainedTopics
     }
 
+    /// The furthest log start a leader of the partition's current incarnation moved to: a
+    /// consumer reset by OFFSET_OUT_OF_RANGE may have skipped anything below it.
+    public func furthestLeaderLogStart(of topicPartition: TopicPartition) -> Offset? {
+        ledgers[topicPartition]?.leaderLogStart
+    }
+
     public func afterEvent(_ delivered: DeliveredEvent, in simulation: SimulationView) -> CheckResult {
         let node = delivered.nodeID
         guard !rules.isEmpty, simulation.roles(of: node).contains(.broker) else { return .ok }
