@@ -114,6 +114,30 @@ import Testing
         #expect(isViolation(duplicated.observe(read([(2, 6)])[0])), "a value read twice at two offsets was not reported")
     }
 
+    /// A retained topic is at least once: a value again at a later offset passes there, never an
+    /// offset going back; the acknowledged records retention deleted, or a reset consumer skipped
+    /// below the furthest log start a leader had, need not have been read; the same history on a
+    /// topic that keeps everything fails.
+    @Test func aRetainedTopicIsCheckedAsAtLeastOnce() {
+        var order = ConsumedOrder(atLeastOnceTopics: ["topic-0"])
+        for record in read([(0, 0), (1, 12), (2, 6)]) { #expect(order.observe(record) == .ok) }
+        #expect(isViolation(order.observe(read([(2, 18)])[0])), "offsets still only go forward")
+
+        var logs = log([0, 6, 12, 18])
+        logs[partition]!.logStartOffset = Offset(2)
+        logs[partition]!.entries.removeFirst(2)
+        let acknowledged = acked([(0, 0), (1, 6), (2, 12), (3, 18)])
+        let consumed = read([(2, 12), (3, 18)])
+        #expect(ConsumedRecordsChecker.check(consumed: consumed, acknowledged: acknowledged, leaderLogs: logs,
+                                             retainedTopics: ["topic-0"]) == .ok, "deleted before the consumer read them")
+        #expect(isViolation(ConsumedRecordsChecker.check(consumed: consumed, acknowledged: acknowledged, leaderLogs: logs)))
+        let skipped = read([(3, 18)])
+        #expect(isViolation(ConsumedRecordsChecker.check(consumed: skipped, acknowledged: acknowledged, leaderLogs: logs,
+                                                         retainedTopics: ["topic-0"])), "offset 2 is above every log start")
+        #expect(ConsumedRecordsChecker.check(consumed: skipped, acknowledged: acknowledged, leaderLogs: logs, retainedTopics: ["topic-0"],
+                                             skippedBelow: [partition: Offset(3)]) == .ok, "a reset consumer skipped it")
+    }
+
     @Test func partitionsAreOrderedIndependently() {
         var order = ConsumedOrder()
         let other = TopicPartition(topic: "topic-0", partition: 1)

@@ -156,6 +156,28 @@ import Testing
         }
     }
 
+    /// On a retained topic a possibly written record given up as out of order or unknown (retention
+    /// deleted it before its acknowledgement) is excused, with the records and sends its
+    /// partition's failure took; the same on a topic that keeps everything, or a record surely
+    /// not written, is not.
+    @Test func onlyAPossiblyWrittenGiveUpOnARetainedTopicIsExcused() {
+        func failure(_ value: UInt64, _ error: KafkaErrorCode, possiblyWritten: Bool) -> FailedRecord {
+            FailedRecord(topicPartition: Self.partition, value: value, error: error, possiblyWritten: possiblyWritten, time: .zero + .seconds(9))
+        }
+        let failed = [failure(5, .outOfOrderSequenceNumber, possiblyWritten: true), failure(6, .outOfOrderSequenceNumber, possiblyWritten: false)]
+        let refused = [RefusedRecord(topicPartition: Self.partition, value: 7, error: .partitionFailed(.outOfOrderSequenceNumber),
+                                     time: .zero + .seconds(10))]
+        let summary = ProducerOutcomeSummary(given: 10, acknowledged: 8, failed: 2, otherRefusals: 1)
+        #expect(ProducerOutcomeChecker.check(failed: failed, refused: refused, summary: summary, retainedTopics: ["topic-0"]) == .ok)
+        #expect(ProducerOutcomeChecker.check(failed: failed, refused: refused, summary: summary) != .ok, "a topic that keeps everything")
+        let notWritten = [failure(5, .unknownProducerID, possiblyWritten: false)]
+        #expect(ProducerOutcomeChecker.check(failed: notWritten, refused: [], summary: ProducerOutcomeSummary(given: 10, acknowledged: 9, failed: 1),
+                                             retainedTopics: ["topic-0"]) != .ok, "surely not written: nothing excuses it")
+        let otherError = [failure(5, .invalidProducerEpoch, possiblyWritten: true)]
+        #expect(ProducerOutcomeChecker.check(failed: otherError, refused: [], summary: ProducerOutcomeSummary(given: 10, acknowledged: 9, failed: 1),
+                                             retainedTopics: ["topic-0"]) != .ok)
+    }
+
     @Test func aRecordAnsweredButNeverAcknowledgedIsAViolation() {
         let summary = ProducerOutcomeSummary(given: 10, acknowledged: 9)
         guard case .violation = ProducerOutcomeChecker.check(failed: [], refused: [], summary: summary) else {

@@ -52,7 +52,7 @@ public final class ProducerOutcomeChecker: SimulationChecker {
     /// The pure rule over what the producer client reported.
     ///
     /// One kind of failure is allowed, on `retainedTopics` only (with the records of its partition
-    /// failed with it): a record possibly written and not
+    /// failed with it, and the sends refused because of it): a record possibly written and not
     /// yet acknowledged when retention deleted it, given up with UNKNOWN_PRODUCER_ID (a leader
     /// rebuilt past the deletion no longer knows the producer) or OUT_OF_ORDER_SEQUENCE_NUMBER (a
     /// leader that knows its later batches no longer holds this one).
@@ -72,6 +72,11 @@ public final class ProducerOutcomeChecker: SimulationChecker {
             return .violation("\(first.topicPartition): the idempotent producer gave up on value \(first.value) at "
                 + "\(formatFixed((first.time - .zero).seconds, places: 3)) s (client clock) with \(first.error) (\(written)); "
                 + "\(failed.count) records failed in all")
+        }
+        // Sends refused because such a partition had failed are excused with it.
+        let refused = refused.filter { record in
+            guard case let .partitionFailed(code) = record.error else { return true }
+            return !excusedFailures.contains("\(record.topicPartition) \(code)")
         }
         if let first = refused.first {
             return .violation("\(first.topicPartition): the producer refused value \(first.value) at "
