@@ -122,6 +122,8 @@ import Testing
         var order = ConsumedOrder(atLeastOnceTopics: ["topic-0"])
         for record in read([(0, 0), (1, 12), (2, 6)]) { #expect(order.observe(record) == .ok) }
         #expect(isViolation(order.observe(read([(2, 18)])[0])), "offsets still only go forward")
+        order.restart(partition)
+        #expect(order.observe(read([(1, 6)])[0]) == .ok, "a consumer reset to a lower log start reads from there")
 
         var logs = log([0, 6, 12, 18])
         logs[partition]!.logStartOffset = Offset(2)

@@ -141,6 +141,9 @@ public final class ConsumedRecordsChecker: SimulationChecker {
         let events = consumer.events
         while eventsSeen < events.count {
             let result = Self.check(event: events[eventsSeen], retainedTopics: retainedTopics)
+            // A reset consumer starts again wherever the leader's log now starts, which may lie
+            // below where it was (a new leader that had not deleted as far).
+            if result == .ok, case let .positionReset(topicPartition, _, _) = events[eventsSeen] { order.restart(topicPartition) }
             eventsSeen += 1
             if result != .ok { return result }
         }
@@ -299,6 +302,12 @@ public struct ConsumedOrder: Sendable {
 
     public init(atLeastOnceTopics: Set<String> = []) {
         self.atLeastOnceTopics = atLeastOnceTopics
+    }
+
+    /// Forgets where the partition's consumer was: it was reset to another position.
+    public mutating func restart(_ topicPartition: TopicPartition) {
+        lastOffset[topicPartition] = nil
+        lastValue[topicPartition] = nil
     }
 
     public mutating func observe(_ record: ObservedRecord) -> CheckResult {
