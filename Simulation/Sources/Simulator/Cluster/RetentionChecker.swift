@@ -30,6 +30,7 @@ public final class RetentionChecker: SimulationChecker {
     private struct SeenLogStart {
         let hosting: ObjectIdentifier
         var logStart: Offset
+        var wasLeader: Bool
     }
 
     /// Committed batches of one topic incarnation's partition, contiguous from `start` to `end`.
@@ -70,24 +71,31 @@ public final class RetentionChecker: SimulationChecker {
             Self.extend(&ledgers[topicPartition]!, from: log)
             let hosting = ObjectIdentifier(hosted)
             let previous = seen[node]?[topicPartition]
-            seen[node, default: [:]][topicPartition] = SeenLogStart(hosting: hosting, logStart: log.logStartOffset)
+            seen[node, default: [:]][topicPartition] = SeenLogStart(hosting: hosting, logStart: log.logStartOffset,
+                                                                     wasLeader: hosted.replica.isLeader)
             guard let previous, previous.hosting == hosting, log.logStartOffset > previous.logStart else { continue }
             let move = previous.logStart..<log.logStartOffset
             let place = "\(topicPartition) on n\(node): log start moved \(move.lowerBound) -> \(move.upperBound)"
             if move.upperBound > log.highWatermark {
                 return .violation("\(place), past the high watermark \(log.highWatermark)")
             }
-            if hosted.replica.isLeader {
+            // A replica that led before the event may have run retention in it and then followed
+            // (one event can hold a tick and an image): either rule may explain its move.
+            let furthest = ledgers[topicPartition]!.leaderLogStart
+            let followerProblem = move.upperBound > furthest
+                ? "past the furthest log start any leader moved to (\(furthest))" : nil
+            if hosted.replica.isLeader || previous.wasLeader {
                 if let problem = leaderMoveProblem(move, of: hosted, rule: rule, wallClock: dataPlane.wallClock, in: simulation) {
-                    return .violation("\(place) as leader: \(problem)")
+                    guard !hosted.replica.isLeader, followerProblem == nil else {
+                        return .violation("\(place) as leader: \(problem)")
+                    }
+                    followerMoves += 1
+                    continue
                 }
-                ledgers[topicPartition]!.leaderLogStart = max(ledgers[topicPartition]!.leaderLogStart, move.upperBound)
+                ledgers[topicPartition]!.leaderLogStart = max(furthest, move.upperBound)
                 leaderMoves += 1
             } else {
-                let furthest = ledgers[topicPartition]!.leaderLogStart
-                if move.upperBound > furthest {
-                    return .violation("\(place) as a follower, past the furthest log start any leader moved to (\(furthest))")
-                }
+                if let followerProblem { return .violation("\(place) as a follower, \(followerProblem)") }
                 followerMoves += 1
             }
         }
