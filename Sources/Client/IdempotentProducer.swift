@@ -562,7 +562,6 @@ public struct IdempotentProducer: Sendable {
                                              now: Instant) {
         guard var state = partitionStates[topicPartition],
               let index = state.unacknowledged.firstIndex(where: { $0.state == .inFlight(correlation) }) else { return }
-        let producerEpochValue = producerIdentity?.epoch.rawValue ?? Int16.max
         if error == .outOfOrderSequenceNumber, state.unacknowledged[index].firstRefusedOutOfOrderAt == nil {
             state.unacknowledged[index].firstRefusedOutOfOrderAt = now
         }
@@ -579,7 +578,7 @@ public struct IdempotentProducer: Sendable {
             }
             partitionStates[topicPartition] = state
         case .unknownProducerID where index == 0 && state.wasForgotten(logStartOffset: logStartOffset)
-                && producerEpochValue + state.epochBumps < Int16.max:
+                && (producerIdentity.map { $0.epoch.rawValue < Int16.max - state.epochBumps } ?? false):
             state.unacknowledged[index].state = .needsRetry
             state.sequencesNeedRestart = true
             state.retryRoundOpen = false

@@ -1,4 +1,5 @@
 import Client
+import KafkaProtocol
 import SimWorld
 import TernCore
 
@@ -63,8 +64,11 @@ public final class ProducerOutcomeChecker: SimulationChecker {
                 && (record.error == .unknownProducerID || record.error == .outOfOrderSequenceNumber)
         }
         // The records failed with it (the partition fails as a whole) are excused with it.
-        let excusedFailures = Set(failed.filter(excuses).map { "\($0.topicPartition) \($0.error)" })
-        func isExcused(_ record: FailedRecord) -> Bool { excusedFailures.contains("\(record.topicPartition) \(record.error)") }
+        struct PartitionFailure: Hashable { let topicPartition: TopicPartition, error: KafkaErrorCode }
+        let excusedFailures = Set(failed.filter(excuses).map { PartitionFailure(topicPartition: $0.topicPartition, error: $0.error) })
+        func isExcused(_ record: FailedRecord) -> Bool {
+            excusedFailures.contains(PartitionFailure(topicPartition: record.topicPartition, error: record.error))
+        }
         let excused = failed.filter(isExcused).count
         let failed = failed.filter { !isExcused($0) }
         if let first = failed.first {
@@ -76,7 +80,7 @@ public final class ProducerOutcomeChecker: SimulationChecker {
         // Sends refused because such a partition had failed are excused with it.
         let refused = refused.filter { record in
             guard case let .partitionFailed(code) = record.error else { return true }
-            return !excusedFailures.contains("\(record.topicPartition) \(code)")
+            return !excusedFailures.contains(PartitionFailure(topicPartition: record.topicPartition, error: code))
         }
         if let first = refused.first {
             return .violation("\(first.topicPartition): the producer refused value \(first.value) at "

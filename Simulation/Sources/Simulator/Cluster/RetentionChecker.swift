@@ -114,8 +114,9 @@ public final class RetentionChecker: SimulationChecker {
         if ledger.end < move.upperBound {
             // Committed and deleted in one event: another replica may still hold the batches.
             for broker in simulation.nodeIDs where simulation.roles(of: broker).contains(.broker) {
-                guard let other = brokerPart(of: simulation.node(broker))?.dataPlane.replica(for: hosted.topicPartition),
-                      brokerPart(of: simulation.node(broker))?.dataPlane.topicID(of: hosted.topicPartition) == ledger.topicID else { continue }
+                guard let dataPlane = brokerPart(of: simulation.node(broker))?.dataPlane,
+                      dataPlane.topicID(of: hosted.topicPartition) == ledger.topicID,
+                      let other = dataPlane.replica(for: hosted.topicPartition) else { continue }
                 Self.extend(&ledger, from: other.log)
             }
             ledgers[hosted.topicPartition] = ledger
